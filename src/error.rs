@@ -1,0 +1,30 @@
+//! The one error type of the core.
+//!
+//! Every fallible operation returns [`Error`]; the Python binding maps each variant to one
+//! exception class of `fastkafka.exceptions` (see `src/python/mod.rs`), so a caller in either
+//! language can tell a configuration mistake from a broken cluster from a failed handler.
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid; the message names the key or value and what is allowed.
+    #[error("{0}")]
+    Config(String),
+    /// A cluster could not be reached or refused an operation.
+    #[error("cluster {cluster}: {message}")]
+    Transport {
+        /// The cluster's identity (its bootstrap servers).
+        cluster: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The consumer or producer was closed before the operation.
+    #[error("{0} is closed")]
+    Closed(&'static str),
+    /// A handler failed and asked its consumer to stop.
+    #[error("handler failed: {0}")]
+    Handler(String),
+}
+
+/// Shorthand for results of the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,48 @@
+//! # fastkafka — the engine of a Kafka framework
+//!
+//! Consumers and producers bound to several Kafka clusters at once, an in-memory broker with
+//! Kafka's semantics for tests, and at-least-once consumer loops that hand records over in
+//! batches. The Python package `fastkafka` (FastKafka's API) is a thin layer over this crate,
+//! behind the `python` feature; Rust users use the crate directly and never compile pyo3.
+//!
+//! ```
+//! use fastkafka::{ClusterId, Cluster, MemoryBroker, OutgoingRecord, Subscription, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> fastkafka::Result<()> {
+//! let broker = MemoryBroker::new();
+//! let cluster = broker.cluster(&ClusterId::from_addresses(["server_1:9092"]))?;
+//! let mut consumer = cluster.subscribe(Subscription::new(["signals"])).await?;
+//! cluster.produce("signals", vec![OutgoingRecord::new(&b"{\"msg\":\"hi\"}"[..])])?;
+//! let batch = consumer.poll(100).await?;
+//! assert_eq!(&batch[0].value[..], b"{\"msg\":\"hi\"}");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
+//! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
+//! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
+//!   in-memory implementation, [`MemoryBroker`].
+//! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets → commit.
+//! - [`error`]: the one [`Error`] enum.
+//! - `python` (feature `python`): the `fastkafka._core` extension module.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod consumer_loop;
+pub mod error;
+pub mod record;
+pub mod transport;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use config::{BrokerAddress, ClusterId, KafkaBrokers};
+pub use consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+pub use error::{Error, Result};
+pub use record::{Header, OutgoingRecord, Record, TopicPartition};
+pub use transport::memory::{MemoryBroker, MemoryCluster};
+pub use transport::{Cluster, ClusterConsumer, OffsetReset, Subscription, Transport};

@@ -1,0 +1,90 @@
+//! Records: what a consumer receives and what a producer sends.
+//!
+//! Payloads are opaque bytes ([`bytes::Bytes`], so handing one record to several readers is a
+//! reference-count increment, not a copy). Decoding belongs to the edges: pydantic on the Python
+//! side, serde on the Rust side.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A record header: a name and a byte value, as Kafka defines them.
+pub type Header = (String, Bytes);
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic's name.
+    pub topic: Arc<str>,
+    /// The partition's index, from 0.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A partition of `topic`.
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+/// A record read from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The topic it was read from.
+    pub topic: Arc<str>,
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its offset within the partition.
+    pub offset: i64,
+    /// When it was produced, in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// Its key, if it was produced with one.
+    pub key: Option<Bytes>,
+    /// Its payload.
+    pub value: Bytes,
+    /// Its headers, in the order they were sent.
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// The partition this record was read from.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+/// A record to send; the transport picks the partition (from the key when there is one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// Records with equal keys always land on the same partition.
+    pub key: Option<Bytes>,
+    /// The payload.
+    pub value: Bytes,
+    /// Headers sent with the record.
+    pub headers: Vec<Header>,
+}
+
+impl OutgoingRecord {
+    /// A record with a payload and nothing else.
+    pub fn new(value: impl Into<Bytes>) -> Self {
+        Self {
+            value: value.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The same record with a key.
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The same record with one more header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}

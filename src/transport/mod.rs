@@ -1,0 +1,135 @@
+//! The transport seam: "a cluster I can produce to and consume from".
+//!
+//! The app is built against these traits only. Two implementations sit behind them: the
+//! in-memory broker ([`memory`], for tests and demos) and librdkafka (the `kafka` feature, for
+//! real clusters). `Tester` swaps one for the other by handing the app a different
+//! [`Transport`]; nothing is patched.
+//!
+//! The shape follows what librdkafka can do without extra threads or copies:
+//! - producing hands records to the client and returns at once ([`Cluster::produce`] is not
+//!   async); delivery happens in the background and [`Cluster::flush`] waits for it;
+//! - a consumer is polled for a *batch*; the caller marks what it finished with
+//!   [`ClusterConsumer::store_offsets`] and only stored offsets are ever committed, which is
+//!   what makes delivery at-least-once.
+
+pub mod memory;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::ClusterId;
+use crate::error::{Error, Result};
+use crate::record::{OutgoingRecord, Record, TopicPartition};
+
+/// Where a consumer starts in a partition that has no committed offset for its group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// From the oldest record (FastKafka's default).
+    #[default]
+    Earliest,
+    /// From records produced after the consumer was assigned the partition.
+    Latest,
+}
+
+impl FromStr for OffsetReset {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self> {
+        match value {
+            "earliest" => Ok(Self::Earliest),
+            "latest" => Ok(Self::Latest),
+            other => Err(Error::Config(format!(
+                "auto_offset_reset must be 'earliest' or 'latest', got '{other}'"
+            ))),
+        }
+    }
+}
+
+/// What a consumer reads and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Members of one group share the partitions and the committed offsets; without a group a
+    /// consumer reads every partition and commits nothing.
+    pub group_id: Option<String>,
+    /// Where to start without a committed offset.
+    pub auto_offset_reset: OffsetReset,
+}
+
+impl Subscription {
+    /// A group-less subscription to `topics`, from the earliest offset.
+    pub fn new<I, S>(topics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            topics: topics.into_iter().map(Into::into).collect(),
+            group_id: None,
+            auto_offset_reset: OffsetReset::Earliest,
+        }
+    }
+
+    /// The same subscription as a member of `group_id`.
+    pub fn with_group(mut self, group_id: impl Into<String>) -> Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    /// The same subscription with another reset policy.
+    pub fn with_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+}
+
+/// A way to reach clusters: the in-memory broker, or real Kafka.
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// The cluster with this identity. Calling it twice for one identity returns the same
+    /// cluster (one producer client per cluster).
+    fn cluster(&self, id: &ClusterId) -> Result<Arc<dyn Cluster>>;
+}
+
+/// One Kafka cluster.
+#[async_trait]
+pub trait Cluster: Send + Sync + fmt::Debug {
+    /// Who this cluster is.
+    fn id(&self) -> &ClusterId;
+
+    /// Hands `records` to the cluster, in order, and returns without waiting for delivery.
+    /// Records with equal keys go to the same partition of `topic`.
+    fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()>;
+
+    /// Waits until everything produced so far is delivered.
+    async fn flush(&self) -> Result<()>;
+
+    /// Joins the subscription's group (if any) and returns a consumer that is ready: its
+    /// partitions are assigned and its start positions fixed when this returns.
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>>;
+}
+
+/// A subscribed consumer of one cluster.
+#[async_trait]
+pub trait ClusterConsumer: Send + fmt::Debug {
+    /// Waits until records are available and returns at most `max_records` of them, in offset
+    /// order within each partition.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no record.
+    async fn poll(&mut self, max_records: usize) -> Result<Vec<Record>>;
+
+    /// Marks `records` as finished; only finished records are committed.
+    fn store_offsets(&mut self, records: &[Record]) -> Result<()>;
+
+    /// Commits the stored offsets of the partitions this consumer owns.
+    async fn commit(&mut self) -> Result<()>;
+
+    /// The partitions this consumer reads now.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// Commits, leaves the group and releases the partitions.
+    async fn close(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,170 @@
+//! The consumer loop: batches, offsets stored only after the handler, clean stop.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use fastkafka::{
+    BatchHandler, ConsumerLoop, ConsumerLoopConfig, Error, MemoryBroker, OutgoingRecord, Record,
+    Subscription, TopicPartition, Transport,
+};
+use tokio::sync::mpsc;
+
+use super::{cluster_id, WAIT};
+
+/// Reports each batch's size and fails on a value of "fail".
+struct Recorder {
+    batches: mpsc::UnboundedSender<Vec<String>>,
+}
+
+#[async_trait]
+impl BatchHandler for Recorder {
+    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<()> {
+        let values = super::values(records);
+        if values.iter().any(|v| v == "fail") {
+            return Err(Error::Handler("asked to fail".into()));
+        }
+        self.batches.send(values).unwrap();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn batches_are_bounded_and_offsets_are_committed_on_stop() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    cluster
+        .produce(
+            "t",
+            (0..250)
+                .map(|i| OutgoingRecord::new(i.to_string()))
+                .collect(),
+        )
+        .unwrap();
+    let consumer = cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = ConsumerLoopConfig {
+        max_poll_records: 100,
+        ..Default::default()
+    };
+    let running = ConsumerLoop::spawn(consumer, Recorder { batches: tx }, config);
+    let mut received = 0;
+    while received < 250 {
+        let batch = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(batch.len() <= 100);
+        received += batch.len();
+    }
+    running.stop().await.unwrap();
+    let committed = broker
+        .memory_cluster(&cluster_id("a"))
+        .committed_offset("g", &TopicPartition::new("t", 0));
+    assert_eq!(committed, Some(250));
+}
+
+#[tokio::test]
+async fn a_failing_handler_stops_the_loop_without_committing_its_batch() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let consumer = cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = ConsumerLoopConfig {
+        max_poll_records: 1,
+        ..Default::default()
+    };
+    let running = ConsumerLoop::spawn(consumer, Recorder { batches: tx }, config);
+    cluster
+        .produce(
+            "t",
+            vec![OutgoingRecord::new("ok"), OutgoingRecord::new("fail")],
+        )
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        ["ok"]
+    );
+    let outcome = tokio::time::timeout(WAIT, async {
+        while !running.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "the loop should end on its own");
+    assert_eq!(
+        running.stop().await,
+        Err(Error::Handler("asked to fail".into()))
+    );
+    let committed = broker
+        .memory_cluster(&cluster_id("a"))
+        .committed_offset("g", &TopicPartition::new("t", 0));
+    assert_eq!(
+        committed,
+        Some(1),
+        "the failed record stays uncommitted for a retry"
+    );
+}
+
+/// Blocks inside the handler until released, to stop the loop mid-batch.
+struct Gate {
+    entered: mpsc::UnboundedSender<()>,
+    release: Arc<tokio::sync::Notify>,
+    finished: Arc<Mutex<usize>>,
+}
+
+#[async_trait]
+impl BatchHandler for Gate {
+    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<()> {
+        self.entered.send(()).unwrap();
+        self.release.notified().await;
+        *self.finished.lock().unwrap() += records.len();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn stop_waits_for_the_batch_in_flight() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let consumer = cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .unwrap();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let finished = Arc::new(Mutex::new(0));
+    let gate = Gate {
+        entered: entered_tx,
+        release: release.clone(),
+        finished: finished.clone(),
+    };
+    let running = ConsumerLoop::spawn(consumer, gate, ConsumerLoopConfig::default());
+    cluster
+        .produce("t", vec![OutgoingRecord::new("x")])
+        .unwrap();
+    tokio::time::timeout(WAIT, entered.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let stopping = tokio::spawn(running.stop());
+    release.notify_one();
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(*finished.lock().unwrap(), 1);
+    let committed = broker
+        .memory_cluster(&cluster_id("a"))
+        .committed_offset("g", &TopicPartition::new("t", 0));
+    assert_eq!(committed, Some(1));
+}

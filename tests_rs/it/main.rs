@@ -1,0 +1,43 @@
+//! One integration-test binary for the crate (so heavy dependencies link once); each module
+//! covers one part of the core.
+
+mod consumer_loop;
+mod memory_broker;
+
+use std::time::Duration;
+
+use fastkafka::{ClusterConsumer, ClusterId, Record};
+
+/// Long enough for any healthy wait in these tests, short enough to fail fast when broken.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub fn cluster_id(name: &str) -> ClusterId {
+    ClusterId::from_addresses([format!("{name}:9092")])
+}
+
+/// Polls until `count` records arrived, failing after [`WAIT`].
+pub async fn poll_exactly(consumer: &mut dyn ClusterConsumer, count: usize) -> Vec<Record> {
+    let mut records = Vec::new();
+    while records.len() < count {
+        let batch = tokio::time::timeout(WAIT, consumer.poll(count - records.len()))
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} records arrived", records.len()))
+            .expect("poll");
+        records.extend(batch);
+    }
+    assert_eq!(records.len(), count, "more records than asked for");
+    records
+}
+
+/// Asserts that nothing arrives within a short grace period.
+pub async fn assert_nothing_arrives(consumer: &mut dyn ClusterConsumer) {
+    let polled = tokio::time::timeout(Duration::from_millis(100), consumer.poll(10)).await;
+    assert!(polled.is_err(), "unexpected records: {polled:?}");
+}
+
+pub fn values(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8(r.value.to_vec()).unwrap())
+        .collect()
+}
