@@ -159,7 +159,9 @@ impl ClusterState {
     }
 
     fn partitions_of(&self, topic: &Arc<str>) -> i32 {
-        self.topics.get(topic).map_or(0, |t| t.partitions.len() as i32)
+        self.topics
+            .get(topic)
+            .map_or(0, |t| t.partitions.len() as i32)
     }
 
     /// The partitions `member` of `group` should own under the current membership.
@@ -232,7 +234,9 @@ impl MemoryCluster {
 
 impl fmt::Debug for MemoryCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryCluster").field("id", &self.id).finish()
+        f.debug_struct("MemoryCluster")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -280,7 +284,9 @@ impl Cluster for MemoryCluster {
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
         if subscription.topics.is_empty() {
-            return Err(Error::Config("a consumer needs at least one topic".to_owned()));
+            return Err(Error::Config(
+                "a consumer needs at least one topic".to_owned(),
+            ));
         }
         let mut state = self.state();
         let topics: Vec<Arc<str>> = subscription
@@ -353,7 +359,12 @@ impl fmt::Debug for MemoryConsumer {
 }
 
 impl MemoryConsumer {
-    fn start_offset(&self, state: &ClusterState, tp: &TopicPartition, group: Option<&Group>) -> i64 {
+    fn start_offset(
+        &self,
+        state: &ClusterState,
+        tp: &TopicPartition,
+        group: Option<&Group>,
+    ) -> i64 {
         if let Some(committed) = group.and_then(|g| g.committed.get(tp)) {
             return *committed;
         }
@@ -533,7 +544,9 @@ impl Drop for MemoryConsumer {
 /// Locks a mutex, ignoring poisoning: every critical section leaves the state consistent
 /// before anything that could panic, so a panic elsewhere must not take the broker down.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn now_ms() -> i64 {
@@ -589,7 +602,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar") as i32, -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
         assert_eq!(murmur2(b"abc") as i32, 479470107);
     }
 }

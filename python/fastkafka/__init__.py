@@ -1,0 +1,17 @@
+"""fastkafka: Kafka services in Python with a Rust engine.
+
+FastKafka's API — ``@app.consumes``, ``@app.produces``, pydantic messages, ``Tester`` — over a
+Rust core that owns Kafka I/O, batching and offsets. Where to find things:
+
+- :class:`FastKafka` (``_app``): the application, its decorators and lifecycle;
+- ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors and mocks;
+- ``fastkafka.exceptions``: every error fastkafka raises;
+- ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
+  (waiting assertions), ``_options`` (accepted Kafka client options);
+- ``_core``: the Rust extension module (``src/python.rs``); its types are in ``_core.pyi``.
+"""
+
+from ._app import FastKafka
+from ._core import __version__
+
+__all__ = ["FastKafka", "__version__"]

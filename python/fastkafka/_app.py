@@ -1,0 +1,394 @@
+"""``FastKafka``: the application object, its decorators and its lifecycle.
+
+The app is built against a *transport* — anything with ``cluster(bootstrap_servers)`` that
+returns a ``_core.Cluster`` — and never knows which one it got: the in-memory broker under
+``Tester``, real Kafka otherwise. Decorating only records specs (``_handlers``); starting binds
+each spec to its cluster (resolved from ``kafka_brokers`` and the chosen environment),
+subscribes every consumer and returns when all of them are ready; stopping stops the consumer
+loops (each finishes its batch in flight and commits) and flushes the producers.
+
+Consumer loops run in Rust and hand records over a batch at a time; :class:`_ConsumerRunner`
+decodes each record and awaits the handler, one message after another. A record that cannot be
+decoded, or whose handler raises, is logged with its topic, partition and offset, and the
+consumer goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from . import _core
+from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
+from ._mocks import AwaitedMock, CallRecorder, MockNamespace, ObservedMock
+from ._options import CONSUMER_OPTIONS, PRODUCER_OPTIONS, check_options
+from .exceptions import AppNotStartedError, ConfigError, TransportError
+
+__all__ = ["FastKafka", "Transport"]
+
+logger = logging.getLogger("fastkafka.app")
+consumer_logger = logging.getLogger("fastkafka.consumer")
+
+F = TypeVar("F", bound=Callable[..., Any])
+Lifespan = Callable[["FastKafka"], AbstractAsyncContextManager[Any]]
+
+_DEFAULT_CONSUMER_OPTIONS: dict[str, Any] = {"auto_offset_reset": "earliest", "max_poll_records": 100}
+_SUPPORTED_EXECUTORS = (None, "SequentialExecutor")
+
+
+class Transport(Protocol):
+    """How an app reaches its clusters (``_core.MemoryBroker`` or the Kafka transport)."""
+
+    def cluster(self, bootstrap_servers: str) -> _core.Cluster: ...
+
+
+def _kafka_transport() -> Transport:
+    raise TransportError(
+        "this build of fastkafka-rs has no Kafka transport yet; run the app under "
+        "fastkafka.testing.Tester (the in-memory broker)"
+    )
+
+
+class FastKafka:
+    """A Kafka application: consumers and producers, each bound to a topic on a cluster."""
+
+    def __init__(
+        self,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        contact: dict[str, str] | None = None,
+        kafka_brokers: Mapping[str, Any] | None = None,
+        root_path: str | None = None,
+        lifespan: Lifespan | None = None,
+        bootstrap_servers_id: str = "localhost",
+        **kwargs: Any,
+    ) -> None:
+        check_options(kwargs, CONSUMER_OPTIONS | PRODUCER_OPTIONS, "FastKafka()")
+        self.title = title or ""
+        self.description = description or ""
+        self.version = version or ""
+        self.contact = contact
+        self.root_path = root_path
+        self.lifespan = lifespan
+        self._kafka_brokers = (
+            _core.KafkaBrokers.localhost()
+            if kafka_brokers is None
+            else _core.KafkaBrokers(kafka_brokers)
+        )
+        self._bootstrap_servers_id = bootstrap_servers_id
+        self._client_options = dict(kwargs)
+        self._consumers: list[ConsumerSpec] = []
+        self._producers: list[ProducerSpec] = []
+        self._transport: Transport | None = None
+        self._consumer_loops: list[tuple[ConsumerSpec, _core.ConsumerLoop]] = []
+        self._is_started = False
+        self._recorders: dict[str, CallRecorder] | None = None
+        self._lifespan_context: AbstractAsyncContextManager[Any] | None = None
+        self.mocks = MockNamespace({})
+        self.awaited_mocks = MockNamespace({})
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def kafka_brokers(self) -> _core.KafkaBrokers:
+        """The app's default clusters, by environment."""
+        return self._kafka_brokers
+
+    @property
+    def bootstrap_servers_id(self) -> str:
+        """The environment whose clusters the app uses."""
+        return self._bootstrap_servers_id
+
+    def set_kafka_broker(self, kafka_broker_name: str) -> None:
+        """Select the environment (a key of ``kafka_brokers``) for every cluster of the app."""
+        known = self._kafka_brokers.environments()
+        if kafka_broker_name not in known:
+            raise ConfigError(
+                f"Given kafka_broker_name '{kafka_broker_name}' is not found in kafka_brokers; "
+                f"known environments: {known}"
+            )
+        if self._is_started:
+            raise RuntimeError("set_kafka_broker() cannot be called while the app is running")
+        self._bootstrap_servers_id = kafka_broker_name
+
+    def cluster_of(self, brokers: _core.KafkaBrokers | None) -> str:
+        """The bootstrap servers a handler with ``brokers`` uses in the chosen environment."""
+        return (brokers or self._kafka_brokers).resolve(self._bootstrap_servers_id)
+
+    def get_topics(self) -> set[str]:
+        """Every topic the app consumes from or produces to."""
+        return {s.topic for s in self._consumers} | {s.topic for s in self._producers}
+
+    def use_transport(self, transport: Transport | None) -> None:
+        """Run on ``transport`` from the next start; ``None`` means real Kafka."""
+        if self._is_started:
+            raise RuntimeError("the transport cannot change while the app is running")
+        self._transport = transport
+
+    @property
+    def transport(self) -> Transport | None:
+        """The transport set with :meth:`use_transport`, or ``None`` for real Kafka."""
+        return self._transport
+
+    def _override(self, brokers: Mapping[str, Any] | None) -> _core.KafkaBrokers | None:
+        if brokers is None:
+            return None
+        override = _core.KafkaBrokers(brokers)
+        override.check_override_of(self._kafka_brokers)
+        return override
+
+    # -- decorators --------------------------------------------------------------------------
+
+    def consumes(
+        self,
+        topic: str | None = None,
+        decoder: str | Callable[..., Any] = "json",
+        *,
+        executor: str | None = None,
+        brokers: Mapping[str, Any] | None = None,
+        prefix: str = "on_",
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> Callable[[F], F]:
+        """Register a function that handles the messages of ``topic`` (default: the function's
+        name without ``prefix``) on the app's cluster, or on ``brokers`` when given."""
+        check_options(kwargs, CONSUMER_OPTIONS, "consumes()")
+        if executor not in _SUPPORTED_EXECUTORS:
+            raise ConfigError(
+                f"executor={executor!r} is not supported; use one of {_SUPPORTED_EXECUTORS}"
+            )
+        override = self._override(brokers)
+
+        def decorator(function: F) -> F:
+            spec = ConsumerSpec.build(
+                function,
+                topic=topic_from_name(function, topic, prefix),
+                brokers=override,
+                decoder=decoder,
+                options={**_DEFAULT_CONSUMER_OPTIONS, **self._consumer_options(), **kwargs},
+                description=description,
+            )
+            self._consumers.append(spec)
+            setattr(self, function.__name__, function)
+            return function
+
+        return decorator
+
+    def produces(
+        self,
+        topic: str | None = None,
+        encoder: str | Callable[..., Any] = "json",
+        *,
+        prefix: str = "to_",
+        brokers: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> Callable[[F], F]:
+        """Register an ``async def`` whose return value is sent to ``topic`` (default: the
+        function's name without ``prefix``); a returned list is sent as one batch."""
+        check_options(kwargs, PRODUCER_OPTIONS, "produces()")
+        override = self._override(brokers)
+
+        def decorator(function: F) -> F:
+            spec = ProducerSpec.build(
+                function,
+                topic=topic_from_name(function, topic, prefix),
+                brokers=override,
+                encoder=encoder,
+                options=kwargs,
+                description=description,
+            )
+            self._producers.append(spec)
+
+            @functools.wraps(function)
+            async def send_result(*args: Any, **kwargs: Any) -> Any:
+                if spec.cluster is None:
+                    raise AppNotStartedError(
+                        f"producer '{spec.name}' was called while its app is not running; "
+                        f"start it with `async with app:` (or fastkafka.testing.Tester)"
+                    )
+                returned = await function(*args, **kwargs)
+                if self._recorders is not None:
+                    await self._recorders[spec.name].record(*args, **kwargs)
+                cluster = spec.cluster
+                if cluster is None:
+                    raise AppNotStartedError(
+                        f"producer '{spec.name}': the app stopped before the message was sent"
+                    )
+                cluster.produce(spec.topic, spec.records(returned))
+                return returned
+
+            spec.function = send_result
+            setattr(self, function.__name__, send_result)
+            return send_result  # type: ignore[return-value]
+
+        return decorator
+
+    def _consumer_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self._client_options.items() if k in CONSUMER_OPTIONS}
+
+    # -- mocks -------------------------------------------------------------------------------
+
+    def create_mocks(self) -> None:
+        """Record every call of the app's functions in ``app.mocks`` / ``app.awaited_mocks``."""
+        names = [s.name for s in self._consumers] + [s.name for s in self._producers]
+        self._recorders = {name: CallRecorder(name) for name in names}
+        self.mocks = MockNamespace({n: ObservedMock(r) for n, r in self._recorders.items()})
+        self.awaited_mocks = MockNamespace(
+            {n: AwaitedMock(r) for n, r in self._recorders.items()}
+        )
+
+    def _remove_mocks(self) -> None:
+        self._recorders = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def is_started(self) -> bool:
+        """Whether the app is running."""
+        return self._is_started
+
+    async def _start(self) -> None:
+        if self._is_started:
+            raise RuntimeError("the app is already running")
+        transport = self._transport if self._transport is not None else _kafka_transport()
+        try:
+            for producer in self._producers:
+                producer.cluster = transport.cluster(self.cluster_of(producer.brokers))
+            for consumer in self._consumers:
+                await self._start_consumer(transport, consumer)
+        except BaseException:
+            await self._stop()
+            raise
+        self._is_started = True
+
+    async def _start_consumer(self, transport: Transport, spec: ConsumerSpec) -> None:
+        cluster = transport.cluster(self.cluster_of(spec.brokers))
+        options = spec.options
+        runner = _ConsumerRunner(self, spec)
+        consumer_loop = await cluster.subscribe(
+            [spec.topic],
+            runner.handle_batch,
+            group_id=options.get("group_id"),
+            auto_offset_reset=options["auto_offset_reset"],
+            max_poll_records=options["max_poll_records"],
+        )
+        self._consumer_loops.append((spec, consumer_loop))
+        consumer_logger.info(
+            "%s: consuming topic '%s' from %s (group_id=%s, auto_offset_reset=%s, "
+            "max_poll_records=%s)",
+            spec.name,
+            spec.topic,
+            cluster.bootstrap_servers,
+            options.get("group_id"),
+            options["auto_offset_reset"],
+            options["max_poll_records"],
+        )
+
+    async def _stop(self) -> None:
+        loops, self._consumer_loops = self._consumer_loops, []
+        results = await asyncio.gather(
+            *(consumer_loop.stop() for _, consumer_loop in loops), return_exceptions=True
+        )
+        for (spec, _), result in zip(loops, results, strict=True):
+            if isinstance(result, BaseException):
+                consumer_logger.error("%s: consumer ended with an error: %s", spec.name, result)
+            else:
+                consumer_logger.info("%s: stopped consuming topic '%s'", spec.name, spec.topic)
+        clusters = {id(p.cluster): p.cluster for p in self._producers if p.cluster is not None}
+        for producer in self._producers:
+            producer.cluster = None
+        await asyncio.gather(*(cluster.flush() for cluster in clusters.values()))
+        self._is_started = False
+
+    async def __aenter__(self) -> FastKafka:
+        if self.lifespan is not None:
+            context = self.lifespan(self)
+            await context.__aenter__()
+            self._lifespan_context = context
+        try:
+            await self._start()
+        except BaseException as error:
+            await self._exit_lifespan(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await self._stop()
+        finally:
+            await self._exit_lifespan(exc_type, exc, traceback)
+
+    async def _exit_lifespan(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        context, self._lifespan_context = self._lifespan_context, None
+        if context is not None:
+            await context.__aexit__(exc_type, exc, traceback)
+
+    def __repr__(self) -> str:
+        return (
+            f"FastKafka(title={self.title!r}, environment={self._bootstrap_servers_id!r}, "
+            f"consumers={[s.name for s in self._consumers]}, "
+            f"producers={[s.name for s in self._producers]})"
+        )
+
+
+class _ConsumerRunner:
+    """Handles the batches of one consumer: decode, record (under Tester), call, log failures."""
+
+    def __init__(self, app: FastKafka, spec: ConsumerSpec) -> None:
+        self._app = app
+        self._spec = spec
+
+    async def handle_batch(self, records: list[_core.Record]) -> None:
+        spec = self._spec
+        recorder = None if self._app._recorders is None else self._app._recorders[spec.name]
+        for record in records:
+            try:
+                message = spec.decode(record.value)
+            except Exception as error:
+                consumer_logger.error(
+                    "%s: skipping a record that cannot be decoded as %s "
+                    "(topic=%s partition=%d offset=%d): %s",
+                    spec.name,
+                    spec.message_type.__name__,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    error,
+                )
+                continue
+            try:
+                if recorder is not None:
+                    await recorder.record(message)
+                if spec.is_async:
+                    await spec.function(message)
+                else:
+                    await asyncio.to_thread(spec.function, message)
+            except Exception:
+                consumer_logger.exception(
+                    "%s: handler failed (topic=%s partition=%d offset=%d); going on with the "
+                    "next record",
+                    spec.name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )
+
+

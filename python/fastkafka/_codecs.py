@@ -1,0 +1,52 @@
+"""Turning messages into bytes and back.
+
+Payloads cross the Rust boundary as ``bytes``; this module owns the conversions on the Python
+side. Each handler gets its codec once, at decoration, with its pydantic ``TypeAdapter`` built
+then (pydantic-core parses JSON bytes in Rust already), so the per-message cost is one
+``validate_json`` or ``dump_json`` call.
+
+A codec is named (``"json"``) or a callable: a decoder ``(bytes, type) -> message``, an
+encoder ``(message) -> bytes``, as in FastKafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from .exceptions import ConfigError
+
+__all__ = ["Decode", "Encode", "make_decoder", "make_encoder"]
+
+Decode = Callable[[bytes], Any]
+Encode = Callable[[Any], bytes]
+
+KNOWN_CODECS = ("json",)
+
+
+def make_decoder(decoder: str | Callable[[bytes, type[Any]], Any], model: type[Any]) -> Decode:
+    """A function from a record's bytes to a ``model`` instance."""
+    if callable(decoder):
+        custom = decoder
+        return lambda raw: custom(raw, model)
+    if decoder == "json":
+        return TypeAdapter(model).validate_json
+    raise ConfigError(f"Unknown decoder - {decoder} (known: {', '.join(KNOWN_CODECS)})")
+
+
+def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Encode:
+    """A function from a ``model`` instance (or data valid for it) to bytes."""
+    if callable(encoder):
+        return encoder
+    if encoder == "json":
+        adapter = TypeAdapter(model)
+
+        def encode_json(message: Any) -> bytes:
+            if not isinstance(message, model):
+                message = adapter.validate_python(message)
+            return adapter.dump_json(message)
+
+        return encode_json
+    raise ConfigError(f"Unknown encoder - {encoder} (known: {', '.join(KNOWN_CODECS)})")

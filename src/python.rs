@@ -1,0 +1,361 @@
+//! `fastkafka._core`: the Python face of the engine.
+//!
+//! Deliberately thin: it converts at the boundary and delegates to the core. Payloads cross as
+//! `bytes` (decoding is pydantic's job on the Python side), configuration crosses with pythonize
+//! and is validated by [`crate::config`], and records reach Python a *batch* at a time: one
+//! [`ConsumerLoop`](crate::ConsumerLoop) per consumer runs on the tokio runtime and, per batch,
+//! takes the GIL once to build a list of `Record`s and schedule the app's batch coroutine on
+//! the asyncio loop that subscribed it.
+//!
+//! Why two event loops: Kafka I/O, waiting and offset bookkeeping live on the one tokio
+//! runtime owned by Rust (pyo3-async-runtimes'); handlers are Python coroutines and run on the
+//! app's asyncio loop. A Rust future handed to Python becomes an awaitable whose cancellation
+//! drops the future, so every future here is safe to drop.
+//!
+//! Errors are raised as the classes of `fastkafka.exceptions`, which declares the hierarchy once
+//! so that a configuration error is also a `ValueError` for existing `except` clauses.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3_async_runtimes::TaskLocals;
+
+use crate::config::{ClusterId, KafkaBrokers};
+use crate::consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+use crate::error::Error;
+use crate::record::{OutgoingRecord, Record};
+use crate::transport::memory::MemoryBroker;
+use crate::transport::{Cluster, Subscription, Transport};
+
+/// Raises `error` as the matching class of `fastkafka.exceptions`.
+fn to_py_err(error: Error) -> PyErr {
+    static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    Python::attach(|py| {
+        let class_name = match &error {
+            Error::Config(_) => "ConfigError",
+            Error::Transport { .. } => "TransportError",
+            Error::Closed(_) => "ClosedError",
+            Error::Handler(_) => "HandlerError",
+        };
+        let module = EXCEPTIONS.get_or_try_init(py, || {
+            PyModule::import(py, "fastkafka.exceptions").map(Bound::unbind)
+        });
+        match module.and_then(|m| m.bind(py).getattr(class_name)) {
+            Ok(class) => match class.call1((error.to_string(),)) {
+                Ok(instance) => PyErr::from_value(instance),
+                Err(e) => e,
+            },
+            Err(import_error) => import_error,
+        }
+    })
+}
+
+fn cluster_id(bootstrap_servers: &str) -> ClusterId {
+    ClusterId::from_addresses(bootstrap_servers.split(',').map(str::trim))
+}
+
+/// FastKafka's `kafka_brokers`: environment name → one broker `{url, port, ...}` or a list.
+#[pyclass(name = "KafkaBrokers", module = "fastkafka._core", frozen)]
+struct PyKafkaBrokers(KafkaBrokers);
+
+#[pymethods]
+impl PyKafkaBrokers {
+    /// Validates `brokers`; raises `ConfigError` naming the bad key or value.
+    #[new]
+    fn new(brokers: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let value: serde_json::Value = pythonize::depythonize(brokers).map_err(|e| {
+            to_py_err(Error::Config(format!(
+                "kafka_brokers must be a mapping of environment name to broker(s): {e}"
+            )))
+        })?;
+        KafkaBrokers::from_value(&value)
+            .map(Self)
+            .map_err(to_py_err)
+    }
+
+    /// FastKafka's default: `{"localhost": {"url": "localhost", "port": 9092}}`.
+    #[staticmethod]
+    fn localhost() -> Self {
+        Self(KafkaBrokers::localhost())
+    }
+
+    /// The environment names, sorted.
+    fn environments(&self) -> Vec<String> {
+        self.0.environments().map(str::to_owned).collect()
+    }
+
+    /// The bootstrap servers (`host:port[,...]`) that identify the cluster of `environment`.
+    fn resolve(&self, environment: &str) -> PyResult<String> {
+        self.0
+            .resolve(environment)
+            .map(|id| id.bootstrap_servers().to_owned())
+            .map_err(to_py_err)
+    }
+
+    /// Raises `ConfigError` unless this override defines exactly the environments of `default`.
+    fn check_override_of(&self, default: &Bound<'_, PyKafkaBrokers>) -> PyResult<()> {
+        self.0
+            .check_override_of(&default.get().0)
+            .map_err(to_py_err)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("KafkaBrokers(environments={:?})", self.environments())
+    }
+}
+
+/// An in-memory broker: isolated clusters with Kafka's semantics, for tests and demos.
+#[pyclass(name = "MemoryBroker", module = "fastkafka._core", frozen)]
+struct PyMemoryBroker(MemoryBroker);
+
+#[pymethods]
+impl PyMemoryBroker {
+    /// A broker whose topics get `default_partitions` partitions when first used.
+    #[new]
+    #[pyo3(signature = (default_partitions = 1))]
+    fn new(default_partitions: usize) -> Self {
+        Self(MemoryBroker::with_default_partitions(default_partitions))
+    }
+
+    /// The cluster identified by `bootstrap_servers` (created empty on first use).
+    fn cluster(&self, bootstrap_servers: &str) -> PyResult<PyCluster> {
+        let cluster = self
+            .0
+            .cluster(&cluster_id(bootstrap_servers))
+            .map_err(to_py_err)?;
+        Ok(PyCluster(cluster))
+    }
+
+    /// Creates `topic` with `partitions` partitions on the cluster `bootstrap_servers`.
+    fn create_topic(
+        &self,
+        bootstrap_servers: &str,
+        topic: &str,
+        partitions: usize,
+    ) -> PyResult<()> {
+        self.0
+            .create_topic(&cluster_id(bootstrap_servers), topic, partitions)
+            .map_err(to_py_err)
+    }
+}
+
+/// One cluster: produce to it, subscribe consumers to it.
+#[pyclass(name = "Cluster", module = "fastkafka._core", frozen)]
+struct PyCluster(Arc<dyn Cluster>);
+
+#[pymethods]
+impl PyCluster {
+    /// The cluster's bootstrap servers, which identify it.
+    #[getter]
+    fn bootstrap_servers(&self) -> String {
+        self.0.id().bootstrap_servers().to_owned()
+    }
+
+    /// Hands records `(key, value, headers)` to the cluster without waiting for delivery.
+    /// Records with equal keys land on the same partition.
+    fn produce(
+        &self,
+        topic: &str,
+        records: Vec<(Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec<u8>)>>)>,
+    ) -> PyResult<()> {
+        let outgoing = records
+            .into_iter()
+            .map(|(key, value, headers)| OutgoingRecord {
+                key: key.map(Bytes::from),
+                value: Bytes::from(value),
+                headers: headers
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(name, value)| (name, Bytes::from(value)))
+                    .collect(),
+            })
+            .collect();
+        self.0.produce(topic, outgoing).map_err(to_py_err)
+    }
+
+    /// Waits until everything produced so far is delivered.
+    fn flush<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let cluster = self.0.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            cluster.flush().await.map_err(to_py_err)
+        })
+    }
+
+    /// Subscribes to `topics` and starts a consumer loop that awaits `on_batch(records)` on the
+    /// calling asyncio loop for each batch; returns the running `ConsumerLoop` once the consumer
+    /// is subscribed and its partitions assigned.
+    #[pyo3(signature = (topics, on_batch, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100))]
+    fn subscribe<'py>(
+        &self,
+        py: Python<'py>,
+        topics: Vec<String>,
+        on_batch: Py<PyAny>,
+        group_id: Option<String>,
+        auto_offset_reset: &str,
+        max_poll_records: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if max_poll_records == 0 {
+            return Err(to_py_err(Error::Config(
+                "max_poll_records must be at least 1".to_owned(),
+            )));
+        }
+        let subscription = Subscription {
+            topics,
+            group_id,
+            auto_offset_reset: auto_offset_reset.parse().map_err(to_py_err)?,
+        };
+        let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
+        let cluster = self.0.clone();
+        let config = ConsumerLoopConfig {
+            max_poll_records,
+            ..ConsumerLoopConfig::default()
+        };
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let consumer = cluster.subscribe(subscription).await.map_err(to_py_err)?;
+            let handler = PyBatchHandler { on_batch, locals };
+            let running = ConsumerLoop::spawn(consumer, handler, config);
+            Ok(PyConsumerLoop(Mutex::new(Some(running))))
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Cluster({:?})", self.0.id().bootstrap_servers())
+    }
+}
+
+/// Hands each batch to a Python coroutine function on the asyncio loop that subscribed.
+struct PyBatchHandler {
+    on_batch: Py<PyAny>,
+    locals: TaskLocals,
+}
+
+#[async_trait]
+impl BatchHandler for PyBatchHandler {
+    async fn handle(&mut self, records: &[Record]) -> crate::Result<()> {
+        let handled = Python::attach(|py| {
+            let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
+            let coroutine = self.on_batch.bind(py).call1((batch,))?;
+            pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)
+        });
+        let outcome = match handled {
+            Ok(future) => future.await.map(drop),
+            Err(error) => Err(error),
+        };
+        outcome.map_err(|error| Error::Handler(error.to_string()))
+    }
+}
+
+/// A running consumer loop.
+#[pyclass(name = "ConsumerLoop", module = "fastkafka._core", frozen)]
+struct PyConsumerLoop(Mutex<Option<ConsumerLoop>>);
+
+#[pymethods]
+impl PyConsumerLoop {
+    /// Stops consuming, waits for the batch in flight, commits and leaves the group. Raises
+    /// `HandlerError` if a failing batch handler ended the loop earlier. Stopping twice is a
+    /// no-op.
+    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let running = self
+            .0
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer loop state poisoned"))?
+            .take();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            match running {
+                Some(running) => running.stop().await.map_err(to_py_err),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Whether the loop has ended (stopped, or ended by a failing batch handler).
+    #[getter]
+    fn is_finished(&self) -> bool {
+        self.0
+            .lock()
+            .map(|running| running.as_ref().is_none_or(ConsumerLoop::is_finished))
+            .unwrap_or(true)
+    }
+}
+
+/// A record read from a topic.
+#[pyclass(name = "Record", module = "fastkafka._core", frozen)]
+struct PyRecord(Record);
+
+#[pymethods]
+impl PyRecord {
+    /// The topic it was read from.
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.0.topic
+    }
+
+    /// The partition it was read from.
+    #[getter]
+    fn partition(&self) -> i32 {
+        self.0.partition
+    }
+
+    /// Its offset in the partition.
+    #[getter]
+    fn offset(&self) -> i64 {
+        self.0.offset
+    }
+
+    /// When it was produced, in milliseconds since the Unix epoch.
+    #[getter]
+    fn timestamp(&self) -> i64 {
+        self.0.timestamp_ms
+    }
+
+    /// Its key, or None.
+    #[getter]
+    fn key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.0.key.as_ref().map(|key| PyBytes::new(py, key))
+    }
+
+    /// Its payload.
+    #[getter]
+    fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.value)
+    }
+
+    /// Its headers as `(name, value)` pairs.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let pairs = self.0.headers.iter().map(|(name, value)| {
+            PyTuple::new(
+                py,
+                [
+                    name.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, value).into_any(),
+                ],
+            )
+        });
+        PyList::new(py, pairs.collect::<PyResult<Vec<_>>>()?)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Record(topic={:?}, partition={}, offset={}, key={:?}, value={:?})",
+            self.0.topic, self.0.partition, self.0.offset, self.0.key, self.0.value
+        )
+    }
+}
+
+/// The engine of `fastkafka`: clusters, the in-memory broker and consumer loops.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PyKafkaBrokers>()?;
+    m.add_class::<PyMemoryBroker>()?;
+    m.add_class::<PyCluster>()?;
+    m.add_class::<PyConsumerLoop>()?;
+    m.add_class::<PyRecord>()?;
+    Ok(())
+}
