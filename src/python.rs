@@ -144,6 +144,9 @@ impl PyMemoryBroker {
     }
 }
 
+/// A record as Python hands it to `Cluster.produce`: `(key, value, headers)`.
+type RecordTuple = (Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec<u8>)>>);
+
 /// One cluster: produce to it, subscribe consumers to it.
 #[pyclass(name = "Cluster", module = "fastkafka._core", frozen)]
 struct PyCluster(Arc<dyn Cluster>);
@@ -158,11 +161,7 @@ impl PyCluster {
 
     /// Hands records `(key, value, headers)` to the cluster without waiting for delivery.
     /// Records with equal keys land on the same partition.
-    fn produce(
-        &self,
-        topic: &str,
-        records: Vec<(Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec<u8>)>>)>,
-    ) -> PyResult<()> {
+    fn produce(&self, topic: &str, records: Vec<RecordTuple>) -> PyResult<()> {
         let outgoing = records
             .into_iter()
             .map(|(key, value, headers)| OutgoingRecord {

@@ -1,4 +1,6 @@
-"""The multi-cluster guide's apps and test snippets, verbatim (seeds/using_multiple_kafka_clusters.md).
+"""The multi-cluster guide's apps and test snippets, verbatim.
+
+From seeds/using_multiple_kafka_clusters.md.
 
 Each test holds one app of the guide and the guide's test for it, unchanged; what the guide's
 prose promises beyond the snippet (which cluster each message reached) is asserted after it.
@@ -10,7 +12,9 @@ from pydantic import BaseModel, Field
 from fastkafka import FastKafka
 
 
-async def test_main_app_consumes_and_produces_per_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_main_app_consumes_and_produces_per_cluster(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     class TestMsg(BaseModel):
         msg: str = Field(...)
 
@@ -71,8 +75,12 @@ async def test_main_app_consumes_and_produces_per_cluster(capsys: pytest.Capture
         # Each cluster saw only its own signal and prediction.
         app.mocks.on_preprocessed_signals_1.assert_called_once_with(TestMsg(msg="signal_s1"))
         app.mocks.on_preprocessed_signals_2.assert_called_once_with(TestMsg(msg="signal_s2"))
-        assert tester.mirrors[app.to_predictions_1].call_args_list == [((TestMsg(msg="signal_s1"),),)]
-        assert tester.mirrors[app.to_predictions_2].call_args_list == [((TestMsg(msg="signal_s2"),),)]
+        assert tester.mirrors[app.to_predictions_1].call_args_list == [
+            ((TestMsg(msg="signal_s1"),),)
+        ]
+        assert tester.mirrors[app.to_predictions_2].call_args_list == [
+            ((TestMsg(msg="signal_s2"),),)
+        ]
 
     assert capsys.readouterr().out.splitlines() == [
         "Received on s1: msg=TestMsg(msg='signal_s1')",

@@ -37,7 +37,10 @@ consumer_logger = logging.getLogger("fastkafka.consumer")
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["FastKafka"], AbstractAsyncContextManager[Any]]
 
-_DEFAULT_CONSUMER_OPTIONS: dict[str, Any] = {"auto_offset_reset": "earliest", "max_poll_records": 100}
+_DEFAULT_CONSUMER_OPTIONS: dict[str, Any] = {
+    "auto_offset_reset": "earliest",
+    "max_poll_records": 100,
+}
 _SUPPORTED_EXECUTORS = (None, "SequentialExecutor")
 
 
@@ -241,9 +244,7 @@ class FastKafka:
         names = [s.name for s in self._consumers] + [s.name for s in self._producers]
         self._recorders = {name: CallRecorder(name) for name in names}
         self.mocks = MockNamespace({n: ObservedMock(r) for n, r in self._recorders.items()})
-        self.awaited_mocks = MockNamespace(
-            {n: AwaitedMock(r) for n, r in self._recorders.items()}
-        )
+        self.awaited_mocks = MockNamespace({n: AwaitedMock(r) for n, r in self._recorders.items()})
 
     def _remove_mocks(self) -> None:
         self._recorders = None
@@ -390,5 +391,3 @@ class _ConsumerRunner:
                     record.partition,
                     record.offset,
                 )
-
-

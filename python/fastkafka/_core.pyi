@@ -3,6 +3,8 @@
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, final
 
+__all__ = ["Cluster", "ConsumerLoop", "KafkaBrokers", "MemoryBroker", "Record", "__version__"]
+
 __version__: str
 
 @final

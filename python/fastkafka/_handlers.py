@@ -145,7 +145,7 @@ class ProducerSpec:
                 f"sends a message, which the app does on its event loop"
             )
         returned = _type_hints(function).get("return")
-        model = _list_item(returned) if _list_item(returned) is not None else returned
+        model: Any = _list_item(returned) if _list_item(returned) is not None else returned
         if not _is_model(model):
             raise ConfigError(
                 f"Producer '{function.__name__}' must declare its return type as a pydantic "

@@ -65,11 +65,11 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 async def wait_until_holds(
-    recorder: CallRecorder, assertion: Callable[[], Any], timeout: float
+    recorder: CallRecorder, assertion: Callable[[], Any], within: float
 ) -> Any:
-    """Run ``assertion`` after each call until it passes; raise its error after ``timeout``."""
+    """Run ``assertion`` after each call until it passes; raise its error after ``within`` s."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         next_call = recorder.next_call()
         try:
@@ -105,7 +105,9 @@ class _MockView:
             check: Callable[[], Any] = lambda: attribute(*args, **kwargs)  # noqa: E731
             if timeout is None and not always_wait:
                 return check()
-            return wait_until_holds(recorder, check, DEFAULT_TIMEOUT if timeout is None else timeout)
+            return wait_until_holds(
+                recorder, check, DEFAULT_TIMEOUT if timeout is None else timeout
+            )
 
         assertion.__name__ = name
         assertion.__doc__ = attribute.__doc__
@@ -116,11 +118,14 @@ class _MockView:
 
 
 class ObservedMock(_MockView):
-    """``app.mocks.<fn>``: the mock; ``assert_*(..., timeout=s)`` returns an awaitable that waits."""
+    """``app.mocks.<fn>``: the mock itself.
+
+    ``assert_*`` methods check at once; given ``timeout=``, they return an awaitable that waits.
+    """
 
 
 class AwaitedMock(_MockView):
-    """``app.awaited_mocks.<fn>``: every ``assert_*`` is a coroutine that waits up to ``timeout``."""
+    """``app.awaited_mocks.<fn>``: each ``assert_*`` is a coroutine waiting up to ``timeout``."""
 
     _always_wait = True
 

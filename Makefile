@@ -1,0 +1,68 @@
+# The one entry point for people and CI. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stamp files make set-up idempotent: a second `make test` reuses the venv and the build.
+VENV_STAMP := $(VENV)/.installed
+BUILD_STAMP := $(VENV)/.built
+RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock pyproject.toml
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "maturin>=1.9.4,<2" "pydantic>=2.5" "pytest>=8" \
+		"pytest-asyncio>=0.24" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11"
+	touch $@
+
+.PHONY: install
+install: $(VENV_STAMP) ## Create .venv with the build and test tools
+
+$(BUILD_STAMP): $(VENV_STAMP) $(RUST_SOURCES)
+	$(BIN)/maturin develop --quiet --release
+	touch $@
+
+.PHONY: build-dev
+build-dev: $(BUILD_STAMP) ## Build the extension (release mode) into .venv
+
+.PHONY: demo
+demo: $(BUILD_STAMP) ## Run the guide's multi-cluster app end to end on the in-memory broker
+	$(BIN)/python examples/demo.py
+
+.PHONY: test-rust
+test-rust: ## Rust tests of the core (no Python, no C)
+	cargo test --no-default-features
+
+.PHONY: test-python
+test-python: $(BUILD_STAMP) ## Python tests (pytest)
+	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
+
+.PHONY: test
+test: test-rust test-python lint ## Everything CI checks: Rust and Python tests, then lints
+
+.PHONY: lint
+lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --strict, stubtest
+	cargo fmt --check
+	cargo clippy --all-targets --no-default-features -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+	$(BIN)/ruff check python tests_py examples benches
+	$(BIN)/ruff format --check python tests_py examples benches
+	$(BIN)/mypy --strict python/fastkafka
+	$(BIN)/python -m mypy.stubtest fastkafka._core
+
+.PHONY: bench
+bench: $(BUILD_STAMP) ## Benchmarks: Tester round trip and the guide's test vs FastKafka 0.8.0; criterion
+	$(BIN)/python benches/bench_tester.py
+	cargo bench --no-default-features --bench memory_broker
+
+.PHONY: clean
+clean: ## Remove build outputs and virtual environments
+	cargo clean
+	rm -rf $(VENV) .venv-fastkafka-0.8.0 .pytest_cache .mypy_cache .ruff_cache
