@@ -80,6 +80,9 @@ class _MirrorConsumer:
 class Tester:
     """Runs one app, or several, on a fresh in-memory broker for the ``async with`` block."""
 
+    # Test modules import Tester by name; this keeps pytest from trying to collect it.
+    __test__ = False
+
     def __init__(
         self,
         app: FastKafka | Sequence[FastKafka],
