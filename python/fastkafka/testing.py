@@ -54,6 +54,11 @@ class _MirrorProducer:
         self._encode = encode
         self.__name__ = f"mirror of {names}"
 
+    @property
+    def bootstrap_servers(self) -> str:
+        """The cluster this mirror sends to."""
+        return self._cluster.bootstrap_servers
+
     async def __call__(self, message: Any, key: bytes | None = None) -> Any:
         """Send ``message`` (a list is sent as one batch) and return it."""
         items = message if isinstance(message, list) else [message]
