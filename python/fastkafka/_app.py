@@ -219,7 +219,7 @@ class FastKafka:
                     )
                 returned = await function(*args, **kwargs)
                 if self._recorders is not None:
-                    await self._recorders[spec.name].record(*args, **kwargs)
+                    self._recorders[spec.name].record(*args, **kwargs)
                 cluster = spec.cluster
                 if cluster is None:
                     raise AppNotStartedError(
@@ -377,7 +377,7 @@ class _ConsumerRunner:
                 continue
             try:
                 if recorder is not None:
-                    await recorder.record(message)
+                    recorder.record_encoded(spec.decode, record.value)
                 if spec.is_async:
                     await spec.function(message)
                 else:

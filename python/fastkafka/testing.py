@@ -23,6 +23,7 @@ sends is already seen; there are no fixed sleeps.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -34,6 +35,8 @@ from ._handlers import ConsumerSpec, ProducerSpec
 from ._mocks import AwaitedMock, CallRecorder
 
 __all__ = ["Tester"]
+
+logger = logging.getLogger("fastkafka.testing")
 
 
 def _sugar_name(topic: str) -> str:
@@ -79,7 +82,20 @@ class _MirrorConsumer:
 
     async def handle_batch(self, records: list[_core.Record]) -> None:
         for record in records:
-            await self.recorder.record(self._decode(record.value))
+            try:
+                self._decode(record.value)
+            except Exception as error:
+                logger.error(
+                    "%s: the app produced a record that cannot be decoded "
+                    "(topic=%s partition=%d offset=%d): %s",
+                    self.recorder.name,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    error,
+                )
+                continue
+            self.recorder.record_encoded(self._decode, record.value)
 
 
 class Tester:

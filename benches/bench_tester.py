@@ -1,0 +1,87 @@
+"""`make bench` (Python part): fastkafka-rs against FastKafka 0.8.0 on the same workloads.
+
+Both packages run `benches/tester_workloads.py` in their own virtual environment, in this one
+run, on this machine; the table reports each figure and the ratio between them. FastKafka
+0.8.0 imports only with its 2023 dependency pins, installed into `.venv-fastkafka-0.8.0` on the
+first run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = ROOT / "benches" / "tester_workloads.py"
+FASTKAFKA_VENV = ROOT / ".venv-fastkafka-0.8.0"
+FASTKAFKA_PINS = [
+    "fastkafka==0.8.0",
+    "anyio==3.7.1",
+    "aiokafka==0.8.1",
+    "kafka-python==2.0.2",
+    "asyncer==0.0.2",
+    "typer==0.9.0",
+    "click==8.1.7",
+    "ipython",
+]
+ROUNDTRIP_MESSAGES = 5_000
+SEED_RUNS = 3
+
+
+def fastkafka_python() -> Path:
+    python = FASTKAFKA_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"installing FastKafka 0.8.0 into {FASTKAFKA_VENV.name} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(FASTKAFKA_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *FASTKAFKA_PINS], check=True
+        )
+    return python
+
+
+def run(python: Path | str, workload: str, count: int) -> dict[str, float]:
+    done = subprocess.run(
+        [str(python), str(WORKLOADS), workload, str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ours = sys.executable
+    theirs = fastkafka_python()
+    rows = []
+    seed_ours = run(ours, "seed", SEED_RUNS)["seconds"]
+    seed_theirs = run(theirs, "seed", SEED_RUNS)["seconds"]
+    rows.append(
+        (
+            "guide's test, wall time (median)",
+            f"{seed_ours * 1000:.1f} ms",
+            f"{seed_theirs * 1000:.1f} ms",
+            f"{seed_theirs / seed_ours:.0f}x faster",
+        )
+    )
+    trip_ours = run(ours, "roundtrip", ROUNDTRIP_MESSAGES)["messages_per_second"]
+    trip_theirs = run(theirs, "roundtrip", ROUNDTRIP_MESSAGES)["messages_per_second"]
+    rows.append(
+        (
+            f"Tester round trip, {ROUNDTRIP_MESSAGES} msgs",
+            f"{trip_ours:,.0f} msg/s",
+            f"{trip_theirs:,.0f} msg/s",
+            f"{trip_ours / trip_theirs:.1f}x faster",
+        )
+    )
+    header = ("workload", "fastkafka-rs", "FastKafka 0.8.0", "ratio")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
