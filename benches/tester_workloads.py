@@ -6,7 +6,6 @@ uses only FastKafka's public API, so the same file measures fastkafka-rs and Fas
 0.8.0 reads annotations as objects.
 """
 
-
 import asyncio
 import json
 import sys
