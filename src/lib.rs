@@ -45,4 +45,6 @@ pub use consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
 pub use error::{Error, Result};
 pub use record::{Header, OutgoingRecord, Record, TopicPartition};
 pub use transport::memory::{MemoryBroker, MemoryCluster};
-pub use transport::{Cluster, ClusterConsumer, OffsetReset, Subscription, Transport};
+pub use transport::{
+    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
+};

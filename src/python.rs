@@ -30,7 +30,7 @@ use crate::consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::Error;
 use crate::record::{OutgoingRecord, Record};
 use crate::transport::memory::MemoryBroker;
-use crate::transport::{Cluster, Subscription, Transport};
+use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
 
 /// Raises `error` as the matching class of `fastkafka.exceptions`.
 fn to_py_err(error: Error) -> PyErr {
@@ -188,7 +188,8 @@ impl PyCluster {
     /// Subscribes to `topics` and starts a consumer loop that awaits `on_batch(records)` on the
     /// calling asyncio loop for each batch; returns the running `ConsumerLoop` once the consumer
     /// is subscribed and its partitions assigned.
-    #[pyo3(signature = (topics, on_batch, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100))]
+    #[pyo3(signature = (topics, on_batch, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, properties = ClientProperties::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn subscribe<'py>(
         &self,
         py: Python<'py>,
@@ -197,6 +198,7 @@ impl PyCluster {
         group_id: Option<String>,
         auto_offset_reset: &str,
         max_poll_records: usize,
+        properties: ClientProperties,
     ) -> PyResult<Bound<'py, PyAny>> {
         if max_poll_records == 0 {
             return Err(to_py_err(Error::Config(
@@ -207,6 +209,7 @@ impl PyCluster {
             topics,
             group_id,
             auto_offset_reset: auto_offset_reset.parse().map_err(to_py_err)?,
+            properties,
         };
         let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
         let cluster = self.0.clone();

@@ -31,7 +31,9 @@ use tokio::sync::Notify;
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record, TopicPartition};
-use crate::transport::{Cluster, ClusterConsumer, OffsetReset, Subscription, Transport};
+use crate::transport::{
+    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
+};
 
 /// An in-memory broker holding any number of isolated clusters.
 ///
@@ -95,7 +97,11 @@ impl fmt::Debug for MemoryBroker {
 }
 
 impl Transport for MemoryBroker {
-    fn cluster(&self, id: &ClusterId) -> Result<Arc<dyn Cluster>> {
+    fn cluster_with(
+        &self,
+        id: &ClusterId,
+        _producer: &ClientProperties,
+    ) -> Result<Arc<dyn Cluster>> {
         Ok(self.memory_cluster(id))
     }
 }

@@ -12,8 +12,11 @@
 //!   [`ClusterConsumer::store_offsets`] and only stored offsets are ever committed, which is
 //!   what makes delivery at-least-once.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,6 +26,10 @@ use async_trait::async_trait;
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record, TopicPartition};
+
+/// Raw client properties in librdkafka's names (`linger.ms`, `session.timeout.ms`, ...).
+/// The in-memory broker ignores them.
+pub type ClientProperties = BTreeMap<String, String>;
 
 /// Where a consumer starts in a partition that has no committed offset for its group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,6 +65,8 @@ pub struct Subscription {
     pub group_id: Option<String>,
     /// Where to start without a committed offset.
     pub auto_offset_reset: OffsetReset,
+    /// Further client properties for this consumer.
+    pub properties: ClientProperties,
 }
 
 impl Subscription {
@@ -71,6 +80,7 @@ impl Subscription {
             topics: topics.into_iter().map(Into::into).collect(),
             group_id: None,
             auto_offset_reset: OffsetReset::Earliest,
+            properties: ClientProperties::new(),
         }
     }
 
@@ -85,13 +95,27 @@ impl Subscription {
         self.auto_offset_reset = reset;
         self
     }
+
+    /// The same subscription with one more client property.
+    pub fn with_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
 }
 
 /// A way to reach clusters: the in-memory broker, or real Kafka.
 pub trait Transport: Send + Sync + fmt::Debug {
     /// The cluster with this identity. Calling it twice for one identity returns the same
     /// cluster (one producer client per cluster).
-    fn cluster(&self, id: &ClusterId) -> Result<Arc<dyn Cluster>>;
+    fn cluster(&self, id: &ClusterId) -> Result<Arc<dyn Cluster>> {
+        self.cluster_with(id, &ClientProperties::new())
+    }
+
+    /// Like [`Transport::cluster`], with the properties of the cluster's one producer client.
+    /// They apply when the client is created; asking again for the same cluster with
+    /// different properties is a configuration error naming the property.
+    fn cluster_with(&self, id: &ClusterId, producer: &ClientProperties)
+        -> Result<Arc<dyn Cluster>>;
 }
 
 /// One Kafka cluster.

@@ -2,6 +2,8 @@
 //! covers one part of the core.
 
 mod consumer_loop;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod memory_broker;
 
 use std::time::Duration;

@@ -1,0 +1,610 @@
+//! The Kafka transport: real clusters through librdkafka (rust-rdkafka), behind the `kafka`
+//! feature.
+//!
+//! - One [`KafkaCluster`] per [`ClusterId`], holding the cluster's one producer client — a
+//!   `ThreadedProducer`, whose own thread serves delivery reports, so [`Cluster::produce`] only
+//!   enqueues and returns (FastKafka's semantics: a send returns once the client has the
+//!   record). Delivery failures are logged with topic and error and counted.
+//! - One librdkafka consumer per subscription. Offsets are never stored automatically
+//!   (`enable.auto.offset.store=false`) nor committed by librdkafka's timer
+//!   (`enable.auto.commit=false`): the consumer loop stores a batch's offsets after its handler
+//!   returned and commits periodically and on close, and the rebalance callback commits before a
+//!   partition is taken away. That is the at-least-once guarantee.
+//! - Without a group, a consumer is assigned every partition of its topics (FastKafka's
+//!   behaviour with `group_id=None`) and commits nothing.
+//!
+//! librdkafka calls block (metadata, synchronous commits, close), so they run on tokio's
+//! blocking pool, never on a runtime worker.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::Notify;
+
+use crate::config::ClusterId;
+use crate::error::{Error, Result};
+use crate::record::{OutgoingRecord, Record, TopicPartition};
+use crate::transport::{
+    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
+};
+
+/// How long a send waits for room in a full producer queue before it fails.
+const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long flushing or a synchronous commit may take.
+const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `subscribe` waits for the group to assign partitions before returning anyway.
+const ASSIGNMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Properties the transport owns; a user setting them would break at-least-once delivery.
+const RESERVED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+];
+
+/// Real Kafka clusters, reached with librdkafka.
+pub struct KafkaTransport {
+    properties: ClientProperties,
+    clusters: Mutex<HashMap<ClusterId, (ClientProperties, Arc<KafkaCluster>)>>,
+}
+
+impl KafkaTransport {
+    /// A transport whose clients all get `properties` (librdkafka names), on top of which
+    /// producer and consumer properties are applied.
+    pub fn new(properties: ClientProperties) -> Result<Self> {
+        check_not_reserved(&properties)?;
+        Ok(Self {
+            properties,
+            clusters: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl fmt::Debug for KafkaTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaTransport")
+            .field("properties", &redacted(&self.properties))
+            .finish()
+    }
+}
+
+impl Transport for KafkaTransport {
+    fn cluster_with(
+        &self,
+        id: &ClusterId,
+        producer: &ClientProperties,
+    ) -> Result<Arc<dyn Cluster>> {
+        check_not_reserved(producer)?;
+        let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((existing, cluster)) = clusters.get(id) {
+            if let Some(name) = first_difference(existing, producer) {
+                return Err(Error::Config(format!(
+                    "producers to cluster {id} disagree on '{name}'; they share one client, so \
+                     give them the same value"
+                )));
+            }
+            return Ok(cluster.clone());
+        }
+        let cluster = Arc::new(KafkaCluster::connect(id, &self.properties, producer)?);
+        clusters.insert(id.clone(), (producer.clone(), cluster.clone()));
+        Ok(cluster)
+    }
+}
+
+/// One real cluster and its producer client.
+pub struct KafkaCluster {
+    id: ClusterId,
+    properties: ClientProperties,
+    producer: ThreadedProducer<DeliveryReporter>,
+    delivery_failures: Arc<AtomicU64>,
+}
+
+impl KafkaCluster {
+    fn connect(
+        id: &ClusterId,
+        properties: &ClientProperties,
+        producer_properties: &ClientProperties,
+    ) -> Result<Self> {
+        let mut config = client_config(id, properties);
+        for (name, value) in producer_properties {
+            config.set(name, value);
+        }
+        let delivery_failures = Arc::new(AtomicU64::new(0));
+        let reporter = DeliveryReporter {
+            failures: delivery_failures.clone(),
+        };
+        let producer = config
+            .create_with_context(reporter)
+            .map_err(|e| config_error(id, "producer", e))?;
+        Ok(Self {
+            id: id.clone(),
+            properties: properties.clone(),
+            producer,
+            delivery_failures,
+        })
+    }
+
+    /// How many records failed delivery so far.
+    pub fn delivery_failures(&self) -> u64 {
+        self.delivery_failures.load(Ordering::Relaxed)
+    }
+
+    fn transport_error(&self, message: impl fmt::Display) -> Error {
+        Error::Transport {
+            cluster: self.id.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for KafkaCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaCluster")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Cluster for KafkaCluster {
+    fn id(&self) -> &ClusterId {
+        &self.id
+    }
+
+    fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()> {
+        for record in &records {
+            let headers = (!record.headers.is_empty()).then(|| {
+                record
+                    .headers
+                    .iter()
+                    .fold(OwnedHeaders::new(), |headers, (name, value)| {
+                        headers.insert(rdkafka::message::Header {
+                            key: name,
+                            value: Some(&value[..]),
+                        })
+                    })
+            });
+            let mut pending = BaseRecord::<[u8], [u8]>::to(topic).payload(&record.value[..]);
+            if let Some(key) = &record.key {
+                pending = pending.key(&key[..]);
+            }
+            if let Some(headers) = headers {
+                pending = pending.headers(headers);
+            }
+            let started = std::time::Instant::now();
+            // A full queue is backpressure: wait for the client's thread to drain it.
+            while let Err((error, returned)) = self.producer.send(pending) {
+                let full = matches!(
+                    error,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                );
+                if !full || started.elapsed() > QUEUE_FULL_TIMEOUT {
+                    return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
+                }
+                pending = returned;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let producer = self.producer.clone();
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(BLOCKING_CALL_TIMEOUT))
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        flushed.map_err(|e| self.transport_error(format!("flush failed: {e}")))
+    }
+
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
+        if subscription.topics.is_empty() {
+            return Err(Error::Config(
+                "a consumer needs at least one topic".to_owned(),
+            ));
+        }
+        check_not_reserved(&subscription.properties)?;
+        let mut config = client_config(&self.id, &self.properties);
+        for (name, value) in &subscription.properties {
+            config.set(name, value);
+        }
+        config
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "false")
+            .set(
+                "auto.offset.reset",
+                match subscription.auto_offset_reset {
+                    OffsetReset::Earliest => "earliest",
+                    OffsetReset::Latest => "latest",
+                },
+            );
+        match &subscription.group_id {
+            Some(group_id) => config.set("group.id", group_id),
+            // librdkafka wants a group id even for manual assignment; this one never joins a
+            // group (the consumer is assigned, not subscribed) and never commits.
+            None => config.set("group.id", standalone_group_id()),
+        };
+        let context = RebalanceCommitter::default();
+        let assigned = context.assigned.clone();
+        let consumer: StreamConsumer<RebalanceCommitter> = config
+            .create_with_context(context)
+            .map_err(|e| config_error(&self.id, "consumer", e))?;
+        let mut consumer = KafkaConsumer {
+            cluster: self.id.clone(),
+            consumer: Arc::new(consumer),
+            in_group: subscription.group_id.is_some(),
+            buffered: VecDeque::new(),
+            stored: BTreeMap::new(),
+        };
+        let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
+        if consumer.in_group {
+            consumer
+                .consumer
+                .subscribe(&topics)
+                .map_err(|e| self.transport_error(format!("subscribe failed: {e}")))?;
+            consumer.wait_for_assignment(&assigned).await?;
+        } else {
+            consumer
+                .assign_all_partitions(&subscription.topics, subscription.auto_offset_reset)
+                .await?;
+        }
+        Ok(Box::new(consumer))
+    }
+}
+
+struct KafkaConsumer {
+    cluster: ClusterId,
+    consumer: Arc<StreamConsumer<RebalanceCommitter>>,
+    in_group: bool,
+    /// Records received while waiting for the first assignment.
+    buffered: VecDeque<Record>,
+    /// Next offset to commit, per partition; mirrors what was stored in librdkafka.
+    stored: BTreeMap<TopicPartition, i64>,
+}
+
+impl fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConsumer")
+            .field("cluster", &self.cluster)
+            .field("in_group", &self.in_group)
+            .finish()
+    }
+}
+
+impl KafkaConsumer {
+    fn transport_error(&self, message: impl fmt::Display) -> Error {
+        Error::Transport {
+            cluster: self.cluster.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Polls until the group assigned partitions (rebalance callbacks run inside polls),
+    /// keeping any record that arrives meanwhile.
+    async fn wait_for_assignment(&mut self, assigned: &Assigned) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + ASSIGNMENT_TIMEOUT;
+        while !assigned.flag.load(Ordering::Acquire) {
+            tokio::select! {
+                received = self.consumer.recv() => match received {
+                    Ok(message) => self.buffered.push_back(to_record(&message)),
+                    Err(error) => tracing::warn!(cluster = %self.cluster, %error, "while joining the group"),
+                },
+                _ = assigned.notify.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(
+                        cluster = %self.cluster,
+                        "no partitions assigned after {ASSIGNMENT_TIMEOUT:?}; consuming anyway"
+                    );
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn assign_all_partitions(&mut self, topics: &[String], reset: OffsetReset) -> Result<()> {
+        let consumer = self.consumer.clone();
+        let topics = topics.to_vec();
+        let start = match reset {
+            OffsetReset::Earliest => Offset::Beginning,
+            OffsetReset::Latest => Offset::End,
+        };
+        let assignment = tokio::task::spawn_blocking(move || {
+            let mut assignment = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer
+                    .client()
+                    .fetch_metadata(Some(topic), BLOCKING_CALL_TIMEOUT)
+                    .map_err(|e| format!("no metadata for topic '{topic}': {e}"))?;
+                let partitions = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map(|t| t.partitions().len())
+                    .unwrap_or(0);
+                if partitions == 0 {
+                    return Err(format!(
+                        "topic '{topic}' does not exist (or has no partitions); create it first"
+                    ));
+                }
+                for partition in 0..partitions as i32 {
+                    assignment
+                        .add_partition_offset(topic, partition, start)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            consumer.assign(&assignment).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| self.transport_error(e))?;
+        assignment.map_err(|e| self.transport_error(e))
+    }
+
+    async fn commit_stored(&self) -> Result<()> {
+        if !self.in_group || self.stored.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
+                .await
+                .map_err(|e| self.transport_error(e))?;
+        match committed {
+            // Nothing new was stored since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) | Ok(()) => Ok(()),
+            Err(error) => Err(self.transport_error(format!("commit failed: {error}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl ClusterConsumer for KafkaConsumer {
+    async fn poll(&mut self, max_records: usize) -> Result<Vec<Record>> {
+        let max_records = max_records.max(1);
+        let mut batch: Vec<Record> = Vec::with_capacity(max_records.min(1024));
+        while batch.len() < max_records {
+            match self.buffered.pop_front() {
+                Some(record) => batch.push(record),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            // The only await: cancelling here loses nothing.
+            let first = self
+                .consumer
+                .recv()
+                .await
+                .map_err(|e| self.transport_error(format!("poll failed: {e}")))?;
+            batch.push(to_record(&first));
+        }
+        // Whatever else is already fetched joins the batch, without waiting.
+        while batch.len() < max_records {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(to_record(&message)),
+                Some(Err(error)) => {
+                    tracing::warn!(cluster = %self.cluster, %error, "consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn store_offsets(&mut self, records: &[Record]) -> Result<()> {
+        if !self.in_group {
+            return Ok(());
+        }
+        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for record in records {
+            let offset = next.entry(record.topic_partition()).or_insert(0);
+            *offset = (*offset).max(record.offset + 1);
+        }
+        let mut list = TopicPartitionList::new();
+        for (tp, offset) in &next {
+            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
+                .map_err(|e| self.transport_error(e))?;
+        }
+        match self.consumer.store_offsets(&list) {
+            Ok(()) => {}
+            // The partition was revoked meanwhile; its new owner will process from the last
+            // commit, which is at-least-once.
+            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
+            Err(error) => return Err(self.transport_error(format!("store failed: {error}"))),
+        }
+        self.stored.extend(next);
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.commit_stored().await
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.consumer
+            .assignment()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .map(|e| TopicPartition::new(e.topic(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn close(self: Box<Self>) -> Result<()> {
+        let committed = self.commit_stored().await;
+        let consumer = self.consumer.clone();
+        drop(self);
+        // Dropping the last handle closes the consumer (leaving the group), which blocks.
+        tokio::task::spawn_blocking(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+        })
+        .await
+        .map_err(|e| Error::Transport {
+            cluster: String::new(),
+            message: e.to_string(),
+        })?;
+        committed
+    }
+}
+
+fn to_record(message: &BorrowedMessage<'_>) -> Record {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    let value = h.value.map(Bytes::copy_from_slice).unwrap_or_default();
+                    (h.key.to_owned(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic: message.topic().into(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+        key: message.key().map(Bytes::copy_from_slice),
+        value: message
+            .payload()
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default(),
+        headers,
+    }
+}
+
+/// Set when the group first assigns partitions to this consumer.
+#[derive(Default, Clone)]
+struct Assigned {
+    flag: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+/// Commits stored offsets before partitions are taken away, and reports assignments.
+#[derive(Default)]
+struct RebalanceCommitter {
+    assigned: Assigned,
+}
+
+impl ClientContext for RebalanceCommitter {}
+
+impl ConsumerContext for RebalanceCommitter {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(
+                    %error,
+                    partitions = partitions.count(),
+                    "commit before giving partitions up failed"
+                ),
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = %describe(partitions), "partitions assigned");
+            self.assigned.flag.store(true, Ordering::Release);
+            self.assigned.notify.notify_waiters();
+        }
+    }
+}
+
+/// Logs and counts failed deliveries.
+struct DeliveryReporter {
+    failures: Arc<AtomicU64>,
+}
+
+impl ClientContext for DeliveryReporter {}
+
+impl ProducerContext for DeliveryReporter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(topic = message.topic(), %error, "record not delivered");
+        }
+    }
+}
+
+fn standalone_group_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "fastkafka-standalone-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn client_config(id: &ClusterId, properties: &ClientProperties) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", id.bootstrap_servers());
+    for (name, value) in properties {
+        config.set(name, value);
+    }
+    config
+}
+
+fn check_not_reserved(properties: &ClientProperties) -> Result<()> {
+    match properties
+        .keys()
+        .find(|name| RESERVED_PROPERTIES.contains(&name.as_str()))
+    {
+        Some(name) => Err(Error::Config(format!(
+            "the client property '{name}' is managed by fastkafka (it guarantees at-least-once \
+             delivery and binds each handler to its cluster) and cannot be set"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn config_error(id: &ClusterId, client: &str, error: KafkaError) -> Error {
+    Error::Config(format!(
+        "invalid {client} configuration for cluster {id}: {error}"
+    ))
+}
+
+fn first_difference<'a>(a: &'a ClientProperties, b: &'a ClientProperties) -> Option<&'a str> {
+    a.keys()
+        .chain(b.keys())
+        .find(|name| a.get(*name) != b.get(*name))
+        .map(String::as_str)
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redacted(properties: &ClientProperties) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .map(|(name, value)| {
+            let secret = name.contains("password") || name.contains("secret");
+            (name.as_str(), if secret { "***" } else { value.as_str() })
+        })
+        .collect()
+}

@@ -1,0 +1,149 @@
+//! The librdkafka transport against librdkafka's mock cluster: the same seam, real client code.
+//! (Interoperability with a real broker is proven by the Python tests on Tansu.)
+
+use std::collections::BTreeSet;
+
+use fastkafka::transport::kafka::KafkaTransport;
+use fastkafka::{
+    ClientProperties, ClusterId, OutgoingRecord, Subscription, TopicPartition, Transport,
+};
+use rdkafka::mocking::MockCluster;
+
+use super::{poll_exactly, values};
+
+fn fast_properties() -> ClientProperties {
+    [("fetch.wait.max.ms", "10"), ("session.timeout.ms", "6000")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn setup(
+    partitions: i32,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    ClusterId,
+    KafkaTransport,
+) {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("t", partitions, 1).unwrap();
+    let id = ClusterId::from_addresses(mock.bootstrap_servers().split(','));
+    (mock, id, KafkaTransport::new(fast_properties()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produced_records_keep_keys_headers_and_order() {
+    let (_mock, id, transport) = setup(1);
+    let cluster = transport.cluster(&id).unwrap();
+    let mut consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let records = (0..50)
+        .map(|i| {
+            OutgoingRecord::new(i.to_string())
+                .with_key(format!("k{i}"))
+                .with_header("h", "v")
+        })
+        .collect();
+    cluster.produce("t", records).unwrap();
+    cluster.flush().await.unwrap();
+    let got = poll_exactly(consumer.as_mut(), 50).await;
+    let expected: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+    assert_eq!(values(&got), expected);
+    assert_eq!(got[7].key.as_deref(), Some(&b"k7"[..]));
+    assert_eq!(got[7].headers, vec![("h".to_owned(), "v".into())]);
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_resumes_after_its_last_commit() {
+    let (_mock, id, transport) = setup(2);
+    let cluster = transport.cluster(&id).unwrap();
+    cluster
+        .produce(
+            "t",
+            (0..20)
+                .map(|i| OutgoingRecord::new(i.to_string()))
+                .collect(),
+        )
+        .unwrap();
+    cluster.flush().await.unwrap();
+    let group = Subscription::new(["t"]).with_group("g");
+
+    let mut first = cluster.subscribe(group.clone()).await.unwrap();
+    let got = poll_exactly(first.as_mut(), 20).await;
+    let (done, unfinished) = got.split_at(12);
+    first.store_offsets(done).unwrap();
+    first.close().await.unwrap();
+
+    let mut second = cluster.subscribe(group).await.unwrap();
+    let resumed = poll_exactly(second.as_mut(), unfinished.len()).await;
+    let as_set = |records: &[fastkafka::Record]| -> BTreeSet<(i32, i64)> {
+        records.iter().map(|r| (r.partition, r.offset)).collect()
+    };
+    assert_eq!(
+        as_set(&resumed),
+        as_set(unfinished),
+        "exactly the unfinished records again"
+    );
+    assert_eq!(second.assignment().len(), 2);
+    second.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_to_one_cluster_share_one_client_with_one_configuration() {
+    let (_mock, id, transport) = setup(1);
+    let linger: ClientProperties = [("linger.ms".to_owned(), "5".to_owned())].into();
+    let a = transport.cluster_with(&id, &linger).unwrap();
+    let b = transport.cluster_with(&id, &linger).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    let other: ClientProperties = [("linger.ms".to_owned(), "50".to_owned())].into();
+    let error = transport.cluster_with(&id, &other).unwrap_err();
+    assert!(
+        error.to_string().contains("disagree on 'linger.ms'"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_that_would_break_delivery_guarantees_are_refused() {
+    let reserved: ClientProperties = [("enable.auto.commit".to_owned(), "true".to_owned())].into();
+    let error = KafkaTransport::new(reserved).unwrap_err();
+    assert!(error
+        .to_string()
+        .contains("'enable.auto.commit' is managed by fastkafka"));
+    let (_mock, id, transport) = setup(1);
+    let cluster = transport.cluster(&id).unwrap();
+    let bad = Subscription::new(["t"]).with_property("no.such.property", "1");
+    let error = cluster.subscribe(bad).await.unwrap_err();
+    assert!(error.to_string().contains("no.such.property"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groupless_consumer_reads_every_partition() {
+    let (_mock, id, transport) = setup(3);
+    let cluster = transport.cluster(&id).unwrap();
+    let mut consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let mut assignment = consumer.assignment();
+    assignment.sort();
+    assert_eq!(
+        assignment,
+        (0..3)
+            .map(|p| TopicPartition::new("t", p))
+            .collect::<Vec<_>>()
+    );
+    cluster
+        .produce(
+            "t",
+            (0..30)
+                .map(|i| OutgoingRecord::new(i.to_string()).with_key(i.to_string()))
+                .collect(),
+        )
+        .unwrap();
+    let got = poll_exactly(consumer.as_mut(), 30).await;
+    let partitions: BTreeSet<i32> = got.iter().map(|r| r.partition).collect();
+    assert_eq!(partitions.len(), 3);
+    let missing = cluster
+        .subscribe(Subscription::new(["absent"]))
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("'absent'"), "{missing}");
+}
