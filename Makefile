@@ -37,8 +37,9 @@ demo: $(BUILD_STAMP) ## Run the guide's multi-cluster app end to end on the in-m
 	$(BIN)/python examples/demo.py
 
 .PHONY: test-rust
-test-rust: ## Rust tests of the core (no Python, no C)
+test-rust: ## Rust tests: the core without Python or C, then with the Kafka transport
 	cargo test --no-default-features
+	cargo test --features kafka
 
 .PHONY: test-python
 test-python: $(BUILD_STAMP) ## Python tests (pytest)
@@ -52,6 +53,8 @@ lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --stri
 	cargo fmt --check
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
+	cargo clippy --all-targets --features kafka -- -D warnings
+	cargo clippy --all-targets --features python,kafka -- -D warnings
 	$(BIN)/ruff check python tests_py examples benches
 	$(BIN)/ruff format --check python tests_py examples benches
 	$(BIN)/mypy --strict python/fastkafka

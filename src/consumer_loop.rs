@@ -36,15 +36,16 @@ pub trait BatchHandler: Send + 'static {
 pub struct ConsumerLoopConfig {
     /// The largest batch handed to the handler (FastKafka's default: 100).
     pub max_poll_records: usize,
-    /// How often stored offsets are committed while running.
-    pub commit_interval: Duration,
+    /// How often stored offsets are committed while running; `None` commits only when
+    /// partitions are revoked and on stop.
+    pub commit_interval: Option<Duration>,
 }
 
 impl Default for ConsumerLoopConfig {
     fn default() -> Self {
         Self {
             max_poll_records: 100,
-            commit_interval: Duration::from_secs(5),
+            commit_interval: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -112,7 +113,10 @@ async fn run<H: BatchHandler>(
             break Err(error);
         }
         consumer.store_offsets(&batch)?;
-        if last_commit.elapsed() >= config.commit_interval {
+        if config
+            .commit_interval
+            .is_some_and(|interval| last_commit.elapsed() >= interval)
+        {
             if let Err(error) = consumer.commit().await {
                 tracing::warn!(%error, "periodic commit failed; will retry");
             }

@@ -12,6 +12,6 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 """
 
 from ._app import FastKafka
-from ._core import __version__
+from ._core import __version__, librdkafka_version
 
-__all__ = ["FastKafka", "__version__"]
+__all__ = ["FastKafka", "__version__", "librdkafka_version"]

@@ -26,7 +26,13 @@ from typing import Any, Protocol, TypeVar
 from . import _core
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace, ObservedMock
-from ._options import CONSUMER_OPTIONS, PRODUCER_OPTIONS, check_options
+from ._options import (
+    CONSUMER_OPTIONS,
+    PRODUCER_OPTIONS,
+    check_options,
+    consumer_settings,
+    producer_properties,
+)
 from .exceptions import AppNotStartedError, ConfigError, TransportError
 
 __all__ = ["FastKafka", "Transport"]
@@ -37,24 +43,26 @@ consumer_logger = logging.getLogger("fastkafka.consumer")
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["FastKafka"], AbstractAsyncContextManager[Any]]
 
-_DEFAULT_CONSUMER_OPTIONS: dict[str, Any] = {
-    "auto_offset_reset": "earliest",
-    "max_poll_records": 100,
-}
 _SUPPORTED_EXECUTORS = (None, "SequentialExecutor")
 
 
 class Transport(Protocol):
     """How an app reaches its clusters (``_core.MemoryBroker`` or the Kafka transport)."""
 
-    def cluster(self, bootstrap_servers: str) -> _core.Cluster: ...
+    def cluster(
+        self, bootstrap_servers: str, producer_properties: dict[str, str] = ...
+    ) -> _core.Cluster: ...
 
 
 def _kafka_transport() -> Transport:
-    raise TransportError(
-        "this build of fastkafka-rs has no Kafka transport yet; run the app under "
-        "fastkafka.testing.Tester (the in-memory broker)"
-    )
+    kafka_transport = getattr(_core, "KafkaTransport", None)
+    if kafka_transport is None:
+        raise TransportError(
+            "this build of fastkafka-rs has no Kafka transport (it was built without the "
+            "'kafka' feature); run the app under fastkafka.testing.Tester"
+        )
+    transport: Transport = kafka_transport()
+    return transport
 
 
 class FastKafka:
@@ -87,6 +95,7 @@ class FastKafka:
         )
         self._bootstrap_servers_id = bootstrap_servers_id
         self._client_options = dict(kwargs)
+        self._default_group_prefix: str | None = None
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
         self._transport: Transport | None = None
@@ -175,7 +184,7 @@ class FastKafka:
                 topic=topic_from_name(function, topic, prefix),
                 brokers=override,
                 decoder=decoder,
-                options={**_DEFAULT_CONSUMER_OPTIONS, **self._consumer_options(), **kwargs},
+                settings=consumer_settings({**self._options_for(CONSUMER_OPTIONS), **kwargs}),
                 description=description,
             )
             self._consumers.append(spec)
@@ -205,7 +214,7 @@ class FastKafka:
                 topic=topic_from_name(function, topic, prefix),
                 brokers=override,
                 encoder=encoder,
-                options=kwargs,
+                properties=producer_properties({**self._options_for(PRODUCER_OPTIONS), **kwargs}),
                 description=description,
             )
             self._producers.append(spec)
@@ -234,8 +243,37 @@ class FastKafka:
 
         return decorator
 
-    def _consumer_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self._client_options.items() if k in CONSUMER_OPTIONS}
+    def _options_for(self, client: frozenset[str]) -> dict[str, Any]:
+        """The app-level options that apply to one kind of client (raw properties to both)."""
+        return {k: v for k, v in self._client_options.items() if k in client or "." in k}
+
+    def use_default_groups(self, prefix: str | None) -> None:
+        """Give every consumer without a ``group_id`` the group ``<prefix>.<function name>``.
+
+        ``fastkafka run`` sets this so that its worker processes share the partitions of each
+        consumer instead of each processing every message; ``None`` restores FastKafka's
+        behaviour (no group: read every partition).
+        """
+        self._default_group_prefix = prefix
+
+    def _group_of(self, spec: ConsumerSpec) -> str | None:
+        if spec.settings.group_id is not None or self._default_group_prefix is None:
+            return spec.settings.group_id
+        return f"{self._default_group_prefix}.{spec.name}"
+
+    def _producer_properties_by_cluster(self) -> dict[str, dict[str, str]]:
+        """Producers to one cluster share its client, so they must agree on its properties."""
+        by_cluster: dict[str, tuple[ProducerSpec, dict[str, str]]] = {}
+        for spec in self._producers:
+            servers = self.cluster_of(spec.brokers)
+            first = by_cluster.setdefault(servers, (spec, spec.properties))
+            if first[1] != spec.properties:
+                raise ConfigError(
+                    f"producers '{first[0].name}' and '{spec.name}' send to cluster {servers} "
+                    f"with different client options ({first[1]} vs {spec.properties}); they "
+                    f"share one producer client, so give them the same options"
+                )
+        return {servers: properties for servers, (_, properties) in by_cluster.items()}
 
     # -- mocks -------------------------------------------------------------------------------
 
@@ -259,27 +297,34 @@ class FastKafka:
     async def _start(self) -> None:
         if self._is_started:
             raise RuntimeError("the app is already running")
-        transport = self._transport if self._transport is not None else _kafka_transport()
         try:
+            transport = self._transport if self._transport is not None else _kafka_transport()
+            producer_properties = self._producer_properties_by_cluster()
+
+            def cluster(servers: str) -> _core.Cluster:
+                return transport.cluster(servers, producer_properties.get(servers, {}))
+
             for producer in self._producers:
-                producer.cluster = transport.cluster(self.cluster_of(producer.brokers))
+                producer.cluster = cluster(self.cluster_of(producer.brokers))
             for consumer in self._consumers:
-                await self._start_consumer(transport, consumer)
+                await self._start_consumer(cluster(self.cluster_of(consumer.brokers)), consumer)
         except BaseException:
             await self._stop()
             raise
         self._is_started = True
 
-    async def _start_consumer(self, transport: Transport, spec: ConsumerSpec) -> None:
-        cluster = transport.cluster(self.cluster_of(spec.brokers))
-        options = spec.options
+    async def _start_consumer(self, cluster: _core.Cluster, spec: ConsumerSpec) -> None:
+        settings = spec.settings
+        group_id = self._group_of(spec)
         runner = _ConsumerRunner(self, spec)
         consumer_loop = await cluster.subscribe(
             [spec.topic],
             runner.handle_batch,
-            group_id=options.get("group_id"),
-            auto_offset_reset=options["auto_offset_reset"],
-            max_poll_records=options["max_poll_records"],
+            group_id=group_id,
+            auto_offset_reset=settings.auto_offset_reset,
+            max_poll_records=settings.max_poll_records,
+            commit_interval_ms=settings.commit_interval_ms,
+            properties=settings.properties,
         )
         self._consumer_loops.append((spec, consumer_loop))
         consumer_logger.info(
@@ -288,9 +333,9 @@ class FastKafka:
             spec.name,
             spec.topic,
             cluster.bootstrap_servers,
-            options.get("group_id"),
-            options["auto_offset_reset"],
-            options["max_poll_records"],
+            group_id,
+            settings.auto_offset_reset,
+            settings.max_poll_records,
         )
 
     async def _stop(self) -> None:

@@ -3,7 +3,16 @@
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, final
 
-__all__ = ["Cluster", "ConsumerLoop", "KafkaBrokers", "MemoryBroker", "Record", "__version__"]
+__all__ = [
+    "Cluster",
+    "ConsumerLoop",
+    "KafkaBrokers",
+    "KafkaTransport",
+    "MemoryBroker",
+    "Record",
+    "__version__",
+    "librdkafka_version",
+]
 
 __version__: str
 
@@ -19,8 +28,19 @@ class KafkaBrokers:
 @final
 class MemoryBroker:
     def __new__(cls, default_partitions: int = 1) -> MemoryBroker: ...
-    def cluster(self, bootstrap_servers: str) -> Cluster: ...
+    def cluster(
+        self, bootstrap_servers: str, producer_properties: Mapping[str, str] = ...
+    ) -> Cluster: ...
     def create_topic(self, bootstrap_servers: str, topic: str, partitions: int) -> None: ...
+
+@final
+class KafkaTransport:
+    def __new__(cls, properties: Mapping[str, str] = ...) -> KafkaTransport: ...
+    def cluster(
+        self, bootstrap_servers: str, producer_properties: Mapping[str, str] = ...
+    ) -> Cluster: ...
+
+def librdkafka_version() -> str: ...
 
 @final
 class Cluster:
@@ -40,6 +60,8 @@ class Cluster:
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
         max_poll_records: int = 100,
+        commit_interval_ms: int | None = ...,
+        properties: Mapping[str, str] = ...,
     ) -> Awaitable[ConsumerLoop]: ...
 
 @final

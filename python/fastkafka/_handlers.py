@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from . import _core
 from ._codecs import Decode, Encode, make_decoder, make_encoder
+from ._options import ConsumerSettings
 from .exceptions import ConfigError
 
 __all__ = ["ConsumerSpec", "ProducerSpec", "topic_from_name"]
@@ -68,7 +69,7 @@ class ConsumerSpec:
     message_type: type[BaseModel]
     decode: Decode
     codec: str | Callable[..., Any]
-    options: dict[str, Any]
+    settings: ConsumerSettings
     description: str | None
     is_async: bool = field(init=False)
 
@@ -87,7 +88,7 @@ class ConsumerSpec:
         topic: str,
         brokers: _core.KafkaBrokers | None,
         decoder: str | Callable[..., Any],
-        options: dict[str, Any],
+        settings: ConsumerSettings,
         description: str | None,
     ) -> ConsumerSpec:
         hints = _type_hints(function)
@@ -105,7 +106,7 @@ class ConsumerSpec:
             message_type=hints[models[0]],
             decode=make_decoder(decoder, hints[models[0]]),
             codec=decoder,
-            options=options,
+            settings=settings,
             description=description,
         )
 
@@ -120,7 +121,7 @@ class ProducerSpec:
     message_type: type[BaseModel]
     encode: Encode
     codec: str | Callable[..., Any]
-    options: dict[str, Any]
+    properties: dict[str, str]
     description: str | None
     cluster: _core.Cluster | None = None
 
@@ -136,7 +137,7 @@ class ProducerSpec:
         topic: str,
         brokers: _core.KafkaBrokers | None,
         encoder: str | Callable[..., Any],
-        options: dict[str, Any],
+        properties: dict[str, str],
         description: str | None,
     ) -> ProducerSpec:
         if not inspect.iscoroutinefunction(function):
@@ -158,7 +159,7 @@ class ProducerSpec:
             message_type=model,
             encode=make_encoder(encoder, model),
             codec=encoder,
-            options=options,
+            properties=properties,
             description=description,
         )
 

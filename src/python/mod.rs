@@ -15,7 +15,10 @@
 //! Errors are raised as the classes of `fastkafka.exceptions`, which declares the hierarchy once
 //! so that a configuration error is also a `ValueError` for existing `except` clauses.
 
+mod logging;
+
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -122,13 +125,15 @@ impl PyMemoryBroker {
         Self(MemoryBroker::with_default_partitions(default_partitions))
     }
 
-    /// The cluster identified by `bootstrap_servers` (created empty on first use).
-    fn cluster(&self, bootstrap_servers: &str) -> PyResult<PyCluster> {
-        let cluster = self
-            .0
-            .cluster(&cluster_id(bootstrap_servers))
-            .map_err(to_py_err)?;
-        Ok(PyCluster(cluster))
+    /// The cluster identified by `bootstrap_servers` (created empty on first use);
+    /// `producer_properties` are accepted for symmetry with `KafkaTransport` and ignored.
+    #[pyo3(signature = (bootstrap_servers, producer_properties = ClientProperties::new()))]
+    fn cluster(
+        &self,
+        bootstrap_servers: &str,
+        producer_properties: ClientProperties,
+    ) -> PyResult<PyCluster> {
+        cluster_of(&self.0, bootstrap_servers, &producer_properties)
     }
 
     /// Creates `topic` with `partitions` partitions on the cluster `bootstrap_servers`.
@@ -142,6 +147,53 @@ impl PyMemoryBroker {
             .create_topic(&cluster_id(bootstrap_servers), topic, partitions)
             .map_err(to_py_err)
     }
+}
+
+fn cluster_of(
+    transport: &dyn Transport,
+    bootstrap_servers: &str,
+    producer_properties: &ClientProperties,
+) -> PyResult<PyCluster> {
+    transport
+        .cluster_with(&cluster_id(bootstrap_servers), producer_properties)
+        .map(PyCluster)
+        .map_err(to_py_err)
+}
+
+/// Real Kafka clusters through librdkafka; `properties` (librdkafka names) apply to every
+/// client it creates.
+#[cfg(feature = "kafka")]
+#[pyclass(name = "KafkaTransport", module = "fastkafka._core", frozen)]
+struct PyKafkaTransport(crate::transport::kafka::KafkaTransport);
+
+#[cfg(feature = "kafka")]
+#[pymethods]
+impl PyKafkaTransport {
+    #[new]
+    #[pyo3(signature = (properties = ClientProperties::new()))]
+    fn new(properties: ClientProperties) -> PyResult<Self> {
+        crate::transport::kafka::KafkaTransport::new(properties)
+            .map(Self)
+            .map_err(to_py_err)
+    }
+
+    /// The cluster identified by `bootstrap_servers`, whose one producer client gets
+    /// `producer_properties`.
+    #[pyo3(signature = (bootstrap_servers, producer_properties = ClientProperties::new()))]
+    fn cluster(
+        &self,
+        bootstrap_servers: &str,
+        producer_properties: ClientProperties,
+    ) -> PyResult<PyCluster> {
+        cluster_of(&self.0, bootstrap_servers, &producer_properties)
+    }
+}
+
+/// The version of the bundled librdkafka, e.g. `"2.12.1"`.
+#[cfg(feature = "kafka")]
+#[pyfunction]
+fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
 }
 
 /// A record as Python hands it to `Cluster.produce`: `(key, value, headers)`.
@@ -161,7 +213,7 @@ impl PyCluster {
 
     /// Hands records `(key, value, headers)` to the cluster without waiting for delivery.
     /// Records with equal keys land on the same partition.
-    fn produce(&self, topic: &str, records: Vec<RecordTuple>) -> PyResult<()> {
+    fn produce(&self, py: Python<'_>, topic: &str, records: Vec<RecordTuple>) -> PyResult<()> {
         let outgoing = records
             .into_iter()
             .map(|(key, value, headers)| OutgoingRecord {
@@ -174,7 +226,9 @@ impl PyCluster {
                     .collect(),
             })
             .collect();
-        self.0.produce(topic, outgoing).map_err(to_py_err)
+        // A full producer queue makes this wait for room; let other Python threads run.
+        py.detach(|| self.0.produce(topic, outgoing))
+            .map_err(to_py_err)
     }
 
     /// Waits until everything produced so far is delivered.
@@ -188,7 +242,7 @@ impl PyCluster {
     /// Subscribes to `topics` and starts a consumer loop that awaits `on_batch(records)` on the
     /// calling asyncio loop for each batch; returns the running `ConsumerLoop` once the consumer
     /// is subscribed and its partitions assigned.
-    #[pyo3(signature = (topics, on_batch, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, properties = ClientProperties::new()))]
+    #[pyo3(signature = (topics, on_batch, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new()))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe<'py>(
         &self,
@@ -198,6 +252,7 @@ impl PyCluster {
         group_id: Option<String>,
         auto_offset_reset: &str,
         max_poll_records: usize,
+        commit_interval_ms: Option<u64>,
         properties: ClientProperties,
     ) -> PyResult<Bound<'py, PyAny>> {
         if max_poll_records == 0 {
@@ -215,7 +270,7 @@ impl PyCluster {
         let cluster = self.0.clone();
         let config = ConsumerLoopConfig {
             max_poll_records,
-            ..ConsumerLoopConfig::default()
+            commit_interval: commit_interval_ms.map(Duration::from_millis),
         };
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let consumer = cluster.subscribe(subscription).await.map_err(to_py_err)?;
@@ -353,7 +408,13 @@ impl PyRecord {
 /// The engine of `fastkafka`: clusters, the in-memory broker and consumer loops.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    #[cfg(feature = "kafka")]
+    {
+        m.add_class::<PyKafkaTransport>()?;
+        m.add_function(wrap_pyfunction!(librdkafka_version, m)?)?;
+    }
     m.add_class::<PyKafkaBrokers>()?;
     m.add_class::<PyMemoryBroker>()?;
     m.add_class::<PyCluster>()?;
