@@ -1,0 +1,165 @@
+"""``fastkafka run``: an app in N worker processes against real clusters.
+
+Each worker is a fresh process (``fastkafka._worker``), its output relayed line by line with a
+``[pid]: `` prefix. SIGINT or SIGTERM is passed on to every worker, which stops consuming,
+finishes the messages in flight, commits and exits; the command waits up to
+``--stop-timeout`` seconds, then kills what is left and exits non-zero. A worker that exits on
+its own is a crash: the command names it, stops the others and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Annotated
+
+import typer
+
+from ._importer import import_app
+from .exceptions import ConfigError
+
+__all__ = ["cli", "main"]
+
+cli = typer.Typer(
+    help="Run FastKafka apps: consumers and producers on several Kafka clusters.",
+    add_completion=False,
+    no_args_is_help=True,
+)
+
+
+@cli.callback()
+def _commands() -> None:
+    """Run FastKafka apps: consumers and producers on several Kafka clusters."""
+
+
+RUN_HELP = (
+    "Run APP in worker processes until SIGINT or SIGTERM.\n\n"
+    "Consumers without a group_id get the group '<APP>.<function name>', shared by all "
+    "workers, so the partitions are split between them and each message is processed once.\n\n"
+    "On SIGINT/SIGTERM every worker stops consuming, finishes its in-flight messages, commits "
+    "and exits; the command exits 0 within --stop-timeout seconds (default 30), or kills the "
+    "rest and exits 1. If a worker crashes, the command names it, stops the others and exits 1."
+)
+
+
+@cli.command(help=RUN_HELP)
+def run(
+    app: Annotated[
+        str, typer.Argument(help="The app to run, as 'module:attribute' (e.g. 'my_service:app').")
+    ],
+    num_workers: Annotated[
+        int,
+        typer.Option(
+            "--num-workers",
+            min=1,
+            help="Worker processes to start (default: the number of CPUs).",
+        ),
+    ] = multiprocessing.cpu_count(),
+    kafka_broker: Annotated[
+        str,
+        typer.Option(
+            "--kafka-broker",
+            help="The environment (a key of the app's kafka_brokers) whose clusters to use.",
+        ),
+    ] = "localhost",
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stop-timeout",
+            min=0,
+            help="After SIGINT/SIGTERM, seconds to wait for workers to finish in-flight "
+            "messages and commit before killing them.",
+        ),
+    ] = 30.0,
+) -> None:
+    """The `run` command; its help is RUN_HELP."""
+    try:
+        environments = import_app(app).kafka_brokers.environments()
+    except ConfigError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if kafka_broker not in environments:
+        typer.echo(
+            f"Error: unknown --kafka-broker {kafka_broker!r}; the app's kafka_brokers define: "
+            f"{', '.join(environments)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    raise typer.Exit(_supervise(app, kafka_broker, num_workers, stop_timeout))
+
+
+def _relay(worker: subprocess.Popen[bytes]) -> None:
+    stream: IO[bytes] | None = worker.stdout
+    assert stream is not None
+    for line in iter(stream.readline, b""):
+        text = line.decode(errors="replace").rstrip("\n")
+        sys.stdout.write(f"[{worker.pid}]: {text}\n")
+        sys.stdout.flush()
+
+
+def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: float) -> int:
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "fastkafka._worker", app, "--kafka-broker", kafka_broker]
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    workers = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,  # a Ctrl-C reaches the workers through us, once
+        )
+        for _ in range(num_workers)
+    ]
+    relays = [threading.Thread(target=_relay, args=(w,), daemon=True) for w in workers]
+    for relay in relays:
+        relay.start()
+    print(f"Started {num_workers} worker(s): {', '.join(str(w.pid) for w in workers)}")
+    sys.stdout.flush()
+
+    crashed = None
+    while not stopping.wait(0.1):
+        crashed = next((w for w in workers if w.poll() is not None), None)
+        if crashed is not None:
+            print(f"Worker [{crashed.pid}] exited unexpectedly with code {crashed.returncode}")
+            break
+    print("Stopping workers ...")
+    sys.stdout.flush()
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + stop_timeout
+    killed = []
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+            killed.append(worker.pid)
+    for relay in relays:
+        relay.join(timeout=5)
+    if killed:
+        print(f"Killed worker(s) {killed}: not stopped within {stop_timeout} s")
+    failed = [w for w in workers if w.returncode not in (0, None)]
+    if crashed is None and not killed and not failed:
+        print("All workers stopped cleanly")
+        return 0
+    for worker in failed:
+        print(f"Worker [{worker.pid}] exited with code {worker.returncode}")
+    return 1
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,55 @@
+"""One worker process of ``fastkafka run``: runs an app until SIGTERM or SIGINT.
+
+Started by the CLI as a fresh interpreter (``python -m fastkafka._worker``), never forked from
+a process whose engine already runs: neither librdkafka nor tokio survives ``fork()``. On a
+signal the app stops the way ``async with app`` ends: every consumer finishes its batch in
+flight and commits, producers flush, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from ._app import FastKafka
+from ._importer import import_app
+
+__all__ = ["run_worker"]
+
+logger = logging.getLogger("fastkafka.worker")
+LOG_FORMAT = "%(asctime)s.%(msecs)03d [%(levelname)s] %(name)s: %(message)s"
+
+
+async def serve(app: FastKafka) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with app:
+        logger.info("app started; stop with SIGTERM or SIGINT")
+        await stop.wait()
+        logger.info("stopping: finishing in-flight messages and committing offsets")
+    logger.info("app stopped")
+
+
+def run_worker(import_string: str, kafka_broker: str) -> None:
+    app = import_app(import_string)
+    app.set_kafka_broker(kafka_broker)
+    # Workers of one app share each consumer's partitions instead of each reading everything.
+    app.use_default_groups(import_string)
+    asyncio.run(serve(app))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m fastkafka._worker")
+    parser.add_argument("app")
+    parser.add_argument("--kafka-broker", required=True)
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%y-%m-%d %H:%M:%S")
+    run_worker(arguments.app, arguments.kafka_broker)
+
+
+if __name__ == "__main__":
+    main()
