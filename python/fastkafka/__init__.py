@@ -11,7 +11,13 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``_core``: the Rust extension module (``src/python.rs``); its types are in ``_core.pyi``.
 """
 
+import atexit
+
+from . import _core
 from ._app import FastKafka
 from ._core import __version__, librdkafka_version
+
+# Rust threads must not call into Python while the interpreter shuts down.
+atexit.register(_core.stop_log_forwarding)
 
 __all__ = ["FastKafka", "__version__", "librdkafka_version"]

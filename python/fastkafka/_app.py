@@ -317,9 +317,11 @@ class FastKafka:
         settings = spec.settings
         group_id = self._group_of(spec)
         runner = _ConsumerRunner(self, spec)
-        consumer_loop = await cluster.subscribe(
+        consumer_loop = await asyncio.to_thread(
+            cluster.subscribe,
             [spec.topic],
             runner.handle_batch,
+            asyncio.get_running_loop(),
             group_id=group_id,
             auto_offset_reset=settings.auto_offset_reset,
             max_poll_records=settings.max_poll_records,
@@ -341,7 +343,8 @@ class FastKafka:
     async def _stop(self) -> None:
         loops, self._consumer_loops = self._consumer_loops, []
         results = await asyncio.gather(
-            *(consumer_loop.stop() for _, consumer_loop in loops), return_exceptions=True
+            *(asyncio.to_thread(consumer_loop.stop) for _, consumer_loop in loops),
+            return_exceptions=True,
         )
         for (spec, _), result in zip(loops, results, strict=True):
             if isinstance(result, BaseException):
@@ -351,7 +354,7 @@ class FastKafka:
         clusters = {id(p.cluster): p.cluster for p in self._producers if p.cluster is not None}
         for producer in self._producers:
             producer.cluster = None
-        await asyncio.gather(*(cluster.flush() for cluster in clusters.values()))
+        await asyncio.gather(*(asyncio.to_thread(c.flush) for c in clusters.values()))
         self._is_started = False
 
     async def __aenter__(self) -> FastKafka:

@@ -1,5 +1,6 @@
 """Type stubs of the Rust extension module (``src/python.rs``); checked by mypy.stubtest."""
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, final
 
@@ -12,6 +13,7 @@ __all__ = [
     "Record",
     "__version__",
     "librdkafka_version",
+    "stop_log_forwarding",
 ]
 
 __version__: str
@@ -41,6 +43,7 @@ class KafkaTransport:
     ) -> Cluster: ...
 
 def librdkafka_version() -> str: ...
+def stop_log_forwarding() -> None: ...
 
 @final
 class Cluster:
@@ -51,22 +54,23 @@ class Cluster:
         topic: str,
         records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]],
     ) -> None: ...
-    def flush(self) -> Awaitable[None]: ...
+    def flush(self) -> None: ...
     def subscribe(
         self,
         topics: Sequence[str],
         on_batch: Callable[[list[Record]], Awaitable[None]],
+        event_loop: asyncio.AbstractEventLoop,
         *,
         group_id: str | None = None,
         auto_offset_reset: str = "earliest",
         max_poll_records: int = 100,
         commit_interval_ms: int | None = ...,
         properties: Mapping[str, str] = ...,
-    ) -> Awaitable[ConsumerLoop]: ...
+    ) -> ConsumerLoop: ...
 
 @final
 class ConsumerLoop:
-    def stop(self) -> Awaitable[None]: ...
+    def stop(self) -> None: ...
     @property
     def is_finished(self) -> bool: ...
 

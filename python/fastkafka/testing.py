@@ -23,6 +23,7 @@ sends is already seen; there are no fixed sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -164,7 +165,12 @@ class Tester:
                     mirror = _MirrorConsumer(
                         self.broker.cluster(servers), spec.topic, decode, f"mirror of {spec.name}"
                     )
-                    mirror.loop = await mirror.cluster.subscribe([spec.topic], mirror.handle_batch)
+                    mirror.loop = await asyncio.to_thread(
+                        mirror.cluster.subscribe,
+                        [spec.topic],
+                        mirror.handle_batch,
+                        asyncio.get_running_loop(),
+                    )
                     by_destination[(servers, spec.topic)] = mirror
                     self._mirror_consumers.append(mirror)
                 self.mirrors[spec.function] = mirror.awaited
@@ -198,7 +204,7 @@ class Tester:
             mirrors, self._mirror_consumers = self._mirror_consumers, []
             for mirror in mirrors:
                 if mirror.loop is not None:
-                    await mirror.loop.stop()
+                    await asyncio.to_thread(mirror.loop.stop)
             for app, previous in zip(self.apps, self._previous_transports, strict=False):
                 app.use_transport(previous)
                 app._remove_mocks()

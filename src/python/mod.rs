@@ -58,6 +58,22 @@ fn to_py_err(error: Error) -> PyErr {
     })
 }
 
+/// Runs `future` on the engine's runtime, blocking the calling thread with the GIL released.
+///
+/// Lifecycle calls (subscribe, stop, flush) block instead of returning awaitables on purpose:
+/// Python runs them in its own worker threads (`asyncio.to_thread`), which asyncio joins before
+/// the interpreter exits. An awaitable completed by a Rust thread would have that thread call
+/// into the event loop, and if the interpreter is finalizing by then, CPython ends the thread
+/// mid-call, which aborts the process.
+fn block_on<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    T: Send,
+    F: std::future::Future<Output = crate::Result<T>> + Send,
+{
+    py.detach(|| pyo3_async_runtimes::tokio::get_runtime().block_on(future))
+        .map_err(to_py_err)
+}
+
 fn cluster_id(bootstrap_servers: &str) -> ClusterId {
     ClusterId::from_addresses(bootstrap_servers.split(',').map(str::trim))
 }
@@ -231,30 +247,29 @@ impl PyCluster {
             .map_err(to_py_err)
     }
 
-    /// Waits until everything produced so far is delivered.
-    fn flush<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Blocks until everything produced so far is delivered (run it in a worker thread).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let cluster = self.0.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            cluster.flush().await.map_err(to_py_err)
-        })
+        block_on(py, async move { cluster.flush().await })
     }
 
-    /// Subscribes to `topics` and starts a consumer loop that awaits `on_batch(records)` on the
-    /// calling asyncio loop for each batch; returns the running `ConsumerLoop` once the consumer
-    /// is subscribed and its partitions assigned.
-    #[pyo3(signature = (topics, on_batch, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new()))]
+    /// Subscribes to `topics` and starts a consumer loop that awaits `on_batch(records)` on
+    /// `event_loop` for each batch. Blocks (run it in a worker thread) until the consumer is
+    /// subscribed and its partitions assigned, and returns the running `ConsumerLoop`.
+    #[pyo3(signature = (topics, on_batch, event_loop, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new()))]
     #[allow(clippy::too_many_arguments)]
-    fn subscribe<'py>(
+    fn subscribe(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         topics: Vec<String>,
         on_batch: Py<PyAny>,
+        event_loop: Bound<'_, PyAny>,
         group_id: Option<String>,
         auto_offset_reset: &str,
         max_poll_records: usize,
         commit_interval_ms: Option<u64>,
         properties: ClientProperties,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<PyConsumerLoop> {
         if max_poll_records == 0 {
             return Err(to_py_err(Error::Config(
                 "max_poll_records must be at least 1".to_owned(),
@@ -266,14 +281,14 @@ impl PyCluster {
             auto_offset_reset: auto_offset_reset.parse().map_err(to_py_err)?,
             properties,
         };
-        let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
+        let locals = TaskLocals::new(event_loop).copy_context(py)?;
         let cluster = self.0.clone();
         let config = ConsumerLoopConfig {
             max_poll_records,
             commit_interval: commit_interval_ms.map(Duration::from_millis),
         };
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let consumer = cluster.subscribe(subscription).await.map_err(to_py_err)?;
+        block_on(py, async move {
+            let consumer = cluster.subscribe(subscription).await?;
             let handler = PyBatchHandler { on_batch, locals };
             let running = ConsumerLoop::spawn(consumer, handler, config);
             Ok(PyConsumerLoop(Mutex::new(Some(running))))
@@ -313,21 +328,20 @@ struct PyConsumerLoop(Mutex<Option<ConsumerLoop>>);
 
 #[pymethods]
 impl PyConsumerLoop {
-    /// Stops consuming, waits for the batch in flight, commits and leaves the group. Raises
+    /// Stops consuming, waits for the batch in flight, commits and leaves the group; blocks
+    /// (run it in a worker thread, the batch in flight needs the event loop). Raises
     /// `HandlerError` if a failing batch handler ended the loop earlier. Stopping twice is a
     /// no-op.
-    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let running = self
             .0
             .lock()
             .map_err(|_| PyRuntimeError::new_err("consumer loop state poisoned"))?
             .take();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            match running {
-                Some(running) => running.stop().await.map_err(to_py_err),
-                None => Ok(()),
-            }
-        })
+        match running {
+            Some(running) => block_on(py, running.stop()),
+            None => Ok(()),
+        }
     }
 
     /// Whether the loop has ended (stopped, or ended by a failing batch handler).
@@ -409,6 +423,7 @@ impl PyRecord {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
+    m.add_function(wrap_pyfunction!(logging::stop_log_forwarding, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     #[cfg(feature = "kafka")]
     {
