@@ -1,0 +1,216 @@
+"""Two local Kafka-compatible clusters for tests and demos: Tansu 0.6.0 brokers on loopback.
+
+Installs Tansu with cargo when ``~/.cargo/bin/tansu`` is missing (about 20 minutes on two
+cores; cargo's caches make later installs quick), starts each broker on a free 127.0.0.1 port
+with ``sqlite://`` storage in a fresh temporary directory, waits until it answers, creates
+topics, and stops everything on exit.
+
+Quirks of Tansu 0.6.0 this works around (DESIGN.md §9): no automatic topic creation (topics are
+created here), IPv4 only (brokers advertise 127.0.0.1), and a storage engine that stops serving
+when a client fetches past the end of a log — so every run gets fresh ports and fresh storage.
+
+Used by the pytest fixtures (``tests_py/conftest.py``) and from the command line::
+
+    python scripts/local_kafka.py run --topic preprocessed_signals --topic predictions -- CMD...
+
+which starts two clusters, exports ``KAFKA_CLUSTER_1`` and ``KAFKA_CLUSTER_2`` (their
+``host:port``) to CMD, runs it and stops the clusters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+TANSU_VERSION = "0.6.0"
+STARTUP_TIMEOUT = 60.0
+
+
+def tansu_binary() -> Path:
+    """The tansu executable, installed with cargo if it is not there yet."""
+    cargo_home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
+    binary = cargo_home / "bin" / "tansu"
+    if binary.exists():
+        return binary
+    found = shutil.which("tansu")
+    if found:
+        return Path(found)
+    print(f"installing tansu {TANSU_VERSION} with cargo (takes a while once) ...", flush=True)
+    subprocess.run(
+        [
+            "cargo",
+            "install",
+            f"tansu@{TANSU_VERSION}",
+            "--locked",
+            "--features",
+            "dynostore,libsql",
+        ],
+        check=True,
+    )
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class TansuBroker:
+    """One Tansu broker (a one-broker cluster) in its own directory."""
+
+    def __init__(self, binary: Path, directory: Path, name: str) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.name = name
+        self.port = free_port()
+        self.log_path = directory / "broker.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    str(self.binary),
+                    "broker",
+                    "--cluster-id",
+                    self.name,
+                    "--listener-url",
+                    self.url,
+                    "--advertised-listener-url",
+                    self.url,
+                    "--storage-engine",
+                    "sqlite://tansu.db",
+                ],
+                cwd=self.directory,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_until_listening()
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"tansu {self.name} exited at start:\n{self.log_tail()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"tansu {self.name} did not listen within {STARTUP_TIMEOUT} s")
+
+    def create_topic(self, topic: str, partitions: int = 1) -> None:
+        """Create ``topic``; retried while the broker finishes starting."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            done = subprocess.run(
+                [
+                    str(self.binary),
+                    "topic",
+                    "create",
+                    topic,
+                    "--partitions",
+                    str(partitions),
+                    "--broker",
+                    self.url,
+                ],
+                capture_output=True,
+                text=True,
+                cwd=self.directory,
+            )
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"creating topic {topic!r} on {self.name} failed: {done.stderr.strip()}"
+                )
+            time.sleep(0.1)
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+@contextlib.contextmanager
+def local_clusters(count: int = 2) -> Iterator[list[TansuBroker]]:
+    """``count`` fresh one-broker clusters, stopped and deleted on exit."""
+    binary = tansu_binary()
+    with tempfile.TemporaryDirectory(prefix="fastkafka-tansu-") as root:
+        brokers = [
+            TansuBroker(binary, Path(root) / f"cluster_{i + 1}", f"cluster_{i + 1}")
+            for i in range(count)
+        ]
+        try:
+            for broker in brokers:
+                broker.start()
+            yield brokers
+        finally:
+            for broker in brokers:
+                broker.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="start two clusters, run a command, stop them")
+    run.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        help="NAME or NAME:PARTITIONS, created on both clusters (repeatable)",
+    )
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    commands.add_parser("install", help="install tansu if it is missing")
+    arguments = parser.parse_args()
+    if arguments.command == "install":
+        print(tansu_binary())
+        return 0
+    cmd = arguments.cmd[1:] if arguments.cmd[:1] == ["--"] else arguments.cmd
+    if not cmd:
+        parser.error("give the command to run after --")
+    with local_clusters(2) as brokers:
+        for spec in arguments.topic:
+            name, _, partitions = spec.partition(":")
+            for broker in brokers:
+                broker.create_topic(name, int(partitions or 1))
+        environment = dict(os.environ)
+        for i, broker in enumerate(brokers, start=1):
+            environment[f"KAFKA_CLUSTER_{i}"] = broker.bootstrap_servers
+            print(f"cluster_{i}: {broker.bootstrap_servers}", flush=True)
+        return subprocess.run(cmd, env=environment).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

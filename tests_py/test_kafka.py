@@ -1,0 +1,157 @@
+"""Apps on two real Kafka-compatible clusters (Tansu), fed and read by an independent client.
+
+Every test starts its own pair of brokers (fresh ports and storage), so topics and groups
+never leak between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from kafka_helpers import TIMEOUT, committed_offsets, produce, read_all
+from local_kafka import TansuBroker
+from pydantic import BaseModel, Field
+
+from fastkafka import FastKafka, librdkafka_version
+
+# Fast settings for tests: the broker holds fetches open otherwise.
+FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
+
+
+class TestMsg(BaseModel):
+    __test__ = False  # the guide's name; not a test class
+
+    msg: str = Field(...)
+
+
+def brokers_of(cluster: TansuBroker) -> dict[str, dict[str, object]]:
+    host, port = cluster.bootstrap_servers.split(":")
+    return {"development": {"url": host, "port": int(port)}}
+
+
+def test_the_bundled_librdkafka_is_reported() -> None:
+    assert librdkafka_version().startswith("2.12")
+
+
+async def test_the_main_app_binds_each_handler_to_its_own_cluster(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster_1, cluster_2 = two_clusters
+    for cluster in two_clusters:
+        cluster.create_topic("preprocessed_signals")
+        cluster.create_topic("predictions")
+    kafka_brokers_1 = brokers_of(cluster_1)
+    kafka_brokers_2 = brokers_of(cluster_2)
+    received: dict[str, list[str]] = {"s1": [], "s2": []}
+    done = asyncio.Event()
+
+    app = FastKafka(kafka_brokers=kafka_brokers_1, bootstrap_servers_id="development", **FAST)
+
+    @app.consumes(topic="preprocessed_signals")
+    async def on_preprocessed_signals_1(msg: TestMsg) -> None:
+        received["s1"].append(msg.msg)
+        await to_predictions_1(msg)
+        if len(received["s1"]) == 3 and len(received["s2"]) == 2:
+            done.set()
+
+    @app.consumes(topic="preprocessed_signals", brokers=kafka_brokers_2)
+    async def on_preprocessed_signals_2(msg: TestMsg) -> None:
+        received["s2"].append(msg.msg)
+        await to_predictions_2(msg)
+        if len(received["s1"]) == 3 and len(received["s2"]) == 2:
+            done.set()
+
+    @app.produces(topic="predictions")
+    async def to_predictions_1(msg: TestMsg) -> TestMsg:
+        return msg
+
+    @app.produces(topic="predictions", brokers=kafka_brokers_2)
+    async def to_predictions_2(msg: TestMsg) -> TestMsg:
+        return msg
+
+    signals_1 = [(b"k1", TestMsg(msg=f"one-{i}").model_dump_json().encode()) for i in range(3)]
+    signals_2 = [(None, TestMsg(msg=f"two-{i}").model_dump_json().encode()) for i in range(2)]
+    async with app:
+        await produce(cluster_1.bootstrap_servers, "preprocessed_signals", signals_1)
+        await produce(cluster_2.bootstrap_servers, "preprocessed_signals", signals_2)
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+
+    assert received == {"s1": ["one-0", "one-1", "one-2"], "s2": ["two-0", "two-1"]}
+    predictions_1 = await read_all(cluster_1.bootstrap_servers, "predictions", 3)
+    predictions_2 = await read_all(cluster_2.bootstrap_servers, "predictions", 2)
+    assert predictions_1 == [(None, v) for _, v in signals_1]
+    assert predictions_2 == [(None, v) for _, v in signals_2]
+
+
+async def test_a_bad_record_is_logged_and_skipped(
+    two_clusters: list[TansuBroker], caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("signals")
+    handled: list[str] = []
+    good_arrived = asyncio.Event()
+    app = FastKafka(kafka_brokers=brokers_of(cluster), bootstrap_servers_id="development", **FAST)
+
+    @app.consumes()
+    async def on_signals(msg: TestMsg) -> None:
+        handled.append(msg.msg)
+        good_arrived.set()
+
+    caplog.set_level(logging.INFO, logger="fastkafka")
+    async with app:
+        await produce(
+            cluster.bootstrap_servers,
+            "signals",
+            [(None, b"{not json"), (None, b'{"other": 1}'), (None, b'{"msg": "good"}')],
+        )
+        await asyncio.wait_for(good_arrived.wait(), TIMEOUT)
+    assert handled == ["good"]
+    skipped = [r.getMessage() for r in caplog.records if "skipping a record" in r.getMessage()]
+    assert len(skipped) == 2
+    assert "topic=signals partition=0 offset=0" in skipped[0]
+    assert "topic=signals partition=0 offset=1" in skipped[1]
+
+
+async def test_a_restarted_consumer_resumes_from_its_committed_offset(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("jobs", partitions=2)
+    handled: list[int] = []
+    progress = asyncio.Condition()
+
+    def make_app() -> FastKafka:
+        app = FastKafka(
+            kafka_brokers=brokers_of(cluster), bootstrap_servers_id="development", **FAST
+        )
+
+        @app.consumes(group_id="billing", max_poll_records=10)
+        async def on_jobs(msg: TestMsg) -> None:
+            async with progress:
+                handled.append(int(msg.msg))
+                progress.notify_all()
+
+        return app
+
+    async def wait_for_count(count: int) -> None:
+        async with progress:
+            await asyncio.wait_for(progress.wait_for(lambda: len(set(handled)) >= count), TIMEOUT)
+
+    def batch(numbers: range) -> list[tuple[bytes | None, bytes]]:
+        return [(str(i).encode(), TestMsg(msg=str(i)).model_dump_json().encode()) for i in numbers]
+
+    await produce(cluster.bootstrap_servers, "jobs", batch(range(100)))
+    async with make_app():
+        await wait_for_count(100)
+    first_run = len(handled)
+    committed = await committed_offsets(cluster.bootstrap_servers, "billing", "jobs", 2)
+    assert sum(offset or 0 for offset in committed.values()) == 100, committed
+
+    await produce(cluster.bootstrap_servers, "jobs", batch(range(100, 200)))
+    async with make_app():
+        await wait_for_count(200)
+    # Nothing lost, and the second run started where the first one committed.
+    assert sorted(set(handled)) == list(range(200))
+    assert sorted(handled[first_run:]) == list(range(100, 200))

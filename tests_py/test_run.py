@@ -1,0 +1,190 @@
+"""`fastkafka run` on a real cluster: workers split the work, stop cleanly, commit everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from kafka_helpers import TIMEOUT, committed_offsets, produce
+from local_kafka import TansuBroker
+
+APPS = Path(__file__).parent / "apps"
+FASTKAFKA = str(Path(sys.executable).with_name("fastkafka"))
+RECORDS = 10_000
+PARTITIONS = 4
+
+
+class OutputWatcher:
+    """Collects the command's output lines and wakes waiters on each one."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        assert process.stdout is not None
+        self._stdout = process.stdout
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+
+    def wait_until(self, condition: object, timeout: float = TIMEOUT) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: condition(self.lines), timeout):  # type: ignore[operator]
+                raise AssertionError("timed out; output so far:\n" + "\n".join(self.lines[-40:]))
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+        self._stdout.close()
+
+
+def handled_lines(output: Path) -> int:
+    return output.read_text().count("\n") if output.exists() else 0
+
+
+def last_assignments(lines: list[str]) -> dict[str, set[str]]:
+    """Each worker's latest 'partitions assigned' set, from the relayed log lines."""
+    latest: dict[str, set[str]] = {}
+    for line in lines:
+        found = re.match(r"\[(\d+)\]: .*partitions assigned partitions=(\S*)", line)
+        if found:
+            latest[found.group(1)] = set(filter(None, found.group(2).split(",")))
+    return latest
+
+
+def split_between_two(lines: list[str]) -> bool:
+    latest = last_assignments(lines)
+    owned = [p for partitions in latest.values() for p in partitions]
+    return (
+        len(latest) == 2
+        and all(latest.values())
+        and len(owned) == PARTITIONS
+        and len(set(owned)) == PARTITIONS
+    )
+
+
+def test_two_workers_process_every_record_once_and_stop_cleanly(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("counted", partitions=PARTITIONS)
+    output = tmp_path / "handled.txt"
+    environment = {
+        **os.environ,
+        "KAFKA_CLUSTER_1": cluster.bootstrap_servers,
+        "COUNTING_APP_OUTPUT": str(output),
+    }
+    command = [FASTKAFKA, "run", "--num-workers", "2", "--kafka-broker", "development"]
+    process = subprocess.Popen(
+        [*command, "counting_app:app"],
+        cwd=APPS,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watcher = OutputWatcher(process)
+    try:
+        watcher.wait_until(split_between_two)
+        records = [(str(i).encode(), f'{{"msg": "{i}"}}'.encode()) for i in range(RECORDS)]
+        produced = time.monotonic()
+        asyncio.run(produce(cluster.bootstrap_servers, "counted", records))
+        deadline = time.monotonic() + TIMEOUT
+        while handled_lines(output) < RECORDS:
+            assert time.monotonic() < deadline, f"only {handled_lines(output)} handled"
+            time.sleep(0.05)
+        throughput = RECORDS / (time.monotonic() - produced)
+        stop_requested = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(60)
+        stop_seconds = time.monotonic() - stop_requested
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+
+    log = "\n".join(watcher.lines)
+    assert returncode == 0, log
+    assert "All workers stopped cleanly" in log
+    print(f"{throughput:,.0f} records/s produce-to-handled; SIGTERM to exit: {stop_seconds:.2f} s")
+
+    handled = [line.split() for line in output.read_text().splitlines()]
+    counts = Counter(value for _, value in handled)
+    assert len(counts) == RECORDS, "every record was processed"
+    assert max(counts.values()) == 1, "no record was processed twice"
+    assert len({pid for pid, _ in handled}) == 2, "both workers processed records"
+
+    committed = asyncio.run(
+        committed_offsets(
+            cluster.bootstrap_servers, "counting_app:app.on_counted", "counted", PARTITIONS
+        )
+    )
+    assert sum(offset or 0 for offset in committed.values()) == RECORDS, committed
+
+
+def test_an_unknown_environment_fails_at_once_listing_the_known_ones() -> None:
+    done = subprocess.run(
+        [FASTKAFKA, "run", "--kafka-broker", "staging", "counting_app:app"],
+        cwd=APPS,
+        env={**os.environ, "KAFKA_CLUSTER_1": "127.0.0.1:1", "COUNTING_APP_OUTPUT": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown --kafka-broker 'staging'" in done.stderr
+    assert "development" in done.stderr
+
+
+def test_a_crashed_worker_is_named_and_fails_the_command(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("counted", partitions=PARTITIONS)
+    environment = {
+        **os.environ,
+        "KAFKA_CLUSTER_1": cluster.bootstrap_servers,
+        "COUNTING_APP_OUTPUT": str(tmp_path / "handled.txt"),
+    }
+    process = subprocess.Popen(
+        [
+            FASTKAFKA,
+            "run",
+            "--num-workers",
+            "2",
+            "--kafka-broker",
+            "development",
+            "counting_app:app",
+        ],
+        cwd=APPS,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watcher = OutputWatcher(process)
+    try:
+        watcher.wait_until(lambda lines: sum("app started" in line for line in lines) == 2)
+        started = next(line for line in watcher.lines if line.startswith("Started 2 worker(s)"))
+        victim = int(started.split(": ")[1].split(", ")[0])
+        os.kill(victim, signal.SIGKILL)
+        returncode = process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+    log = "\n".join(watcher.lines)
+    assert returncode == 1, log
+    assert f"Worker [{victim}] exited unexpectedly with code -9" in log
