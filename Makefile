@@ -36,6 +36,11 @@ build-dev: $(BUILD_STAMP) ## Build the extension (release mode) into .venv
 demo: $(BUILD_STAMP) ## Run the guide's multi-cluster app end to end on the in-memory broker
 	$(BIN)/python examples/demo.py
 
+.PHONY: demo-kafka
+demo-kafka: $(BUILD_STAMP) ## The same app under `fastkafka run` on two local Tansu clusters
+	$(BIN)/python scripts/local_kafka.py run --topic preprocessed_signals --topic predictions \
+		-- $(BIN)/python examples/demo_kafka.py
+
 .PHONY: test-rust
 test-rust: ## Rust tests: the core without Python or C, then with the Kafka transport
 	cargo test --no-default-features

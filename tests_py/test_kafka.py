@@ -155,3 +155,105 @@ async def test_a_restarted_consumer_resumes_from_its_committed_offset(
     # Nothing lost, and the second run started where the first one committed.
     assert sorted(set(handled)) == list(range(200))
     assert sorted(handled[first_run:]) == list(range(100, 200))
+
+
+def signal_records(*texts: str) -> list[tuple[bytes | None, bytes]]:
+    return [(None, TestMsg(msg=text).model_dump_json().encode()) for text in texts]
+
+
+async def test_example_1_forwards_a_topic_to_the_other_cluster(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster_1, cluster_2 = two_clusters
+    for cluster in two_clusters:
+        cluster.create_topic("preprocessed_signals")
+    kafka_brokers_1 = brokers_of(cluster_1)
+    kafka_brokers_2 = brokers_of(cluster_2)
+    forwarded = asyncio.Event()
+
+    app = FastKafka(kafka_brokers=kafka_brokers_1, bootstrap_servers_id="development", **FAST)
+
+    @app.consumes(topic="preprocessed_signals")
+    async def on_preprocessed_signals_original(msg: TestMsg) -> None:
+        await to_preprocessed_signals_forward(msg)
+        forwarded.set()
+
+    @app.produces(topic="preprocessed_signals", brokers=kafka_brokers_2)
+    async def to_preprocessed_signals_forward(data: TestMsg) -> TestMsg:
+        return data
+
+    async with app:
+        await produce(cluster_1.bootstrap_servers, "preprocessed_signals", signal_records("x"))
+        await asyncio.wait_for(forwarded.wait(), TIMEOUT)
+    assert await read_all(cluster_2.bootstrap_servers, "preprocessed_signals", 1) == (
+        signal_records("x")
+    )
+
+
+async def test_example_2_aggregates_both_clusters_into_the_first(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster_1, cluster_2 = two_clusters
+    for cluster in two_clusters:
+        cluster.create_topic("preprocessed_signals")
+        cluster.create_topic("predictions")
+    kafka_brokers_1 = brokers_of(cluster_1)
+    kafka_brokers_2 = brokers_of(cluster_2)
+    app = FastKafka(kafka_brokers=kafka_brokers_1, bootstrap_servers_id="development", **FAST)
+    sent = asyncio.Semaphore(0)
+
+    @app.consumes(topic="preprocessed_signals")
+    async def on_preprocessed_signals_1(msg: TestMsg) -> None:
+        await to_predictions(msg)
+        sent.release()
+
+    @app.consumes(topic="preprocessed_signals", brokers=kafka_brokers_2)
+    async def on_preprocessed_signals_2(msg: TestMsg) -> None:
+        await to_predictions(msg)
+        sent.release()
+
+    @app.produces(topic="predictions")
+    async def to_predictions(prediction: TestMsg) -> TestMsg:
+        return [prediction]  # type: ignore[return-value]
+
+    async with app:
+        await produce(cluster_1.bootstrap_servers, "preprocessed_signals", signal_records("a"))
+        await produce(cluster_2.bootstrap_servers, "preprocessed_signals", signal_records("b"))
+        for _ in range(2):
+            await asyncio.wait_for(sent.acquire(), TIMEOUT)
+    aggregated = await read_all(cluster_1.bootstrap_servers, "predictions", 2)
+    assert sorted(aggregated) == sorted(signal_records("a", "b"))
+
+
+async def test_example_3_produces_the_same_prediction_to_both_clusters(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster_1, cluster_2 = two_clusters
+    for cluster in two_clusters:
+        cluster.create_topic("preprocessed_signals")
+        cluster.create_topic("predictions")
+    kafka_brokers_1 = brokers_of(cluster_1)
+    kafka_brokers_2 = brokers_of(cluster_2)
+    app = FastKafka(kafka_brokers=kafka_brokers_1, bootstrap_servers_id="development", **FAST)
+    done = asyncio.Event()
+
+    @app.consumes(topic="preprocessed_signals")
+    async def on_preprocessed_signals(msg: TestMsg) -> None:
+        await to_predictions_1(TestMsg(msg="prediction"))
+        await to_predictions_2(TestMsg(msg="prediction"))
+        done.set()
+
+    @app.produces(topic="predictions")
+    async def to_predictions_1(prediction: TestMsg) -> TestMsg:
+        return [prediction]  # type: ignore[return-value]
+
+    @app.produces(topic="predictions", brokers=kafka_brokers_2)
+    async def to_predictions_2(prediction: TestMsg) -> TestMsg:
+        return [prediction]  # type: ignore[return-value]
+
+    async with app:
+        await produce(cluster_1.bootstrap_servers, "preprocessed_signals", signal_records("s"))
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+    for cluster in two_clusters:
+        predictions = await read_all(cluster.bootstrap_servers, "predictions", 1)
+        assert predictions == signal_records("prediction")
