@@ -66,8 +66,10 @@ lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --stri
 	$(BIN)/python -m mypy.stubtest fastkafka._core
 
 .PHONY: bench
-bench: $(BUILD_STAMP) ## Benchmarks: Tester round trip and the guide's test vs FastKafka 0.8.0; criterion
+bench: $(BUILD_STAMP) ## Benchmarks: Tester vs FastKafka 0.8.0, a real broker vs confluent-kafka, criterion
+	$(BIN)/pip install --quiet "confluent-kafka>=2.5"
 	$(BIN)/python benches/bench_tester.py
+	$(BIN)/python benches/bench_kafka.py
 	cargo bench --no-default-features --bench memory_broker
 
 .PHONY: clean

@@ -69,10 +69,13 @@ def free_port() -> int:
 class TansuBroker:
     """One Tansu broker (a one-broker cluster) in its own directory."""
 
-    def __init__(self, binary: Path, directory: Path, name: str) -> None:
+    def __init__(
+        self, binary: Path, directory: Path, name: str, storage: str = "sqlite://tansu.db"
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.name = name
+        self.storage = storage
         self.port = free_port()
         self.log_path = directory / "broker.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -99,7 +102,7 @@ class TansuBroker:
                     "--advertised-listener-url",
                     self.url,
                     "--storage-engine",
-                    "sqlite://tansu.db",
+                    self.storage,
                 ],
                 cwd=self.directory,
                 stdout=log,
@@ -164,12 +167,18 @@ class TansuBroker:
 
 
 @contextlib.contextmanager
-def local_clusters(count: int = 2) -> Iterator[list[TansuBroker]]:
-    """``count`` fresh one-broker clusters, stopped and deleted on exit."""
+def local_clusters(
+    count: int = 2, storage: str = "sqlite://tansu.db"
+) -> Iterator[list[TansuBroker]]:
+    """``count`` fresh one-broker clusters, stopped and deleted on exit.
+
+    ``storage`` is Tansu's storage engine: durable ``sqlite://`` by default; ``memory://tansu/``
+    is much faster and suits benchmarks.
+    """
     binary = tansu_binary()
     with tempfile.TemporaryDirectory(prefix="fastkafka-tansu-") as root:
         brokers = [
-            TansuBroker(binary, Path(root) / f"cluster_{i + 1}", f"cluster_{i + 1}")
+            TansuBroker(binary, Path(root) / f"cluster_{i + 1}", f"cluster_{i + 1}", storage)
             for i in range(count)
         ]
         try:

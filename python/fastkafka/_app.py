@@ -234,7 +234,7 @@ class FastKafka:
                     raise AppNotStartedError(
                         f"producer '{spec.name}': the app stopped before the message was sent"
                     )
-                cluster.produce(spec.topic, spec.records(returned))
+                spec.send(cluster, returned)
                 return returned
 
             spec.function = send_result
@@ -408,9 +408,11 @@ class _ConsumerRunner:
     async def handle_batch(self, records: list[_core.Record]) -> None:
         spec = self._spec
         recorder = None if self._app._recorders is None else self._app._recorders[spec.name]
+        decode, function, is_async = spec.decode, spec.function, spec.is_async
         for record in records:
+            value = record.value
             try:
-                message = spec.decode(record.value)
+                message = decode(value)
             except Exception as error:
                 consumer_logger.error(
                     "%s: skipping a record that cannot be decoded as %s "
@@ -425,11 +427,11 @@ class _ConsumerRunner:
                 continue
             try:
                 if recorder is not None:
-                    recorder.record_encoded(spec.decode, record.value)
-                if spec.is_async:
-                    await spec.function(message)
+                    recorder.record_encoded(decode, value)
+                if is_async:
+                    await function(message)
                 else:
-                    await asyncio.to_thread(spec.function, message)
+                    await asyncio.to_thread(function, message)
             except Exception:
                 consumer_logger.exception(
                     "%s: handler failed (topic=%s partition=%d offset=%d); going on with the "

@@ -32,7 +32,10 @@ def make_decoder(decoder: str | Callable[[bytes, type[Any]], Any], model: type[A
         custom = decoder
         return lambda raw: custom(raw, model)
     if decoder == "json":
-        return TypeAdapter(model).validate_json
+        # A model's own validator skips TypeAdapter's Python wrapper (per message, it counts).
+        validator = getattr(model, "__pydantic_validator__", None) or TypeAdapter(model).validator
+        validate: Decode = validator.validate_json
+        return validate
     raise ConfigError(f"Unknown decoder - {decoder} (known: {', '.join(KNOWN_CODECS)})")
 
 
@@ -42,11 +45,13 @@ def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Enc
         return encoder
     if encoder == "json":
         adapter = TypeAdapter(model)
+        to_json = adapter.serializer.to_json
 
         def encode_json(message: Any) -> bytes:
             if not isinstance(message, model):
                 message = adapter.validate_python(message)
-            return adapter.dump_json(message)
+            encoded: bytes = to_json(message)
+            return encoded
 
         return encode_json
     raise ConfigError(f"Unknown encoder - {encoder} (known: {', '.join(KNOWN_CODECS)})")

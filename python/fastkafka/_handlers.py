@@ -163,9 +163,9 @@ class ProducerSpec:
             description=description,
         )
 
-    def records(self, returned: Any) -> list[tuple[bytes | None, bytes, None]]:
-        """The records a producer's return value becomes: a list is one batch."""
-        if returned is None:
-            return []
-        items = returned if isinstance(returned, list) else [returned]
-        return [(None, self.encode(item), None) for item in items]
+    def send(self, cluster: _core.Cluster, returned: Any) -> None:
+        """Send a producer's return value: one record, or a list as one batch."""
+        if isinstance(returned, list):
+            cluster.produce(self.topic, [(None, self.encode(item), None) for item in returned])
+        elif returned is not None:
+            cluster.send(self.topic, self.encode(returned))

@@ -247,6 +247,18 @@ impl PyCluster {
             .map_err(to_py_err)
     }
 
+    /// Hands one record to the cluster without waiting for delivery (the per-message fast
+    /// path of `produce`).
+    #[pyo3(signature = (topic, value, key = None))]
+    fn send(&self, topic: &str, value: &[u8], key: Option<&[u8]>) -> PyResult<()> {
+        let record = OutgoingRecord {
+            key: key.map(Bytes::copy_from_slice),
+            value: Bytes::copy_from_slice(value),
+            headers: Vec::new(),
+        };
+        self.0.produce(topic, vec![record]).map_err(to_py_err)
+    }
+
     /// Blocks until everything produced so far is delivered (run it in a worker thread).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let cluster = self.0.clone();

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -381,24 +381,26 @@ impl ClusterConsumer for KafkaConsumer {
                 None => break,
             }
         }
+        // One stream for the whole batch: creating one per message costs more than the message.
+        let mut stream = self.consumer.stream();
         if batch.is_empty() {
             // The only await: cancelling here loses nothing.
-            let first = self
-                .consumer
-                .recv()
+            let first = stream
+                .next()
                 .await
+                .expect("kafka streams never end")
                 .map_err(|e| self.transport_error(format!("poll failed: {e}")))?;
             batch.push(to_record(&first));
         }
         // Whatever else is already fetched joins the batch, without waiting.
         while batch.len() < max_records {
-            match self.consumer.recv().now_or_never() {
-                Some(Ok(message)) => batch.push(to_record(&message)),
-                Some(Err(error)) => {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(to_record(&message)),
+                Some(Some(Err(error))) => {
                     tracing::warn!(cluster = %self.cluster, %error, "consumer error");
                     break;
                 }
-                None => break,
+                Some(None) | None => break,
             }
         }
         Ok(batch)
