@@ -43,7 +43,7 @@ mod python;
 pub use config::{BrokerAddress, ClusterId, KafkaBrokers};
 pub use consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
 pub use error::{Error, Result};
-pub use record::{Header, OutgoingRecord, Record, TopicPartition};
+pub use record::{Header, OutgoingRecord, Record, TimestampType, TopicPartition};
 pub use transport::memory::{MemoryBroker, MemoryCluster};
 pub use transport::{
     ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,

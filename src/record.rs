@@ -30,6 +30,16 @@ impl TopicPartition {
     }
 }
 
+/// What a record's timestamp means, as Kafka defines it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TimestampType {
+    /// Set by the producer when it created the record.
+    #[default]
+    CreateTime,
+    /// Set by the broker when it appended the record to the log.
+    LogAppendTime,
+}
+
 /// A record read from a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -41,6 +51,8 @@ pub struct Record {
     pub offset: i64,
     /// When it was produced, in milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
+    /// Whether the timestamp is the producer's or the broker's.
+    pub timestamp_type: TimestampType,
     /// Its key, if it was produced with one.
     pub key: Option<Bytes>,
     /// Its payload.

@@ -4,6 +4,7 @@ FastKafka's API — ``@app.consumes``, ``@app.produces``, pydantic messages, ``T
 Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 
 - :class:`FastKafka` (``_app``): the application, its decorators and lifecycle;
+- :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
@@ -16,8 +17,9 @@ import atexit
 from . import _core
 from ._app import FastKafka
 from ._core import __version__, librdkafka_version
+from ._events import EventMetadata, KafkaEvent
 
 # Rust threads must not call into Python while the interpreter shuts down.
 atexit.register(_core.stop_log_forwarding)
 
-__all__ = ["FastKafka", "__version__", "librdkafka_version"]
+__all__ = ["EventMetadata", "FastKafka", "KafkaEvent", "__version__", "librdkafka_version"]

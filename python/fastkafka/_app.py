@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from . import _core
+from ._events import EventMetadata
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace, ObservedMock
 from ._options import (
@@ -52,6 +54,18 @@ class Transport(Protocol):
     def cluster(
         self, bootstrap_servers: str, producer_properties: dict[str, str] = ...
     ) -> _core.Cluster: ...
+
+
+# What apps without a transport of their own run on: real Kafka, unless
+# fastkafka.testing.InMemoryBroker installed a process-wide in-memory broker.
+_default_transport: Transport | None = None
+
+
+def set_default_transport(transport: Transport | None) -> Transport | None:
+    """Make ``transport`` what apps without their own run on; returns the previous one."""
+    global _default_transport
+    previous, _default_transport = _default_transport, transport
+    return previous
 
 
 def _kafka_transport() -> Transport:
@@ -102,6 +116,8 @@ class FastKafka:
         self._consumer_loops: list[tuple[ConsumerSpec, _core.ConsumerLoop]] = []
         self._is_started = False
         self._recorders: dict[str, CallRecorder] | None = None
+        self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
+        self._background_tasks: list[asyncio.Task[Any]] = []
         self._lifespan_context: AbstractAsyncContextManager[Any] | None = None
         self.mocks = MockNamespace({})
         self.awaited_mocks = MockNamespace({})
@@ -243,6 +259,21 @@ class FastKafka:
 
         return decorator
 
+    def run_in_background(self) -> Callable[[F], F]:
+        """Register a coroutine function that starts with the app (after its consumers are
+        ready, so it can call producers) and is cancelled and awaited when the app stops."""
+
+        def decorator(function: F) -> F:
+            if not inspect.iscoroutinefunction(function):
+                raise ConfigError(
+                    f"run_in_background needs an `async def` function, got '{function.__name__}'"
+                )
+            self._background_functions.append(function)
+            setattr(self, function.__name__, function)
+            return function
+
+        return decorator
+
     def _options_for(self, client: frozenset[str]) -> dict[str, Any]:
         """The app-level options that apply to one kind of client (raw properties to both)."""
         return {k: v for k, v in self._client_options.items() if k in client or "." in k}
@@ -298,7 +329,7 @@ class FastKafka:
         if self._is_started:
             raise RuntimeError("the app is already running")
         try:
-            transport = self._transport if self._transport is not None else _kafka_transport()
+            transport = self._transport or _default_transport or _kafka_transport()
             producer_properties = self._producer_properties_by_cluster()
 
             def cluster(servers: str) -> _core.Cluster:
@@ -312,6 +343,10 @@ class FastKafka:
             await self._stop()
             raise
         self._is_started = True
+        for function in self._background_functions:
+            task = asyncio.create_task(function(), name=f"fastkafka background {function.__name__}")
+            task.add_done_callback(_log_background_end)
+            self._background_tasks.append(task)
 
     async def _start_consumer(self, cluster: _core.Cluster, spec: ConsumerSpec) -> None:
         settings = spec.settings
@@ -341,6 +376,10 @@ class FastKafka:
         )
 
     async def _stop(self) -> None:
+        tasks, self._background_tasks = self._background_tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         loops, self._consumer_loops = self._consumer_loops, []
         results = await asyncio.gather(
             *(asyncio.to_thread(consumer_loop.stop) for _, consumer_loop in loops),
@@ -398,34 +437,42 @@ class FastKafka:
         )
 
 
+def _log_background_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
 class _ConsumerRunner:
     """Handles the batches of one consumer: decode, record (under Tester), call, log failures."""
 
     def __init__(self, app: FastKafka, spec: ConsumerSpec) -> None:
         self._app = app
         self._spec = spec
+        self._with_metadata = "metadata" in spec.parameters
 
     async def handle_batch(self, records: list[_core.Record]) -> None:
+        if self._spec.batch:
+            for partition_records in _by_partition(records):
+                await self._handle_partition_batch(partition_records)
+            return
         spec = self._spec
         recorder = None if self._app._recorders is None else self._app._recorders[spec.name]
         decode, function, is_async = spec.decode, spec.function, spec.is_async
+        with_metadata = self._with_metadata
         for record in records:
             value = record.value
             try:
                 message = decode(value)
             except Exception as error:
-                consumer_logger.error(
-                    "%s: skipping a record that cannot be decoded as %s "
-                    "(topic=%s partition=%d offset=%d): %s",
-                    spec.name,
-                    spec.message_type.__name__,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    error,
-                )
+                self._log_undecodable(record, error)
                 continue
             try:
+                if with_metadata:
+                    args = self._arguments(message, EventMetadata.create_event_metadata(record))
+                    if recorder is not None:
+                        recorder.record(*args)
+                    await self._call(*args)
+                    continue
                 if recorder is not None:
                     recorder.record_encoded(decode, value)
                 if is_async:
@@ -441,3 +488,62 @@ class _ConsumerRunner:
                     record.partition,
                     record.offset,
                 )
+
+    async def _handle_partition_batch(self, records: list[_core.Record]) -> None:
+        spec = self._spec
+        messages, metadata = [], []
+        for record in records:
+            try:
+                messages.append(spec.decode(record.value))
+            except Exception as error:
+                self._log_undecodable(record, error)
+                continue
+            if self._with_metadata:
+                metadata.append(EventMetadata.create_event_metadata(record))
+        if not messages:
+            return
+        args = self._arguments(messages, metadata)
+        try:
+            if self._app._recorders is not None:
+                self._app._recorders[spec.name].record(*args)
+            await self._call(*args)
+        except Exception:
+            consumer_logger.exception(
+                "%s: batch handler failed (topic=%s partition=%d offsets %d-%d); going on with "
+                "the next batch",
+                spec.name,
+                records[0].topic,
+                records[0].partition,
+                records[0].offset,
+                records[-1].offset,
+            )
+
+    def _arguments(self, message: Any, metadata: Any) -> list[Any]:
+        """The handler's arguments in its signature's order."""
+        return [message if name == "message" else metadata for name in self._spec.parameters]
+
+    async def _call(self, *args: Any) -> None:
+        if self._spec.is_async:
+            await self._spec.function(*args)
+        else:
+            await asyncio.to_thread(self._spec.function, *args)
+
+    def _log_undecodable(self, record: _core.Record, error: Exception) -> None:
+        consumer_logger.error(
+            "%s: skipping a record that cannot be decoded as %s "
+            "(topic=%s partition=%d offset=%d): %s",
+            self._spec.name,
+            self._spec.message_type.__name__,
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )
+
+
+def _by_partition(records: list[_core.Record]) -> list[list[_core.Record]]:
+    """The records of each partition, in order; partitions in order of first appearance."""
+    partitions: dict[tuple[str, int], list[_core.Record]] = {}
+    for record in records:
+        partitions.setdefault((record.topic, record.partition), []).append(record)
+    return list(partitions.values())

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from . import _core
 from ._codecs import Decode, Encode, make_decoder, make_encoder
+from ._events import EventMetadata, KafkaEvent, normalize_headers
 from ._options import ConsumerSettings
 from .exceptions import ConfigError
 
@@ -71,6 +72,10 @@ class ConsumerSpec:
     codec: str | Callable[..., Any]
     settings: ConsumerSettings
     description: str | None
+    # The handler's parameters we fill, in signature order: "message" and maybe "metadata".
+    parameters: tuple[str, ...] = ("message",)
+    # Whether the handler takes a list of messages (one call per polled batch and partition).
+    batch: bool = False
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -92,22 +97,42 @@ class ConsumerSpec:
         description: str | None,
     ) -> ConsumerSpec:
         hints = _type_hints(function)
-        parameters = [p for p in inspect.signature(function).parameters if p in hints]
-        models = [p for p in parameters if _is_model(hints[p])]
-        if not models:
+        message_param = metadata_param = None
+        message_type: Any = None
+        batch = metadata_batch = False
+        for name in inspect.signature(function).parameters:
+            annotation = hints.get(name)
+            item = _list_item(annotation)
+            if annotation is EventMetadata or item is EventMetadata:
+                metadata_param, metadata_batch = name, item is EventMetadata
+            elif message_param is None and (_is_model(annotation) or _is_model(item)):
+                message_param, batch = name, _is_model(item)
+                message_type = item if batch else annotation
+        if message_param is None:
             raise ConfigError(
                 f"Consumer '{function.__name__}' needs a parameter annotated with a pydantic "
-                f"model (e.g. `msg: MyModel`), got annotations {hints}"
+                f"model or a list of one (e.g. `msg: MyModel`), got annotations {hints}"
             )
+        if metadata_param is not None and metadata_batch != batch:
+            raise ConfigError(
+                f"Consumer '{function.__name__}': a batch consumer takes list[EventMetadata], a "
+                f"single-message consumer takes EventMetadata"
+            )
+        filled = {message_param: "message", metadata_param: "metadata"}
+        parameters = tuple(
+            filled[name] for name in inspect.signature(function).parameters if name in filled
+        )
         return cls(
             function=function,
             topic=topic,
             brokers=brokers,
-            message_type=hints[models[0]],
-            decode=make_decoder(decoder, hints[models[0]]),
+            message_type=message_type,
+            decode=make_decoder(decoder, message_type),
             codec=decoder,
             settings=settings,
             description=description,
+            parameters=parameters,
+            batch=batch,
         )
 
 
@@ -146,11 +171,16 @@ class ProducerSpec:
                 f"sends a message, which the app does on its event loop"
             )
         returned = _type_hints(function).get("return")
-        model: Any = _list_item(returned) if _list_item(returned) is not None else returned
+        model: Any = returned
+        if typing.get_origin(model) is KafkaEvent:
+            (model,) = typing.get_args(model) or (None,)
+        if _list_item(model) is not None:
+            model = _list_item(model)
         if not _is_model(model):
             raise ConfigError(
                 f"Producer '{function.__name__}' must declare its return type as a pydantic "
-                f"model or a list of one (e.g. `-> MyModel`), got {returned!r}"
+                f"model, a list of one or a KafkaEvent of either (e.g. `-> MyModel`), "
+                f"got {returned!r}"
             )
         return cls(
             function=function,
@@ -164,8 +194,13 @@ class ProducerSpec:
         )
 
     def send(self, cluster: _core.Cluster, returned: Any) -> None:
-        """Send a producer's return value: one record, or a list as one batch."""
-        if isinstance(returned, list):
+        """Send a producer's return value: one record, or a list as one batch; a KafkaEvent
+        adds its key and headers to each record."""
+        if isinstance(returned, KafkaEvent):
+            key, headers = returned.key, normalize_headers(returned.headers)
+            items = returned.message if isinstance(returned.message, list) else [returned.message]
+            cluster.produce(self.topic, [(key, self.encode(item), headers) for item in items])
+        elif isinstance(returned, list):
             cluster.produce(self.topic, [(None, self.encode(item), None) for item in returned])
         elif returned is not None:
             cluster.send(self.topic, self.encode(returned))

@@ -19,23 +19,29 @@ lives on several clusters the shorthand is ambiguous and raises, naming the func
 
 Entering returns once every consumer is subscribed and assigned, so the first message a test
 sends is already seen; there are no fixed sleeps.
+
+``Tester(app).using_external_broker(bootstrap_servers_id=...)`` runs the same test against the
+real clusters an environment names (``use_in_memory_broker=False`` does the same for a plain
+``async with``); mirrors then read only records produced after they started.
+:class:`InMemoryBroker` makes every app started outside a Tester run in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
 from . import _core
-from ._app import FastKafka, Transport
+from ._app import FastKafka, Transport, _kafka_transport, set_default_transport
 from ._codecs import Decode, Encode, make_decoder, make_encoder
 from ._handlers import ConsumerSpec, ProducerSpec
 from ._mocks import AwaitedMock, CallRecorder
 
-__all__ = ["Tester"]
+__all__ = ["InMemoryBroker", "Tester"]
 
 logger = logging.getLogger("fastkafka.testing")
 
@@ -47,6 +53,31 @@ def _sugar_name(topic: str) -> str:
 def _mirror_codec(codec: str | Callable[..., Any]) -> str:
     # A custom codec has no known inverse; mirrors then speak JSON.
     return codec if isinstance(codec, str) else "json"
+
+
+class InMemoryBroker:
+    """While entered (``with`` or ``async with``), every app that starts without a transport of
+    its own runs on one shared in-memory broker — to drive apps outside a Tester, e.g. through a
+    web framework's lifespan in a test. Nothing is patched: it sets the process-wide default
+    transport and restores the previous one on exit.
+    """
+
+    def __init__(self, default_partitions: int = 1) -> None:
+        self.broker = _core.MemoryBroker(default_partitions)
+        self._previous: list[Transport | None] = []
+
+    def __enter__(self) -> _core.MemoryBroker:
+        self._previous.append(set_default_transport(self.broker))
+        return self.broker
+
+    def __exit__(self, *exc_info: object) -> None:
+        set_default_transport(self._previous.pop())
+
+    async def __aenter__(self) -> _core.MemoryBroker:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
 
 
 class _MirrorProducer:
@@ -112,28 +143,66 @@ class Tester:
         use_in_memory_broker: bool = True,
     ) -> None:
         self.apps: list[FastKafka] = [app] if isinstance(app, FastKafka) else list(app)
-        if not use_in_memory_broker:
-            raise NotImplementedError(
-                "use_in_memory_broker=False needs the Kafka transport, which this build lacks"
-            )
         self.use_in_memory_broker = use_in_memory_broker
+        self.bootstrap_servers_id: str | None = None
         self.mirrors: dict[Callable[..., Any], Any] = {}
+        # The in-memory broker of the current entry (None when testing on real clusters).
         self.broker: _core.MemoryBroker | None = None
+        self._transport: Transport | None = None
+        self._previous_environments: list[str] = []
         self._mirror_consumers: list[_MirrorConsumer] = []
         self._previous_transports: list[Transport | None] = []
         self._started: list[FastKafka] = []
         self._consumers_by_topic: dict[str, list[tuple[FastKafka, ConsumerSpec, str]]] = {}
         self._producers_by_topic: dict[str, list[tuple[FastKafka, ProducerSpec, str]]] = {}
 
+    @asynccontextmanager
+    async def using_inmemory_broker(
+        self, bootstrap_servers_id: str | None = None
+    ) -> AsyncIterator[Tester]:
+        """Run the test on a fresh in-memory broker (the default), optionally selecting the
+        apps' environment; the previous settings are restored on exit."""
+        async with self._configured(True, bootstrap_servers_id):
+            yield self
+
+    @asynccontextmanager
+    async def using_external_broker(
+        self, bootstrap_servers_id: str | None = None
+    ) -> AsyncIterator[Tester]:
+        """Run the same test against the real clusters the environment names (their topics
+        must exist); mirrors read only what is produced after they start."""
+        async with self._configured(False, bootstrap_servers_id):
+            yield self
+
+    @asynccontextmanager
+    async def _configured(
+        self, in_memory: bool, bootstrap_servers_id: str | None
+    ) -> AsyncIterator[None]:
+        previous = (self.use_in_memory_broker, self.bootstrap_servers_id)
+        self.use_in_memory_broker, self.bootstrap_servers_id = in_memory, bootstrap_servers_id
+        try:
+            async with self:
+                yield
+        finally:
+            self.use_in_memory_broker, self.bootstrap_servers_id = previous
+
     async def __aenter__(self) -> Tester:
-        self.broker = _core.MemoryBroker()
+        if self.use_in_memory_broker:
+            self.broker = _core.MemoryBroker()
+            self._transport = self.broker
+        else:
+            self.broker = None
+            self._transport = _kafka_transport()
         self.mirrors = {}
         self._consumers_by_topic = {}
         self._producers_by_topic = {}
         try:
             for app in self.apps:
                 self._previous_transports.append(app.transport)
-                app.use_transport(self.broker)
+                self._previous_environments.append(app.bootstrap_servers_id)
+                if self.bootstrap_servers_id is not None:
+                    app.set_kafka_broker(self.bootstrap_servers_id)
+                app.use_transport(self._transport)
                 app.create_mocks()
             await self._start_mirror_consumers()
             for app in self.apps:
@@ -154,7 +223,7 @@ class Tester:
         await self._teardown(exc_type, exc, traceback)
 
     async def _start_mirror_consumers(self) -> None:
-        assert self.broker is not None
+        assert self._transport is not None
         by_destination: dict[tuple[str, str], _MirrorConsumer] = {}
         for app in self.apps:
             for spec in app._producers:
@@ -163,13 +232,18 @@ class Tester:
                 if mirror is None:
                     decode = make_decoder(_mirror_codec(spec.codec), spec.message_type)
                     mirror = _MirrorConsumer(
-                        self.broker.cluster(servers), spec.topic, decode, f"mirror of {spec.name}"
+                        self._transport.cluster(servers),
+                        spec.topic,
+                        decode,
+                        f"mirror of {spec.name}",
                     )
+                    # On a real cluster, earlier runs' records are not this test's.
                     mirror.loop = await asyncio.to_thread(
                         mirror.cluster.subscribe,
                         [spec.topic],
                         mirror.handle_batch,
                         asyncio.get_running_loop(),
+                        auto_offset_reset="earliest" if self.use_in_memory_broker else "latest",
                     )
                     by_destination[(servers, spec.topic)] = mirror
                     self._mirror_consumers.append(mirror)
@@ -179,13 +253,13 @@ class Tester:
                 )
 
     def _create_mirror_producers(self) -> None:
-        assert self.broker is not None
+        assert self._transport is not None
         for app in self.apps:
             for spec in app._consumers:
                 servers = app.cluster_of(spec.brokers)
                 encode = make_encoder(_mirror_codec(spec.codec), spec.message_type)
                 self.mirrors[spec.function] = _MirrorProducer(
-                    self.broker.cluster(servers), spec.topic, encode, spec.name
+                    self._transport.cluster(servers), spec.topic, encode, spec.name
                 )
                 self._consumers_by_topic.setdefault(_sugar_name(spec.topic), []).append(
                     (app, spec, servers)
@@ -205,10 +279,15 @@ class Tester:
             for mirror in mirrors:
                 if mirror.loop is not None:
                     await asyncio.to_thread(mirror.loop.stop)
-            for app, previous in zip(self.apps, self._previous_transports, strict=False):
-                app.use_transport(previous)
+            restore = zip(
+                self.apps, self._previous_transports, self._previous_environments, strict=False
+            )
+            for app, transport, environment in restore:
+                app.use_transport(transport)
+                app._bootstrap_servers_id = environment
                 app._remove_mocks()
             self._previous_transports = []
+            self._previous_environments = []
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("to_"):

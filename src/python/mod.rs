@@ -396,6 +396,16 @@ impl PyRecord {
         self.0.timestamp_ms
     }
 
+    /// 0 when the timestamp is the producer's (CreateTime), 1 when the broker's
+    /// (LogAppendTime).
+    #[getter]
+    fn timestamp_type(&self) -> u8 {
+        match self.0.timestamp_type {
+            crate::record::TimestampType::CreateTime => 0,
+            crate::record::TimestampType::LogAppendTime => 1,
+        }
+    }
+
     /// Its key, or None.
     #[getter]
     fn key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {

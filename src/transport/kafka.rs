@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
-use crate::record::{OutgoingRecord, Record, TopicPartition};
+use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
 use crate::transport::{
     ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
 };
@@ -318,10 +318,6 @@ impl KafkaConsumer {
     async fn assign_all_partitions(&mut self, topics: &[String], reset: OffsetReset) -> Result<()> {
         let consumer = self.consumer.clone();
         let topics = topics.to_vec();
-        let start = match reset {
-            OffsetReset::Earliest => Offset::Beginning,
-            OffsetReset::Latest => Offset::End,
-        };
         let assignment = tokio::task::spawn_blocking(move || {
             let mut assignment = TopicPartitionList::new();
             for topic in &topics {
@@ -341,6 +337,17 @@ impl KafkaConsumer {
                     ));
                 }
                 for partition in 0..partitions as i32 {
+                    // "Latest" is fixed now, not when fetching starts, so that a record
+                    // produced after `subscribe` returned is always seen.
+                    let start = match reset {
+                        OffsetReset::Earliest => Offset::Beginning,
+                        OffsetReset::Latest => {
+                            let (_, high) = consumer
+                                .fetch_watermarks(topic, partition, BLOCKING_CALL_TIMEOUT)
+                                .map_err(|e| format!("no offsets for '{topic}': {e}"))?;
+                            Offset::Offset(high)
+                        }
+                    };
                     assignment
                         .add_partition_offset(topic, partition, start)
                         .map_err(|e| e.to_string())?;
@@ -483,6 +490,10 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+        timestamp_type: match message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(_) => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        },
         key: message.key().map(Bytes::copy_from_slice),
         value: message
             .payload()

@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
-use crate::record::{OutgoingRecord, Record, TopicPartition};
+use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
 use crate::transport::{
     ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
 };
@@ -274,6 +274,7 @@ impl Cluster for MemoryCluster {
                 partition: partition as i32,
                 offset: log.len() as i64,
                 timestamp_ms,
+                timestamp_type: TimestampType::CreateTime,
                 key: record.key,
                 value: record.value,
                 headers: record.headers,
