@@ -25,12 +25,18 @@ $(VENV_STAMP): pyproject.toml
 .PHONY: install
 install: $(VENV_STAMP) ## Create .venv with the build and test tools
 
+# The dev profile, shared with `cargo test` and clippy, so the C libraries build once.
 $(BUILD_STAMP): $(VENV_STAMP) $(RUST_SOURCES)
-	$(BIN)/maturin develop --quiet --release
+	$(BIN)/maturin develop --quiet
 	touch $@
 
 .PHONY: build-dev
-build-dev: $(BUILD_STAMP) ## Build the extension (release mode) into .venv
+build-dev: $(BUILD_STAMP) ## Build the extension into .venv (dev profile, optimized dependencies)
+
+.PHONY: build-release
+build-release: $(VENV_STAMP) ## Build the extension into .venv in release mode (for benchmarks)
+	$(BIN)/maturin develop --quiet --release
+	rm -f $(BUILD_STAMP)
 
 .PHONY: demo
 demo: $(BUILD_STAMP) ## Run the guide's multi-cluster app end to end on the in-memory broker
@@ -66,7 +72,7 @@ lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --stri
 	$(BIN)/python -m mypy.stubtest fastkafka._core
 
 .PHONY: bench
-bench: $(BUILD_STAMP) ## Benchmarks: Tester vs FastKafka 0.8.0, a real broker vs confluent-kafka, criterion
+bench: build-release ## Benchmarks: Tester vs FastKafka 0.8.0, a real broker vs confluent-kafka, criterion
 	$(BIN)/pip install --quiet "confluent-kafka>=2.5"
 	$(BIN)/python benches/bench_tester.py
 	$(BIN)/python benches/bench_kafka.py

@@ -147,3 +147,13 @@ async fn a_groupless_consumer_reads_every_partition() {
         .unwrap_err();
     assert!(missing.to_string().contains("'absent'"), "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_zstd_are_built_in() {
+    let (_mock, id, transport) = setup(1);
+    let properties: ClientProperties = [("security.protocol", "ssl"), ("compression.type", "zstd")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    transport.cluster_with(&id, &properties).unwrap();
+}
