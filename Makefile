@@ -43,7 +43,7 @@ demo: $(BUILD_STAMP) ## Run the guide's multi-cluster app end to end on the in-m
 	$(BIN)/python examples/demo.py
 
 .PHONY: demo-kafka
-demo-kafka: $(BUILD_STAMP) ## The same app under `fastkafka run` on two local Tansu clusters
+demo-kafka: $(BUILD_STAMP) tansu ## The same app under `fastkafka run` on two local Tansu clusters
 	$(BIN)/python scripts/local_kafka.py run --topic preprocessed_signals --topic predictions \
 		-- $(BIN)/python examples/demo_kafka.py
 
@@ -52,8 +52,12 @@ test-rust: ## Rust tests: the core without Python or C, then with the Kafka tran
 	cargo test --no-default-features
 	cargo test --features kafka
 
+.PHONY: tansu
+tansu: ## Install the Kafka-compatible test broker (Tansu 0.6.0) into ~/.cargo/bin if missing
+	$(PYTHON) scripts/local_kafka.py install
+
 .PHONY: test-python
-test-python: $(BUILD_STAMP) ## Python tests (pytest)
+test-python: $(BUILD_STAMP) tansu ## Python tests (pytest), real-broker ones included
 	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 .PHONY: test
