@@ -36,6 +36,7 @@ from ._options import (
     producer_properties,
 )
 from .exceptions import AppNotStartedError, ConfigError, TransportError
+from .executors import DynamicTaskExecutor, Executor, executor_from
 
 __all__ = ["FastKafka", "Transport"]
 
@@ -44,8 +45,6 @@ consumer_logger = logging.getLogger("fastkafka.consumer")
 
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["FastKafka"], AbstractAsyncContextManager[Any]]
-
-_SUPPORTED_EXECUTORS = (None, "SequentialExecutor")
 
 
 class Transport(Protocol):
@@ -118,6 +117,9 @@ class FastKafka:
         self._recorders: dict[str, CallRecorder] | None = None
         self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
         self._background_tasks: list[asyncio.Task[Any]] = []
+        # The first exception of a handler whose executor has throw_exceptions=True.
+        self._failure: BaseException | None = None
+        self._failed: asyncio.Event | None = None
         self._lifespan_context: AbstractAsyncContextManager[Any] | None = None
         self.mocks = MockNamespace({})
         self.awaited_mocks = MockNamespace({})
@@ -179,7 +181,7 @@ class FastKafka:
         topic: str | None = None,
         decoder: str | Callable[..., Any] = "json",
         *,
-        executor: str | None = None,
+        executor: str | Executor | None = None,
         brokers: Mapping[str, Any] | None = None,
         prefix: str = "on_",
         description: str | None = None,
@@ -188,10 +190,7 @@ class FastKafka:
         """Register a function that handles the messages of ``topic`` (default: the function's
         name without ``prefix``) on the app's cluster, or on ``brokers`` when given."""
         check_options(kwargs, CONSUMER_OPTIONS, "consumes()")
-        if executor not in _SUPPORTED_EXECUTORS:
-            raise ConfigError(
-                f"executor={executor!r} is not supported; use one of {_SUPPORTED_EXECUTORS}"
-            )
+        chosen_executor = executor_from(executor)
         override = self._override(brokers)
 
         def decorator(function: F) -> F:
@@ -202,6 +201,7 @@ class FastKafka:
                 decoder=decoder,
                 settings=consumer_settings({**self._options_for(CONSUMER_OPTIONS), **kwargs}),
                 description=description,
+                executor=chosen_executor,
             )
             self._consumers.append(spec)
             setattr(self, function.__name__, function)
@@ -329,6 +329,7 @@ class FastKafka:
         if self._is_started:
             raise RuntimeError("the app is already running")
         try:
+            self._failure, self._failed = None, asyncio.Event()
             transport = self._transport or _default_transport or _kafka_transport()
             producer_properties = self._producer_properties_by_cluster()
 
@@ -359,7 +360,7 @@ class FastKafka:
             asyncio.get_running_loop(),
             group_id=group_id,
             auto_offset_reset=settings.auto_offset_reset,
-            max_poll_records=settings.max_poll_records,
+            max_poll_records=min(settings.max_poll_records, spec.executor.max_buffer_size),
             commit_interval_ms=settings.commit_interval_ms,
             properties=settings.properties,
         )
@@ -395,6 +396,26 @@ class FastKafka:
             producer.cluster = None
         await asyncio.gather(*(asyncio.to_thread(c.flush) for c in clusters.values()))
         self._is_started = False
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def _fail(self, spec: ConsumerSpec, error: BaseException) -> None:
+        """A handler of an executor with throw_exceptions=True raised: stop its consumer (the
+        caller re-raises into the consumer loop) and remember the error for the app's runner."""
+        consumer_logger.error("%s: handler raised, stopping this consumer: %r", spec.name, error)
+        if self._failure is None:
+            self._failure = error
+        if self._failed is not None:
+            self._failed.set()
+
+    async def wait_for_failure(self) -> BaseException:
+        """Wait until a handler with ``throw_exceptions=True`` fails; return its exception."""
+        if self._failed is None:
+            raise AppNotStartedError("the app is not running")
+        await self._failed.wait()
+        assert self._failure is not None
+        return self._failure
 
     async def __aenter__(self) -> FastKafka:
         if self.lifespan is not None:
@@ -443,22 +464,35 @@ def _log_background_end(task: asyncio.Task[Any]) -> None:
 
 
 class _ConsumerRunner:
-    """Handles the batches of one consumer: decode, record (under Tester), call, log failures."""
+    """Handles the batches of one consumer: decode, record (under Tester), call through the
+    consumer's executor, and deal with failures as its executor says."""
 
     def __init__(self, app: FastKafka, spec: ConsumerSpec) -> None:
         self._app = app
         self._spec = spec
         self._with_metadata = "metadata" in spec.parameters
+        executor = spec.executor
+        self._slots = (
+            asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
+        )
 
     async def handle_batch(self, records: list[_core.Record]) -> None:
-        if self._spec.batch:
+        spec = self._spec
+        if spec.batch:
             for partition_records in _by_partition(records):
                 await self._handle_partition_batch(partition_records)
             return
-        spec = self._spec
+        if self._slots is not None or self._with_metadata:
+            calls = [c for c in map(self._prepare, records) if c is not None]
+            if self._slots is None:
+                for args, record in calls:
+                    await self._call(args, record)
+            else:
+                await asyncio.gather(*(self._call_in_slot(a, r) for a, r in calls))
+            return
+        # The common case, kept tight: one message at a time, no metadata.
         recorder = None if self._app._recorders is None else self._app._recorders[spec.name]
         decode, function, is_async = spec.decode, spec.function, spec.is_async
-        with_metadata = self._with_metadata
         for record in records:
             value = record.value
             try:
@@ -467,66 +501,79 @@ class _ConsumerRunner:
                 self._log_undecodable(record, error)
                 continue
             try:
-                if with_metadata:
-                    args = self._arguments(message, EventMetadata.create_event_metadata(record))
-                    if recorder is not None:
-                        recorder.record(*args)
-                    await self._call(*args)
-                    continue
                 if recorder is not None:
                     recorder.record_encoded(decode, value)
                 if is_async:
                     await function(message)
                 else:
                     await asyncio.to_thread(function, message)
-            except Exception:
-                consumer_logger.exception(
-                    "%s: handler failed (topic=%s partition=%d offset=%d); going on with the "
-                    "next record",
-                    spec.name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                )
+            except Exception as error:
+                self._handler_failed(error, record, [record])
+
+    def _prepare(self, record: _core.Record) -> tuple[list[Any], _core.Record] | None:
+        """Decode a record into the handler's arguments (None for an undecodable record)."""
+        try:
+            message = self._spec.decode(record.value)
+        except Exception as error:
+            self._log_undecodable(record, error)
+            return None
+        metadata = EventMetadata.create_event_metadata(record) if self._with_metadata else None
+        return self._arguments(message, metadata), record
+
+    async def _call_in_slot(self, args: list[Any], record: _core.Record) -> None:
+        assert self._slots is not None
+        async with self._slots:
+            await self._call(args, record)
+
+    async def _call(self, args: list[Any], first: _core.Record, *rest: _core.Record) -> None:
+        """Record and run one handler call; a failure is logged, or raised if the executor
+        throws exceptions."""
+        try:
+            if self._app._recorders is not None:
+                self._app._recorders[self._spec.name].record(*args)
+            if self._spec.is_async:
+                await self._spec.function(*args)
+            else:
+                await asyncio.to_thread(self._spec.function, *args)
+        except Exception as error:
+            self._handler_failed(error, first, [first, *rest])
 
     async def _handle_partition_batch(self, records: list[_core.Record]) -> None:
-        spec = self._spec
         messages, metadata = [], []
         for record in records:
             try:
-                messages.append(spec.decode(record.value))
+                messages.append(self._spec.decode(record.value))
             except Exception as error:
                 self._log_undecodable(record, error)
                 continue
             if self._with_metadata:
                 metadata.append(EventMetadata.create_event_metadata(record))
-        if not messages:
-            return
-        args = self._arguments(messages, metadata)
-        try:
-            if self._app._recorders is not None:
-                self._app._recorders[spec.name].record(*args)
-            await self._call(*args)
-        except Exception:
-            consumer_logger.exception(
-                "%s: batch handler failed (topic=%s partition=%d offsets %d-%d); going on with "
-                "the next batch",
-                spec.name,
-                records[0].topic,
-                records[0].partition,
-                records[0].offset,
-                records[-1].offset,
-            )
+        if messages:
+            await self._call(self._arguments(messages, metadata), *records)
 
     def _arguments(self, message: Any, metadata: Any) -> list[Any]:
         """The handler's arguments in its signature's order."""
         return [message if name == "message" else metadata for name in self._spec.parameters]
 
-    async def _call(self, *args: Any) -> None:
-        if self._spec.is_async:
-            await self._spec.function(*args)
-        else:
-            await asyncio.to_thread(self._spec.function, *args)
+    def _handler_failed(
+        self, error: Exception, first: _core.Record, records: list[_core.Record]
+    ) -> None:
+        if self._spec.executor.throw_exceptions:
+            self._app._fail(self._spec, error)
+            raise error
+        offsets = (
+            f"offset={first.offset}"
+            if len(records) == 1
+            else f"offsets {records[0].offset}-{records[-1].offset}"
+        )
+        consumer_logger.error(
+            "%s: handler failed (topic=%s partition=%d %s); going on with the next record",
+            self._spec.name,
+            first.topic,
+            first.partition,
+            offsets,
+            exc_info=error,
+        )
 
     def _log_undecodable(self, record: _core.Record, error: Exception) -> None:
         consumer_logger.error(

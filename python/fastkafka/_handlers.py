@@ -20,6 +20,7 @@ from ._codecs import Decode, Encode, make_decoder, make_encoder
 from ._events import EventMetadata, KafkaEvent, normalize_headers
 from ._options import ConsumerSettings
 from .exceptions import ConfigError
+from .executors import Executor, SequentialExecutor
 
 __all__ = ["ConsumerSpec", "ProducerSpec", "topic_from_name"]
 
@@ -76,6 +77,7 @@ class ConsumerSpec:
     parameters: tuple[str, ...] = ("message",)
     # Whether the handler takes a list of messages (one call per polled batch and partition).
     batch: bool = False
+    executor: Executor = field(default_factory=SequentialExecutor)
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +97,7 @@ class ConsumerSpec:
         decoder: str | Callable[..., Any],
         settings: ConsumerSettings,
         description: str | None,
+        executor: Executor,
     ) -> ConsumerSpec:
         hints = _type_hints(function)
         message_param = metadata_param = None
@@ -133,6 +136,7 @@ class ConsumerSpec:
             description=description,
             parameters=parameters,
             batch=batch,
+            executor=executor,
         )
 
 

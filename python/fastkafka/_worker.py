@@ -29,7 +29,12 @@ async def serve(app: FastKafka) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with app:
         logger.info("app started; stop with SIGTERM or SIGINT")
-        await stop.wait()
+        # A handler with throw_exceptions=True failing ends the worker too (with its error).
+        failed = asyncio.ensure_future(app.wait_for_failure())
+        signalled = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([failed, signalled], return_when=asyncio.FIRST_COMPLETED)
+        failed.cancel()
+        signalled.cancel()
         logger.info("stopping: finishing in-flight messages and committing offsets")
     logger.info("app stopped")
 

@@ -1,0 +1,104 @@
+"""Executors: sequential by default, bounded concurrency with DynamicTaskExecutor, and
+throw_exceptions stopping a consumer and surfacing where the app runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from kafka_helpers import TIMEOUT
+from pydantic import BaseModel
+
+from fastkafka import FastKafka
+from fastkafka._core import MemoryBroker
+from fastkafka.executors import DynamicTaskExecutor, SequentialExecutor
+from fastkafka.testing import Tester
+
+
+class Job(BaseModel):
+    n: int
+
+
+async def test_the_dynamic_executor_runs_a_batch_concurrently_within_its_size() -> None:
+    app = FastKafka()
+    in_flight = peak = 0
+    finished: list[int] = []
+    all_started = asyncio.Event()
+    release = asyncio.Event()
+
+    @app.consumes(executor=DynamicTaskExecutor(size=4), max_poll_records=10)
+    async def on_jobs(msg: Job) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 4:
+            all_started.set()
+        await release.wait()
+        in_flight -= 1
+        finished.append(msg.n)
+
+    async with Tester(app) as tester:
+        await tester.to_jobs([Job(n=i) for i in range(10)])
+        await asyncio.wait_for(all_started.wait(), TIMEOUT)
+        release.set()
+        await app.awaited_mocks.on_jobs.assert_called_with(Job(n=9), timeout=5)
+        await tester.to_jobs(Job(n=99))
+        await app.awaited_mocks.on_jobs.assert_called_with(Job(n=99), timeout=5)
+    assert peak == 4, "at most `size` handlers run at once, and they do run concurrently"
+    assert sorted(finished) == [*range(10), 99]
+
+
+async def test_executor_names_are_accepted_and_unknown_ones_refused() -> None:
+    app = FastKafka()
+
+    @app.consumes(executor="DynamicTaskExecutor")
+    async def on_a(msg: Job) -> None: ...
+
+    @app.consumes(executor="SequentialExecutor")
+    async def on_b(msg: Job) -> None: ...
+
+    with pytest.raises(ValueError, match="Unknown executor 'ThreadPool'"):
+
+        @app.consumes(executor="ThreadPool")  # type: ignore[arg-type]
+        async def on_c(msg: Job) -> None: ...
+
+
+async def test_by_default_a_failing_handler_is_logged_and_the_consumer_goes_on() -> None:
+    app = FastKafka()
+    handled: list[int] = []
+
+    @app.consumes(executor=DynamicTaskExecutor())
+    async def on_jobs(msg: Job) -> None:
+        if msg.n == 1:
+            raise RuntimeError("boom")
+        handled.append(msg.n)
+
+    async with Tester(app) as tester:
+        await tester.to_jobs([Job(n=1), Job(n=2)])
+        await tester.to_jobs(Job(n=3))
+        await app.awaited_mocks.on_jobs.assert_called_with(Job(n=3), timeout=5)
+    assert sorted(handled) == [2, 3]
+
+
+@pytest.mark.parametrize("executor", [SequentialExecutor, DynamicTaskExecutor])
+async def test_throw_exceptions_stops_the_consumer_and_raises_where_the_app_runs(
+    executor: type[SequentialExecutor],
+) -> None:
+    app = FastKafka()
+    handled: list[int] = []
+
+    @app.consumes(executor=executor(throw_exceptions=True), max_poll_records=1)
+    async def on_jobs(msg: Job) -> None:
+        if msg.n == 1:
+            raise RuntimeError("job 1 is broken")
+        handled.append(msg.n)
+
+    app.use_transport(broker := MemoryBroker())
+    with pytest.raises(RuntimeError, match="job 1 is broken"):
+        async with app:
+            cluster = broker.cluster("localhost:9092")
+            for n in (0, 1, 2):
+                cluster.send("jobs", Job(n=n).model_dump_json().encode())
+            failure = await asyncio.wait_for(app.wait_for_failure(), TIMEOUT)
+            assert str(failure) == "job 1 is broken"
+    assert handled == [0], "the consumer stopped at the failing message"
