@@ -5,7 +5,8 @@ side. Each handler gets its codec once, at decoration, with its pydantic ``TypeA
 then (pydantic-core parses JSON bytes in Rust already), so the per-message cost is one
 ``validate_json`` or ``dump_json`` call.
 
-A codec is named (``"json"``) or a callable: a decoder ``(bytes, type) -> message``, an
+A codec is named (``"json"``, or ``"avro"``: see ``fastkafka.encoder``) or a
+callable: a decoder ``(bytes, type) -> message``, an
 encoder ``(message) -> bytes``, as in FastKafka.
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from ._avro import fastavro_module
+from .encoder import avro_decoder, avro_encoder
 from .exceptions import ConfigError
 
 __all__ = ["Decode", "Encode", "make_decoder", "make_encoder"]
@@ -23,7 +26,7 @@ __all__ = ["Decode", "Encode", "make_decoder", "make_encoder"]
 Decode = Callable[[bytes], Any]
 Encode = Callable[[Any], bytes]
 
-KNOWN_CODECS = ("json",)
+KNOWN_CODECS = ("json", "avro")
 
 
 def make_decoder(decoder: str | Callable[[bytes, type[Any]], Any], model: type[Any]) -> Decode:
@@ -31,6 +34,9 @@ def make_decoder(decoder: str | Callable[[bytes, type[Any]], Any], model: type[A
     if callable(decoder):
         custom = decoder
         return lambda raw: custom(raw, model)
+    if decoder == "avro":
+        fastavro_module()  # fail at decoration, not at the first message, when it is missing
+        return lambda raw: avro_decoder(raw, model)
     if decoder == "json":
         # A model's own validator skips TypeAdapter's Python wrapper (per message, it counts).
         validator = getattr(model, "__pydantic_validator__", None) or TypeAdapter(model).validator
@@ -43,6 +49,9 @@ def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Enc
     """A function from a ``model`` instance (or data valid for it) to bytes."""
     if callable(encoder):
         return encoder
+    if encoder == "avro":
+        fastavro_module()
+        return avro_encoder
     if encoder == "json":
         adapter = TypeAdapter(model)
         to_json = adapter.serializer.to_json
