@@ -19,8 +19,10 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -41,6 +43,7 @@ from .executors import DynamicTaskExecutor, Executor, executor_from
 __all__ = ["FastKafka", "Transport"]
 
 logger = logging.getLogger("fastkafka.app")
+benchmark_logger = logging.getLogger("fastkafka.benchmark")
 consumer_logger = logging.getLogger("fastkafka.consumer")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,6 +112,7 @@ class FastKafka:
         self._bootstrap_servers_id = bootstrap_servers_id
         self._client_options = dict(kwargs)
         self._default_group_prefix: str | None = None
+        self.benchmark_results: dict[str, dict[str, Any]] = {}
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
         self._transport: Transport | None = None
@@ -273,6 +277,53 @@ class FastKafka:
             return function
 
         return decorator
+
+    def benchmark(
+        self, interval: int | float | timedelta = 1, *, sliding_window_size: int | None = None
+    ) -> Callable[[F], F]:
+        """Count calls of a consumer or producer and log its throughput on the
+        ``fastkafka.benchmark`` logger (at the first call after each ``interval`` seconds);
+        ``app.benchmark_results[name]`` keeps the counts. Put it under ``@app.consumes`` /
+        ``@app.produces``."""
+        seconds = interval.total_seconds() if isinstance(interval, timedelta) else interval
+        if seconds <= 0:
+            raise ConfigError(f"benchmark interval must be positive, got {interval!r}")
+
+        def decorator(function: F) -> F:
+            name = f"{function.__module__}.{function.__qualname__}"
+            counter = _Throughput(name, seconds, sliding_window_size, self.benchmark_results)
+            if inspect.iscoroutinefunction(function):
+
+                @functools.wraps(function)
+                async def counted_async(*args: Any, **kwargs: Any) -> Any:
+                    counter.count()
+                    return await function(*args, **kwargs)
+
+                return counted_async  # type: ignore[return-value]
+
+            @functools.wraps(function)
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                counter.count()
+                return function(*args, **kwargs)
+
+            return counted  # type: ignore[return-value]
+
+        return decorator
+
+    def fastapi_lifespan(
+        self, kafka_broker_name: str
+    ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+        """A FastAPI (or any ASGI framework's) lifespan that runs this app, on the clusters of
+        ``kafka_broker_name``, for the web app's lifetime:
+        ``FastAPI(lifespan=kafka_app.fastapi_lifespan("production"))``."""
+
+        @asynccontextmanager
+        async def lifespan(_web_app: Any) -> AsyncIterator[None]:
+            self.set_kafka_broker(kafka_broker_name)
+            async with self:
+                yield
+
+        return lifespan
 
     def _options_for(self, client: frozenset[str]) -> dict[str, Any]:
         """The app-level options that apply to one kind of client (raw properties to both)."""
@@ -456,6 +507,52 @@ class FastKafka:
             f"consumers={[s.name for s in self._consumers]}, "
             f"producers={[s.name for s in self._producers]})"
         )
+
+
+class _Throughput:
+    """Counts the calls of one benchmarked function and logs its throughput per interval."""
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        sliding_window_size: int | None,
+        results: dict[str, dict[str, Any]],
+    ) -> None:
+        self._name = name
+        self._interval = interval
+        self._window = sliding_window_size
+        self._results = results
+
+    def count(self) -> None:
+        now = datetime.now(UTC)
+        result = self._results.get(self._name)
+        if result is None:
+            result = self._results[self._name] = {
+                "count": 0,
+                "last_count": 0,
+                "start": now,
+                "last_start": now,
+                "history": deque(maxlen=self._window) if self._window is not None else [],
+            }
+        result["count"] += 1
+        elapsed = (now - result["last_start"]).total_seconds()
+        if elapsed < self._interval:
+            return
+        throughput = (result["count"] - result["last_count"]) / elapsed
+        message = f"Throughput = {throughput:5,.0f}"
+        if self._window is not None:
+            history = result["history"]
+            history.append(throughput)
+            message += f", Avg throughput = {sum(history) / len(history):5,.0f}"
+        benchmark_logger.info(
+            "%s - For %s(interval=%s,sliding_window_size=%s)",
+            message,
+            self._name,
+            self._interval,
+            self._window,
+        )
+        result["last_start"], result["last_count"] = now, result["count"]
 
 
 def _log_background_end(task: asyncio.Task[Any]) -> None:

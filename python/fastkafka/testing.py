@@ -41,7 +41,7 @@ from ._codecs import Decode, Encode, make_decoder, make_encoder
 from ._handlers import ConsumerSpec, ProducerSpec
 from ._mocks import AwaitedMock, CallRecorder
 
-__all__ = ["InMemoryBroker", "Tester"]
+__all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
 
 logger = logging.getLogger("fastkafka.testing")
 
@@ -316,3 +316,25 @@ class Tester:
                 "Use Tester.mirrors[app.function] to resolve ambiguity"
             )
         return self.mirrors[candidates[0][1].function]
+
+
+def tester_fixture(app: FastKafka | Sequence[FastKafka], name: str = "tester") -> Any:
+    """A pytest fixture (needs pytest-asyncio) that yields an entered :class:`Tester` of
+    ``app`` to each test that asks for ``name``. One line in a ``conftest.py``::
+
+        tester = tester_fixture(app)
+
+    then ``async def test_x(tester): await tester.to_topic(msg)``.
+    """
+    import pytest_asyncio  # imported here: only test suites need it
+
+    async def fixture() -> AsyncIterator[Tester]:
+        async with Tester(app) as tester:
+            yield tester
+
+    fixture.__name__ = name
+    return pytest_asyncio.fixture(fixture, name=name)
+
+
+# Its name starts with "test"; keep pytest from collecting it where it is imported.
+tester_fixture.__test__ = False  # type: ignore[attr-defined]
