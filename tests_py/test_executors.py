@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from kafka_helpers import TIMEOUT
+from kafka_helpers import TIMEOUT, committed_offsets, produce
+from local_kafka import TansuBroker
 from pydantic import BaseModel
 
 from fastkafka import FastKafka
@@ -102,3 +103,32 @@ async def test_throw_exceptions_stops_the_consumer_and_raises_where_the_app_runs
             failure = await asyncio.wait_for(app.wait_for_failure(), TIMEOUT)
             assert str(failure) == "job 1 is broken"
     assert handled == [0], "the consumer stopped at the failing message"
+
+
+async def test_the_dynamic_executor_on_a_real_broker_commits_only_finished_batches(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("jobs", partitions=2)
+    host, port = cluster.bootstrap_servers.split(":")
+    app = FastKafka(
+        kafka_brokers={"development": {"url": host, "port": port}},
+        bootstrap_servers_id="development",
+        fetch_max_wait_ms=20,
+    )
+    finished: set[int] = set()
+    all_finished = asyncio.Event()
+
+    @app.consumes(group_id="workers", executor=DynamicTaskExecutor(size=8))
+    async def on_jobs(msg: Job) -> None:
+        await asyncio.sleep(0)  # a real await point, so calls interleave
+        finished.add(msg.n)
+        if len(finished) == 50:
+            all_finished.set()
+
+    records = [(str(n).encode(), Job(n=n).model_dump_json().encode()) for n in range(50)]
+    await produce(cluster.bootstrap_servers, "jobs", records)
+    async with app:
+        await asyncio.wait_for(all_finished.wait(), TIMEOUT)
+    committed = await committed_offsets(cluster.bootstrap_servers, "workers", "jobs", 2)
+    assert sum(offset or 0 for offset in committed.values()) == 50
