@@ -50,6 +50,34 @@ class OutputWatcher:
         self._stdout.close()
 
 
+def start_two_workers(
+    cluster: TansuBroker, output: Path
+) -> tuple[subprocess.Popen[str], OutputWatcher]:
+    """`fastkafka run --num-workers 2` of the counting app on ``cluster``, output watched."""
+    environment = {
+        **os.environ,
+        "KAFKA_CLUSTER_1": cluster.bootstrap_servers,
+        "COUNTING_APP_OUTPUT": str(output),
+    }
+    process = subprocess.Popen(
+        [
+            FASTKAFKA,
+            "run",
+            "--num-workers",
+            "2",
+            "--kafka-broker",
+            "development",
+            "counting_app:app",
+        ],
+        cwd=APPS,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, OutputWatcher(process)
+
+
 def handled_lines(output: Path) -> int:
     return output.read_text().count("\n") if output.exists() else 0
 
@@ -81,21 +109,7 @@ def test_two_workers_process_every_record_once_and_stop_cleanly(
     cluster = two_clusters[0]
     cluster.create_topic("counted", partitions=PARTITIONS)
     output = tmp_path / "handled.txt"
-    environment = {
-        **os.environ,
-        "KAFKA_CLUSTER_1": cluster.bootstrap_servers,
-        "COUNTING_APP_OUTPUT": str(output),
-    }
-    command = [FASTKAFKA, "run", "--num-workers", "2", "--kafka-broker", "development"]
-    process = subprocess.Popen(
-        [*command, "counting_app:app"],
-        cwd=APPS,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    watcher = OutputWatcher(process)
+    process, watcher = start_two_workers(cluster, output)
     try:
         watcher.wait_until(split_between_two)
         records = [(str(i).encode(), f'{{"msg": "{i}"}}'.encode()) for i in range(RECORDS)]
@@ -153,28 +167,7 @@ def test_a_crashed_worker_is_named_and_fails_the_command(
 ) -> None:
     cluster = two_clusters[0]
     cluster.create_topic("counted", partitions=PARTITIONS)
-    environment = {
-        **os.environ,
-        "KAFKA_CLUSTER_1": cluster.bootstrap_servers,
-        "COUNTING_APP_OUTPUT": str(tmp_path / "handled.txt"),
-    }
-    process = subprocess.Popen(
-        [
-            FASTKAFKA,
-            "run",
-            "--num-workers",
-            "2",
-            "--kafka-broker",
-            "development",
-            "counting_app:app",
-        ],
-        cwd=APPS,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    watcher = OutputWatcher(process)
+    process, watcher = start_two_workers(cluster, tmp_path / "handled.txt")
     try:
         watcher.wait_until(lambda lines: sum("app started" in line for line in lines) == 2)
         started = next(line for line in watcher.lines if line.startswith("Started 2 worker(s)"))
