@@ -71,6 +71,7 @@ lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --stri
 	cargo clippy --all-targets --features python -- -D warnings
 	cargo clippy --all-targets --features kafka -- -D warnings
 	cargo clippy --all-targets --features python,kafka -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
 	$(BIN)/ruff check python tests_py examples benches
 	$(BIN)/ruff format --check python tests_py examples benches
 	$(BIN)/mypy --strict python/fastkafka

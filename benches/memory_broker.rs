@@ -1,11 +1,13 @@
 //! Records/s through the in-memory broker, beside a baseline measured in the same run: the
 //! same records moved through a tokio mpsc channel, the cheapest hand-off tokio offers. The
-//! ratio between the two is the broker's overhead (partitioning, offsets, group bookkeeping).
+//! ratio between the two is the broker's overhead (partitioning, offsets, group bookkeeping);
+//! the third case is a Rust-native app's consume → handler → produce loop with JSON.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use fastkafka::{ClusterId, MemoryBroker, OutgoingRecord, Subscription, Transport};
+use fastkafka::app::{App, Json, TestHarness};
+use fastkafka::{ClusterId, KafkaBrokers, MemoryBroker, OutgoingRecord, Subscription, Transport};
 use tokio::runtime::Runtime;
 
 const RECORDS: usize = 10_000;
@@ -87,7 +89,45 @@ fn broker_round_trip(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    group.bench_function(
+        "app: consume, decode, handle, encode, produce (JSON)",
+        |b| {
+            b.to_async(&runtime).iter_batched(
+                payloads,
+                |records| async move {
+                    let brokers: KafkaBrokers =
+                        serde_json::from_str(r#"{"localhost": {"url": "bench", "port": 9092}}"#)
+                            .unwrap();
+                    let mut app = App::new(brokers);
+                    let out = app.producer::<Signal>("out", None, Json).unwrap();
+                    app.consumer("in", None, Json, move |signal: Signal| {
+                        let out = out.clone();
+                        async move { out.send(&signal) }
+                    })
+                    .unwrap();
+                    let harness = TestHarness::new(&app, MemoryBroker::new());
+                    let mut arrived = harness.watch::<Signal, _>("out", None, Json).await.unwrap();
+                    let running = app.start(harness.transport()).await.unwrap();
+                    let cluster = harness
+                        .transport()
+                        .cluster(&app.cluster_of(None).unwrap())
+                        .unwrap();
+                    cluster.produce("in", records).unwrap();
+                    for _ in 0..RECORDS {
+                        arrived.next().await.unwrap();
+                    }
+                    running.stop().await.unwrap();
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     group.finish();
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Signal {
+    msg: String,
 }
 
 criterion_group!(benches, broker_round_trip);

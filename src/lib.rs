@@ -21,6 +21,8 @@
 //! ```
 //!
 //! # Layout
+//! - [`app`]: the Rust-native app — typed consumers and producers per (topic, cluster),
+//!   [`App::start`](app::App::start), and [`TestHarness`](app::TestHarness) for in-memory tests.
 //! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
@@ -31,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod config;
 pub mod consumer_loop;
 pub mod error;

@@ -1,6 +1,7 @@
 //! One integration-test binary for the crate (so heavy dependencies link once); each module
 //! covers one part of the core.
 
+mod app;
 mod consumer_loop;
 #[cfg(feature = "kafka")]
 mod kafka;

@@ -1,0 +1,746 @@
+//! A multi-cluster Kafka app for Rust users: the same model as the Python decorators.
+//!
+//! Register typed consumers and producers against topics, each on the app's cluster or on a
+//! `brokers` override, then [`App::start`] them on a [`Transport`] (the in-memory broker in
+//! tests, `transport::kafka::KafkaTransport` — feature `kafka` — in production). Consumers
+//! run on the same [`ConsumerLoop`] as the Python package — batches, offsets stored after the
+//! handler, commits on rebalance and stop — so delivery is at-least-once here too; a message
+//! that cannot be decoded, or whose handler returns an error, is logged with its topic,
+//! partition and offset and skipped.
+//!
+//! Producers are handles created before the app starts ([`App::producer`]) so handlers can
+//! capture them; they are bound to their cluster when the app starts and refuse to send while
+//! it is stopped.
+//!
+//! ```
+//! use fastkafka::app::{App, Json};
+//! use fastkafka::{KafkaBrokers, MemoryBroker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct Signal { msg: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> fastkafka::Result<()> {
+//! let brokers: KafkaBrokers =
+//!     serde_json::from_str(r#"{"localhost": {"url": "server_1", "port": 9092}}"#).unwrap();
+//! let mut app = App::new(brokers);
+//! let predictions = app.producer::<Signal>("predictions", None, Json)?;
+//! let forward = predictions.clone();
+//! app.consumer("signals", None, Json, move |signal: Signal| {
+//!     let forward = forward.clone();
+//!     async move { forward.send(&signal) }
+//! })?;
+//!
+//! let broker = MemoryBroker::new();
+//! let mut harness = fastkafka::app::TestHarness::new(&app, broker);
+//! let mut seen = harness.watch::<Signal, _>("predictions", None, Json).await?;
+//! let running = app.start(harness.transport()).await?;
+//! harness.send("signals", None, &Json, &Signal { msg: "hi".into() })?;
+//! assert_eq!(seen.next().await?, Signal { msg: "hi".into() });
+//! running.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::{ClusterId, KafkaBrokers};
+use crate::consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+use crate::error::{Error, Result};
+use crate::record::{Header, OutgoingRecord, Record};
+use crate::transport::memory::MemoryBroker;
+use crate::transport::{
+    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
+};
+
+/// Turns values into payload bytes and back.
+pub trait Codec<T>: Send + Sync + 'static {
+    /// The value a payload holds.
+    fn decode(&self, payload: &[u8]) -> std::result::Result<T, String>;
+    /// The payload of a value.
+    fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// JSON through serde, the default codec (what the Python side writes with pydantic).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
+    fn decode(&self, payload: &[u8]) -> std::result::Result<T, String> {
+        serde_json::from_slice(payload).map_err(|e| e.to_string())
+    }
+
+    fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String> {
+        serde_json::to_vec(value).map_err(|e| e.to_string())
+    }
+}
+
+/// Where a consumed message came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The offset in the partition.
+    pub offset: i64,
+    /// When it was produced, in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// Its key.
+    pub key: Option<Bytes>,
+    /// Its headers.
+    pub headers: Vec<Header>,
+}
+
+impl Metadata {
+    fn of(record: &Record) -> Self {
+        Self {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            key: record.key.clone(),
+            headers: record.headers.clone(),
+        }
+    }
+}
+
+/// How a consumer reads: its group, start position, batch size, commit interval and client
+/// properties. The defaults are FastKafka's: no group, earliest, 100 records.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    group_id: Option<String>,
+    auto_offset_reset: OffsetReset,
+    loop_config: ConsumerLoopConfig,
+    properties: ClientProperties,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        Self {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Earliest,
+            loop_config: ConsumerLoopConfig::default(),
+            properties: ClientProperties::new(),
+        }
+    }
+}
+
+impl ConsumerOptions {
+    /// Join `group_id`: its members share the partitions and the committed offsets.
+    pub fn group_id(&mut self, group_id: impl Into<String>) -> &mut Self {
+        self.group_id = Some(group_id.into());
+        self
+    }
+
+    /// Where to start without a committed offset.
+    pub fn auto_offset_reset(&mut self, reset: OffsetReset) -> &mut Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+
+    /// The largest batch handed to the handler at once.
+    pub fn max_poll_records(&mut self, max: usize) -> &mut Self {
+        self.loop_config.max_poll_records = max.max(1);
+        self
+    }
+
+    /// How often processed offsets are committed (`None`: only on rebalance and stop).
+    pub fn commit_interval(&mut self, interval: Option<Duration>) -> &mut Self {
+        self.loop_config.commit_interval = interval;
+        self
+    }
+
+    /// A librdkafka client property for this consumer.
+    pub fn property(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
+}
+
+type HandlerFactory = Arc<dyn Fn() -> Box<dyn BatchHandlerObject> + Send + Sync>;
+
+struct ConsumerRegistration {
+    name: String,
+    topic: String,
+    brokers: Option<KafkaBrokers>,
+    options: ConsumerOptions,
+    handler: HandlerFactory,
+}
+
+struct ProducerSlot {
+    topic: String,
+    brokers: Option<KafkaBrokers>,
+    cluster: RwLock<Option<Arc<dyn Cluster>>>,
+}
+
+/// A typed producer bound to one (topic, cluster); clone it into handlers freely.
+pub struct Producer<T> {
+    slot: Arc<ProducerSlot>,
+    codec: Arc<dyn Codec<T>>,
+    _values: PhantomData<fn(&T)>,
+}
+
+impl<T> Clone for Producer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            slot: self.slot.clone(),
+            codec: self.codec.clone(),
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("topic", &self.slot.topic)
+            .finish()
+    }
+}
+
+impl<T: 'static> Producer<T> {
+    /// Sends one record; returns once the client has it (delivery happens in the background).
+    pub fn send(&self, value: &T) -> Result<()> {
+        self.send_records(None, Vec::new(), std::slice::from_ref(value))
+    }
+
+    /// Sends one record with a key: records with one key land on one partition, in order.
+    pub fn send_keyed(&self, key: impl Into<Bytes>, value: &T) -> Result<()> {
+        self.send_records(Some(key.into()), Vec::new(), std::slice::from_ref(value))
+    }
+
+    /// Sends `values` as one batch, each with `key` (if any) and `headers`.
+    pub fn send_records(
+        &self,
+        key: Option<Bytes>,
+        headers: Vec<Header>,
+        values: &[T],
+    ) -> Result<()> {
+        let cluster = self
+            .slot
+            .cluster
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Error::Closed("the producer's app"))?;
+        let records = values
+            .iter()
+            .map(|value| {
+                let payload = self.codec.encode(value).map_err(|e| {
+                    Error::Handler(format!("cannot encode for '{}': {e}", self.slot.topic))
+                })?;
+                Ok(OutgoingRecord {
+                    key: key.clone(),
+                    value: payload.into(),
+                    headers: headers.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        cluster.produce(&self.slot.topic, records)
+    }
+}
+
+/// A Kafka app: typed consumers and producers, each bound to a topic on a cluster.
+pub struct App {
+    brokers: KafkaBrokers,
+    environment: String,
+    consumers: Vec<ConsumerRegistration>,
+    producers: Vec<Arc<ProducerSlot>>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("environment", &self.environment)
+            .field(
+                "consumers",
+                &self.consumers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl App {
+    /// An app whose handlers use `brokers` unless they name their own; the environment is
+    /// `localhost` until [`App::environment`] picks another.
+    pub fn new(brokers: KafkaBrokers) -> Self {
+        Self {
+            brokers,
+            environment: "localhost".to_owned(),
+            consumers: Vec::new(),
+            producers: Vec::new(),
+        }
+    }
+
+    /// Picks the environment for every cluster of the app (FastKafka's
+    /// `bootstrap_servers_id`).
+    pub fn environment(mut self, environment: impl Into<String>) -> Result<Self> {
+        let environment = environment.into();
+        self.brokers.brokers(&environment)?;
+        self.environment = environment;
+        Ok(self)
+    }
+
+    /// The cluster a handler with `brokers` uses.
+    pub fn cluster_of(&self, brokers: Option<&KafkaBrokers>) -> Result<ClusterId> {
+        brokers.unwrap_or(&self.brokers).resolve(&self.environment)
+    }
+
+    fn check_override(&self, brokers: Option<&KafkaBrokers>) -> Result<Option<KafkaBrokers>> {
+        match brokers {
+            Some(brokers) => {
+                brokers.check_override_of(&self.brokers)?;
+                Ok(Some(brokers.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A producer of `T` to `topic` on the app's cluster, or on `brokers`.
+    pub fn producer<T: 'static>(
+        &mut self,
+        topic: impl Into<String>,
+        brokers: Option<&KafkaBrokers>,
+        codec: impl Codec<T>,
+    ) -> Result<Producer<T>> {
+        let slot = Arc::new(ProducerSlot {
+            topic: topic.into(),
+            brokers: self.check_override(brokers)?,
+            cluster: RwLock::new(None),
+        });
+        self.producers.push(slot.clone());
+        Ok(Producer {
+            slot,
+            codec: Arc::new(codec),
+            _values: PhantomData,
+        })
+    }
+
+    /// A consumer of `topic` whose `handler` gets each message; returns its options to adjust.
+    pub fn consumer<T, C, F, Fut, E>(
+        &mut self,
+        topic: impl Into<String>,
+        brokers: Option<&KafkaBrokers>,
+        codec: C,
+        handler: F,
+    ) -> Result<&mut ConsumerOptions>
+    where
+        T: Send + 'static,
+        C: Codec<T>,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        self.consumer_with_metadata(topic, brokers, codec, move |value, _| handler(value))
+    }
+
+    /// A consumer whose `handler` also gets each message's [`Metadata`].
+    pub fn consumer_with_metadata<T, C, F, Fut, E>(
+        &mut self,
+        topic: impl Into<String>,
+        brokers: Option<&KafkaBrokers>,
+        codec: C,
+        handler: F,
+    ) -> Result<&mut ConsumerOptions>
+    where
+        T: Send + 'static,
+        C: Codec<T>,
+        F: Fn(T, Metadata) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        let codec = Arc::new(codec);
+        let handler = Arc::new(handler);
+        let topic = topic.into();
+        let name = format!("consumer of '{topic}'");
+        let factory_name = name.clone();
+        let factory: HandlerFactory = Arc::new(move || {
+            Box::new(EachMessage {
+                name: factory_name.clone(),
+                codec: codec.clone(),
+                handler: handler.clone(),
+                _values: PhantomData,
+            })
+        });
+        self.register(name, topic, brokers, factory)
+    }
+
+    /// A consumer whose `handler` gets the decodable messages of each polled batch at once
+    /// (at most `max_poll_records`), with their metadata aligned.
+    pub fn batch_consumer<T, C, F, Fut, E>(
+        &mut self,
+        topic: impl Into<String>,
+        brokers: Option<&KafkaBrokers>,
+        codec: C,
+        handler: F,
+    ) -> Result<&mut ConsumerOptions>
+    where
+        T: Send + 'static,
+        C: Codec<T>,
+        F: Fn(Vec<T>, Vec<Metadata>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        let codec = Arc::new(codec);
+        let handler = Arc::new(handler);
+        let topic = topic.into();
+        let name = format!("batch consumer of '{topic}'");
+        let factory_name = name.clone();
+        let factory: HandlerFactory = Arc::new(move || {
+            Box::new(WholeBatch {
+                name: factory_name.clone(),
+                codec: codec.clone(),
+                handler: handler.clone(),
+                _values: PhantomData,
+            })
+        });
+        self.register(name, topic, brokers, factory)
+    }
+
+    fn register(
+        &mut self,
+        name: String,
+        topic: String,
+        brokers: Option<&KafkaBrokers>,
+        handler: HandlerFactory,
+    ) -> Result<&mut ConsumerOptions> {
+        let brokers = self.check_override(brokers)?;
+        self.consumers.push(ConsumerRegistration {
+            name,
+            topic,
+            brokers,
+            options: ConsumerOptions::default(),
+            handler,
+        });
+        Ok(&mut self.consumers.last_mut().expect("just pushed").options)
+    }
+
+    /// Binds the producers and subscribes every consumer on `transport`; returns once all
+    /// consumers are ready.
+    pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningApp> {
+        let mut running = RunningApp {
+            loops: Vec::new(),
+            producers: self.producers.clone(),
+        };
+        for slot in &self.producers {
+            let cluster = transport.cluster(&self.cluster_of(slot.brokers.as_ref())?)?;
+            *slot.cluster.write().unwrap_or_else(|p| p.into_inner()) = Some(cluster);
+        }
+        for consumer in &self.consumers {
+            let subscribed = self.subscribe(&*transport, consumer).await;
+            match subscribed {
+                Ok(running_loop) => running.loops.push((consumer.name.clone(), running_loop)),
+                Err(error) => {
+                    running.stop().await.ok();
+                    return Err(error);
+                }
+            }
+        }
+        Ok(running)
+    }
+
+    async fn subscribe(
+        &self,
+        transport: &dyn Transport,
+        consumer: &ConsumerRegistration,
+    ) -> Result<ConsumerLoop> {
+        let id = self.cluster_of(consumer.brokers.as_ref())?;
+        let cluster = transport.cluster(&id)?;
+        let options = &consumer.options;
+        let subscription = Subscription {
+            topics: vec![consumer.topic.clone()],
+            group_id: options.group_id.clone(),
+            auto_offset_reset: options.auto_offset_reset,
+            properties: options.properties.clone(),
+        };
+        let subscribed = cluster.subscribe(subscription).await?;
+        tracing::info!(
+            consumer = %consumer.name,
+            cluster = %id,
+            group_id = ?options.group_id,
+            "consuming"
+        );
+        Ok(ConsumerLoop::spawn(
+            subscribed,
+            HandlerBox((consumer.handler)()),
+            options.loop_config,
+        ))
+    }
+
+    /// Runs the app on `transport` until `shutdown` completes (e.g. `tokio::signal::ctrl_c()`),
+    /// then stops it cleanly: in-flight batches finish, offsets are committed, producers flush.
+    pub async fn run_until<S: Future>(
+        &self,
+        transport: Arc<dyn Transport>,
+        shutdown: S,
+    ) -> Result<()> {
+        let running = self.start(transport).await?;
+        shutdown.await;
+        running.stop().await
+    }
+}
+
+/// A started [`App`]; stop it to commit and flush.
+#[derive(Debug)]
+pub struct RunningApp {
+    loops: Vec<(String, ConsumerLoop)>,
+    producers: Vec<Arc<ProducerSlot>>,
+}
+
+impl fmt::Debug for ProducerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerSlot")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl RunningApp {
+    /// Stops every consumer (each finishes its batch in flight and commits), flushes and
+    /// unbinds the producers. Returns the first consumer error, if a handler stopped one.
+    pub async fn stop(self) -> Result<()> {
+        let mut first_error = None;
+        for (name, running) in self.loops {
+            if let Err(error) = running.stop().await {
+                tracing::error!(consumer = %name, %error, "consumer ended with an error");
+                first_error.get_or_insert(error);
+            }
+        }
+        for slot in &self.producers {
+            let cluster = slot
+                .cluster
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(cluster) = cluster {
+                cluster.flush().await?;
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Object-safe face of a typed handler, so registrations of different types share a list.
+trait BatchHandlerObject: Send {
+    fn handle<'a>(
+        &'a mut self,
+        records: &'a [Record],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+}
+
+struct HandlerBox(Box<dyn BatchHandlerObject>);
+
+#[async_trait]
+impl BatchHandler for HandlerBox {
+    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        self.0.handle(records).await
+    }
+}
+
+struct EachMessage<T, C, F> {
+    name: String,
+    codec: Arc<C>,
+    handler: Arc<F>,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T, C, F, Fut, E> BatchHandlerObject for EachMessage<T, C, F>
+where
+    T: Send + 'static,
+    C: Codec<T>,
+    F: Fn(T, Metadata) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    fn handle<'a>(
+        &'a mut self,
+        records: &'a [Record],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            for record in records {
+                match self.codec.decode(&record.value) {
+                    Ok(value) => {
+                        if let Err(error) = (self.handler)(value, Metadata::of(record)).await {
+                            log_failure(&self.name, record, "handler failed", &error);
+                        }
+                    }
+                    Err(error) => log_failure(&self.name, record, "cannot decode", &error),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+struct WholeBatch<T, C, F> {
+    name: String,
+    codec: Arc<C>,
+    handler: Arc<F>,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T, C, F, Fut, E> BatchHandlerObject for WholeBatch<T, C, F>
+where
+    T: Send + 'static,
+    C: Codec<T>,
+    F: Fn(Vec<T>, Vec<Metadata>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    fn handle<'a>(
+        &'a mut self,
+        records: &'a [Record],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut values = Vec::with_capacity(records.len());
+            let mut metadata = Vec::with_capacity(records.len());
+            for record in records {
+                match self.codec.decode(&record.value) {
+                    Ok(value) => {
+                        values.push(value);
+                        metadata.push(Metadata::of(record));
+                    }
+                    Err(error) => log_failure(&self.name, record, "cannot decode", &error),
+                }
+            }
+            if !values.is_empty() {
+                if let Err(error) = (self.handler)(values, metadata).await {
+                    log_failure(&self.name, &records[0], "batch handler failed", &error);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn log_failure(name: &str, record: &Record, what: &str, error: &dyn fmt::Display) {
+    tracing::error!(
+        consumer = %name,
+        topic = %record.topic,
+        partition = record.partition,
+        offset = record.offset,
+        %error,
+        "{what}; skipping the record"
+    );
+}
+
+/// The Rust counterpart of Python's `Tester`: runs an app on an in-memory broker, sends to a
+/// (topic, cluster) and watches what arrives on another.
+#[derive(Debug)]
+pub struct TestHarness {
+    broker: MemoryBroker,
+    brokers: KafkaBrokers,
+    environment: String,
+}
+
+impl TestHarness {
+    /// A harness for `app` on `broker`; start the app with [`TestHarness::transport`].
+    pub fn new(app: &App, broker: MemoryBroker) -> Self {
+        Self {
+            broker,
+            brokers: app.brokers.clone(),
+            environment: app.environment.clone(),
+        }
+    }
+
+    /// The transport to start the app on.
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        Arc::new(self.broker.clone())
+    }
+
+    fn cluster(&self, brokers: Option<&KafkaBrokers>) -> Result<Arc<dyn Cluster>> {
+        let id = brokers
+            .unwrap_or(&self.brokers)
+            .resolve(&self.environment)?;
+        self.broker.cluster(&id)
+    }
+
+    /// Sends `value` to `topic` on the app's cluster (or `brokers`), as a producer would.
+    pub fn send<T, C: Codec<T>>(
+        &self,
+        topic: &str,
+        brokers: Option<&KafkaBrokers>,
+        codec: &C,
+        value: &T,
+    ) -> Result<()> {
+        let payload = codec
+            .encode(value)
+            .map_err(|e| Error::Handler(format!("cannot encode: {e}")))?;
+        self.cluster(brokers)?
+            .produce(topic, vec![OutgoingRecord::new(payload)])
+    }
+
+    /// Starts reading `topic` on the app's cluster (or `brokers`) from its beginning. Call it
+    /// before starting the app so nothing the app produces is missed.
+    pub async fn watch<T, C: Codec<T>>(
+        &self,
+        topic: &str,
+        brokers: Option<&KafkaBrokers>,
+        codec: C,
+    ) -> Result<Watch<T>> {
+        let consumer = self
+            .cluster(brokers)?
+            .subscribe(Subscription::new([topic]))
+            .await?;
+        Ok(Watch {
+            topic: topic.to_owned(),
+            consumer,
+            codec: Box::new(codec),
+            arrived: VecDeque::new(),
+        })
+    }
+}
+
+/// What arrives on one (topic, cluster), decoded.
+pub struct Watch<T> {
+    topic: String,
+    consumer: Box<dyn ClusterConsumer>,
+    codec: Box<dyn Codec<T>>,
+    arrived: VecDeque<T>,
+}
+
+impl<T> fmt::Debug for Watch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch").field("topic", &self.topic).finish()
+    }
+}
+
+impl<T: 'static> Watch<T> {
+    /// The next message, waiting up to 5 seconds.
+    pub async fn next(&mut self) -> Result<T> {
+        self.next_within(Duration::from_secs(5)).await
+    }
+
+    /// The next message, waiting up to `timeout`.
+    pub async fn next_within(&mut self, timeout: Duration) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(value) = self.arrived.pop_front() {
+                return Ok(value);
+            }
+            let polled = tokio::time::timeout_at(deadline, self.consumer.poll(100)).await;
+            let records = polled.map_err(|_| Error::Transport {
+                cluster: String::new(),
+                message: format!("nothing arrived on '{}' within {timeout:?}", self.topic),
+            })??;
+            for record in records {
+                let value = self.codec.decode(&record.value).map_err(|e| {
+                    Error::Handler(format!("cannot decode a record of '{}': {e}", self.topic))
+                })?;
+                self.arrived.push_back(value);
+            }
+        }
+    }
+}

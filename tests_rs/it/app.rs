@@ -1,0 +1,252 @@
+//! The Rust-native app: the guide's three examples (from `examples/`) tested in memory, and the
+//! guarantees a Rust user relies on.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fastkafka::app::{App, Json, Metadata, TestHarness};
+use fastkafka::{Error, MemoryBroker, TopicPartition};
+
+// Each example is its own crate with its own copy of `common`; here they share one binary.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../examples/aggregation.rs"]
+mod aggregation;
+#[allow(clippy::duplicate_mod)]
+#[path = "../../examples/fan_out.rs"]
+mod fan_out;
+#[allow(clippy::duplicate_mod)]
+#[path = "../../examples/forwarding.rs"]
+mod forwarding;
+
+type Batches = Arc<Mutex<Vec<(Vec<TestMsg>, Vec<Metadata>)>>>;
+
+use forwarding::common::{brokers, TestMsg};
+
+const NOTHING_MORE: Duration = Duration::from_millis(100);
+
+#[tokio::test]
+async fn forwarding_moves_signals_from_cluster_1_to_cluster_2_only() {
+    let (one, two) = (brokers("server_1:9092"), brokers("server_2:9092"));
+    let app = forwarding::forwarding_app(&one, &two).unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let mut on_two = harness
+        .watch::<TestMsg, _>("preprocessed_signals", Some(&two), Json)
+        .await
+        .unwrap();
+    let mut on_one = harness
+        .watch::<TestMsg, _>("preprocessed_signals", None, Json)
+        .await
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+    harness
+        .send("preprocessed_signals", None, &Json, &TestMsg::new("x"))
+        .unwrap();
+    assert_eq!(on_two.next().await.unwrap(), TestMsg::new("x"));
+    assert_eq!(
+        on_one.next().await.unwrap(),
+        TestMsg::new("x"),
+        "the original"
+    );
+    assert!(
+        on_one.next_within(NOTHING_MORE).await.is_err(),
+        "nothing echoed back"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn aggregation_collects_both_clusters_on_cluster_1() {
+    let (one, two) = (
+        aggregation::common::brokers("server_1:9092"),
+        aggregation::common::brokers("server_2:9092"),
+    );
+    let app = aggregation::aggregation_app(&one, &two).unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let mut on_one = harness
+        .watch::<aggregation::common::TestMsg, _>("predictions", None, Json)
+        .await
+        .unwrap();
+    let mut on_two = harness
+        .watch::<aggregation::common::TestMsg, _>("predictions", Some(&two), Json)
+        .await
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+    let (a, b) = (
+        aggregation::common::TestMsg::new("a"),
+        aggregation::common::TestMsg::new("b"),
+    );
+    harness
+        .send("preprocessed_signals", None, &Json, &a)
+        .unwrap();
+    harness
+        .send("preprocessed_signals", Some(&two), &Json, &b)
+        .unwrap();
+    let mut got = vec![
+        on_one.next().await.unwrap().msg,
+        on_one.next().await.unwrap().msg,
+    ];
+    got.sort();
+    assert_eq!(got, ["a", "b"]);
+    assert!(on_two.next_within(NOTHING_MORE).await.is_err());
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn fan_out_predicts_on_both_clusters() {
+    let (one, two) = (
+        fan_out::common::brokers("server_1:9092"),
+        fan_out::common::brokers("server_2:9092"),
+    );
+    let app = fan_out::fan_out_app(&one, &two).unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let mut on_one = harness
+        .watch::<fan_out::common::TestMsg, _>("predictions", None, Json)
+        .await
+        .unwrap();
+    let mut on_two = harness
+        .watch::<fan_out::common::TestMsg, _>("predictions", Some(&two), Json)
+        .await
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+    harness
+        .send(
+            "preprocessed_signals",
+            None,
+            &Json,
+            &fan_out::common::TestMsg::new("s"),
+        )
+        .unwrap();
+    assert_eq!(on_one.next().await.unwrap().msg, "prediction");
+    assert_eq!(on_two.next().await.unwrap().msg, "prediction");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_records_are_skipped_keys_reach_metadata_and_offsets_are_committed() {
+    let one = brokers("server_1:9092");
+    let mut app = App::new(one.clone());
+    let seen: Arc<Mutex<Vec<(String, Metadata)>>> = Arc::default();
+    let sink = seen.clone();
+    app.consumer_with_metadata(
+        "signals",
+        None,
+        Json,
+        move |msg: TestMsg, meta: Metadata| {
+            let sink = sink.clone();
+            async move {
+                if msg.msg == "fail" {
+                    return Err("handler refused");
+                }
+                sink.lock().unwrap().push((msg.msg, meta));
+                Ok(())
+            }
+        },
+    )
+    .unwrap()
+    .group_id("g");
+    let producer = app.producer::<TestMsg>("signals", None, Json).unwrap();
+    let broker = MemoryBroker::new();
+    let harness = TestHarness::new(&app, broker.clone());
+    let running = app.start(harness.transport()).await.unwrap();
+    harness
+        .send(
+            "signals",
+            None,
+            &fastkafka::app::Json,
+            &"not an object".to_owned(),
+        )
+        .unwrap();
+    producer.send(&TestMsg::new("fail")).unwrap();
+    producer.send_keyed("k1", &TestMsg::new("ok")).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while seen.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the good record is handled");
+    running.stop().await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "ok");
+    assert_eq!(seen[0].1.key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(seen[0].1.offset, 2);
+    let committed = broker
+        .memory_cluster(&app.cluster_of(None).unwrap())
+        .committed_offset("g", &TopicPartition::new("signals", 0));
+    assert_eq!(
+        committed,
+        Some(3),
+        "bad and failed records are not retried forever"
+    );
+    assert!(matches!(
+        producer.send(&TestMsg::new("late")),
+        Err(Error::Closed(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_batch_consumer_gets_vectors_with_aligned_metadata() {
+    let mut app = App::new(brokers("server_1:9092"));
+    let batches: Batches = Arc::default();
+    let sink = batches.clone();
+    app.batch_consumer(
+        "signals",
+        None,
+        Json,
+        move |msgs: Vec<TestMsg>, metas: Vec<Metadata>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push((msgs, metas));
+                Ok::<(), Error>(())
+            }
+        },
+    )
+    .unwrap()
+    .max_poll_records(10);
+    let producer = app.producer::<TestMsg>("signals", None, Json).unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let running = app.start(harness.transport()).await.unwrap();
+    let all: Vec<TestMsg> = (0..25).map(|i| TestMsg::new(&i.to_string())).collect();
+    producer.send_records(None, Vec::new(), &all).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while batches
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(m, _)| m.len())
+            .sum::<usize>()
+            < 25
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every message arrives");
+    running.stop().await.unwrap();
+    let batches = batches.lock().unwrap();
+    assert!(batches
+        .iter()
+        .all(|(m, meta)| m.len() <= 10 && m.len() == meta.len()));
+    let offsets: Vec<i64> = batches
+        .iter()
+        .flat_map(|(_, meta)| meta.iter().map(|m| m.offset))
+        .collect();
+    assert_eq!(offsets, (0..25).collect::<Vec<_>>());
+}
+
+#[test]
+fn overrides_must_define_the_apps_environments() {
+    let mut app =
+        App::new(serde_json::from_str(r#"{"dev": {"url": "a"}, "prod": {"url": "b"}}"#).unwrap());
+    let partial: fastkafka::KafkaBrokers =
+        serde_json::from_str(r#"{"dev": {"url": "c"}}"#).unwrap();
+    let error = app
+        .producer::<TestMsg>("t", Some(&partial), Json)
+        .unwrap_err();
+    assert!(error
+        .to_string()
+        .starts_with("To override application default brokers"));
+    assert!(App::new(partial).environment("staging").is_err());
+}
