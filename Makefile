@@ -49,7 +49,7 @@ demo-kafka: $(BUILD_STAMP) tansu ## The same app under `fastkafka run` on two lo
 		-- $(BIN)/python examples/demo_kafka.py
 
 .PHONY: test-rust
-test-rust: ## Rust tests: the core without Python or C, then with the Kafka transport
+test-rust: tansu ## Rust tests: the core without Python or C, then with the Kafka transport
 	cargo test --no-default-features
 	cargo test --features kafka
 

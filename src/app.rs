@@ -47,11 +47,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -120,6 +122,7 @@ impl Metadata {
 /// properties. The defaults are FastKafka's: no group, earliest, 100 records.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
+    concurrency: usize,
     group_id: Option<String>,
     auto_offset_reset: OffsetReset,
     loop_config: ConsumerLoopConfig,
@@ -129,6 +132,7 @@ pub struct ConsumerOptions {
 impl Default for ConsumerOptions {
     fn default() -> Self {
         Self {
+            concurrency: 1,
             group_id: None,
             auto_offset_reset: OffsetReset::Earliest,
             loop_config: ConsumerLoopConfig::default(),
@@ -138,6 +142,14 @@ impl Default for ConsumerOptions {
 }
 
 impl ConsumerOptions {
+    /// Handle up to `limit` messages of a batch at once (default 1: one after another, in
+    /// order). The next batch starts when the whole batch is done, so offsets never pass an
+    /// unfinished message — Python's `DynamicTaskExecutor`.
+    pub fn concurrency(&mut self, limit: usize) -> &mut Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
     /// Join `group_id`: its members share the partitions and the committed offsets.
     pub fn group_id(&mut self, group_id: impl Into<String>) -> &mut Self {
         self.group_id = Some(group_id.into());
@@ -169,7 +181,8 @@ impl ConsumerOptions {
     }
 }
 
-type HandlerFactory = Arc<dyn Fn() -> Box<dyn BatchHandlerObject> + Send + Sync>;
+type HandlerFactory = Arc<dyn Fn(&ConsumerOptions) -> Box<dyn BatchHandlerObject> + Send + Sync>;
+type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 struct ConsumerRegistration {
     name: String,
@@ -258,6 +271,7 @@ pub struct App {
     environment: String,
     consumers: Vec<ConsumerRegistration>,
     producers: Vec<Arc<ProducerSlot>>,
+    background: Vec<BackgroundTask>,
 }
 
 impl fmt::Debug for App {
@@ -281,7 +295,18 @@ impl App {
             environment: "localhost".to_owned(),
             consumers: Vec::new(),
             producers: Vec::new(),
+            background: Vec::new(),
         }
+    }
+
+    /// A task started with the app, once its consumers are ready (so it may use producers),
+    /// and cancelled when the app stops — Python's `@app.run_in_background()`.
+    pub fn background<F, Fut>(&mut self, task: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background.push(Arc::new(move || Box::pin(task())));
     }
 
     /// Picks the environment for every cluster of the app (FastKafka's
@@ -366,11 +391,12 @@ impl App {
         let topic = topic.into();
         let name = format!("consumer of '{topic}'");
         let factory_name = name.clone();
-        let factory: HandlerFactory = Arc::new(move || {
+        let factory: HandlerFactory = Arc::new(move |options: &ConsumerOptions| {
             Box::new(EachMessage {
                 name: factory_name.clone(),
                 codec: codec.clone(),
                 handler: handler.clone(),
+                concurrency: options.concurrency,
                 _values: PhantomData,
             })
         });
@@ -398,7 +424,7 @@ impl App {
         let topic = topic.into();
         let name = format!("batch consumer of '{topic}'");
         let factory_name = name.clone();
-        let factory: HandlerFactory = Arc::new(move || {
+        let factory: HandlerFactory = Arc::new(move |_: &ConsumerOptions| {
             Box::new(WholeBatch {
                 name: factory_name.clone(),
                 codec: codec.clone(),
@@ -433,6 +459,7 @@ impl App {
         let mut running = RunningApp {
             loops: Vec::new(),
             producers: self.producers.clone(),
+            background: Vec::new(),
         };
         for slot in &self.producers {
             let cluster = transport.cluster(&self.cluster_of(slot.brokers.as_ref())?)?;
@@ -448,6 +475,11 @@ impl App {
                 }
             }
         }
+        running.background = self
+            .background
+            .iter()
+            .map(|task| tokio::spawn(task()))
+            .collect();
         Ok(running)
     }
 
@@ -474,7 +506,7 @@ impl App {
         );
         Ok(ConsumerLoop::spawn(
             subscribed,
-            HandlerBox((consumer.handler)()),
+            HandlerBox((consumer.handler)(options)),
             options.loop_config,
         ))
     }
@@ -497,6 +529,7 @@ impl App {
 pub struct RunningApp {
     loops: Vec<(String, ConsumerLoop)>,
     producers: Vec<Arc<ProducerSlot>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl fmt::Debug for ProducerSlot {
@@ -511,6 +544,13 @@ impl RunningApp {
     /// Stops every consumer (each finishes its batch in flight and commits), flushes and
     /// unbinds the producers. Returns the first consumer error, if a handler stopped one.
     pub async fn stop(self) -> Result<()> {
+        for task in &self.background {
+            task.abort();
+        }
+        for task in self.background {
+            // A cancelled task's JoinError says only that it was cancelled.
+            let _ = task.await;
+        }
         let mut first_error = None;
         for (name, running) in self.loops {
             if let Err(error) = running.stop().await {
@@ -553,6 +593,7 @@ struct EachMessage<T, C, F> {
     name: String,
     codec: Arc<C>,
     handler: Arc<F>,
+    concurrency: usize,
     _values: PhantomData<fn() -> T>,
 }
 
@@ -568,16 +609,27 @@ where
         &'a mut self,
         records: &'a [Record],
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(async move {
-            for record in records {
-                match self.codec.decode(&record.value) {
-                    Ok(value) => {
-                        if let Err(error) = (self.handler)(value, Metadata::of(record)).await {
-                            log_failure(&self.name, record, "handler failed", &error);
-                        }
+        let (name, codec, handler) = (&self.name, &self.codec, &self.handler);
+        let handle_one = move |record: &'a Record| async move {
+            match codec.decode(&record.value) {
+                Ok(value) => {
+                    if let Err(error) = handler(value, Metadata::of(record)).await {
+                        log_failure(name, record, "handler failed", &error);
                     }
-                    Err(error) => log_failure(&self.name, record, "cannot decode", &error),
                 }
+                Err(error) => log_failure(name, record, "cannot decode", &error),
+            }
+        };
+        let concurrency = self.concurrency;
+        Box::pin(async move {
+            if concurrency == 1 {
+                for record in records {
+                    handle_one(record).await;
+                }
+            } else {
+                futures_util::stream::iter(records)
+                    .for_each_concurrent(concurrency, handle_one)
+                    .await;
             }
             Ok(())
         })

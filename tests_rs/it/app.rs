@@ -7,16 +7,7 @@ use std::time::Duration;
 use fastkafka::app::{App, Json, Metadata, TestHarness};
 use fastkafka::{Error, MemoryBroker, TopicPartition};
 
-// Each example is its own crate with its own copy of `common`; here they share one binary.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../examples/aggregation.rs"]
-mod aggregation;
-#[allow(clippy::duplicate_mod)]
-#[path = "../../examples/fan_out.rs"]
-mod fan_out;
-#[allow(clippy::duplicate_mod)]
-#[path = "../../examples/forwarding.rs"]
-mod forwarding;
+use super::app_examples::{aggregation, fan_out, forwarding};
 
 type Batches = Arc<Mutex<Vec<(Vec<TestMsg>, Vec<Metadata>)>>>;
 
@@ -249,4 +240,75 @@ fn overrides_must_define_the_apps_environments() {
         .to_string()
         .starts_with("To override application default brokers"));
     assert!(App::new(partial).environment("staging").is_err());
+}
+
+#[tokio::test]
+async fn concurrency_runs_a_batch_at_once_within_its_limit() {
+    let mut app = App::new(brokers("server_1:9092"));
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (counter, high, gate) = (in_flight.clone(), peak.clone(), release.clone());
+    let done = app.producer::<TestMsg>("done", None, Json).unwrap();
+    app.consumer("jobs", None, Json, move |msg: TestMsg| {
+        let (counter, high, gate, done) =
+            (counter.clone(), high.clone(), gate.clone(), done.clone());
+        async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            high.fetch_max(counter.fetch_add(1, SeqCst) + 1, SeqCst);
+            gate.acquire().await.expect("open").forget();
+            counter.fetch_sub(1, SeqCst);
+            done.send(&msg)
+        }
+    })
+    .unwrap()
+    .concurrency(3);
+    let jobs = app.producer::<TestMsg>("jobs", None, Json).unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let mut finished = harness
+        .watch::<TestMsg, _>("done", None, Json)
+        .await
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+    let all: Vec<TestMsg> = (0..6).map(|i| TestMsg::new(&i.to_string())).collect();
+    jobs.send_records(None, Vec::new(), &all).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while in_flight.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("three handlers run at once");
+    release.add_permits(6);
+    for _ in 0..6 {
+        finished.next().await.unwrap();
+    }
+    running.stop().await.unwrap();
+    assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn background_tasks_start_with_the_app_and_stop_with_it() {
+    let mut app = App::new(brokers("server_1:9092"));
+    let ticks = app.producer::<TestMsg>("ticks", None, Json).unwrap();
+    app.background(move || {
+        let ticks = ticks.clone();
+        async move {
+            ticks
+                .send(&TestMsg::new("tick"))
+                .expect("the app is running");
+            std::future::pending::<()>().await;
+        }
+    });
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let mut seen = harness
+        .watch::<TestMsg, _>("ticks", None, Json)
+        .await
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+    assert_eq!(seen.next().await.unwrap().msg, "tick");
+    tokio::time::timeout(Duration::from_secs(5), running.stop())
+        .await
+        .expect("stop does not wait for the pending task")
+        .unwrap();
 }

@@ -157,3 +157,41 @@ async fn tls_and_zstd_are_built_in() {
         .collect();
     transport.cluster_with(&id, &properties).unwrap();
 }
+
+/// The guide's forwarding example on two real clusters (Tansu), through librdkafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarding_example_crosses_two_real_clusters() {
+    use super::app_examples::forwarding;
+    use super::tansu::Tansu;
+
+    let (one, two) = (Tansu::start("cluster_1"), Tansu::start("cluster_2"));
+    for cluster in [&one, &two] {
+        cluster.create_topic("preprocessed_signals", 1);
+    }
+    let (brokers_1, brokers_2) = (
+        forwarding::common::brokers(&one.address()),
+        forwarding::common::brokers(&two.address()),
+    );
+    let app = forwarding::forwarding_app(&brokers_1, &brokers_2).unwrap();
+    let transport: std::sync::Arc<dyn Transport> =
+        std::sync::Arc::new(KafkaTransport::new(fast_properties()).unwrap());
+    let cluster_2 = transport
+        .cluster(&app.cluster_of(Some(&brokers_2)).unwrap())
+        .unwrap();
+    let mut on_two = cluster_2
+        .subscribe(Subscription::new(["preprocessed_signals"]))
+        .await
+        .unwrap();
+    let running = app.start(transport.clone()).await.unwrap();
+    let cluster_1 = transport.cluster(&app.cluster_of(None).unwrap()).unwrap();
+    cluster_1
+        .produce(
+            "preprocessed_signals",
+            vec![OutgoingRecord::new(r#"{"msg":"across"}"#)],
+        )
+        .unwrap();
+    let forwarded = poll_exactly(on_two.as_mut(), 1).await;
+    assert_eq!(values(&forwarded), [r#"{"msg":"across"}"#]);
+    running.stop().await.unwrap();
+    on_two.close().await.unwrap();
+}

@@ -5,6 +5,10 @@ mod app;
 mod consumer_loop;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "kafka")]
+mod tansu;
+
+mod app_examples;
 mod memory_broker;
 
 use std::time::Duration;
