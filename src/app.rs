@@ -386,21 +386,16 @@ impl App {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let codec = Arc::new(codec);
-        let handler = Arc::new(handler);
-        let topic = topic.into();
-        let name = format!("consumer of '{topic}'");
-        let factory_name = name.clone();
-        let factory: HandlerFactory = Arc::new(move |options: &ConsumerOptions| {
-            Box::new(EachMessage {
-                name: factory_name.clone(),
+        let (codec, handler) = (Arc::new(codec), Arc::new(handler));
+        self.register("consumer", topic.into(), brokers, move |name, options| {
+            EachMessage {
+                name,
                 codec: codec.clone(),
                 handler: handler.clone(),
                 concurrency: options.concurrency,
                 _values: PhantomData,
-            })
-        });
-        self.register(name, topic, brokers, factory)
+            }
+        })
     }
 
     /// A consumer whose `handler` gets the decodable messages of each polled batch at once
@@ -419,30 +414,31 @@ impl App {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let codec = Arc::new(codec);
-        let handler = Arc::new(handler);
-        let topic = topic.into();
-        let name = format!("batch consumer of '{topic}'");
-        let factory_name = name.clone();
-        let factory: HandlerFactory = Arc::new(move |_: &ConsumerOptions| {
-            Box::new(WholeBatch {
-                name: factory_name.clone(),
+        let (codec, handler) = (Arc::new(codec), Arc::new(handler));
+        self.register("batch consumer", topic.into(), brokers, move |name, _| {
+            WholeBatch {
+                name,
                 codec: codec.clone(),
                 handler: handler.clone(),
                 _values: PhantomData,
-            })
-        });
-        self.register(name, topic, brokers, factory)
+            }
+        })
     }
 
-    fn register(
+    /// Registers a consumer whose handler `make` builds, per start, from its name and options.
+    fn register<H: BatchHandlerObject + 'static>(
         &mut self,
-        name: String,
+        kind: &str,
         topic: String,
         brokers: Option<&KafkaBrokers>,
-        handler: HandlerFactory,
+        make: impl Fn(String, &ConsumerOptions) -> H + Send + Sync + 'static,
     ) -> Result<&mut ConsumerOptions> {
         let brokers = self.check_override(brokers)?;
+        let name = format!("{kind} of '{topic}'");
+        let handler_name = name.clone();
+        let handler: HandlerFactory = Arc::new(move |options: &ConsumerOptions| {
+            Box::new(make(handler_name.clone(), options)) as Box<dyn BatchHandlerObject>
+        });
         self.consumers.push(ConsumerRegistration {
             name,
             topic,
