@@ -257,3 +257,29 @@ async def test_example_3_produces_the_same_prediction_to_both_clusters(
     for cluster in two_clusters:
         predictions = await read_all(cluster.bootstrap_servers, "predictions", 1)
         assert predictions == signal_records("prediction")
+
+
+async def test_undelivered_records_are_logged_with_topic_and_counted(
+    two_clusters: list[TansuBroker], caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = two_clusters[0]
+    app = FastKafka(
+        kafka_brokers=brokers_of(cluster),
+        bootstrap_servers_id="development",
+        **{"message.timeout.ms": 500},
+    )
+
+    @app.produces()
+    async def to_nowhere(msg: TestMsg) -> TestMsg:  # Tansu does not create topics on demand
+        return msg
+
+    caplog.set_level(logging.INFO, logger="fastkafka")
+    async with app:
+        await to_nowhere(TestMsg(msg="lost"))
+    errors = [r.getMessage() for r in caplog.records if "record not delivered" in r.getMessage()]
+    assert errors and "topic=nowhere" in errors[0]
+    summary = [r.getMessage() for r in caplog.records if "were not delivered" in r.getMessage()]
+    assert summary == [
+        f"1 record(s) produced to {cluster.bootstrap_servers} were not delivered "
+        "(see the errors above)"
+    ]

@@ -446,6 +446,13 @@ class FastKafka:
         for producer in self._producers:
             producer.cluster = None
         await asyncio.gather(*(asyncio.to_thread(c.flush) for c in clusters.values()))
+        for cluster in clusters.values():
+            if cluster.delivery_failures:
+                logger.warning(
+                    "%d record(s) produced to %s were not delivered (see the errors above)",
+                    cluster.delivery_failures,
+                    cluster.bootstrap_servers,
+                )
         self._is_started = False
         failure, self._failure = self._failure, None
         if failure is not None:

@@ -247,6 +247,12 @@ impl PyCluster {
             .map_err(to_py_err)
     }
 
+    /// How many produced records failed delivery so far (each is also logged).
+    #[getter]
+    fn delivery_failures(&self) -> u64 {
+        self.0.delivery_failures()
+    }
+
     /// Hands one record to the cluster without waiting for delivery (the per-message fast
     /// path of `produce`).
     #[pyo3(signature = (topic, value, key = None))]

@@ -138,11 +138,6 @@ impl KafkaCluster {
         })
     }
 
-    /// How many records failed delivery so far.
-    pub fn delivery_failures(&self) -> u64 {
-        self.delivery_failures.load(Ordering::Relaxed)
-    }
-
     fn transport_error(&self, message: impl fmt::Display) -> Error {
         Error::Transport {
             cluster: self.id.to_string(),
@@ -200,6 +195,10 @@ impl Cluster for KafkaCluster {
             }
         }
         Ok(())
+    }
+
+    fn delivery_failures(&self) -> u64 {
+        self.delivery_failures.load(Ordering::Relaxed)
     }
 
     async fn flush(&self) -> Result<()> {

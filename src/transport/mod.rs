@@ -128,8 +128,14 @@ pub trait Cluster: Send + Sync + fmt::Debug {
     /// Records with equal keys go to the same partition of `topic`.
     fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()>;
 
-    /// Waits until everything produced so far is delivered.
+    /// Waits until everything produced so far is delivered (or failed).
     async fn flush(&self) -> Result<()>;
+
+    /// How many produced records failed delivery so far (each is also logged with its topic
+    /// and error). Always 0 in memory.
+    fn delivery_failures(&self) -> u64 {
+        0
+    }
 
     /// Joins the subscription's group (if any) and returns a consumer that is ready: its
     /// partitions are assigned and its start positions fixed when this returns.
