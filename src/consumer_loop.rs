@@ -23,6 +23,10 @@ use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::transport::ClusterConsumer;
 
+/// The wait after a failed poll, doubling up to [`LAST_RETRY`] while failures go on.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
 /// Processes the batches of one consumer.
 #[async_trait]
 pub trait BatchHandler: Send + 'static {
@@ -95,6 +99,7 @@ async fn run<H: BatchHandler>(
     mut stop_requested: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut last_commit = Instant::now();
+    let mut retry_after = FIRST_RETRY;
     let outcome = loop {
         let polled = tokio::select! {
             biased;
@@ -102,10 +107,20 @@ async fn run<H: BatchHandler>(
             polled = consumer.poll(config.max_poll_records) => polled,
         };
         let batch = match polled {
-            Ok(batch) => batch,
+            Ok(batch) => {
+                retry_after = FIRST_RETRY;
+                batch
+            }
             Err(error @ Error::Closed(_)) => break Err(error),
             Err(error) => {
-                tracing::warn!(%error, "poll failed; retrying");
+                // A cluster that keeps failing must not turn this loop into a busy loop.
+                tracing::warn!(%error, "poll failed; retrying in {retry_after:?}");
+                tokio::select! {
+                    biased;
+                    _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
+                    _ = tokio::time::sleep(retry_after) => {}
+                }
+                retry_after = (retry_after * 2).min(LAST_RETRY);
                 continue;
             }
         };

@@ -168,3 +168,78 @@ async fn stop_waits_for_the_batch_in_flight() {
         .committed_offset("g", &TopicPartition::new("t", 0));
     assert_eq!(committed, Some(1));
 }
+
+/// A consumer whose first polls fail, as a consumer of an unreachable cluster would.
+#[derive(Debug)]
+struct Flaky {
+    failures_left: usize,
+    polls: Arc<Mutex<usize>>,
+    delivered: bool,
+}
+
+#[async_trait]
+impl fastkafka::ClusterConsumer for Flaky {
+    async fn poll(&mut self, _max: usize) -> fastkafka::Result<Vec<Record>> {
+        *self.polls.lock().unwrap() += 1;
+        if self.failures_left > 0 {
+            self.failures_left -= 1;
+            return Err(Error::Transport {
+                cluster: "flaky".into(),
+                message: "unreachable".into(),
+            });
+        }
+        if self.delivered {
+            return std::future::pending().await;
+        }
+        self.delivered = true;
+        Ok(vec![Record {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            timestamp_type: Default::default(),
+            key: None,
+            value: "after the outage".into(),
+            headers: Vec::new(),
+        }])
+    }
+    fn store_offsets(&mut self, _: &[Record]) -> fastkafka::Result<()> {
+        Ok(())
+    }
+    async fn commit(&mut self) -> fastkafka::Result<()> {
+        Ok(())
+    }
+    fn assignment(&self) -> Vec<TopicPartition> {
+        Vec::new()
+    }
+    async fn close(self: Box<Self>) -> fastkafka::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_polls_back_off_and_the_loop_recovers() {
+    let polls = Arc::new(Mutex::new(0));
+    let flaky = Flaky {
+        failures_left: 3,
+        polls: polls.clone(),
+        delivered: false,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let started = tokio::time::Instant::now();
+    let running = ConsumerLoop::spawn(
+        Box::new(flaky),
+        Recorder { batches: tx },
+        Default::default(),
+    );
+    let batch = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch, ["after the outage"]);
+    // Three failures, the success, and perhaps already the next (waiting) poll.
+    assert!((4..=5).contains(&*polls.lock().unwrap()));
+    // 100 + 200 + 400 ms of backoff (virtual time), not a busy loop.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(700));
+    running.stop().await.unwrap();
+}
