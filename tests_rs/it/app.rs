@@ -312,3 +312,29 @@ async fn background_tasks_start_with_the_app_and_stop_with_it() {
         .expect("stop does not wait for the pending task")
         .unwrap();
 }
+
+#[test]
+fn cluster_configuration_reads_from_toml_and_names_the_bad_key() {
+    let brokers: fastkafka::KafkaBrokers = toml::from_str(
+        r#"
+        [development]
+        url = "dev.server_1"
+        port = 9092
+
+        [[production]]
+        url = "prod.a"
+        port = "9093"
+        [[production]]
+        url = "prod.b"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        brokers.resolve("production").unwrap().bootstrap_servers(),
+        "prod.a:9093,prod.b:9092"
+    );
+    let error = toml::from_str::<fastkafka::KafkaBrokers>("[development]\nport = 1\n").unwrap_err();
+    assert!(error
+        .to_string()
+        .contains("kafka_brokers['development'] is missing the required key 'url'"));
+}
