@@ -180,14 +180,17 @@ impl Cluster for KafkaCluster {
             if let Some(headers) = headers {
                 pending = pending.headers(headers);
             }
-            let started = std::time::Instant::now();
             // A full queue is backpressure: wait for the client's thread to drain it.
+            let mut waiting_since = None;
             while let Err((error, returned)) = self.producer.send(pending) {
                 let full = matches!(
                     error,
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
                 );
-                if !full || started.elapsed() > QUEUE_FULL_TIMEOUT {
+                let waited = waiting_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed();
+                if !full || waited > QUEUE_FULL_TIMEOUT {
                     return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
                 }
                 pending = returned;
