@@ -6,15 +6,22 @@
 //! wake-up per batch instead of per message, which is where the throughput comes from
 //! (DESIGN.md §3).
 //!
+//! A loop that ends other than by [`ConsumerLoop::stop`] — its handler asked it to stop, its
+//! cluster closed it, or it panicked (a panic is caught and becomes an [`Error::Handler`]) —
+//! reports why through [`ConsumerLoop::failure`], so the app above it can fail instead of
+//! running on with a dead consumer.
+//!
 //! Delivery is at-least-once: offsets are stored only after the handler returned for the batch,
 //! and only stored offsets are committed — periodically, on stop, and by the transport when a
 //! rebalance takes a partition away. A handler that cannot process one message must deal with
 //! it itself (log it, dead-letter it) and return `Ok`: an `Err` means "stop this consumer",
 //! which is what `throw_exceptions=True` asks for.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -59,6 +66,22 @@ impl Default for ConsumerLoopConfig {
 pub struct ConsumerLoop {
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<()>>,
+    failure: watch::Receiver<Option<Error>>,
+}
+
+/// Resolves when a [`ConsumerLoop`] ends other than by `stop`; see [`ConsumerLoop::failure`].
+#[derive(Debug, Clone)]
+pub struct LoopFailure(watch::Receiver<Option<Error>>);
+
+impl LoopFailure {
+    /// The error that ended the loop; `None` once the loop is gone without failing (it was
+    /// stopped, or dropped).
+    pub async fn wait(mut self) -> Option<Error> {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(failed) => failed.clone(),
+            Err(_) => None,
+        }
+    }
 }
 
 impl ConsumerLoop {
@@ -69,8 +92,36 @@ impl ConsumerLoop {
         config: ConsumerLoopConfig,
     ) -> Self {
         let (shutdown, stop_requested) = watch::channel(false);
-        let task = tokio::spawn(run(consumer, handler, config, stop_requested));
-        Self { shutdown, task }
+        let (report_failure, failure) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let looping = run(consumer, handler, config, stop_requested.clone());
+            let outcome = AssertUnwindSafe(looping)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(Error::Handler(format!(
+                        "consumer loop panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
+                });
+            if let Err(error) = &outcome {
+                if !*stop_requested.borrow() {
+                    tracing::error!(%error, "consumer loop ended without being stopped");
+                    report_failure.send_replace(Some(error.clone()));
+                }
+            }
+            outcome
+        });
+        Self {
+            shutdown,
+            task,
+            failure,
+        }
+    }
+
+    /// Resolves with the error if the loop ends other than by [`ConsumerLoop::stop`].
+    pub fn failure(&self) -> LoopFailure {
+        LoopFailure(self.failure.clone())
     }
 
     /// Whether the loop ended on its own (its handler failed) without being stopped.
@@ -92,6 +143,25 @@ impl ConsumerLoop {
     }
 }
 
+/// Commits what the consumer stored; a failure is logged and retried at the next interval.
+async fn commit_stored(consumer: &mut dyn ClusterConsumer) -> bool {
+    match consumer.commit().await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "periodic commit failed; will retry");
+            false
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 async fn run<H: BatchHandler>(
     mut consumer: Box<dyn ClusterConsumer>,
     mut handler: H,
@@ -99,12 +169,30 @@ async fn run<H: BatchHandler>(
     mut stop_requested: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut last_commit = Instant::now();
+    // Whether offsets were stored since the last commit: an idle consumer commits them when
+    // the interval is up, not only after its next batch.
+    let mut uncommitted = false;
     let mut retry_after = FIRST_RETRY;
     let outcome = loop {
+        let commit_due = async {
+            match config.commit_interval {
+                Some(interval) if uncommitted => {
+                    tokio::time::sleep_until(last_commit + interval).await
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        // `poll` is cancel-safe, so waking up to commit loses no record.
         let polled = tokio::select! {
             biased;
             _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
-            polled = consumer.poll(config.max_poll_records) => polled,
+            () = commit_due => None,
+            polled = consumer.poll(config.max_poll_records) => Some(polled),
+        };
+        let Some(polled) = polled else {
+            uncommitted = !commit_stored(consumer.as_mut()).await;
+            last_commit = Instant::now();
+            continue;
         };
         let batch = match polled {
             Ok(batch) => {
@@ -128,13 +216,12 @@ async fn run<H: BatchHandler>(
             break Err(error);
         }
         consumer.store_offsets(&batch)?;
+        uncommitted = true;
         if config
             .commit_interval
             .is_some_and(|interval| last_commit.elapsed() >= interval)
         {
-            if let Err(error) = consumer.commit().await {
-                tracing::warn!(%error, "periodic commit failed; will retry");
-            }
+            uncommitted = !commit_stored(consumer.as_mut()).await;
             last_commit = Instant::now();
         }
     };

@@ -24,6 +24,14 @@ pub enum Error {
     /// A handler failed and asked its consumer to stop.
     #[error("handler failed: {0}")]
     Handler(String),
+    /// A consumer of a running app ended without being stopped; the app fails with this.
+    #[error("{consumer} ended: {source}")]
+    ConsumerEnded {
+        /// Which consumer (e.g. `consumer of 'signals'`).
+        consumer: String,
+        /// Why its loop ended.
+        source: Box<Error>,
+    },
 }
 
 /// Shorthand for results of the core.

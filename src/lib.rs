@@ -44,7 +44,7 @@ pub mod transport;
 mod python;
 
 pub use config::{BrokerAddress, ClusterId, KafkaBrokers};
-pub use consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+pub use consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig, LoopFailure};
 pub use error::{Error, Result};
 pub use record::{Header, OutgoingRecord, Record, TimestampType, TopicPartition};
 pub use transport::memory::{MemoryBroker, MemoryCluster};

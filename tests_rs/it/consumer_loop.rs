@@ -243,3 +243,81 @@ async fn failing_polls_back_off_and_the_loop_recovers() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(700));
     running.stop().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_consumer_commits_what_it_processed_when_the_interval_is_up() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let consumer = cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = ConsumerLoopConfig {
+        max_poll_records: 100,
+        commit_interval: Some(std::time::Duration::from_secs(5)),
+    };
+    let running = ConsumerLoop::spawn(consumer, Recorder { batches: tx }, config);
+    cluster
+        .produce(
+            "t",
+            vec![OutgoingRecord::new("1"), OutgoingRecord::new("2")],
+        )
+        .unwrap();
+    assert_eq!(rx.recv().await.unwrap(), ["1", "2"]);
+    let committed = || {
+        broker
+            .memory_cluster(&cluster_id("a"))
+            .committed_offset("g", &TopicPartition::new("t", 0))
+    };
+    // No more records arrive; the interval elapses (paused time advances when all is idle).
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(
+        committed(),
+        Some(2),
+        "committed while idle, before any stop"
+    );
+    running.stop().await.unwrap();
+}
+
+/// Panics on its first batch.
+struct Panicking;
+
+#[async_trait]
+impl BatchHandler for Panicking {
+    async fn handle(&mut self, _: &[Record]) -> fastkafka::Result<()> {
+        panic!("handler bug");
+    }
+}
+
+#[tokio::test]
+async fn a_loop_that_panics_reports_its_failure() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let running = ConsumerLoop::spawn(consumer, Panicking, ConsumerLoopConfig::default());
+    cluster
+        .produce("t", vec![OutgoingRecord::new("x")])
+        .unwrap();
+    let failure = tokio::time::timeout(WAIT, running.failure().wait())
+        .await
+        .expect("the failure is reported")
+        .expect("the loop failed rather than stopping");
+    assert_eq!(
+        failure.to_string(),
+        "handler failed: consumer loop panicked: handler bug"
+    );
+    assert!(running.is_finished());
+    assert_eq!(running.stop().await, Err(failure));
+}
+
+#[tokio::test]
+async fn a_stopped_loop_reports_no_failure() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let running = ConsumerLoop::spawn(consumer, Panicking, ConsumerLoopConfig::default());
+    let failure = running.failure();
+    running.stop().await.unwrap();
+    assert_eq!(failure.wait().await, None);
+}
