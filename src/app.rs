@@ -515,8 +515,15 @@ impl App {
         shutdown: S,
     ) -> Result<()> {
         let running = self.start(transport).await?;
-        shutdown.await;
-        running.stop().await
+        let failed = tokio::select! {
+            _ = shutdown => None,
+            failure = running.wait_for_failure() => Some(failure),
+        };
+        let stopped = running.stop().await;
+        match failed {
+            Some(failure) => Err(failure),
+            None => stopped,
+        }
     }
 }
 
@@ -537,6 +544,29 @@ impl fmt::Debug for ProducerSlot {
 }
 
 impl RunningApp {
+    /// Waits until a consumer ends other than by [`RunningApp::stop`] — a handler panicked,
+    /// or its cluster closed it — and returns why, naming the consumer. Never resolves while
+    /// every consumer runs.
+    pub async fn wait_for_failure(&self) -> Error {
+        let mut failures: futures_util::stream::FuturesUnordered<_> = self
+            .loops
+            .iter()
+            .map(|(name, running)| {
+                let (name, failure) = (name.clone(), running.failure());
+                async move { failure.wait().await.map(|error| (name, error)) }
+            })
+            .collect();
+        while let Some(ended) = failures.next().await {
+            if let Some((name, error)) = ended {
+                return Error::ConsumerEnded {
+                    consumer: name,
+                    source: Box::new(error),
+                };
+            }
+        }
+        std::future::pending().await
+    }
+
     /// Stops every consumer (each finishes its batch in flight and commits), flushes and
     /// unbinds the producers. Returns the first consumer error, if a handler stopped one.
     pub async fn stop(self) -> Result<()> {
@@ -561,7 +591,7 @@ impl RunningApp {
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
             if let Some(cluster) = cluster {
-                cluster.flush().await?;
+                crate::transport::flush_and_report(&*cluster).await?;
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -647,30 +677,49 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
+    /// One handler call per partition of the polled batch (as in Python): a batch handler
+    /// sees one partition's records in order, never two partitions interleaved.
     fn handle<'a>(
         &'a mut self,
         records: &'a [Record],
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
         Box::pin(async move {
-            let mut values = Vec::with_capacity(records.len());
-            let mut metadata = Vec::with_capacity(records.len());
-            for record in records {
-                match self.codec.decode(&record.value) {
-                    Ok(value) => {
-                        values.push(value);
-                        metadata.push(Metadata::of(record));
+            for partition in by_partition(records) {
+                let mut values = Vec::with_capacity(partition.len());
+                let mut metadata = Vec::with_capacity(partition.len());
+                for record in &partition {
+                    match self.codec.decode(&record.value) {
+                        Ok(value) => {
+                            values.push(value);
+                            metadata.push(Metadata::of(record));
+                        }
+                        Err(error) => log_failure(&self.name, record, "cannot decode", &error),
                     }
-                    Err(error) => log_failure(&self.name, record, "cannot decode", &error),
                 }
-            }
-            if !values.is_empty() {
-                if let Err(error) = (self.handler)(values, metadata).await {
-                    log_failure(&self.name, &records[0], "batch handler failed", &error);
+                if !values.is_empty() {
+                    if let Err(error) = (self.handler)(values, metadata).await {
+                        log_failure(&self.name, partition[0], "batch handler failed", &error);
+                    }
                 }
             }
             Ok(())
         })
     }
+}
+
+/// The records of each partition, in order; partitions in the order they first appear.
+fn by_partition(records: &[Record]) -> Vec<Vec<&Record>> {
+    let mut partitions: Vec<Vec<&Record>> = Vec::new();
+    for record in records {
+        let same = partitions
+            .iter_mut()
+            .find(|group| group[0].topic == record.topic && group[0].partition == record.partition);
+        match same {
+            Some(group) => group.push(record),
+            None => partitions.push(vec![record]),
+        }
+    }
+    partitions
 }
 
 fn log_failure(name: &str, record: &Record, what: &str, error: &dyn fmt::Display) {

@@ -118,6 +118,21 @@ pub trait Transport: Send + Sync + fmt::Debug {
         -> Result<Arc<dyn Cluster>>;
 }
 
+/// Flushes `cluster` at the end of an app's run and warns once with the number of records
+/// that failed delivery (each was logged when it failed). Both APIs stop their producers
+/// through this, so the summary reads the same from Rust and Python.
+pub async fn flush_and_report(cluster: &dyn Cluster) -> Result<()> {
+    let flushed = cluster.flush().await;
+    let failures = cluster.delivery_failures();
+    if failures > 0 {
+        tracing::warn!(
+            "{failures} record(s) produced to {} were not delivered (see the errors above)",
+            cluster.id()
+        );
+    }
+    flushed
+}
+
 /// One Kafka cluster.
 #[async_trait]
 pub trait Cluster: Send + Sync + fmt::Debug {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fastkafka::app::{App, Json, Metadata, TestHarness};
-use fastkafka::{Error, MemoryBroker, TopicPartition};
+use fastkafka::{Error, MemoryBroker, TopicPartition, Transport};
 
 use super::app_examples::{aggregation, fan_out, forwarding};
 
@@ -227,6 +227,72 @@ async fn a_batch_consumer_gets_vectors_with_aligned_metadata() {
     assert_eq!(offsets, (0..25).collect::<Vec<_>>());
 }
 
+#[tokio::test]
+async fn a_batch_consumer_gets_one_partition_per_call_as_in_python() {
+    let mut app = App::new(brokers("server_1:9092"));
+    let batches: Batches = Arc::default();
+    let sink = batches.clone();
+    app.batch_consumer(
+        "signals",
+        None,
+        Json,
+        move |msgs: Vec<TestMsg>, metas: Vec<Metadata>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push((msgs, metas));
+                Ok::<(), Error>(())
+            }
+        },
+    )
+    .unwrap();
+    let broker = MemoryBroker::new();
+    let id = app.cluster_of(None).unwrap();
+    broker.create_topic(&id, "signals", 2).unwrap();
+    // Keys spread the records over both partitions; all are there before the first poll, so
+    // the consumer polls them as one batch.
+    let records = (0..20)
+        .map(|i| {
+            let json = serde_json::to_vec(&TestMsg::new(&i.to_string())).unwrap();
+            fastkafka::OutgoingRecord::new(json).with_key(format!("key-{i}"))
+        })
+        .collect();
+    broker
+        .cluster(&id)
+        .unwrap()
+        .produce("signals", records)
+        .unwrap();
+    let harness = TestHarness::new(&app, broker);
+    let running = app.start(harness.transport()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while batches
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(m, _)| m.len())
+            .sum::<usize>()
+            < 20
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every message arrives");
+    running.stop().await.unwrap();
+    let batches = batches.lock().unwrap();
+    let partitions: Vec<i32> = batches.iter().map(|(_, meta)| meta[0].partition).collect();
+    assert!(
+        batches
+            .iter()
+            .all(|(_, meta)| meta.iter().all(|m| m.partition == meta[0].partition)),
+        "each call holds one partition: {partitions:?}"
+    );
+    assert_eq!(
+        partitions.len(),
+        2,
+        "one call per partition: {partitions:?}"
+    );
+}
+
 #[test]
 fn overrides_must_define_the_apps_environments() {
     let mut app =
@@ -337,4 +403,53 @@ fn cluster_configuration_reads_from_toml_and_names_the_bad_key() {
     assert!(error
         .to_string()
         .contains("kafka_brokers['development'] is missing the required key 'url'"));
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_fails_the_app_instead_of_leaving_a_dead_consumer() {
+    let mut app = App::new(brokers("server_1:9092"));
+    app.consumer("signals", None, Json, |signal: TestMsg| async move {
+        if signal == TestMsg::new("poison") {
+            panic!("cannot handle poison");
+        }
+        Ok::<(), Error>(())
+    })
+    .unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    let running = app.start(harness.transport()).await.unwrap();
+    harness
+        .send("signals", None, &Json, &TestMsg::new("poison"))
+        .unwrap();
+    let failure = tokio::time::timeout(Duration::from_secs(5), running.wait_for_failure())
+        .await
+        .expect("the app reports the dead consumer");
+    assert_eq!(
+        failure.to_string(),
+        "consumer of 'signals' ended: handler failed: consumer loop panicked: cannot handle poison"
+    );
+    assert!(running.stop().await.is_err(), "stop reports it too");
+}
+
+#[tokio::test]
+async fn run_until_returns_when_a_consumer_dies() {
+    let mut app = App::new(brokers("server_1:9092"));
+    app.consumer("signals", None, Json, |_: TestMsg| async move {
+        panic!("always");
+        #[allow(unreachable_code)]
+        Ok::<(), Error>(())
+    })
+    .unwrap();
+    let harness = TestHarness::new(&app, MemoryBroker::new());
+    harness
+        .send("signals", None, &Json, &TestMsg::new("x"))
+        .unwrap();
+    let ran = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.run_until(harness.transport(), std::future::pending::<()>()),
+    )
+    .await
+    .expect("run_until ends instead of running on with a dead consumer");
+    let failure = ran.expect_err("the dead consumer is the app's error");
+    assert!(matches!(failure, Error::ConsumerEnded { .. }));
+    assert!(failure.to_string().contains("always"), "{failure}");
 }
