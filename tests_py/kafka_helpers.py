@@ -62,3 +62,28 @@ async def committed_offsets(
         return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
     finally:
         await consumer.stop()
+
+
+async def partitions_of(bootstrap_servers: str, topic: str, count: int) -> dict[bytes, int]:
+    """The partition each key of ``topic``'s first ``count`` records landed on (aiokafka)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    landed: dict[bytes, int] = {}
+    seen = 0
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while seen < count:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in batch:
+                        assert record.key is not None
+                        landed[record.key] = record.partition
+                        seen += 1
+    finally:
+        await consumer.stop()
+    return landed

@@ -30,7 +30,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
@@ -120,6 +120,10 @@ impl KafkaCluster {
         producer_properties: &ClientProperties,
     ) -> Result<Self> {
         let mut config = client_config(id, properties);
+        // librdkafka's own default (`consistent_random`, CRC32) puts a key on another
+        // partition than the Java client, aiokafka, FastKafka and our in-memory broker do;
+        // Java's murmur2 keeps keyed records where every other client expects them.
+        config.set("partitioner", "murmur2_random");
         for (name, value) in producer_properties {
             config.set(name, value);
         }
@@ -475,18 +479,7 @@ impl ClusterConsumer for KafkaConsumer {
 }
 
 fn to_record(message: &BorrowedMessage<'_>) -> Record {
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| {
-                    let value = h.value.map(Bytes::copy_from_slice).unwrap_or_default();
-                    (h.key.to_owned(), value)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = headers_of(message);
     Record {
         topic: message.topic().into(),
         partition: message.partition(),
@@ -503,6 +496,50 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
             .unwrap_or_default(),
         headers,
     }
+}
+
+/// The headers of `message`, read through librdkafka's C API.
+///
+/// rust-rdkafka's `Headers::iter` unwraps each key as UTF-8 and panics on any other bytes; a
+/// header key is whatever the producer sent, so one odd record would kill the consumer loop.
+/// Keys are read as bytes and decoded lossily (U+FFFD for invalid sequences); values stay
+/// bytes.
+fn headers_of(message: &BorrowedMessage<'_>) -> Vec<crate::record::Header> {
+    use rdkafka::bindings as ffi;
+
+    let mut headers_ptr: *mut ffi::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is the live message this borrow holds; librdkafka only writes
+    // the out-pointer, which stays owned by the message.
+    let found = unsafe { ffi::rd_kafka_message_headers(message.ptr(), &mut headers_ptr) };
+    if found != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers_ptr.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: `headers_ptr` belongs to the message and outlives this call.
+    let count = unsafe { ffi::rd_kafka_header_cnt(headers_ptr) };
+    let mut headers = Vec::with_capacity(count);
+    for index in 0..count {
+        let mut name: *const std::os::raw::c_char = std::ptr::null();
+        let mut value: *const std::os::raw::c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: as above; the out-pointers point into the message's own header storage.
+        let error = unsafe {
+            ffi::rd_kafka_header_get_all(headers_ptr, index, &mut name, &mut value, &mut size)
+        };
+        if error != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            continue;
+        }
+        // SAFETY: librdkafka's header names are NUL-terminated; values are `size` bytes.
+        let key = unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        let value = if value.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) })
+        };
+        headers.push((key, value));
+    }
+    headers
 }
 
 /// Set when the group first assigns partitions to this consumer.
@@ -614,12 +651,51 @@ fn describe(partitions: &TopicPartitionList) -> String {
         .join(",")
 }
 
+/// Whether a client property holds a secret, which no error, log line or repr may show.
+fn is_secret(name: &str) -> bool {
+    name.contains("password")
+        || name.contains("secret")
+        || matches!(name, "ssl.key.pem" | "sasl.oauthbearer.config")
+}
+
 fn redacted(properties: &ClientProperties) -> BTreeMap<&str, &str> {
     properties
         .iter()
         .map(|(name, value)| {
-            let secret = name.contains("password") || name.contains("secret");
-            (name.as_str(), if secret { "***" } else { value.as_str() })
+            let shown = if is_secret(name) {
+                "***"
+            } else {
+                value.as_str()
+            };
+            (name.as_str(), shown)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let properties: ClientProperties = [
+            ("sasl.password", "hunter2"),
+            ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----abc"),
+            ("ssl.key.password", "pem-pass"),
+            ("sasl.oauthbearer.config", "principal=me secret=s3"),
+            ("sasl.oauthbearer.client.secret", "cs"),
+            ("client.id", "billing"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let shown = format!("{:?}", KafkaTransport::new(properties).unwrap());
+        for secret in ["hunter2", "BEGIN PRIVATE", "pem-pass", "s3", "\"cs\""] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(
+            shown.contains("billing"),
+            "other properties stay visible: {shown}"
+        );
+    }
 }

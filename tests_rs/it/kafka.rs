@@ -53,6 +53,61 @@ async fn produced_records_keep_keys_headers_and_order() {
     consumer.close().await.unwrap();
 }
 
+/// Produces one record whose only header has the key `key` (any bytes) with a plain
+/// rust-rdkafka producer: its `Header` type takes `&str` keys, so the C API adds the header.
+fn produce_with_raw_header_key(mock_servers: &str, key: &[u8], value: &[u8]) {
+    use rdkafka::bindings as ffi;
+    use rdkafka::message::OwnedHeaders;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let headers = OwnedHeaders::new();
+    // An `&BorrowedHeaders` is rust-rdkafka's view of the native headers pointer itself.
+    let native = headers.as_borrowed() as *const rdkafka::message::BorrowedHeaders
+        as *mut ffi::rd_kafka_headers_t;
+    // SAFETY: `native` is the live header list `headers` owns; librdkafka copies both buffers.
+    let added = unsafe {
+        ffi::rd_kafka_header_add(
+            native,
+            key.as_ptr().cast(),
+            key.len() as isize,
+            value.as_ptr().cast(),
+            value.len() as isize,
+        )
+    };
+    assert_eq!(added, ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock_servers)
+        .create()
+        .unwrap();
+    producer
+        .send(BaseRecord::<(), _>::to("t").payload("odd").headers(headers))
+        .map_err(|(error, _)| error)
+        .unwrap();
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_key_that_is_not_utf8_is_read_not_fatal() {
+    let (mock, id, transport) = setup(1);
+    produce_with_raw_header_key(&mock.bootstrap_servers(), b"trace-\xff\xfe", b"\x00\x01");
+    let cluster = transport.cluster(&id).unwrap();
+    cluster
+        .produce("t", vec![OutgoingRecord::new("after")])
+        .unwrap();
+    cluster.flush().await.unwrap();
+    let mut consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let got = poll_exactly(consumer.as_mut(), 2).await;
+    assert_eq!(values(&got), ["odd", "after"]);
+    assert_eq!(
+        got[0].headers,
+        vec![(
+            "trace-\u{fffd}\u{fffd}".to_owned(),
+            (&b"\x00\x01"[..]).into()
+        )]
+    );
+    consumer.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_member_resumes_after_its_last_commit() {
     let (_mock, id, transport) = setup(2);
