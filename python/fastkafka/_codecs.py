@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from ._avro import fastavro_module
 from .encoder import avro_decoder, avro_encoder
 from .exceptions import ConfigError
 
-__all__ = ["Decode", "Encode", "make_decoder", "make_encoder"]
+__all__ = ["Decode", "Encode", "describe_decode_error", "make_decoder", "make_encoder"]
 
 Decode = Callable[[bytes], Any]
 Encode = Callable[[Any], bytes]
@@ -64,3 +64,18 @@ def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Enc
 
         return encode_json
     raise ConfigError(f"Unknown encoder - {encoder} (known: {', '.join(KNOWN_CODECS)})")
+
+
+def describe_decode_error(error: Exception) -> str:
+    """Why a record could not be decoded, for a log line: pydantic's errors by location, type
+    and message, *without* the input values pydantic would quote — those are the message's
+    contents, which may be personal or secret data."""
+    if not isinstance(error, ValidationError):
+        return f"{type(error).__name__}: {error}"
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(message)'}: {problem['msg']} "
+        f"[type={problem['type']}]"
+        for problem in error.errors(include_url=False, include_input=False, include_context=False)
+    )
+    count = error.error_count()
+    return f"{count} validation error{'s' if count > 1 else ''} for {error.title}: {problems}"

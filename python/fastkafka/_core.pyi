@@ -69,6 +69,7 @@ class Cluster:
         max_poll_records: int = 100,
         commit_interval_ms: int | None = ...,
         properties: Mapping[str, str] = ...,
+        on_failure: Callable[[str], object] | None = None,
     ) -> ConsumerLoop: ...
 
 @final

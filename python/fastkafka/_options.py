@@ -129,8 +129,10 @@ def _property_value(name: str, value: Any) -> str:
         return value.lower()
     if isinstance(value, str | int | float):
         return str(value)
+    # The value is not shown: it may be a password or a key.
     raise ConfigError(
-        f"Option for librdkafka property {name!r} must be a string, number or bool, got {value!r}"
+        f"Option for librdkafka property {name!r} must be a string, number or bool, "
+        f"got a value of type {type(value).__name__}"
     )
 
 

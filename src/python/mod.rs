@@ -29,7 +29,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use pyo3_async_runtimes::TaskLocals;
 
 use crate::config::{ClusterId, KafkaBrokers};
-use crate::consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+use crate::consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig, LoopFailure};
 use crate::error::Error;
 use crate::record::{OutgoingRecord, Record};
 use crate::transport::memory::MemoryBroker;
@@ -43,7 +43,7 @@ fn to_py_err(error: Error) -> PyErr {
             Error::Config(_) => "ConfigError",
             Error::Transport { .. } => "TransportError",
             Error::Closed(_) => "ClosedError",
-            Error::Handler(_) => "HandlerError",
+            Error::Handler(_) | Error::ConsumerEnded { .. } => "HandlerError",
         };
         let module = EXCEPTIONS.get_or_try_init(py, || {
             PyModule::import(py, "fastkafka.exceptions").map(Bound::unbind)
@@ -265,16 +265,22 @@ impl PyCluster {
         self.0.produce(topic, vec![record]).map_err(to_py_err)
     }
 
-    /// Blocks until everything produced so far is delivered (run it in a worker thread).
+    /// Blocks until everything produced so far is delivered (run it in a worker thread), then
+    /// warns with the number of records that failed delivery, if any.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let cluster = self.0.clone();
-        block_on(py, async move { cluster.flush().await })
+        block_on(py, async move {
+            crate::transport::flush_and_report(&*cluster).await
+        })
     }
 
     /// Subscribes to `topics` and starts a consumer loop that awaits `on_batch(records)` on
     /// `event_loop` for each batch. Blocks (run it in a worker thread) until the consumer is
     /// subscribed and its partitions assigned, and returns the running `ConsumerLoop`.
-    #[pyo3(signature = (topics, on_batch, event_loop, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new()))]
+    ///
+    /// If the loop ends other than by `stop` (a batch coroutine raised, the cluster closed the
+    /// consumer, the loop panicked), `on_failure(message)` is called on `event_loop`.
+    #[pyo3(signature = (topics, on_batch, event_loop, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new(), on_failure = None))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -287,6 +293,7 @@ impl PyCluster {
         max_poll_records: usize,
         commit_interval_ms: Option<u64>,
         properties: ClientProperties,
+        on_failure: Option<Py<PyAny>>,
     ) -> PyResult<PyConsumerLoop> {
         if max_poll_records == 0 {
             return Err(to_py_err(Error::Config(
@@ -299,6 +306,7 @@ impl PyCluster {
             auto_offset_reset: auto_offset_reset.parse().map_err(to_py_err)?,
             properties,
         };
+        let failure_target = on_failure.map(|callback| (event_loop.clone().unbind(), callback));
         let locals = TaskLocals::new(event_loop).copy_context(py)?;
         let cluster = self.0.clone();
         let config = ConsumerLoopConfig {
@@ -309,12 +317,30 @@ impl PyCluster {
             let consumer = cluster.subscribe(subscription).await?;
             let handler = PyBatchHandler { on_batch, locals };
             let running = ConsumerLoop::spawn(consumer, handler, config);
+            if let Some((event_loop, callback)) = failure_target {
+                tokio::spawn(report_failure(running.failure(), event_loop, callback));
+            }
             Ok(PyConsumerLoop(Mutex::new(Some(running))))
         })
     }
 
     fn __repr__(&self) -> String {
         format!("Cluster({:?})", self.0.id().bootstrap_servers())
+    }
+}
+
+/// Calls `callback(message)` on `event_loop` if the loop fails; returns quietly when it
+/// was stopped (or the event loop is closed: nobody is left to tell).
+async fn report_failure(failure: LoopFailure, event_loop: Py<PyAny>, callback: Py<PyAny>) {
+    if let Some(error) = failure.wait().await {
+        Python::attach(|py| {
+            let scheduled = event_loop
+                .bind(py)
+                .call_method1("call_soon_threadsafe", (callback, error.to_string()));
+            if let Err(error) = scheduled {
+                tracing::warn!(%error, "could not report a consumer failure to Python");
+            }
+        });
     }
 }
 
@@ -439,10 +465,15 @@ impl PyRecord {
         PyList::new(py, pairs.collect::<PyResult<Vec<_>>>()?)
     }
 
+    /// Coordinates and sizes only: a repr ends up in logs, and payloads may be private.
     fn __repr__(&self) -> String {
         format!(
-            "Record(topic={:?}, partition={}, offset={}, key={:?}, value={:?})",
-            self.0.topic, self.0.partition, self.0.offset, self.0.key, self.0.value
+            "Record(topic={:?}, partition={}, offset={}, key=<{} bytes>, value=<{} bytes>)",
+            self.0.topic,
+            self.0.partition,
+            self.0.offset,
+            self.0.key.as_ref().map_or(0, Bytes::len),
+            self.0.value.len()
         )
     }
 }

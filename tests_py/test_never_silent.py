@@ -1,0 +1,114 @@
+"""An app never runs on with a dead consumer, and never shows secrets or payloads in its errors
+and logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from kafka_helpers import TIMEOUT
+from pydantic import BaseModel
+
+from fastkafka import FastKafka, _core
+from fastkafka.exceptions import ConfigError
+from fastkafka.testing import InMemoryBroker, Tester
+
+
+class Job(BaseModel):
+    n: int
+
+
+def app_whose_handler_raises(error: BaseException) -> FastKafka:
+    app = FastKafka()
+
+    @app.consumes()
+    async def on_jobs(msg: Job) -> None:
+        raise error
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "raised", [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError("stray")]
+)
+async def test_a_handler_raising_a_base_exception_fails_the_app(raised: BaseException) -> None:
+    app = app_whose_handler_raises(raised)
+    with InMemoryBroker() as broker, pytest.raises(type(raised)) as ended:
+        async with app:
+            broker.cluster("localhost:9092").send("jobs", b'{"n": 1}')
+            failure = await asyncio.wait_for(app.wait_for_failure(), TIMEOUT)
+            assert failure is raised
+    assert ended.value is raised, "`async with app:` raises it on exit"
+
+
+async def test_a_consumer_loop_that_ends_on_its_own_is_reported() -> None:
+    cluster = _core.MemoryBroker().cluster("localhost:9092")
+    reported: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def failing_batch(records: list[_core.Record]) -> None:
+        raise RuntimeError("the batch handler broke")
+
+    consumer_loop = await asyncio.to_thread(
+        cluster.subscribe,
+        ["jobs"],
+        failing_batch,
+        asyncio.get_running_loop(),
+        on_failure=reported.set_result,
+    )
+    try:
+        cluster.send("jobs", b"{}")
+        message = await asyncio.wait_for(reported, TIMEOUT)
+        assert "the batch handler broke" in message
+        assert consumer_loop.is_finished
+    finally:
+        with pytest.raises(Exception, match="the batch handler broke"):
+            await asyncio.to_thread(consumer_loop.stop)
+
+
+async def test_errors_about_options_never_show_their_values() -> None:
+    app = FastKafka()
+
+    @app.produces(topic="a", sasl_plain_password="hunter2")
+    async def to_a(msg: Job) -> Job:
+        return msg
+
+    @app.produces(topic="b", sasl_plain_password="swordfish")
+    async def to_b(msg: Job) -> Job:
+        return msg
+
+    with pytest.raises(ConfigError) as disagreeing:
+        async with Tester(app):
+            pass
+    assert "different values for sasl.password" in str(disagreeing.value)
+    with pytest.raises(ConfigError) as wrong_type:
+
+        @app.produces(topic="c", sasl_plain_password=b"hunter2")
+        async def to_c(msg: Job) -> Job:
+            return msg
+
+    assert "of type bytes" in str(wrong_type.value)
+    for error in (disagreeing.value, wrong_type.value):
+        assert "hunter2" not in str(error) and "swordfish" not in str(error)
+
+
+async def test_an_undecodable_record_is_logged_without_its_contents(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastKafka()
+
+    @app.consumes()
+    async def on_jobs(msg: Job) -> None: ...
+
+    async with Tester(app) as tester:
+        with caplog.at_level(logging.ERROR, logger="fastkafka.consumer"):
+            await tester.to_jobs({"n": "card 4111-1111-1111-1111"})
+            await tester.to_jobs(b"{broken json card 4111-1111-1111-1111")
+            await tester.to_jobs(Job(n=1))
+            await app.awaited_mocks.on_jobs.assert_called_once_with(Job(n=1), timeout=5)
+    logged = [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()]
+    assert len(logged) == 2, logged
+    assert "topic=jobs partition=0 offset=0" in logged[0]
+    assert "n: Input should be a valid integer" in logged[0]
+    assert "[type=json_invalid]" in logged[1]
+    assert not any("4111" in line for line in logged), logged
