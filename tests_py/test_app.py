@@ -106,7 +106,11 @@ def test_topics_default_to_the_function_name_without_the_prefix() -> None:
 
 def test_decorators_reject_what_cannot_work() -> None:
     app = FastKafka()
-    with pytest.raises(ValueError, match="'to_x' must be an `async def`"):
+    with pytest.raises(
+        ValueError,
+        match="'to_x' is a synchronous function: synchronous functions are not supported "
+        "for produce operations",
+    ):
 
         @app.produces()
         def to_x(msg: Signal) -> Signal:

@@ -70,9 +70,9 @@ async def test_a_failing_assertion_raises_after_its_timeout() -> None:
 async def test_mock_assertions_wait_for_calls_that_come_later() -> None:
     app = forwarding_app()
     async with Tester(app) as tester:
-        # Both forms wait: awaited_mocks always, mocks when given a timeout.
+        # awaited_mocks and the mirrors of producers wait; app.mocks are plain mocks.
         waiting = [
-            asyncio.ensure_future(app.mocks.on_orders.assert_called_once(timeout=5)),
+            asyncio.ensure_future(app.awaited_mocks.on_orders.assert_called_once(timeout=5)),
             asyncio.ensure_future(app.awaited_mocks.on_orders.assert_awaited_once()),
             asyncio.ensure_future(tester.on_orders_out.assert_called(timeout=5)),
         ]
@@ -80,7 +80,6 @@ async def test_mock_assertions_wait_for_calls_that_come_later() -> None:
         assert not any(task.done() for task in waiting)
         await tester.to_orders_in(Order(item="lamp"))
         await asyncio.wait_for(asyncio.gather(*waiting), timeout=5)
-        # Without a timeout, app.mocks assertions are FastKafka's plain synchronous ones.
         app.mocks.on_orders.assert_called_once_with(Order(item="lamp"))
 
 

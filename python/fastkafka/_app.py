@@ -27,9 +27,10 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from . import _core
+from ._codecs import describe_decode_error
 from ._events import EventMetadata
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
-from ._mocks import AwaitedMock, CallRecorder, MockNamespace, ObservedMock
+from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._options import (
     CONSUMER_OPTIONS,
     PRODUCER_OPTIONS,
@@ -37,7 +38,7 @@ from ._options import (
     consumer_settings,
     producer_properties,
 )
-from .exceptions import AppNotStartedError, ConfigError, TransportError
+from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
 from .executors import DynamicTaskExecutor, Executor, executor_from
 
 __all__ = ["FastKafka", "Transport"]
@@ -70,7 +71,11 @@ def set_default_transport(transport: Transport | None) -> Transport | None:
     return previous
 
 
-def _kafka_transport() -> Transport:
+def default_transport() -> Transport:
+    """What an app without a transport of its own runs on: the in-memory broker a
+    ``fastkafka.testing.InMemoryBroker`` installed, else real Kafka."""
+    if _default_transport is not None:
+        return _default_transport
     kafka_transport = getattr(_core, "KafkaTransport", None)
     if kafka_transport is None:
         raise TransportError(
@@ -95,9 +100,14 @@ class FastKafka:
         root_path: str | None = None,
         lifespan: Lifespan | None = None,
         bootstrap_servers_id: str = "localhost",
+        stop_timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
         check_options(kwargs, CONSUMER_OPTIONS | PRODUCER_OPTIONS, "FastKafka()")
+        if stop_timeout < 0:
+            raise ConfigError(f"stop_timeout must be >= 0 seconds, got {stop_timeout!r}")
+        # How long stopping waits for a batch in flight before abandoning it.
+        self.stop_timeout = stop_timeout
         self.title = title or ""
         self.description = description or ""
         self.version = version or ""
@@ -116,7 +126,7 @@ class FastKafka:
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
         self._transport: Transport | None = None
-        self._consumer_loops: list[tuple[ConsumerSpec, _core.ConsumerLoop]] = []
+        self._consumer_loops: list[tuple[ConsumerSpec, _ConsumerRunner, _core.ConsumerLoop]] = []
         self._is_started = False
         self._recorders: dict[str, CallRecorder] | None = None
         self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
@@ -248,7 +258,9 @@ class FastKafka:
                     )
                 returned = await function(*args, **kwargs)
                 if self._recorders is not None:
-                    self._recorders[spec.name].record(*args, **kwargs)
+                    side_effect = self._recorders[spec.name].record(*args, **kwargs)
+                    if side_effect is not None:
+                        await side_effect
                 cluster = spec.cluster
                 if cluster is None:
                     raise AppNotStartedError(
@@ -349,11 +361,17 @@ class FastKafka:
         for spec in self._producers:
             servers = self.cluster_of(spec.brokers)
             first = by_cluster.setdefault(servers, (spec, spec.properties))
-            if first[1] != spec.properties:
+            differing = sorted(
+                name
+                for name in first[1].keys() | spec.properties.keys()
+                if first[1].get(name) != spec.properties.get(name)
+            )
+            if differing:
+                # Names only: a value may be a password.
                 raise ConfigError(
                     f"producers '{first[0].name}' and '{spec.name}' send to cluster {servers} "
-                    f"with different client options ({first[1]} vs {spec.properties}); they "
-                    f"share one producer client, so give them the same options"
+                    f"with different values for {', '.join(differing)}; they share one "
+                    f"producer client, so give them the same options"
                 )
         return {servers: properties for servers, (_, properties) in by_cluster.items()}
 
@@ -361,9 +379,11 @@ class FastKafka:
 
     def create_mocks(self) -> None:
         """Record every call of the app's functions in ``app.mocks`` / ``app.awaited_mocks``."""
-        names = [s.name for s in self._consumers] + [s.name for s in self._producers]
-        self._recorders = {name: CallRecorder(name) for name in names}
-        self.mocks = MockNamespace({n: ObservedMock(r) for n, r in self._recorders.items()})
+        self._recorders = {
+            s.name: CallRecorder(s.name, is_async=s.is_async) for s in self._consumers
+        }
+        self._recorders.update({s.name: CallRecorder(s.name) for s in self._producers})
+        self.mocks = MockNamespace({n: r.mock for n, r in self._recorders.items()})
         self.awaited_mocks = MockNamespace({n: AwaitedMock(r) for n, r in self._recorders.items()})
 
     def _remove_mocks(self) -> None:
@@ -381,7 +401,7 @@ class FastKafka:
             raise RuntimeError("the app is already running")
         try:
             self._failure, self._failed = None, asyncio.Event()
-            transport = self._transport or _default_transport or _kafka_transport()
+            transport = self._transport or default_transport()
             producer_properties = self._producer_properties_by_cluster()
 
             def cluster(servers: str) -> _core.Cluster:
@@ -399,6 +419,11 @@ class FastKafka:
             task = asyncio.create_task(function(), name=f"fastkafka background {function.__name__}")
             task.add_done_callback(_log_background_end)
             self._background_tasks.append(task)
+        if self._background_tasks:
+            # Tasks run their first step in the order they were scheduled, before whatever is
+            # scheduled after them: one yield to the loop lets each run up to its first
+            # suspension, so a caller of `async with app:` finds every task started.
+            await asyncio.sleep(0)
 
     async def _start_consumer(self, cluster: _core.Cluster, spec: ConsumerSpec) -> None:
         settings = spec.settings
@@ -414,8 +439,9 @@ class FastKafka:
             max_poll_records=min(settings.max_poll_records, spec.executor.max_buffer_size),
             commit_interval_ms=settings.commit_interval_ms,
             properties=settings.properties,
+            on_failure=functools.partial(self._consumer_ended, spec),
         )
-        self._consumer_loops.append((spec, consumer_loop))
+        self._consumer_loops.append((spec, runner, consumer_loop))
         consumer_logger.info(
             "%s: consuming topic '%s' from %s (group_id=%s, auto_offset_reset=%s, "
             "max_poll_records=%s)",
@@ -433,42 +459,67 @@ class FastKafka:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         loops, self._consumer_loops = self._consumer_loops, []
-        results = await asyncio.gather(
-            *(asyncio.to_thread(consumer_loop.stop) for _, consumer_loop in loops),
-            return_exceptions=True,
-        )
-        for (spec, _), result in zip(loops, results, strict=True):
-            if isinstance(result, BaseException):
-                consumer_logger.error("%s: consumer ended with an error: %s", spec.name, result)
-            else:
-                consumer_logger.info("%s: stopped consuming topic '%s'", spec.name, spec.topic)
+        await self._stop_consumers(loops)
         clusters = {id(p.cluster): p.cluster for p in self._producers if p.cluster is not None}
         for producer in self._producers:
             producer.cluster = None
+        # Flushing also warns with the number of records that were not delivered.
         await asyncio.gather(*(asyncio.to_thread(c.flush) for c in clusters.values()))
-        for cluster in clusters.values():
-            if cluster.delivery_failures:
-                logger.warning(
-                    "%d record(s) produced to %s were not delivered (see the errors above)",
-                    cluster.delivery_failures,
-                    cluster.bootstrap_servers,
-                )
         self._is_started = False
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
 
+    async def _stop_consumers(
+        self, loops: list[tuple[ConsumerSpec, _ConsumerRunner, _core.ConsumerLoop]]
+    ) -> None:
+        """Stop every consumer loop; each finishes its batch in flight and commits. A batch
+        still running after ``stop_timeout`` seconds is abandoned (logged, cancelled, its
+        offsets not committed) so that stopping never hangs on a handler that does not
+        return."""
+        stopping = {
+            asyncio.ensure_future(asyncio.to_thread(consumer_loop.stop)): (spec, runner)
+            for spec, runner, consumer_loop in loops
+        }
+        if not stopping:
+            return
+        _, pending = await asyncio.wait(stopping, timeout=self.stop_timeout)
+        if pending:
+            for future in pending:
+                stopping[future][1].abandon(self.stop_timeout)
+            _, pending = await asyncio.wait(pending, timeout=self.stop_timeout)
+        for future, (spec, _) in stopping.items():
+            if future in pending:
+                consumer_logger.error(
+                    "%s: did not stop even after its batch was cancelled; leaving it behind",
+                    spec.name,
+                )
+            elif future.exception() is not None:
+                consumer_logger.error(
+                    "%s: consumer ended with an error: %s", spec.name, future.exception()
+                )
+            else:
+                consumer_logger.info("%s: stopped consuming topic '%s'", spec.name, spec.topic)
+
     def _fail(self, spec: ConsumerSpec, error: BaseException) -> None:
-        """A handler of an executor with throw_exceptions=True raised: stop its consumer (the
-        caller re-raises into the consumer loop) and remember the error for the app's runner."""
-        consumer_logger.error("%s: handler raised, stopping this consumer: %r", spec.name, error)
+        """A consumer is ending on an error (its handler raised with throw_exceptions=True, or
+        raised a ``BaseException``): remember the first such error for ``wait_for_failure``
+        and for ``async with app:`` to raise on exit."""
+        consumer_logger.error("%s: stopping this consumer: %r", spec.name, error)
         if self._failure is None:
             self._failure = error
         if self._failed is not None:
             self._failed.set()
 
+    def _consumer_ended(self, spec: ConsumerSpec, message: str) -> None:
+        """Called on the event loop when a consumer loop ended without being stopped."""
+        if self._failure is None:
+            self._fail(spec, HandlerError(f"consumer '{spec.name}' ended: {message}"))
+
     async def wait_for_failure(self) -> BaseException:
-        """Wait until a handler with ``throw_exceptions=True`` fails; return its exception."""
+        """Wait until a consumer ends other than by stopping — its handler raised with
+        ``throw_exceptions=True`` or raised a ``BaseException`` (``SystemExit``, a stray
+        ``CancelledError``), or its loop failed — and return why."""
         if self._failed is None:
             raise AppNotStartedError("the app is not running")
         await self._failed.wait()
@@ -579,8 +630,50 @@ class _ConsumerRunner:
         self._slots = (
             asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
         )
+        # The batch being handled and the task handling it, for a stop that times out.
+        self._in_flight: tuple[asyncio.Task[Any] | None, list[_core.Record]] | None = None
+        self._abandoned = False
 
     async def handle_batch(self, records: list[_core.Record]) -> None:
+        self._in_flight = (asyncio.current_task(), records)
+        try:
+            await self._handle_batch(records)
+        except Exception:
+            raise  # throw_exceptions=True: already reported by _handler_failed
+        except BaseException as error:
+            if self._abandoned:
+                raise HandlerError(f"{self._spec.name}: batch abandoned at stop") from error
+            # SystemExit, KeyboardInterrupt or a stray CancelledError must not escape into the
+            # event loop (asyncio re-raises the first two out of it): the app fails with it,
+            # and the consumer loop stops on the HandlerError raised here instead.
+            self._app._fail(self._spec, error)
+            raise HandlerError(f"{self._spec.name}: handler raised {error!r}") from error
+        finally:
+            self._in_flight = None
+
+    def abandon(self, waited: float) -> None:
+        """Stopping waited ``waited`` seconds for the batch in flight: log it and cancel it,
+        so that its consumer loop ends without storing its offsets."""
+        in_flight = self._in_flight
+        if in_flight is None:
+            return
+        task, records = in_flight
+        self._abandoned = True
+        consumer_logger.error(
+            "%s: still handling a batch of %d record(s) %.1f s after stop was asked (first "
+            "topic=%s partition=%d offset=%d); abandoning it: its offsets are not committed "
+            "and it will be consumed again",
+            self._spec.name,
+            len(records),
+            waited,
+            records[0].topic,
+            records[0].partition,
+            records[0].offset,
+        )
+        if task is not None:
+            task.cancel()
+
+    async def _handle_batch(self, records: list[_core.Record]) -> None:
         spec = self._spec
         if spec.batch:
             for partition_records in _by_partition(records):
@@ -597,6 +690,9 @@ class _ConsumerRunner:
         # The common case, kept tight: one message at a time, no metadata.
         recorder = None if self._app._recorders is None else self._app._recorders[spec.name]
         decode, function, is_async = spec.decode, spec.function, spec.is_async
+        # A named codec is pure, so a recorded call can decode the raw bytes again later; a
+        # custom decoder may have effects of its own and runs once per record.
+        redecode = isinstance(spec.codec, str)
         for record in records:
             value = record.value
             try:
@@ -606,7 +702,13 @@ class _ConsumerRunner:
                 continue
             try:
                 if recorder is not None:
-                    recorder.record_encoded(decode, value)
+                    side_effect = (
+                        recorder.record_encoded(decode, value)
+                        if redecode
+                        else recorder.record(message)
+                    )
+                    if side_effect is not None:
+                        await side_effect
                 if is_async:
                     await function(message)
                 else:
@@ -634,7 +736,9 @@ class _ConsumerRunner:
         throws exceptions."""
         try:
             if self._app._recorders is not None:
-                self._app._recorders[self._spec.name].record(*args)
+                side_effect = self._app._recorders[self._spec.name].record(*args)
+                if side_effect is not None:
+                    await side_effect
             if self._spec.is_async:
                 await self._spec.function(*args)
             else:
@@ -688,7 +792,7 @@ class _ConsumerRunner:
             record.topic,
             record.partition,
             record.offset,
-            error,
+            describe_decode_error(error),
         )
 
 

@@ -171,8 +171,8 @@ class ProducerSpec:
     ) -> ProducerSpec:
         if not inspect.iscoroutinefunction(function):
             raise ConfigError(
-                f"Producer '{function.__name__}' must be an `async def` function: calling it "
-                f"sends a message, which the app does on its event loop"
+                f"Producer '{function.__name__}' is a synchronous function: synchronous "
+                f"functions are not supported for produce operations; declare it `async def`"
             )
         returned = _type_hints(function).get("return")
         model: Any = returned

@@ -1,20 +1,26 @@
 """Mocks that record what an app's functions were called with, and assertions that wait.
 
-Each consumer and producer of an app (and each Tester mirror) gets one :class:`CallRecorder`:
-an ``AsyncMock`` that is awaited with deep copies of the call's arguments (so a handler that
-mutates its message cannot rewrite history), plus a signal fired after every call.
+Each consumer and producer of an app (and each Tester mirror) gets one :class:`CallRecorder`
+that owns a real ``unittest.mock`` object: an ``AsyncMock`` for an ``async def`` function, a
+``MagicMock`` for a plain ``def`` consumer. Two views sit over it, as in FastKafka:
 
-Two views sit over a recorder, as in FastKafka:
-
-- ``app.mocks.<fn>`` (:class:`ObservedMock`): the mock itself. Its ``assert_*`` methods work
-  synchronously as usual; given ``timeout=``, they return an awaitable that waits until the
-  assertion holds.
+- ``app.mocks.<fn>`` is the mock itself: ``isinstance``, ``call_args_list``,
+  ``assert_called_once_with``, ``reset_mock`` and the rest behave as the standard library
+  documents;
 - ``app.awaited_mocks.<fn>`` and ``tester.mirrors[app.to_x]`` (:class:`AwaitedMock`): every
   ``assert_*`` method is a coroutine that waits until the assertion holds or ``timeout``
   (default 60 s, FastKafka's) passes, then raises the last ``AssertionError``.
 
-Waiting is driven by the signal: an assertion is re-checked after each new call, never on a
-timer, so a test takes as long as the app needs and no longer.
+Recording is lazy because a mock call costs tens of microseconds and most recorded calls of a
+busy test are never examined: a call is snapshotted when it happens (deep copies of its
+arguments, or a consumed record's raw bytes, decoded again later) and replayed into the mock
+the moment anything reads the mock's call state (:data:`_CALL_STATE`), so every reader —
+including one holding a reference taken before the calls — sees all calls in order. A mock
+given a ``side_effect`` is called at once instead, so the side effect runs when the function
+is called, as it would with a plain mock.
+
+Waiting is driven by a signal fired after each recorded call: an assertion is re-checked after
+each new call, never on a timer, so a test takes as long as the app needs and no longer.
 """
 
 from __future__ import annotations
@@ -22,53 +28,115 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
-from unittest.mock import AsyncMock
+from unittest.mock import AsyncMock, MagicMock
 
-__all__ = ["DEFAULT_TIMEOUT", "AwaitedMock", "CallRecorder", "MockNamespace", "ObservedMock"]
+__all__ = ["DEFAULT_TIMEOUT", "AwaitedMock", "CallRecorder", "MockNamespace"]
 
 DEFAULT_TIMEOUT = 60.0
 
+# A call waiting to be replayed, kept as a plain tuple (cheaper than a closure per call):
+# (None, args, kwargs) for deep-copied arguments, or (decode, raw, undecodable) for a message
+# recorded as its bytes.
+Snapshot = tuple[Any, Any, Any]
+
+# Reading any of these replays the pending calls first. The standard library's own assertions
+# read the call state through these public names too, so they see every call as well.
+_CALL_STATE = frozenset(
+    {
+        "called",
+        "call_count",
+        "call_args",
+        "call_args_list",
+        "mock_calls",
+        "await_count",
+        "await_args",
+        "await_args_list",
+        "reset_mock",
+    }
+)
+_RECORDER = "_fastkafka_recorder"
+
+
+class _ReplaysPendingCalls:
+    """Mixed into the mock classes: replays the recorder's pending calls before any call state
+    is read. Child mocks (attributes of the mock) have no recorder and behave as usual."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _CALL_STATE:
+            recorder = object.__getattribute__(self, "__dict__").get(_RECORDER)
+            if recorder is not None:
+                recorder.flush()
+        return super().__getattribute__(name)
+
+
+class RecordingAsyncMock(_ReplaysPendingCalls, AsyncMock):
+    """An ``AsyncMock`` whose calls may arrive lazily from a :class:`CallRecorder`."""
+
+
+class RecordingMagicMock(_ReplaysPendingCalls, MagicMock):
+    """A ``MagicMock`` whose calls may arrive lazily from a :class:`CallRecorder`."""
+
 
 class CallRecorder:
-    """An ``AsyncMock`` for one function and a signal fired after each recorded call.
+    """The mock of one function, the calls not yet replayed into it, and a signal fired after
+    each recorded call."""
 
-    Calls are snapshotted when they happen but reach the mock only when someone looks at it
-    (:meth:`flush`): a mock call costs tens of microseconds, and most recorded calls of a busy
-    test are never examined. A consumed message is snapshotted as its raw bytes and decoded
-    again on flush, which is cheaper than a deep copy and just as independent of the handler.
-    """
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, is_async: bool = True) -> None:
         self.name = name
-        self._mock = AsyncMock(name=name)
+        mock_class = RecordingAsyncMock if is_async else RecordingMagicMock
+        self._mock: AsyncMock | MagicMock = mock_class(name=name)
+        # Read per call to spot a side_effect; taken once, as every attribute read through
+        # the mock itself pays for the replaying __getattribute__.
+        self._mock_state: dict[str, Any] = self._mock.__dict__
+        self._mock_state[_RECORDER] = self
+        self._is_async = is_async
         self._lock = threading.Lock()
-        self._pending: list[Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]] = []
+        self._pending: list[Snapshot] = []
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
-    def mock(self) -> AsyncMock:
-        """The mock, with every call recorded so far."""
-        self.flush()
+    def mock(self) -> AsyncMock | MagicMock:
+        """The mock; reading its call state shows every call recorded so far."""
         return self._mock
 
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        """Record a call with deep copies of its arguments."""
-        snapshot = (copy.deepcopy(args), copy.deepcopy(kwargs))
-        self._add(lambda: snapshot)
+    def record(self, *args: Any, **kwargs: Any) -> Awaitable[Any] | None:
+        """Record a call with deep copies of its arguments.
 
-    def record_encoded(self, decode: Callable[[bytes], Any], raw: bytes) -> None:
-        """Record a call with one argument, the message ``decode(raw)``."""
-        self._add(lambda: ((decode(raw),), {}))
+        Returns an awaitable to await at once when the mock has a ``side_effect`` (so it runs
+        now, and what it raises reaches the caller), else None.
+        """
+        if self._has_side_effect():
+            return self._call_now(args, kwargs)
+        self._add((None, copy.deepcopy(args), copy.deepcopy(kwargs)))
+        return None
+
+    def record_encoded(
+        self, decode: Callable[[bytes], Any], raw: bytes, undecodable: Any = None
+    ) -> Awaitable[Any] | None:
+        """Record a call with one argument, the message ``decode(raw)`` (or ``undecodable``
+        if that fails); returns what :meth:`record` returns."""
+        if self._has_side_effect():
+            return self._call_now((_decoded(decode, raw, undecodable),), {})
+        self._add((decode, raw, undecodable))
+        return None
 
     def flush(self) -> None:
-        """Replay the pending calls into the mock, in order, as awaited calls."""
+        """Replay the pending calls into the mock, in order (as awaited calls for an
+        ``AsyncMock``)."""
         with self._lock:
+            if not self._pending:
+                return
             pending, self._pending = self._pending, []
-        for snapshot in pending:
-            args, kwargs = snapshot()
-            _run_to_completion(self._mock(*args, **kwargs))
+        for first, second, third in pending:
+            if first is None:
+                args, kwargs = second, third
+            else:
+                args, kwargs = (_decoded(first, second, third),), {}
+            called = self._mock(*args, **kwargs)
+            if self._is_async:
+                _run_to_completion(called)
 
     def next_call(self) -> asyncio.Future[None]:
         """A future resolved by the next recorded call."""
@@ -77,23 +145,60 @@ class CallRecorder:
             self._waiters.append(future)
         return future
 
-    def _add(self, snapshot: Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+    def _has_side_effect(self) -> bool:
+        return self._mock_state.get("_mock_side_effect") is not None
+
+    def _call_now(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        self.flush()
+        try:
+            called = self._mock(*args, **kwargs)
+        finally:
+            self._signal()
+        if self._is_async:
+            awaitable: Awaitable[Any] = called
+            return awaitable
+        return _completed(called)
+
+    def _add(self, snapshot: Snapshot) -> None:
         with self._lock:
             self._pending.append(snapshot)
             waiters, self._waiters = self._waiters, []
-        for future in waiters:
-            future.get_loop().call_soon_threadsafe(_resolve, future)
+        _wake(waiters)
+
+    def _signal(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        _wake(waiters)
+
+
+def _decoded(decode: Callable[[bytes], Any], raw: bytes, undecodable: Any) -> Any:
+    try:
+        return decode(raw)
+    except Exception:
+        if undecodable is None:
+            raise
+        return undecodable
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    for future in waiters:
+        future.get_loop().call_soon_threadsafe(_resolve, future)
+
+
+async def _completed(value: Any) -> Any:
+    return value
 
 
 def _run_to_completion(coroutine: Any) -> None:
-    """Finish an ``AsyncMock`` call, which completes without suspending (no side effects are
-    configured on these mocks), so that it counts as awaited."""
+    """Finish an ``AsyncMock`` call being replayed. Replayed mocks have no side effect (those
+    with one are called at once instead), so the call completes without suspending and counts
+    as awaited."""
     try:
         coroutine.send(None)
     except StopIteration:
         return
     coroutine.close()
-    raise RuntimeError("a recorded mock call suspended; mocks of fastkafka take no side_effect")
+    raise RuntimeError(f"a replayed mock call suspended: {coroutine!r}")
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -123,68 +228,61 @@ async def wait_until_holds(
             return assertion()
 
 
-class _MockView:
-    """Delegates to a recorder's mock; subclasses decide how ``assert_*`` methods wait."""
-
-    _always_wait = False
+class AwaitedMock:
+    """``app.awaited_mocks.<fn>``: each ``assert_*`` method of the mock as a coroutine that
+    waits up to ``timeout`` seconds (default 60) for the assertion to hold; every other
+    attribute is the mock's own."""
 
     def __init__(self, recorder: CallRecorder) -> None:
         self._recorder = recorder
 
     def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._recorder.mock, name)
+        mock = self._recorder.mock
+        attribute = getattr(mock, name)
         if not (name.startswith("assert_") and callable(attribute)):
             return attribute
         recorder = self._recorder
-        always_wait = self._always_wait
 
-        def assertion(*args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-            def check() -> Any:
-                return getattr(recorder.mock, name)(*args, **kwargs)
-
-            if timeout is None and not always_wait:
-                return check()
-            return wait_until_holds(
-                recorder, check, DEFAULT_TIMEOUT if timeout is None else timeout
+        # FastKafka's signature: `timeout=` is how long the assertion may take to hold.
+        async def waiting_assertion(
+            *args: Any,
+            timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
+            **kwargs: Any,
+        ) -> Any:
+            return await wait_until_holds(
+                recorder, lambda: getattr(mock, name)(*args, **kwargs), timeout
             )
 
-        assertion.__name__ = name
-        assertion.__doc__ = attribute.__doc__
-        return assertion
+        waiting_assertion.__name__ = name
+        waiting_assertion.__doc__ = attribute.__doc__
+        return waiting_assertion
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {self._recorder.name}>"
-
-
-class ObservedMock(_MockView):
-    """``app.mocks.<fn>``: the mock itself.
-
-    ``assert_*`` methods check at once; given ``timeout=``, they return an awaitable that waits.
-    """
-
-
-class AwaitedMock(_MockView):
-    """``app.awaited_mocks.<fn>``: each ``assert_*`` is a coroutine waiting up to ``timeout``."""
-
-    _always_wait = True
+        return f"<AwaitedMock of {self._recorder.name}>"
 
 
 class MockNamespace:
-    """``app.mocks`` / ``app.awaited_mocks``: one view per function, by function name."""
+    """``app.mocks`` / ``app.awaited_mocks``: one entry per function, by function name.
 
-    def __init__(self, views: dict[str, _MockView]) -> None:
-        self._views = views
+    ``ambiguous`` maps names that several entries would share (a Tester's mirrors of one topic
+    on several clusters) to the error that reading them raises.
+    """
+
+    def __init__(self, entries: dict[str, Any], ambiguous: dict[str, str] | None = None) -> None:
+        self._entries = entries
+        self._ambiguous = ambiguous or {}
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self._views[name]
+            return self._entries[name]
         except KeyError:
-            raise AttributeError(
-                f"no mock named {name!r}; the app's functions are: {sorted(self._views)}"
-            ) from None
+            pass
+        if name in self._ambiguous:
+            raise RuntimeError(self._ambiguous[name])
+        raise AttributeError(f"no mock named {name!r}; the functions are: {sorted(self._entries)}")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._views)
+        return iter(self._entries)
 
     def __dir__(self) -> list[str]:
-        return sorted(self._views)
+        return sorted(self._entries)

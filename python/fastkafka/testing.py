@@ -5,23 +5,28 @@ cluster, so a multi-cluster app is tested with its real topology: a message sent
 ``preprocessed_signals`` on one cluster reaches only the consumer bound to that cluster.
 
 The Tester swaps the app's transport through the seam (``app.use_transport``); nothing is
-patched. It adds *mirrors*:
+patched. As in FastKafka, the Tester is an app of its own whose functions are *mirrors*:
 
-- for each consumer ``app.on_x`` on (topic, cluster), ``tester.mirrors[app.on_x]`` is a coroutine
-  function that sends a message there, encoded with that consumer's codec;
-- for each producer ``app.to_x`` on (topic, cluster), a mirror consumer reads that topic on that
-  cluster, and ``tester.mirrors[app.to_x]`` is an :class:`~fastkafka._mocks.AwaitedMock` of what
-  it received, decoded with the producer's codec.
+- for each (topic, cluster) the apps consume, a mirror producer ``to_<topic>``:
+  ``tester.mirrors[app.on_x]`` sends what it is given there — an object of the consumer's
+  declared type with the consumer's codec, anything else (another model, a dict, an
+  unvalidated ``model_construct``) as JSON, ``bytes`` as they are — so tests can feed an app
+  bad input;
+- for each (topic, cluster) the apps produce to, a mirror consumer ``on_<topic>`` that reads it;
+  ``tester.mirrors[app.to_x]`` is an :class:`~fastkafka._mocks.AwaitedMock` of what it
+  received, decoded with the producer's codec.
 
-``tester.to_<topic>(msg)`` and ``tester.on_<topic>`` are shorthands for the mirrors of the one
-consumer or producer on that topic (``.`` and ``-`` in topic names read as ``_``); when the topic
-lives on several clusters the shorthand is ambiguous and raises, naming the functions.
+``tester.mocks.<name>`` / ``tester.awaited_mocks.<name>`` record the mirrors' calls, and
+``tester.to_<topic>(msg)`` / ``tester.on_<topic>`` are the mirrors themselves (``.`` and ``-``
+in topic names read as ``_``). When a topic lives on several clusters its name is ambiguous:
+reading it raises, naming the functions; ``tester.mirrors[app.function]`` always works.
 
 Entering returns once every consumer is subscribed and assigned, so the first message a test
 sends is already seen; there are no fixed sleeps.
 
-``Tester(app).using_external_broker(bootstrap_servers_id=...)`` runs the same test against the
-real clusters an environment names (``use_in_memory_broker=False`` does the same for a plain
+``Tester(app).using_external_broker(bootstrap_servers_id=...)`` runs the same test on the apps'
+default transport: the real clusters an environment names, or the broker of an enclosing
+:class:`InMemoryBroker` (``use_in_memory_broker=False`` does the same for a plain
 ``async with``); mirrors then read only records produced after they started.
 :class:`InMemoryBroker` makes every app started outside a Tester run in memory.
 """
@@ -35,11 +40,15 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
+import pydantic_core
+from pydantic import BaseModel
+
 from . import _core
-from ._app import FastKafka, Transport, _kafka_transport, set_default_transport
-from ._codecs import Decode, Encode, make_decoder, make_encoder
-from ._handlers import ConsumerSpec, ProducerSpec
-from ._mocks import AwaitedMock, CallRecorder
+from ._app import FastKafka, Transport, default_transport, set_default_transport
+from ._codecs import Decode, describe_decode_error, make_decoder, make_encoder
+from ._handlers import ConsumerSpec
+from ._mocks import AwaitedMock, CallRecorder, MockNamespace
+from .exceptions import ConfigError
 
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
 
@@ -81,13 +90,22 @@ class InMemoryBroker:
 
 
 class _MirrorProducer:
-    """Sends messages to the (topic, cluster) an app consumer reads."""
+    """Sends messages to the (topic, cluster) that app consumers read, and records each call
+    in ``tester.mocks.to_<topic>``."""
 
-    def __init__(self, cluster: _core.Cluster, topic: str, encode: Encode, names: str) -> None:
+    def __init__(self, cluster: _core.Cluster, spec: ConsumerSpec, name: str) -> None:
         self._cluster = cluster
-        self._topic = topic
-        self._encode = encode
-        self.__name__ = f"mirror of {names}"
+        self.topic = spec.topic
+        # The app functions this mirror serves (several apps may consume one topic).
+        self.functions: list[str] = []
+        self._model = spec.message_type
+        # Only a named codec has a known encoder for the consumer's decoder.
+        self._encode = make_encoder(spec.codec, spec.message_type) if spec.codec == "avro" else None
+        # Decodes what this mirror encodes: recording a sent message as its bytes, decoded
+        # again when a test looks, is much cheaper than a deep copy.
+        self._decode = make_decoder(_mirror_codec(spec.codec), spec.message_type)
+        self.recorder = CallRecorder(name)
+        self.__name__ = name
 
     @property
     def bootstrap_servers(self) -> str:
@@ -97,16 +115,43 @@ class _MirrorProducer:
     async def __call__(self, message: Any, key: bytes | None = None) -> Any:
         """Send ``message`` (a list is sent as one batch) and return it."""
         items = message if isinstance(message, list) else [message]
-        self._cluster.produce(self._topic, [(key, self._encode(item), None) for item in items])
+        encoded = [self._encoded(item) for item in items]
+        if key is None and len(items) == 1 and type(message) is self._model:
+            # An unvalidated model_construct() may not decode again: then the call is
+            # recorded with the object itself.
+            side_effect = self.recorder.record_encoded(self._decode, encoded[0], message)
+        elif key is None:
+            side_effect = self.recorder.record(message)
+        else:
+            side_effect = self.recorder.record(message, key)
+        if side_effect is not None:
+            await side_effect
+        self._cluster.produce(self.topic, [(key, value, None) for value in encoded])
         return message
+
+    def _encoded(self, item: Any) -> bytes:
+        """What the consumer's codec makes of an object of its declared type; anything else —
+        another model, a dict, an unvalidated ``model_construct`` — as its JSON, so tests can
+        send the bad input an app must survive. ``bytes`` are sent as they are."""
+        if self._encode is not None and isinstance(item, self._model):
+            return self._encode(item)
+        if isinstance(item, bytes | bytearray):
+            return bytes(item)
+        if isinstance(item, BaseModel):
+            encoded: bytes = item.__pydantic_serializer__.to_json(item, warnings=False)
+            return encoded
+        return pydantic_core.to_json(item)
 
 
 class _MirrorConsumer:
-    """Reads the (topic, cluster) an app producer writes to and records each message."""
+    """Reads the (topic, cluster) app producers write to and records each message in
+    ``tester.mocks.on_<topic>``."""
 
     def __init__(self, cluster: _core.Cluster, topic: str, decode: Decode, name: str) -> None:
         self.cluster = cluster
         self.topic = topic
+        # The app functions this mirror serves (several apps may produce to one topic).
+        self.functions: list[str] = []
         self._decode = decode
         self.recorder = CallRecorder(name)
         self.awaited = AwaitedMock(self.recorder)
@@ -124,14 +169,39 @@ class _MirrorConsumer:
                     record.topic,
                     record.partition,
                     record.offset,
-                    error,
+                    describe_decode_error(error),
                 )
                 continue
-            self.recorder.record_encoded(self._decode, record.value)
+            side_effect = self.recorder.record_encoded(self._decode, record.value)
+            if side_effect is not None:
+                await side_effect
+
+
+# FastKafka's Tester is itself an app; these parts of an app's API have no meaning on ours.
+_APP_ONLY = frozenset(
+    {
+        "consumes",
+        "produces",
+        "run_in_background",
+        "benchmark",
+        "fastapi_lifespan",
+        "create_docs",
+        "use_transport",
+        "use_default_groups",
+        "wait_for_failure",
+    }
+)
 
 
 class Tester:
-    """Runs one app, or several, on a fresh in-memory broker for the ``async with`` block."""
+    """Runs one app, or several, on a fresh in-memory broker for the ``async with`` block.
+
+    As in FastKafka, the Tester is an app of its own: a mirror consumer ``on_<topic>`` for
+    every (topic, cluster) the apps produce to and a mirror producer ``to_<topic>`` for every
+    (topic, cluster) they consume from, with ``tester.mocks`` / ``tester.awaited_mocks``
+    recording them, plus ``is_started``, ``set_kafka_broker``, ``benchmark_results``,
+    ``get_topics``, ``kafka_brokers`` and ``bootstrap_servers_id``.
+    """
 
     # Test modules import Tester by name; this keeps pytest from trying to collect it.
     __test__ = False
@@ -143,18 +213,73 @@ class Tester:
         use_in_memory_broker: bool = True,
     ) -> None:
         self.apps: list[FastKafka] = [app] if isinstance(app, FastKafka) else list(app)
+        if not self.apps:
+            raise ConfigError("Tester needs at least one app")
         self.use_in_memory_broker = use_in_memory_broker
-        self.bootstrap_servers_id: str | None = None
+        self._environment: str | None = None
         self.mirrors: dict[Callable[..., Any], Any] = {}
+        self.mocks = MockNamespace({})
+        self.awaited_mocks = MockNamespace({})
         # The in-memory broker of the current entry (None when testing on real clusters).
         self.broker: _core.MemoryBroker | None = None
         self._transport: Transport | None = None
         self._previous_environments: list[str] = []
-        self._mirror_consumers: list[_MirrorConsumer] = []
+        self._mirror_consumers: dict[tuple[str, str], _MirrorConsumer] = {}
+        self._mirror_producers: dict[tuple[str, str], _MirrorProducer] = {}
         self._previous_transports: list[Transport | None] = []
         self._started: list[FastKafka] = []
-        self._consumers_by_topic: dict[str, list[tuple[FastKafka, ConsumerSpec, str]]] = {}
-        self._producers_by_topic: dict[str, list[tuple[FastKafka, ProducerSpec, str]]] = {}
+        self._is_started = False
+        # Mirrors by name (to_<topic>, on_<topic>); a name with several is ambiguous.
+        self._by_name: dict[str, list[_MirrorProducer | _MirrorConsumer]] = {}
+
+    # -- what a test reads on an app -------------------------------------------------------
+
+    @property
+    def is_started(self) -> bool:
+        """Whether the Tester is entered (its apps and mirrors running)."""
+        return self._is_started
+
+    @property
+    def bootstrap_servers_id(self) -> str:
+        """The environment the apps run in: the one selected with :meth:`set_kafka_broker`
+        (or ``using_*_broker``), else the first app's."""
+        return self._environment or self.apps[0].bootstrap_servers_id
+
+    @property
+    def kafka_brokers(self) -> _core.KafkaBrokers:
+        """The first app's default clusters (FastKafka's Tester took them from it too)."""
+        return self.apps[0].kafka_brokers
+
+    def set_kafka_broker(self, kafka_broker_name: str) -> None:
+        """Run the apps in environment ``kafka_broker_name`` from the next entry on."""
+        if self._is_started:
+            raise RuntimeError("set_kafka_broker() cannot be called while the Tester is running")
+        for app in self.apps:
+            known = app.kafka_brokers.environments()
+            if kafka_broker_name not in known:
+                raise ConfigError(
+                    f"Given kafka_broker_name '{kafka_broker_name}' is not found in the "
+                    f"kafka_brokers of {app!r}; known environments: {known}"
+                )
+        self._environment = kafka_broker_name
+
+    @property
+    def benchmark_results(self) -> dict[str, dict[str, Any]]:
+        """The ``@app.benchmark`` results of the apps under test, by function (mirrors are
+        not benchmarked)."""
+        results: dict[str, dict[str, Any]] = {}
+        for app in self.apps:
+            results.update(app.benchmark_results)
+        return results
+
+    def get_topics(self) -> set[str]:
+        """Every topic the mirrors read or write: those of the apps under test."""
+        return set().union(*(app.get_topics() for app in self.apps))
+
+    def create_mocks(self) -> None:
+        """Nothing to do: a Tester's mirrors always record into ``tester.mocks``."""
+
+    # -- entering and leaving ----------------------------------------------------------------
 
     @asynccontextmanager
     async def using_inmemory_broker(
@@ -169,8 +294,9 @@ class Tester:
     async def using_external_broker(
         self, bootstrap_servers_id: str | None = None
     ) -> AsyncIterator[Tester]:
-        """Run the same test against the real clusters the environment names (their topics
-        must exist); mirrors read only what is produced after they start."""
+        """Run the same test on the apps' default transport — the real clusters the
+        environment names (their topics must exist), or the broker of an enclosing
+        :class:`InMemoryBroker`; mirrors read only what is produced after they start."""
         async with self._configured(False, bootstrap_servers_id):
             yield self
 
@@ -178,30 +304,32 @@ class Tester:
     async def _configured(
         self, in_memory: bool, bootstrap_servers_id: str | None
     ) -> AsyncIterator[None]:
-        previous = (self.use_in_memory_broker, self.bootstrap_servers_id)
-        self.use_in_memory_broker, self.bootstrap_servers_id = in_memory, bootstrap_servers_id
+        previous = (self.use_in_memory_broker, self._environment)
+        self.use_in_memory_broker = in_memory
+        if bootstrap_servers_id is not None:
+            self.set_kafka_broker(bootstrap_servers_id)
         try:
             async with self:
                 yield
         finally:
-            self.use_in_memory_broker, self.bootstrap_servers_id = previous
+            self.use_in_memory_broker, self._environment = previous
 
     async def __aenter__(self) -> Tester:
+        if self._is_started:
+            raise RuntimeError("the Tester is already running")
         if self.use_in_memory_broker:
             self.broker = _core.MemoryBroker()
             self._transport = self.broker
         else:
             self.broker = None
-            self._transport = _kafka_transport()
+            self._transport = default_transport()
         self.mirrors = {}
-        self._consumers_by_topic = {}
-        self._producers_by_topic = {}
         try:
             for app in self.apps:
                 self._previous_transports.append(app.transport)
                 self._previous_environments.append(app.bootstrap_servers_id)
-                if self.bootstrap_servers_id is not None:
-                    app.set_kafka_broker(self.bootstrap_servers_id)
+                if self._environment is not None:
+                    app.set_kafka_broker(self._environment)
                 app.use_transport(self._transport)
                 app.create_mocks()
             await self._start_mirror_consumers()
@@ -209,9 +337,11 @@ class Tester:
                 await app.__aenter__()
                 self._started.append(app)
             self._create_mirror_producers()
+            self._name_mirrors()
         except BaseException:
             await self._teardown()
             raise
+        self._is_started = True
         return self
 
     async def __aexit__(
@@ -224,18 +354,16 @@ class Tester:
 
     async def _start_mirror_consumers(self) -> None:
         assert self._transport is not None
-        by_destination: dict[tuple[str, str], _MirrorConsumer] = {}
+        self._mirror_consumers = {}
         for app in self.apps:
             for spec in app._producers:
-                servers = app.cluster_of(spec.brokers)
-                mirror = by_destination.get((servers, spec.topic))
+                destination = (app.cluster_of(spec.brokers), spec.topic)
+                mirror = self._mirror_consumers.get(destination)
                 if mirror is None:
                     decode = make_decoder(_mirror_codec(spec.codec), spec.message_type)
+                    name = f"on_{_sugar_name(spec.topic)}"
                     mirror = _MirrorConsumer(
-                        self._transport.cluster(servers),
-                        spec.topic,
-                        decode,
-                        f"mirror of {spec.name}",
+                        self._transport.cluster(destination[0]), spec.topic, decode, name
                     )
                     # On a real cluster, earlier runs' records are not this test's.
                     mirror.loop = await asyncio.to_thread(
@@ -245,25 +373,51 @@ class Tester:
                         asyncio.get_running_loop(),
                         auto_offset_reset="earliest" if self.use_in_memory_broker else "latest",
                     )
-                    by_destination[(servers, spec.topic)] = mirror
-                    self._mirror_consumers.append(mirror)
+                    self._mirror_consumers[destination] = mirror
+                mirror.functions.append(spec.name)
                 self.mirrors[spec.function] = mirror.awaited
-                self._producers_by_topic.setdefault(_sugar_name(spec.topic), []).append(
-                    (app, spec, servers)
-                )
 
     def _create_mirror_producers(self) -> None:
         assert self._transport is not None
+        self._mirror_producers = {}
         for app in self.apps:
             for spec in app._consumers:
-                servers = app.cluster_of(spec.brokers)
-                encode = make_encoder(_mirror_codec(spec.codec), spec.message_type)
-                self.mirrors[spec.function] = _MirrorProducer(
-                    self._transport.cluster(servers), spec.topic, encode, spec.name
-                )
-                self._consumers_by_topic.setdefault(_sugar_name(spec.topic), []).append(
-                    (app, spec, servers)
-                )
+                destination = (app.cluster_of(spec.brokers), spec.topic)
+                mirror = self._mirror_producers.get(destination)
+                if mirror is None:
+                    name = f"to_{_sugar_name(spec.topic)}"
+                    mirror = _MirrorProducer(self._transport.cluster(destination[0]), spec, name)
+                    self._mirror_producers[destination] = mirror
+                mirror.functions.append(spec.name)
+                self.mirrors[spec.function] = mirror
+
+    def _name_mirrors(self) -> None:
+        """``tester.mocks`` / ``tester.awaited_mocks`` and the ``to_<topic>`` / ``on_<topic>``
+        shorthands, by mirror name; a name that mirrors on several clusters share is
+        ambiguous."""
+        self._by_name = {}
+        mirrors: list[_MirrorProducer | _MirrorConsumer] = [
+            *self._mirror_producers.values(),
+            *self._mirror_consumers.values(),
+        ]
+        for mirror in mirrors:
+            self._by_name.setdefault(mirror.recorder.name, []).append(mirror)
+        unique = {name: found[0] for name, found in self._by_name.items() if len(found) == 1}
+        ambiguous = {
+            name: self._ambiguity(name) for name, found in self._by_name.items() if len(found) > 1
+        }
+        self.mocks = MockNamespace({n: m.recorder.mock for n, m in unique.items()}, ambiguous)
+        self.awaited_mocks = MockNamespace(
+            {n: AwaitedMock(m.recorder) for n, m in unique.items()}, ambiguous
+        )
+
+    def _ambiguity(self, name: str) -> str:
+        mirrors = self._by_name[name]
+        functions = [function for mirror in mirrors for function in mirror.functions]
+        return (
+            f"Ambiguous topic: {mirrors[0].topic}, for functions: {functions}\n"
+            "Use Tester.mirrors[app.function] to resolve ambiguity"
+        )
 
     async def _teardown(
         self,
@@ -271,14 +425,15 @@ class Tester:
         exc: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
+        self._is_started = False
         try:
             while self._started:
                 await self._started.pop().__aexit__(exc_type, exc, traceback)
         finally:
-            mirrors, self._mirror_consumers = self._mirror_consumers, []
-            for mirror in mirrors:
+            for mirror in self._mirror_consumers.values():
                 if mirror.loop is not None:
-                    await asyncio.to_thread(mirror.loop.stop)
+                    loop, mirror.loop = mirror.loop, None
+                    await asyncio.to_thread(loop.stop)
             restore = zip(
                 self.apps, self._previous_transports, self._previous_environments, strict=False
             )
@@ -290,32 +445,24 @@ class Tester:
             self._previous_environments = []
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("to_"):
-            return self._unambiguous(name[3:], self._consumers_by_topic, name)
-        if name.startswith("on_"):
-            return self._unambiguous(name[3:], self._producers_by_topic, name)
-        raise AttributeError(f"'Tester' object has no attribute '{name}'")
-
-    def _unambiguous(
-        self,
-        topic_key: str,
-        bound: dict[str, list[tuple[FastKafka, Any, str]]],
-        attribute: str,
-    ) -> Any:
-        candidates = bound.get(topic_key, [])
-        if not candidates:
+        if name.startswith(("to_", "on_")):
+            found = self._by_name.get(name)
+            if not found:
+                kind = "consumes from" if name.startswith("to_") else "produces to"
+                raise AttributeError(
+                    f"'Tester' object has no attribute '{name}': no app {kind} a topic named "
+                    f"'{name[3:]}' (is the Tester entered?)"
+                )
+            if len(found) > 1:
+                raise RuntimeError(self._ambiguity(name))
+            mirror = found[0]
+            return mirror.awaited if isinstance(mirror, _MirrorConsumer) else mirror
+        if name in _APP_ONLY:
             raise AttributeError(
-                f"'Tester' object has no attribute '{attribute}': no app "
-                f"{'consumes from' if attribute.startswith('to_') else 'produces to'} a topic "
-                f"named '{topic_key}' (is the Tester entered?)"
+                f"'Tester' object has no attribute '{name}': a Tester's consumers and "
+                f"producers are the mirrors of the apps it tests; use {name} on the app"
             )
-        if len({servers for _, _, servers in candidates}) > 1:
-            names = [spec.name for _, spec, _ in candidates]
-            raise RuntimeError(
-                f"Ambiguous topic: {candidates[0][1].topic}, for functions: {names}\n"
-                "Use Tester.mirrors[app.function] to resolve ambiguity"
-            )
-        return self.mirrors[candidates[0][1].function]
+        raise AttributeError(f"'Tester' object has no attribute '{name}'")
 
 
 def tester_fixture(app: FastKafka | Sequence[FastKafka], name: str = "tester") -> Any:
