@@ -112,3 +112,39 @@ async def test_an_undecodable_record_is_logged_without_its_contents(
     assert "n: Input should be a valid integer" in logged[0]
     assert "[type=json_invalid]" in logged[1]
     assert not any("4111" in line for line in logged), logged
+
+
+async def test_a_handler_that_never_returns_cannot_hang_the_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled: list[int] = []
+    first_started, seen_again = asyncio.Event(), asyncio.Event()
+
+    def app_in_group() -> FastKafka:
+        app = FastKafka(stop_timeout=0.2)
+
+        @app.consumes(group_id="billing")
+        async def on_jobs(msg: Job) -> None:
+            handled.append(msg.n)
+            if len(handled) == 1:
+                first_started.set()
+                await asyncio.Event().wait()  # never returns
+            seen_again.set()
+
+        return app
+
+    with InMemoryBroker() as broker:
+        broker.cluster("localhost:9092").send("jobs", b'{"n": 7}')
+        with caplog.at_level(logging.ERROR, logger="fastkafka.consumer"):
+            async with asyncio.timeout(TIMEOUT):
+                async with app_in_group():
+                    await first_started.wait()
+        abandoned = [r.getMessage() for r in caplog.records if "abandoning" in r.getMessage()]
+        assert len(abandoned) == 1, [r.getMessage() for r in caplog.records]
+        assert abandoned[0].startswith("on_jobs: still handling a batch of 1 record(s)")
+        assert "topic=jobs partition=0 offset=0" in abandoned[0]
+
+        # Its offset was not committed: the group gets the record again.
+        async with app_in_group():
+            await asyncio.wait_for(seen_again.wait(), TIMEOUT)
+        assert handled == [7, 7]

@@ -51,7 +51,7 @@ class OutputWatcher:
 
 
 def start_two_workers(
-    cluster: TansuBroker, output: Path
+    cluster: TansuBroker, output: Path, stop_timeout: float = 30
 ) -> tuple[subprocess.Popen[str], OutputWatcher]:
     """`fastkafka run --num-workers 2` of the counting app on ``cluster``, output watched."""
     environment = {
@@ -67,6 +67,8 @@ def start_two_workers(
             "2",
             "--kafka-broker",
             "development",
+            "--stop-timeout",
+            str(stop_timeout),
             "counting_app:app",
         ],
         cwd=APPS,
@@ -181,3 +183,72 @@ def test_a_crashed_worker_is_named_and_fails_the_command(
     log = "\n".join(watcher.lines)
     assert returncode == 1, log
     assert f"Worker [{victim}] exited unexpectedly with code -9" in log
+
+
+def run_until_handled(
+    cluster: TansuBroker, output: Path, message: str, stop_timeout: float
+) -> tuple[subprocess.Popen[str], OutputWatcher]:
+    """Two workers of the counting app, started and fed ``message``, which one of them has
+    begun to handle when this returns."""
+    cluster.create_topic("counted", partitions=PARTITIONS)
+    process, watcher = start_two_workers(cluster, output, stop_timeout)
+    watcher.wait_until(split_between_two)
+    asyncio.run(
+        produce(cluster.bootstrap_servers, "counted", [(None, f'{{"msg": "{message}"}}'.encode())])
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while handled_lines(output) < 1:
+        assert time.monotonic() < deadline, "the message was not handled"
+        time.sleep(0.05)
+    return process, watcher
+
+
+def test_a_worker_whose_consumer_dies_fails_the_command(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "cancel", 30)
+    try:
+        returncode = process.wait(TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+    log = "\n".join(watcher.lines)
+    assert returncode == 1, log
+    assert re.search(r"Worker \[\d+\] exited unexpectedly with code 1", log), log
+
+
+def test_a_stuck_handler_is_abandoned_within_the_stop_timeout(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "stuck", 3)
+    try:
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+    log = "\n".join(watcher.lines)
+    assert returncode == 0, log
+    assert "on_counted: still handling a batch of 1 record(s) 2.0 s after stop was asked" in log
+    assert "All workers stopped cleanly" in log
+
+
+def test_a_second_signal_kills_the_workers_at_once(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "stuck", 600)
+    try:
+        process.send_signal(signal.SIGTERM)
+        watcher.wait_until(lambda lines: "Stopping workers ..." in lines)
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+    log = "\n".join(watcher.lines)
+    assert returncode == 1, log
+    assert "Second signal: killing the workers" in log
+    assert "on a second signal" in log

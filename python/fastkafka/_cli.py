@@ -32,8 +32,32 @@ cli = typer.Typer(
 )
 
 
+def _version_text() -> str:
+    from . import _core  # imported when asked: --help should not load the extension
+
+    librdkafka = getattr(_core, "librdkafka_version", None)
+    built_with = f"librdkafka {librdkafka()}" if librdkafka else "no Kafka transport"
+    return f"fastkafka-rs {_core.__version__} ({built_with})"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(_version_text())
+        raise typer.Exit()
+
+
 @cli.callback()
-def _commands() -> None:
+def _commands(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the fastkafka-rs version and the librdkafka it was built with.",
+        ),
+    ] = False,
+) -> None:
     """Run FastKafka apps: consumers and producers on several Kafka clusters."""
 
 
@@ -43,7 +67,10 @@ RUN_HELP = (
     "workers, so the partitions are split between them and each message is processed once.\n\n"
     "On SIGINT/SIGTERM every worker stops consuming, finishes its in-flight messages, commits "
     "and exits; the command exits 0 within --stop-timeout seconds (default 30), or kills the "
-    "rest and exits 1. If a worker crashes, the command names it, stops the others and exits 1."
+    "rest and exits 1. A handler still running 1 s before that deadline is abandoned (logged, "
+    "its batch left uncommitted) so the worker can still commit the rest and exit. A second "
+    "SIGINT/SIGTERM kills the workers at once. If a worker crashes, or a consumer of a worker "
+    "dies, the command names it, stops the others and exits 1."
 )
 
 
@@ -104,10 +131,21 @@ def _relay(worker: subprocess.Popen[bytes]) -> None:
 
 def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: float) -> int:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "fastkafka._worker", app, "--kafka-broker", kafka_broker]
-    stopping = threading.Event()
+    command = [
+        sys.executable,
+        "-m",
+        "fastkafka._worker",
+        app,
+        "--kafka-broker",
+        kafka_broker,
+        "--stop-timeout",
+        str(stop_timeout),
+    ]
+    stopping, forced = threading.Event(), threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            forced.set()
         stopping.set()
 
     signal.signal(signal.SIGINT, request_stop)
@@ -140,18 +178,21 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + stop_timeout
+    while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+        if forced.wait(0.05):
+            print("Second signal: killing the workers")
+            break
     killed = []
     for worker in workers:
-        try:
-            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        if worker.poll() is None:
             worker.kill()
             worker.wait()
             killed.append(worker.pid)
     for relay in relays:
         relay.join(timeout=5)
     if killed:
-        print(f"Killed worker(s) {killed}: not stopped within {stop_timeout} s")
+        reason = "on a second signal" if forced.is_set() else f"not stopped within {stop_timeout} s"
+        print(f"Killed worker(s) {killed}: {reason}")
     failed = [w for w in workers if w.returncode not in (0, None)]
     if crashed is None and not killed and not failed:
         print("All workers stopped cleanly")

@@ -29,7 +29,8 @@ async def serve(app: FastKafka) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with app:
         logger.info("app started; stop with SIGTERM or SIGINT")
-        # A handler with throw_exceptions=True failing ends the worker too (with its error).
+        # A consumer that dies (a handler with throw_exceptions=True failing, a BaseException,
+        # a failed loop) ends the worker too, with its error.
         failed = asyncio.ensure_future(app.wait_for_failure())
         signalled = asyncio.ensure_future(stop.wait())
         await asyncio.wait([failed, signalled], return_when=asyncio.FIRST_COMPLETED)
@@ -39,9 +40,15 @@ async def serve(app: FastKafka) -> None:
     logger.info("app stopped")
 
 
-def run_worker(import_string: str, kafka_broker: str) -> None:
+# Kept back from the command's --stop-timeout for committing and flushing after the batches
+# in flight were abandoned, so the worker still exits on its own before it is killed.
+STOP_RESERVE_SECONDS = 1.0
+
+
+def run_worker(import_string: str, kafka_broker: str, stop_timeout: float = 30.0) -> None:
     app = import_app(import_string)
     app.set_kafka_broker(kafka_broker)
+    app.stop_timeout = min(app.stop_timeout, max(0.0, stop_timeout - STOP_RESERVE_SECONDS))
     # Workers of one app share each consumer's partitions instead of each reading everything.
     app.use_default_groups(import_string)
     asyncio.run(serve(app))
@@ -51,9 +58,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m fastkafka._worker")
     parser.add_argument("app")
     parser.add_argument("--kafka-broker", required=True)
+    parser.add_argument("--stop-timeout", type=float, default=30.0)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%y-%m-%d %H:%M:%S")
-    run_worker(arguments.app, arguments.kafka_broker)
+    run_worker(arguments.app, arguments.kafka_broker, arguments.stop_timeout)
 
 
 if __name__ == "__main__":

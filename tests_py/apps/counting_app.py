@@ -1,9 +1,11 @@
 """An app for `fastkafka run` tests: records which worker handled which message.
 
 Its cluster is the first local test cluster (KAFKA_CLUSTER_1); each handled message is
-appended as "<pid> <msg>" to the file named by COUNTING_APP_OUTPUT.
+appended as "<pid> <msg>" to the file named by COUNTING_APP_OUTPUT. Two messages misbehave on
+purpose: "stuck" never returns, "cancel" raises a stray CancelledError (as a library might).
 """
 
+import asyncio
 import os
 
 from pydantic import BaseModel
@@ -30,3 +32,7 @@ app = FastKafka(
 @app.consumes(max_poll_records=500)
 async def on_counted(msg: Count) -> None:
     output.write(f"{os.getpid()} {msg.msg}\n")
+    if msg.msg == "stuck":
+        await asyncio.Event().wait()
+    if msg.msg == "cancel":
+        raise asyncio.CancelledError("not from fastkafka")
