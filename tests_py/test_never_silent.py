@@ -4,6 +4,7 @@ and logs."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 
 import pytest
@@ -148,3 +149,33 @@ async def test_a_handler_that_never_returns_cannot_hang_the_stop(
         async with app_in_group():
             await asyncio.wait_for(seen_again.wait(), TIMEOUT)
         assert handled == [7, 7]
+
+
+class _ForbiddenExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Stands in for asyncio's default executor and refuses work."""
+
+    def submit(self, *args: object, **kwargs: object) -> concurrent.futures.Future[object]:
+        raise AssertionError("fastkafka used asyncio's default executor")
+
+
+async def test_nothing_of_fastkafka_runs_on_the_default_executor() -> None:
+    """Lifecycle steps and plain `def` handlers have threads of their own: stopping many
+    consumers at once can never take the threads their handlers need, and the application's
+    own `asyncio.to_thread` calls never wait behind fastkafka."""
+    asyncio.get_running_loop().set_default_executor(_ForbiddenExecutor())
+    app = FastKafka()
+    handled: list[int] = []
+
+    @app.consumes()
+    def on_jobs(msg: Job) -> None:  # a plain def handler
+        handled.append(msg.n)
+
+    @app.produces()
+    async def to_jobs(msg: Job) -> Job:
+        return msg
+
+    async with Tester(app) as tester:
+        await to_jobs(Job(n=5))
+        await app.awaited_mocks.on_jobs.assert_called_once_with(Job(n=5), timeout=5)
+        await tester.awaited_mocks.on_jobs.assert_called_once_with(Job(n=5), timeout=5)
+    assert handled == [5]

@@ -38,6 +38,7 @@ from ._options import (
     consumer_settings,
     producer_properties,
 )
+from ._threads import call_handler, run_lifecycle
 from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
 from .executors import DynamicTaskExecutor, Executor, executor_from
 
@@ -429,7 +430,7 @@ class FastKafka:
         settings = spec.settings
         group_id = self._group_of(spec)
         runner = _ConsumerRunner(self, spec)
-        consumer_loop = await asyncio.to_thread(
+        consumer_loop = await run_lifecycle(
             cluster.subscribe,
             [spec.topic],
             runner.handle_batch,
@@ -464,7 +465,7 @@ class FastKafka:
         for producer in self._producers:
             producer.cluster = None
         # Flushing also warns with the number of records that were not delivered.
-        await asyncio.gather(*(asyncio.to_thread(c.flush) for c in clusters.values()))
+        await asyncio.gather(*(run_lifecycle(c.flush) for c in clusters.values()))
         self._is_started = False
         failure, self._failure = self._failure, None
         if failure is not None:
@@ -478,7 +479,7 @@ class FastKafka:
         offsets not committed) so that stopping never hangs on a handler that does not
         return."""
         stopping = {
-            asyncio.ensure_future(asyncio.to_thread(consumer_loop.stop)): (spec, runner)
+            asyncio.ensure_future(run_lifecycle(consumer_loop.stop)): (spec, runner)
             for spec, runner, consumer_loop in loops
         }
         if not stopping:
@@ -712,7 +713,7 @@ class _ConsumerRunner:
                 if is_async:
                     await function(message)
                 else:
-                    await asyncio.to_thread(function, message)
+                    await call_handler(function, message)
             except Exception as error:
                 self._handler_failed(error, record, [record])
 
@@ -742,7 +743,7 @@ class _ConsumerRunner:
             if self._spec.is_async:
                 await self._spec.function(*args)
             else:
-                await asyncio.to_thread(self._spec.function, *args)
+                await call_handler(self._spec.function, *args)
         except Exception as error:
             self._handler_failed(error, first, [first, *rest])
 

@@ -48,6 +48,7 @@ from ._app import FastKafka, Transport, default_transport, set_default_transport
 from ._codecs import Decode, describe_decode_error, make_decoder, make_encoder
 from ._handlers import ConsumerSpec
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
+from ._threads import run_lifecycle
 from .exceptions import ConfigError
 
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
@@ -366,7 +367,7 @@ class Tester:
                         self._transport.cluster(destination[0]), spec.topic, decode, name
                     )
                     # On a real cluster, earlier runs' records are not this test's.
-                    mirror.loop = await asyncio.to_thread(
+                    mirror.loop = await run_lifecycle(
                         mirror.cluster.subscribe,
                         [spec.topic],
                         mirror.handle_batch,
@@ -433,7 +434,7 @@ class Tester:
             for mirror in self._mirror_consumers.values():
                 if mirror.loop is not None:
                     loop, mirror.loop = mirror.loop, None
-                    await asyncio.to_thread(loop.stop)
+                    await run_lifecycle(loop.stop)
             restore = zip(
                 self.apps, self._previous_transports, self._previous_environments, strict=False
             )
