@@ -58,7 +58,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{ClusterId, KafkaBrokers};
-use crate::consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+use crate::consumer_loop::{slow_batch_warning, BatchHandler, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
 use crate::record::{Header, OutgoingRecord, Record};
 use crate::transport::memory::MemoryBroker;
@@ -272,6 +272,7 @@ pub struct App {
     consumers: Vec<ConsumerRegistration>,
     producers: Vec<Arc<ProducerSlot>>,
     background: Vec<BackgroundTask>,
+    start_timeout: Duration,
 }
 
 impl fmt::Debug for App {
@@ -296,7 +297,14 @@ impl App {
             consumers: Vec::new(),
             producers: Vec::new(),
             background: Vec::new(),
+            start_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// How long [`App::start`] waits for each cluster to answer (default 30 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
     }
 
     /// A task started with the app, once its consumers are ready (so it may use producers),
@@ -451,25 +459,67 @@ impl App {
 
     /// Binds the producers and subscribes every consumer on `transport`; returns once all
     /// consumers are ready.
+    ///
+    /// Every cluster must answer within the start timeout ([`App::start_timeout`]) first:
+    /// an unreachable one fails the start with an error naming it, the environment and the
+    /// consumers and producers that use it. Consumers subscribe concurrently; if one fails,
+    /// those that started are stopped again.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningApp> {
         let mut running = RunningApp {
             loops: Vec::new(),
             producers: self.producers.clone(),
             background: Vec::new(),
         };
+        let mut clusters: Vec<(ClusterId, Vec<String>)> = Vec::new();
+        let users = self
+            .producers
+            .iter()
+            .map(|slot| (&slot.brokers, format!("producer to '{}'", slot.topic)))
+            .chain(self.consumers.iter().map(|c| (&c.brokers, c.name.clone())));
+        for (brokers, name) in users {
+            let id = self.cluster_of(brokers.as_ref())?;
+            match clusters.iter_mut().find(|(known, _)| *known == id) {
+                Some((_, names)) => names.push(name),
+                None => clusters.push((id, vec![name])),
+            }
+        }
+        let checks = clusters.iter().map(|(id, names)| {
+            let transport = transport.clone();
+            async move {
+                let cluster = transport.cluster(id)?;
+                crate::transport::check_at_start(
+                    &*cluster,
+                    &self.environment,
+                    names,
+                    self.start_timeout,
+                )
+                .await
+            }
+        });
+        for checked in futures_util::future::join_all(checks).await {
+            checked?;
+        }
         for slot in &self.producers {
             let cluster = transport.cluster(&self.cluster_of(slot.brokers.as_ref())?)?;
             *slot.cluster.write().unwrap_or_else(|p| p.into_inner()) = Some(cluster);
         }
-        for consumer in &self.consumers {
-            let subscribed = self.subscribe(&*transport, consumer).await;
-            match subscribed {
+        let subscriptions = self
+            .consumers
+            .iter()
+            .map(|consumer| self.subscribe(&*transport, consumer));
+        let subscribed = futures_util::future::join_all(subscriptions).await;
+        let mut first_error = None;
+        for (consumer, result) in self.consumers.iter().zip(subscribed) {
+            match result {
                 Ok(running_loop) => running.loops.push((consumer.name.clone(), running_loop)),
                 Err(error) => {
-                    running.stop().await.ok();
-                    return Err(error);
+                    first_error.get_or_insert(error);
                 }
             }
+        }
+        if let Some(error) = first_error {
+            running.stop().await.ok();
+            return Err(error);
         }
         running.background = self
             .background
@@ -500,10 +550,15 @@ impl App {
             group_id = ?options.group_id,
             "consuming"
         );
+        let config = ConsumerLoopConfig {
+            name: consumer.name.as_str().into(),
+            slow_batch_warning: slow_batch_warning(&options.properties),
+            ..options.loop_config.clone()
+        };
         Ok(ConsumerLoop::spawn(
             subscribed,
             HandlerBox((consumer.handler)(options)),
-            options.loop_config,
+            config,
         ))
     }
 

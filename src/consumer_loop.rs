@@ -18,6 +18,7 @@
 //! which is what `throw_exceptions=True` asks for.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::transport::ClusterConsumer;
+use crate::transport::{ClientProperties, ClusterConsumer};
 
 /// The wait after a failed poll, doubling up to [`LAST_RETRY`] while failures go on.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -43,22 +44,41 @@ pub trait BatchHandler: Send + 'static {
 }
 
 /// How a [`ConsumerLoop`] polls and commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerLoopConfig {
+    /// The consumer's name in log lines (the handler's, e.g. `on_signals`).
+    pub name: Arc<str>,
     /// The largest batch handed to the handler (FastKafka's default: 100).
     pub max_poll_records: usize,
     /// How often stored offsets are committed while running; `None` commits only when
     /// partitions are revoked and on stop.
     pub commit_interval: Option<Duration>,
+    /// A batch still being handled after this long is reported: a group member that does not
+    /// poll within `max.poll.interval.ms` is evicted and its partitions reassigned, so the
+    /// warning comes first (see [`slow_batch_warning`]). `None`: never.
+    pub slow_batch_warning: Option<Duration>,
 }
 
 impl Default for ConsumerLoopConfig {
     fn default() -> Self {
         Self {
+            name: Arc::from("consumer"),
             max_poll_records: 100,
             commit_interval: Some(Duration::from_secs(5)),
+            slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
         }
     }
+}
+
+/// When to report a slow batch for a consumer with these client properties: at 80% of its
+/// `max.poll.interval.ms` (librdkafka's default: 300 000 ms), so the log says which consumer
+/// and batch before the group evicts it.
+pub fn slow_batch_warning(properties: &ClientProperties) -> Option<Duration> {
+    let interval_ms = properties
+        .get("max.poll.interval.ms")
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap_or(300_000);
+    Some(Duration::from_millis(interval_ms * 4 / 5))
 }
 
 /// A running consumer loop. Dropping it without [`ConsumerLoop::stop`] lets the task run on.
@@ -93,6 +113,7 @@ impl ConsumerLoop {
     ) -> Self {
         let (shutdown, stop_requested) = watch::channel(false);
         let (report_failure, failure) = watch::channel(None);
+        let name = config.name.clone();
         let task = tokio::spawn(async move {
             let looping = run(consumer, handler, config, stop_requested.clone());
             let outcome = AssertUnwindSafe(looping)
@@ -106,7 +127,7 @@ impl ConsumerLoop {
                 });
             if let Err(error) = &outcome {
                 if !*stop_requested.borrow() {
-                    tracing::error!(%error, "consumer loop ended without being stopped");
+                    tracing::error!(%error, "{name}: consumer loop ended without being stopped");
                     report_failure.send_replace(Some(error.clone()));
                 }
             }
@@ -141,6 +162,36 @@ impl ConsumerLoop {
             ))),
         }
     }
+}
+
+/// Hands `batch` to `handler`, and warns once if it takes longer than the configured limit.
+async fn handle_watched<H: BatchHandler>(
+    handler: &mut H,
+    batch: &[Record],
+    config: &ConsumerLoopConfig,
+) -> Result<()> {
+    let Some(limit) = config.slow_batch_warning else {
+        return handler.handle(batch).await;
+    };
+    let handling = handler.handle(batch);
+    tokio::pin!(handling);
+    tokio::select! {
+        handled = &mut handling => return handled,
+        () = tokio::time::sleep(limit) => {}
+    }
+    let first = &batch[0];
+    tracing::warn!(
+        "{}: still handling a batch of {} record(s) (first topic={} partition={} offset={}) \
+         after {:.1} s; a group evicts a member that does not poll within \
+         max.poll.interval.ms and gives its partitions to another",
+        config.name,
+        batch.len(),
+        first.topic,
+        first.partition,
+        first.offset,
+        limit.as_secs_f64()
+    );
+    handling.await
 }
 
 /// Commits what the consumer stored; a failure is logged and retried at the next interval.
@@ -212,7 +263,7 @@ async fn run<H: BatchHandler>(
                 continue;
             }
         };
-        if let Err(error) = handler.handle(&batch).await {
+        if let Err(error) = handle_watched(&mut handler, &batch, &config).await {
             break Err(error);
         }
         consumer.store_offsets(&batch)?;

@@ -172,15 +172,48 @@ fn cluster_of(
 ) -> PyResult<PyCluster> {
     transport
         .cluster_with(&cluster_id(bootstrap_servers), producer_properties)
-        .map(PyCluster)
+        .map(|cluster| PyCluster(DropOffThread::new(cluster)))
         .map_err(to_py_err)
+}
+
+/// Owns a value whose drop may block — the last handle to a librdkafka client joins the
+/// client's threads — and drops it on a thread of its own. Python objects are dropped with the
+/// GIL held, and a librdkafka thread may be waiting for the GIL (to log) at that moment:
+/// joining it there would deadlock the interpreter.
+struct DropOffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> DropOffThread<T> {
+    fn new(value: T) -> Self {
+        Self(Some(value))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for DropOffThread<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for DropOffThread<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            let spawned = std::thread::Builder::new()
+                .name("fastkafka-drop".to_owned())
+                .spawn(move || drop(value));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not drop a Kafka client off the Python thread");
+            }
+        }
+    }
 }
 
 /// Real Kafka clusters through librdkafka; `properties` (librdkafka names) apply to every
 /// client it creates.
 #[cfg(feature = "kafka")]
 #[pyclass(name = "KafkaTransport", module = "fastkafka._core", frozen)]
-struct PyKafkaTransport(crate::transport::kafka::KafkaTransport);
+struct PyKafkaTransport(DropOffThread<crate::transport::kafka::KafkaTransport>);
 
 #[cfg(feature = "kafka")]
 #[pymethods]
@@ -189,7 +222,7 @@ impl PyKafkaTransport {
     #[pyo3(signature = (properties = ClientProperties::new()))]
     fn new(properties: ClientProperties) -> PyResult<Self> {
         crate::transport::kafka::KafkaTransport::new(properties)
-            .map(Self)
+            .map(|transport| Self(DropOffThread::new(transport)))
             .map_err(to_py_err)
     }
 
@@ -201,7 +234,7 @@ impl PyKafkaTransport {
         bootstrap_servers: &str,
         producer_properties: ClientProperties,
     ) -> PyResult<PyCluster> {
-        cluster_of(&self.0, bootstrap_servers, &producer_properties)
+        cluster_of(&*self.0, bootstrap_servers, &producer_properties)
     }
 }
 
@@ -217,7 +250,7 @@ type RecordTuple = (Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec<u8>)>>);
 
 /// One cluster: produce to it, subscribe consumers to it.
 #[pyclass(name = "Cluster", module = "fastkafka._core", frozen)]
-struct PyCluster(Arc<dyn Cluster>);
+struct PyCluster(DropOffThread<Arc<dyn Cluster>>);
 
 #[pymethods]
 impl PyCluster {
@@ -253,6 +286,27 @@ impl PyCluster {
         self.0.delivery_failures()
     }
 
+    /// Blocks (run it in a worker thread) until the cluster answers, or raises
+    /// `TransportError` after `timeout` seconds naming the cluster, `environment` and the
+    /// functions in `used_by`.
+    fn check_at_start(
+        &self,
+        py: Python<'_>,
+        environment: String,
+        used_by: Vec<String>,
+        timeout: f64,
+    ) -> PyResult<()> {
+        let cluster = self.0.clone();
+        let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            to_py_err(Error::Config(format!(
+                "start_timeout must be a non-negative number of seconds, got {timeout}"
+            )))
+        })?;
+        block_on(py, async move {
+            crate::transport::check_at_start(&*cluster, &environment, &used_by, timeout).await
+        })
+    }
+
     /// Hands one record to the cluster without waiting for delivery (the per-message fast
     /// path of `produce`).
     #[pyo3(signature = (topic, value, key = None))]
@@ -280,7 +334,10 @@ impl PyCluster {
     ///
     /// If the loop ends other than by `stop` (a batch coroutine raised, the cluster closed the
     /// consumer, the loop panicked), `on_failure(message)` is called on `event_loop`.
-    #[pyo3(signature = (topics, on_batch, event_loop, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new(), on_failure = None))]
+    ///
+    /// `name` (the handler's) appears in the loop's log lines, e.g. the warning for a batch
+    /// that runs close to `max.poll.interval.ms`.
+    #[pyo3(signature = (topics, on_batch, event_loop, *, group_id = None, auto_offset_reset = "earliest", max_poll_records = 100, commit_interval_ms = Some(5000), properties = ClientProperties::new(), on_failure = None, name = "consumer"))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -294,6 +351,7 @@ impl PyCluster {
         commit_interval_ms: Option<u64>,
         properties: ClientProperties,
         on_failure: Option<Py<PyAny>>,
+        name: &str,
     ) -> PyResult<PyConsumerLoop> {
         if max_poll_records == 0 {
             return Err(to_py_err(Error::Config(
@@ -310,8 +368,10 @@ impl PyCluster {
         let locals = TaskLocals::new(event_loop).copy_context(py)?;
         let cluster = self.0.clone();
         let config = ConsumerLoopConfig {
+            name: name.into(),
             max_poll_records,
             commit_interval: commit_interval_ms.map(Duration::from_millis),
+            slow_batch_warning: crate::consumer_loop::slow_batch_warning(&subscription.properties),
         };
         block_on(py, async move {
             let consumer = cluster.subscribe(subscription).await?;

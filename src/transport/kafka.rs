@@ -208,6 +208,20 @@ impl Cluster for KafkaCluster {
         self.delivery_failures.load(Ordering::Relaxed)
     }
 
+    async fn check_reachable(&self, timeout: Duration) -> Result<()> {
+        let producer = self.producer.clone();
+        let fetched =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
+                .await
+                .map_err(|e| self.transport_error(e))?;
+        fetched.map(drop).map_err(|e| {
+            self.transport_error(format!(
+                "no answer to a metadata request within {:.1} s: {e}",
+                timeout.as_secs_f64()
+            ))
+        })
+    }
+
     async fn flush(&self) -> Result<()> {
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(BLOCKING_CALL_TIMEOUT))

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -133,6 +134,31 @@ pub async fn flush_and_report(cluster: &dyn Cluster) -> Result<()> {
     flushed
 }
 
+/// Checks, when an app starts, that `cluster` answers within `timeout`: an unreachable
+/// cluster fails the start at once with an error naming the cluster, the environment and the
+/// app's functions that use it, instead of the app running on and retrying in the background.
+/// Both APIs start through this.
+pub async fn check_at_start(
+    cluster: &dyn Cluster,
+    environment: &str,
+    used_by: &[String],
+    timeout: Duration,
+) -> Result<()> {
+    cluster.check_reachable(timeout).await.map_err(|error| {
+        let detail = match error {
+            Error::Transport { message, .. } => message,
+            other => other.to_string(),
+        };
+        Error::Transport {
+            cluster: cluster.id().to_string(),
+            message: format!(
+                "unreachable at start (environment '{environment}', used by {}): {detail}",
+                used_by.join(", ")
+            ),
+        }
+    })
+}
+
 /// One Kafka cluster.
 #[async_trait]
 pub trait Cluster: Send + Sync + fmt::Debug {
@@ -150,6 +176,12 @@ pub trait Cluster: Send + Sync + fmt::Debug {
     /// and error). Always 0 in memory.
     fn delivery_failures(&self) -> u64 {
         0
+    }
+
+    /// Fails unless the cluster answers within `timeout` (a metadata request on a real
+    /// cluster; always reachable in memory). See [`check_at_start`].
+    async fn check_reachable(&self, _timeout: Duration) -> Result<()> {
+        Ok(())
     }
 
     /// Joins the subscription's group (if any) and returns a consumer that is ready: its

@@ -256,6 +256,7 @@ async fn an_idle_consumer_commits_what_it_processed_when_the_interval_is_up() {
     let config = ConsumerLoopConfig {
         max_poll_records: 100,
         commit_interval: Some(std::time::Duration::from_secs(5)),
+        ..Default::default()
     };
     let running = ConsumerLoop::spawn(consumer, Recorder { batches: tx }, config);
     cluster

@@ -250,3 +250,39 @@ async fn the_forwarding_example_crosses_two_real_clusters() {
     running.stop().await.unwrap();
     on_two.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_fails_the_start_naming_it() {
+    use fastkafka::app::{App, Json};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // bound and released: nothing listens there now
+    let brokers: fastkafka::KafkaBrokers = serde_json::from_value(serde_json::json!({
+        "development": {"url": "127.0.0.1", "port": port}
+    }))
+    .unwrap();
+    let mut app = App::new(brokers)
+        .environment("development")
+        .unwrap()
+        .start_timeout(std::time::Duration::from_secs(1));
+    app.consumer("orders", None, Json, |_: serde_json::Value| async {
+        Ok::<(), fastkafka::Error>(())
+    })
+    .unwrap();
+    let transport = std::sync::Arc::new(KafkaTransport::new(fast_properties()).unwrap());
+    let error = tokio::time::timeout(std::time::Duration::from_secs(30), app.start(transport))
+        .await
+        .expect("the start is bounded")
+        .expect_err("an unreachable cluster fails the start");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cluster 127.0.0.1:{port}: unreachable at start (environment 'development', used \
+             by consumer of 'orders'): no answer to a metadata request within 1.0 s"
+        )),
+        "{message}"
+    );
+}
