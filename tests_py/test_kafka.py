@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 from kafka_helpers import TIMEOUT, committed_offsets, produce, read_all
@@ -15,6 +16,7 @@ from local_kafka import TansuBroker
 from pydantic import BaseModel, Field
 
 from fastkafka import FastKafka, librdkafka_version
+from fastkafka.exceptions import TransportError
 
 # Fast settings for tests: the broker holds fetches open otherwise.
 FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
@@ -283,3 +285,38 @@ async def test_undelivered_records_are_logged_with_topic_and_counted(
         f"1 record(s) produced to {cluster.bootstrap_servers} were not delivered "
         "(see the errors above)"
     ]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_an_unreachable_cluster_fails_the_start_naming_it() -> None:
+    port = closed_port()
+    app = FastKafka(
+        kafka_brokers={"development": {"url": "127.0.0.1", "port": port}},
+        bootstrap_servers_id="development",
+        start_timeout=1.0,
+    )
+
+    @app.consumes()
+    async def on_orders(msg: TestMsg) -> None: ...
+
+    @app.produces()
+    async def to_invoices(msg: TestMsg) -> TestMsg:
+        return msg
+
+    with pytest.raises(TransportError) as failed:
+        async with asyncio.timeout(TIMEOUT):
+            async with app:
+                pass
+    message = str(failed.value)
+    assert message.startswith(
+        f"cluster 127.0.0.1:{port}: unreachable at start (environment 'development', "
+        "used by to_invoices, on_orders): no answer to a metadata request within 1.0 s"
+    ), message
+    assert not app.is_started

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import subprocess
+import sys
 
 import pytest
 from kafka_helpers import TIMEOUT
@@ -179,3 +181,74 @@ async def test_nothing_of_fastkafka_runs_on_the_default_executor() -> None:
         await app.awaited_mocks.on_jobs.assert_called_once_with(Job(n=5), timeout=5)
         await tester.awaited_mocks.on_jobs.assert_called_once_with(Job(n=5), timeout=5)
     assert handled == [5]
+
+
+async def test_a_batch_nearing_max_poll_interval_is_reported_with_its_consumer() -> None:
+    """A group evicts a member that does not poll within max.poll.interval.ms; the log says
+    which consumer and which batch first (at 80% of the interval)."""
+    loop = asyncio.get_running_loop()
+    warned: asyncio.Future[str] = loop.create_future()
+
+    class Watcher(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # called on an engine thread
+            if "still handling a batch" in record.getMessage():
+                loop.call_soon_threadsafe(
+                    lambda: warned.done() or warned.set_result(record.getMessage())
+                )
+
+    app = FastKafka()
+
+    @app.consumes(group_id="slow", max_poll_interval_ms=500)
+    async def on_jobs(msg: Job) -> None:
+        await warned  # finishes only once the warning was logged
+
+    watcher = Watcher()
+    logging.getLogger("fastkafka").addHandler(watcher)
+    try:
+        with InMemoryBroker() as broker:
+            async with app:
+                broker.cluster("localhost:9092").send("jobs", b'{"n": 1}')
+                message = await asyncio.wait_for(warned, TIMEOUT)
+    finally:
+        logging.getLogger("fastkafka").removeHandler(watcher)
+    assert message.startswith(
+        "on_jobs: still handling a batch of 1 record(s) (first topic=jobs partition=0 offset=0) "
+        "after 0.4 s"
+    ), message
+
+
+DROP_SCRIPT = """
+import gc, logging, socket, sys, threading, time
+from fastkafka import _core
+
+errors = threading.Event()
+
+class Seen(logging.Handler):
+    def emit(self, record):
+        errors.set()
+
+logging.getLogger("fastkafka").addHandler(Seen())
+logging.getLogger("fastkafka").setLevel(logging.DEBUG)
+with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+for attempt in range(5):
+    errors.clear()
+    transport = _core.KafkaTransport({"reconnect.backoff.ms": "1", "reconnect.backoff.max.ms": "5"})
+    cluster = transport.cluster(f"127.0.0.1:{port}")
+    # The client's own threads now log connection errors through Python logging (GIL needed).
+    if not errors.wait(20):
+        sys.exit("no connection error was logged")
+    del cluster, transport
+    gc.collect()  # the last handle goes here, on this thread, with the GIL held
+print("dropped")
+"""
+
+
+def test_dropping_a_kafka_client_never_deadlocks_the_interpreter() -> None:
+    """librdkafka's threads take the GIL to log; dropping a client joins them. Done with the
+    GIL held that was a deadlock, so clients are dropped off the Python thread."""
+    done = subprocess.run(
+        [sys.executable, "-c", DROP_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "dropped", done.stderr[-2000:]

@@ -252,3 +252,23 @@ def test_a_second_signal_kills_the_workers_at_once(
     assert returncode == 1, log
     assert "Second signal: killing the workers" in log
     assert "on a second signal" in log
+
+
+def test_a_stop_asked_for_during_startup_is_a_clean_exit(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("counted", partitions=PARTITIONS)
+    process, watcher = start_two_workers(cluster, tmp_path / "out.txt")
+    try:
+        # The workers are still starting: importing fastkafka and the app, joining the group.
+        watcher.wait_until(lambda lines: any(line.startswith("Started 2") for line in lines))
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+    log = "\n".join(watcher.lines)
+    assert returncode == 0, log
+    assert "All workers stopped cleanly" in log

@@ -20,7 +20,7 @@ import functools
 import inspect
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -102,13 +102,17 @@ class FastKafka:
         lifespan: Lifespan | None = None,
         bootstrap_servers_id: str = "localhost",
         stop_timeout: float = 30.0,
+        start_timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
         check_options(kwargs, CONSUMER_OPTIONS | PRODUCER_OPTIONS, "FastKafka()")
-        if stop_timeout < 0:
-            raise ConfigError(f"stop_timeout must be >= 0 seconds, got {stop_timeout!r}")
+        for name, seconds in (("stop_timeout", stop_timeout), ("start_timeout", start_timeout)):
+            if seconds < 0:
+                raise ConfigError(f"{name} must be >= 0 seconds, got {seconds!r}")
         # How long stopping waits for a batch in flight before abandoning it.
         self.stop_timeout = stop_timeout
+        # How long starting waits for each cluster to answer.
+        self.start_timeout = start_timeout
         self.title = title or ""
         self.description = description or ""
         self.version = version or ""
@@ -405,13 +409,32 @@ class FastKafka:
             transport = self._transport or default_transport()
             producer_properties = self._producer_properties_by_cluster()
 
-            def cluster(servers: str) -> _core.Cluster:
-                return transport.cluster(servers, producer_properties.get(servers, {}))
-
+            clusters: dict[str, _core.Cluster] = {}
+            used_by: dict[str, list[str]] = {}
+            specs: list[ConsumerSpec | ProducerSpec] = [*self._producers, *self._consumers]
+            for spec in specs:
+                servers = self.cluster_of(spec.brokers)
+                if servers not in clusters:
+                    properties = producer_properties.get(servers, {})
+                    clusters[servers] = transport.cluster(servers, properties)
+                used_by.setdefault(servers, []).append(spec.name)
+            # Every cluster must answer before anything starts: an unreachable one fails the
+            # start within start_timeout, naming it, instead of hanging or retrying forever.
+            await _all_or_first_error(
+                run_lifecycle(
+                    clusters[servers].check_at_start,
+                    self._bootstrap_servers_id,
+                    names,
+                    self.start_timeout,
+                )
+                for servers, names in used_by.items()
+            )
             for producer in self._producers:
-                producer.cluster = cluster(self.cluster_of(producer.brokers))
-            for consumer in self._consumers:
-                await self._start_consumer(cluster(self.cluster_of(consumer.brokers)), consumer)
+                producer.cluster = clusters[self.cluster_of(producer.brokers)]
+            await _all_or_first_error(
+                self._start_consumer(clusters[self.cluster_of(consumer.brokers)], consumer)
+                for consumer in self._consumers
+            )
         except BaseException:
             await self._stop()
             raise
@@ -441,6 +464,7 @@ class FastKafka:
             commit_interval_ms=settings.commit_interval_ms,
             properties=settings.properties,
             on_failure=functools.partial(self._consumer_ended, spec),
+            name=spec.name,
         )
         self._consumer_loops.append((spec, runner, consumer_loop))
         consumer_logger.info(
@@ -612,6 +636,15 @@ class _Throughput:
             self._window,
         )
         result["last_start"], result["last_count"] = now, result["count"]
+
+
+async def _all_or_first_error(steps: Iterable[Awaitable[Any]]) -> None:
+    """Run ``steps`` concurrently, let every one finish (so a rollback sees all that
+    started), then raise the first error."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _log_background_end(task: asyncio.Task[Any]) -> None:

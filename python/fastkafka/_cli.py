@@ -174,9 +174,11 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
             break
     print("Stopping workers ...")
     sys.stdout.flush()
+    asked_to_stop = set()
     for worker in workers:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
+            asked_to_stop.add(worker.pid)
     deadline = time.monotonic() + stop_timeout
     while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
         if forced.wait(0.05):
@@ -193,7 +195,14 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
     if killed:
         reason = "on a second signal" if forced.is_set() else f"not stopped within {stop_timeout} s"
         print(f"Killed worker(s) {killed}: {reason}")
-    failed = [w for w in workers if w.returncode not in (0, None)]
+    # A worker still starting up when asked to stop may end by SIGTERM's default action
+    # before it could install its handler: it had consumed nothing, so that is a clean stop.
+    failed = [
+        w
+        for w in workers
+        if w.returncode not in (0, None)
+        and not (w.returncode == -signal.SIGTERM and w.pid in asked_to_stop)
+    ]
     if crashed is None and not killed and not failed:
         print("All workers stopped cleanly")
         return 0

@@ -54,7 +54,15 @@ def run_worker(import_string: str, kafka_broker: str, stop_timeout: float = 30.0
     asyncio.run(serve(app))
 
 
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
+    # A stop asked for while the worker is still importing the app or starting its loop is
+    # a clean exit too; once the app runs, serve() handles the signals itself.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     parser = argparse.ArgumentParser(prog="python -m fastkafka._worker")
     parser.add_argument("app")
     parser.add_argument("--kafka-broker", required=True)
