@@ -8,8 +8,9 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
-  (waiting assertions), ``_options`` (accepted Kafka client options);
-- ``_core``: the Rust extension module (``src/python.rs``); its types are in ``_core.pyi``.
+  (real mocks, recorded lazily, and waiting assertions), ``_options`` (accepted Kafka client
+  options), ``_threads`` (the thread pools for blocking work);
+- ``_core``: the Rust extension module (``src/python/``); its types are in ``_core.pyi``.
 """
 
 import atexit
