@@ -272,3 +272,32 @@ def test_a_stop_asked_for_during_startup_is_a_clean_exit(
     log = "\n".join(watcher.lines)
     assert returncode == 0, log
     assert "All workers stopped cleanly" in log
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (an exited, unreaped one counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_never_outlive_a_killed_command(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("counted", partitions=PARTITIONS)
+    process, watcher = start_two_workers(cluster, tmp_path / "out.txt")
+    try:
+        watcher.wait_until(lambda lines: sum("app started" in line for line in lines) == 2)
+        started = next(line for line in watcher.lines if line.startswith("Started 2 worker(s)"))
+        workers = [int(pid) for pid in started.split(": ")[1].split(", ")]
+        process.kill()  # SIGKILL: the command gets no chance to stop its workers
+        process.wait(TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while any(running(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers {workers} outlived the command"
+            time.sleep(0.05)
+    finally:
+        watcher.join()

@@ -70,7 +70,8 @@ RUN_HELP = (
     "rest and exits 1. A handler still running 1 s before that deadline is abandoned (logged, "
     "its batch left uncommitted) so the worker can still commit the rest and exit. A second "
     "SIGINT/SIGTERM kills the workers at once. If a worker crashes, or a consumer of a worker "
-    "dies, the command names it, stops the others and exits 1."
+    "dies, the command names it, stops the others and exits 1. Workers never outlive the "
+    "command: if it is killed, they get SIGTERM and stop cleanly."
 )
 
 
@@ -121,12 +122,20 @@ def run(
 
 
 def _relay(worker: subprocess.Popen[bytes]) -> None:
+    """Relay a worker's output line by line. It keeps reading even when our own output is
+    gone (a closed pipe): a worker must never block on a full pipe nobody drains."""
     stream: IO[bytes] | None = worker.stdout
     assert stream is not None
+    relaying = True
     for line in iter(stream.readline, b""):
+        if not relaying:
+            continue
         text = line.decode(errors="replace").rstrip("\n")
-        sys.stdout.write(f"[{worker.pid}]: {text}\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(f"[{worker.pid}]: {text}\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            relaying = False
 
 
 def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: float) -> int:
@@ -140,6 +149,8 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
         kafka_broker,
         "--stop-timeout",
         str(stop_timeout),
+        "--supervisor-pid",
+        str(os.getpid()),
     ]
     stopping, forced = threading.Event(), threading.Event()
 

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
+import os
 import signal
+import sys
+import threading
+import time
 
 from ._app import FastKafka
 from ._importer import import_app
@@ -58,6 +63,24 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+def stop_with_supervisor(supervisor_pid: int) -> None:
+    """Make sure this worker never outlives the ``fastkafka run`` that started it: when the
+    supervisor dies (even by SIGKILL), the worker gets SIGTERM and stops cleanly."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    else:
+        threading.Thread(target=_watch_parent, args=(supervisor_pid,), daemon=True).start()
+    if os.getppid() != supervisor_pid:  # it died before we asked to be told
+        raise SystemExit(0)
+
+
+def _watch_parent(supervisor_pid: int) -> None:
+    while os.getppid() == supervisor_pid:
+        time.sleep(0.5)  # no way to be notified outside Linux; a parent check is cheap
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main() -> None:
     # A stop asked for while the worker is still importing the app or starting its loop is
     # a clean exit too; once the app runs, serve() handles the signals itself.
@@ -67,7 +90,10 @@ def main() -> None:
     parser.add_argument("app")
     parser.add_argument("--kafka-broker", required=True)
     parser.add_argument("--stop-timeout", type=float, default=30.0)
+    parser.add_argument("--supervisor-pid", type=int, default=None)
     arguments = parser.parse_args()
+    if arguments.supervisor_pid is not None:
+        stop_with_supervisor(arguments.supervisor_pid)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%y-%m-%d %H:%M:%S")
     run_worker(arguments.app, arguments.kafka_broker, arguments.stop_timeout)
 
