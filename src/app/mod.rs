@@ -1,5 +1,11 @@
 //! A multi-cluster Kafka app for Rust users: the same model as the Python decorators.
 //!
+//! # Layout
+//! - this file: [`App`] (registrations, start, stop), [`ConsumerOptions`], [`RunningApp`];
+//! - `codec.rs`: [`Codec`], [`Json`]; `producer.rs`: [`Producer`];
+//! - `handlers.rs`: [`Metadata`] and the handlers that run a consumer's batches;
+//! - `harness.rs`: [`TestHarness`] and [`Watch`], to test an app in memory.
+//!
 //! Register typed consumers and producers against topics, each on the app's cluster or on a
 //! `brokers` override, then [`App::start`] them on a [`Transport`] (the in-memory broker in
 //! tests, `transport::kafka::KafkaTransport` — feature `kafka` — in production). Consumers
@@ -43,7 +49,11 @@
 //! # }
 //! ```
 
-use std::collections::VecDeque;
+mod codec;
+mod handlers;
+mod harness;
+mod producer;
+
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -51,72 +61,19 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+
+pub use codec::{Codec, Json};
+pub use handlers::Metadata;
+use handlers::{BatchHandlerObject, EachMessage, HandlerBox, WholeBatch};
+pub use harness::{TestHarness, Watch};
+pub use producer::Producer;
+use producer::ProducerSlot;
 
 use crate::config::{ClusterId, KafkaBrokers};
-use crate::consumer_loop::{slow_batch_warning, BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
-use crate::record::{Header, OutgoingRecord, Record};
-use crate::transport::memory::MemoryBroker;
-use crate::transport::{
-    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
-};
-
-/// Turns values into payload bytes and back.
-pub trait Codec<T>: Send + Sync + 'static {
-    /// The value a payload holds.
-    fn decode(&self, payload: &[u8]) -> std::result::Result<T, String>;
-    /// The payload of a value.
-    fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String>;
-}
-
-/// JSON through serde, the default codec (what the Python side writes with pydantic).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Json;
-
-impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
-    fn decode(&self, payload: &[u8]) -> std::result::Result<T, String> {
-        serde_json::from_slice(payload).map_err(|e| e.to_string())
-    }
-
-    fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String> {
-        serde_json::to_vec(value).map_err(|e| e.to_string())
-    }
-}
-
-/// Where a consumed message came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metadata {
-    /// The topic.
-    pub topic: Arc<str>,
-    /// The partition.
-    pub partition: i32,
-    /// The offset in the partition.
-    pub offset: i64,
-    /// When it was produced, in milliseconds since the Unix epoch.
-    pub timestamp_ms: i64,
-    /// Its key.
-    pub key: Option<Bytes>,
-    /// Its headers.
-    pub headers: Vec<Header>,
-}
-
-impl Metadata {
-    fn of(record: &Record) -> Self {
-        Self {
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-            key: record.key.clone(),
-            headers: record.headers.clone(),
-        }
-    }
-}
+use crate::transport::{ClientProperties, OffsetReset, Subscription, Transport};
 
 /// How a consumer reads: its group, start position, batch size, commit interval and client
 /// properties. The defaults are FastKafka's: no group, earliest, 100 records.
@@ -190,79 +147,6 @@ struct ConsumerRegistration {
     brokers: Option<KafkaBrokers>,
     options: ConsumerOptions,
     handler: HandlerFactory,
-}
-
-struct ProducerSlot {
-    topic: String,
-    brokers: Option<KafkaBrokers>,
-    cluster: RwLock<Option<Arc<dyn Cluster>>>,
-}
-
-/// A typed producer bound to one (topic, cluster); clone it into handlers freely.
-pub struct Producer<T> {
-    slot: Arc<ProducerSlot>,
-    codec: Arc<dyn Codec<T>>,
-    _values: PhantomData<fn(&T)>,
-}
-
-impl<T> Clone for Producer<T> {
-    fn clone(&self) -> Self {
-        Self {
-            slot: self.slot.clone(),
-            codec: self.codec.clone(),
-            _values: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for Producer<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer")
-            .field("topic", &self.slot.topic)
-            .finish()
-    }
-}
-
-impl<T: 'static> Producer<T> {
-    /// Sends one record; returns once the client has it (delivery happens in the background).
-    pub fn send(&self, value: &T) -> Result<()> {
-        self.send_records(None, Vec::new(), std::slice::from_ref(value))
-    }
-
-    /// Sends one record with a key: records with one key land on one partition, in order.
-    pub fn send_keyed(&self, key: impl Into<Bytes>, value: &T) -> Result<()> {
-        self.send_records(Some(key.into()), Vec::new(), std::slice::from_ref(value))
-    }
-
-    /// Sends `values` as one batch, each with `key` (if any) and `headers`.
-    pub fn send_records(
-        &self,
-        key: Option<Bytes>,
-        headers: Vec<Header>,
-        values: &[T],
-    ) -> Result<()> {
-        let cluster = self
-            .slot
-            .cluster
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(Error::Closed("the producer's app"))?;
-        let records = values
-            .iter()
-            .map(|value| {
-                let payload = self.codec.encode(value).map_err(|e| {
-                    Error::Handler(format!("cannot encode for '{}': {e}", self.slot.topic))
-                })?;
-                Ok(OutgoingRecord {
-                    key: key.clone(),
-                    value: payload.into(),
-                    headers: headers.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        cluster.produce(&self.slot.topic, records)
-    }
 }
 
 /// A Kafka app: typed consumers and producers, each bound to a topic on a cluster.
@@ -590,14 +474,6 @@ pub struct RunningApp {
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl fmt::Debug for ProducerSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProducerSlot")
-            .field("topic", &self.topic)
-            .finish()
-    }
-}
-
 impl RunningApp {
     /// Waits until a consumer ends other than by [`RunningApp::stop`] — a handler panicked,
     /// or its cluster closed it — and returns why, naming the consumer. Never resolves while
@@ -650,249 +526,5 @@ impl RunningApp {
             }
         }
         first_error.map_or(Ok(()), Err)
-    }
-}
-
-/// Object-safe face of a typed handler, so registrations of different types share a list.
-trait BatchHandlerObject: Send {
-    fn handle<'a>(
-        &'a mut self,
-        records: &'a [Record],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
-}
-
-struct HandlerBox(Box<dyn BatchHandlerObject>);
-
-#[async_trait]
-impl BatchHandler for HandlerBox {
-    async fn handle(&mut self, records: &[Record]) -> Result<()> {
-        self.0.handle(records).await
-    }
-}
-
-struct EachMessage<T, C, F> {
-    name: String,
-    codec: Arc<C>,
-    handler: Arc<F>,
-    concurrency: usize,
-    _values: PhantomData<fn() -> T>,
-}
-
-impl<T, C, F, Fut, E> BatchHandlerObject for EachMessage<T, C, F>
-where
-    T: Send + 'static,
-    C: Codec<T>,
-    F: Fn(T, Metadata) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: fmt::Display + Send + 'static,
-{
-    fn handle<'a>(
-        &'a mut self,
-        records: &'a [Record],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        let (name, codec, handler) = (&self.name, &self.codec, &self.handler);
-        let handle_one = move |record: &'a Record| async move {
-            match codec.decode(&record.value) {
-                Ok(value) => {
-                    if let Err(error) = handler(value, Metadata::of(record)).await {
-                        log_failure(name, record, "handler failed", &error);
-                    }
-                }
-                Err(error) => log_failure(name, record, "cannot decode", &error),
-            }
-        };
-        let concurrency = self.concurrency;
-        Box::pin(async move {
-            if concurrency == 1 {
-                for record in records {
-                    handle_one(record).await;
-                }
-            } else {
-                futures_util::stream::iter(records)
-                    .for_each_concurrent(concurrency, handle_one)
-                    .await;
-            }
-            Ok(())
-        })
-    }
-}
-
-struct WholeBatch<T, C, F> {
-    name: String,
-    codec: Arc<C>,
-    handler: Arc<F>,
-    _values: PhantomData<fn() -> T>,
-}
-
-impl<T, C, F, Fut, E> BatchHandlerObject for WholeBatch<T, C, F>
-where
-    T: Send + 'static,
-    C: Codec<T>,
-    F: Fn(Vec<T>, Vec<Metadata>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: fmt::Display + Send + 'static,
-{
-    /// One handler call per partition of the polled batch (as in Python): a batch handler
-    /// sees one partition's records in order, never two partitions interleaved.
-    fn handle<'a>(
-        &'a mut self,
-        records: &'a [Record],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(async move {
-            for partition in by_partition(records) {
-                let mut values = Vec::with_capacity(partition.len());
-                let mut metadata = Vec::with_capacity(partition.len());
-                for record in &partition {
-                    match self.codec.decode(&record.value) {
-                        Ok(value) => {
-                            values.push(value);
-                            metadata.push(Metadata::of(record));
-                        }
-                        Err(error) => log_failure(&self.name, record, "cannot decode", &error),
-                    }
-                }
-                if !values.is_empty() {
-                    if let Err(error) = (self.handler)(values, metadata).await {
-                        log_failure(&self.name, partition[0], "batch handler failed", &error);
-                    }
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-/// The records of each partition, in order; partitions in the order they first appear.
-fn by_partition(records: &[Record]) -> Vec<Vec<&Record>> {
-    let mut partitions: Vec<Vec<&Record>> = Vec::new();
-    for record in records {
-        let same = partitions
-            .iter_mut()
-            .find(|group| group[0].topic == record.topic && group[0].partition == record.partition);
-        match same {
-            Some(group) => group.push(record),
-            None => partitions.push(vec![record]),
-        }
-    }
-    partitions
-}
-
-fn log_failure(name: &str, record: &Record, what: &str, error: &dyn fmt::Display) {
-    tracing::error!(
-        consumer = %name,
-        topic = %record.topic,
-        partition = record.partition,
-        offset = record.offset,
-        %error,
-        "{what}; skipping the record"
-    );
-}
-
-/// The Rust counterpart of Python's `Tester`: runs an app on an in-memory broker, sends to a
-/// (topic, cluster) and watches what arrives on another.
-#[derive(Debug)]
-pub struct TestHarness {
-    broker: MemoryBroker,
-    brokers: KafkaBrokers,
-    environment: String,
-}
-
-impl TestHarness {
-    /// A harness for `app` on `broker`; start the app with [`TestHarness::transport`].
-    pub fn new(app: &App, broker: MemoryBroker) -> Self {
-        Self {
-            broker,
-            brokers: app.brokers.clone(),
-            environment: app.environment.clone(),
-        }
-    }
-
-    /// The transport to start the app on.
-    pub fn transport(&self) -> Arc<dyn Transport> {
-        Arc::new(self.broker.clone())
-    }
-
-    fn cluster(&self, brokers: Option<&KafkaBrokers>) -> Result<Arc<dyn Cluster>> {
-        let id = brokers
-            .unwrap_or(&self.brokers)
-            .resolve(&self.environment)?;
-        self.broker.cluster(&id)
-    }
-
-    /// Sends `value` to `topic` on the app's cluster (or `brokers`), as a producer would.
-    pub fn send<T, C: Codec<T>>(
-        &self,
-        topic: &str,
-        brokers: Option<&KafkaBrokers>,
-        codec: &C,
-        value: &T,
-    ) -> Result<()> {
-        let payload = codec
-            .encode(value)
-            .map_err(|e| Error::Handler(format!("cannot encode: {e}")))?;
-        self.cluster(brokers)?
-            .produce(topic, vec![OutgoingRecord::new(payload)])
-    }
-
-    /// Starts reading `topic` on the app's cluster (or `brokers`) from its beginning. Call it
-    /// before starting the app so nothing the app produces is missed.
-    pub async fn watch<T, C: Codec<T>>(
-        &self,
-        topic: &str,
-        brokers: Option<&KafkaBrokers>,
-        codec: C,
-    ) -> Result<Watch<T>> {
-        let consumer = self
-            .cluster(brokers)?
-            .subscribe(Subscription::new([topic]))
-            .await?;
-        Ok(Watch {
-            topic: topic.to_owned(),
-            consumer,
-            codec: Box::new(codec),
-            arrived: VecDeque::new(),
-        })
-    }
-}
-
-/// What arrives on one (topic, cluster), decoded.
-pub struct Watch<T> {
-    topic: String,
-    consumer: Box<dyn ClusterConsumer>,
-    codec: Box<dyn Codec<T>>,
-    arrived: VecDeque<T>,
-}
-
-impl<T> fmt::Debug for Watch<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watch").field("topic", &self.topic).finish()
-    }
-}
-
-impl<T: 'static> Watch<T> {
-    /// The next message, waiting up to 5 seconds.
-    pub async fn next(&mut self) -> Result<T> {
-        self.next_within(Duration::from_secs(5)).await
-    }
-
-    /// The next message, waiting up to `timeout`.
-    pub async fn next_within(&mut self, timeout: Duration) -> Result<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(value) = self.arrived.pop_front() {
-                return Ok(value);
-            }
-            let polled = tokio::time::timeout_at(deadline, self.consumer.poll(100)).await;
-            let records = polled.map_err(|_| Error::Transport {
-                cluster: String::new(),
-                message: format!("nothing arrived on '{}' within {timeout:?}", self.topic),
-            })??;
-            for record in records {
-                let value = self.codec.decode(&record.value).map_err(|e| {
-                    Error::Handler(format!("cannot decode a record of '{}': {e}", self.topic))
-                })?;
-                self.arrived.push_back(value);
-            }
-        }
     }
 }
