@@ -22,12 +22,14 @@
 //!
 //! # Layout
 //! - [`app`]: the Rust-native app — typed consumers and producers per (topic, cluster),
-//!   [`App::start`](app::App::start), and [`TestHarness`](app::TestHarness) for in-memory tests.
+//!   [`App::start`](app::App::start), and [`TestHarness`](app::TestHarness) for in-memory tests
+//!   (one file per concern under `src/app/`).
 //! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
 //!   in-memory implementation, [`MemoryBroker`].
-//! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets → commit.
+//! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets → commit, and
+//!   [`LoopFailure`] when a loop ends other than by `stop`.
 //! - [`error`]: the one [`Error`] enum.
 //! - `python` (feature `python`): the `fastkafka._core` extension module.
 

@@ -3,7 +3,8 @@
 FastKafka's API — ``@app.consumes``, ``@app.produces``, pydantic messages, ``Tester`` — over a
 Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 
-- :class:`FastKafka` (``_app``): the application, its decorators and lifecycle;
+- :class:`FastKafka` (``_app``): the application, its decorators and lifecycle; ``_runner``
+  handles one consumer's batches on the event loop, ``_benchmark`` counts ``@app.benchmark``;
 - :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;

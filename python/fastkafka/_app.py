@@ -7,7 +7,7 @@ each spec to its cluster (resolved from ``kafka_brokers`` and the chosen environ
 subscribes every consumer and returns when all of them are ready; stopping stops the consumer
 loops (each finishes its batch in flight and commits) and flushes the producers.
 
-Consumer loops run in Rust and hand records over a batch at a time; :class:`_ConsumerRunner`
+Consumer loops run in Rust and hand records over a batch at a time; :class:`ConsumerRunner`
 decodes each record and awaits the handler, one message after another. A record that cannot be
 decoded, or whose handler raises, is logged with its topic, partition and offset, and the
 consumer goes on with the next one.
@@ -19,16 +19,14 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from . import _core
-from ._codecs import describe_decode_error
-from ._events import EventMetadata
+from ._benchmark import Throughput
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._options import (
@@ -38,9 +36,10 @@ from ._options import (
     consumer_settings,
     producer_properties,
 )
-from ._threads import call_handler, run_lifecycle
+from ._runner import ConsumerRunner
+from ._threads import run_lifecycle
 from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
-from .executors import DynamicTaskExecutor, Executor, executor_from
+from .executors import Executor, executor_from
 
 __all__ = ["FastKafka", "Transport"]
 
@@ -131,7 +130,7 @@ class FastKafka:
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
         self._transport: Transport | None = None
-        self._consumer_loops: list[tuple[ConsumerSpec, _ConsumerRunner, _core.ConsumerLoop]] = []
+        self._consumer_loops: list[tuple[ConsumerSpec, ConsumerRunner, _core.ConsumerLoop]] = []
         self._is_started = False
         self._recorders: dict[str, CallRecorder] | None = None
         self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
@@ -308,7 +307,7 @@ class FastKafka:
 
         def decorator(function: F) -> F:
             name = f"{function.__module__}.{function.__qualname__}"
-            counter = _Throughput(name, seconds, sliding_window_size, self.benchmark_results)
+            counter = Throughput(name, seconds, sliding_window_size, self.benchmark_results)
             if inspect.iscoroutinefunction(function):
 
                 @functools.wraps(function)
@@ -394,6 +393,10 @@ class FastKafka:
     def _remove_mocks(self) -> None:
         self._recorders = None
 
+    def _recorder_of(self, name: str) -> CallRecorder | None:
+        """The recorder of function ``name`` while mocks are on, else None."""
+        return None if self._recorders is None else self._recorders[name]
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
@@ -452,7 +455,11 @@ class FastKafka:
     async def _start_consumer(self, cluster: _core.Cluster, spec: ConsumerSpec) -> None:
         settings = spec.settings
         group_id = self._group_of(spec)
-        runner = _ConsumerRunner(self, spec)
+        runner = ConsumerRunner(
+            spec,
+            functools.partial(self._recorder_of, spec.name),
+            functools.partial(self._fail, spec),
+        )
         consumer_loop = await run_lifecycle(
             cluster.subscribe,
             [spec.topic],
@@ -496,7 +503,7 @@ class FastKafka:
             raise failure
 
     async def _stop_consumers(
-        self, loops: list[tuple[ConsumerSpec, _ConsumerRunner, _core.ConsumerLoop]]
+        self, loops: list[tuple[ConsumerSpec, ConsumerRunner, _core.ConsumerLoop]]
     ) -> None:
         """Stop every consumer loop; each finishes its batch in flight and commits. A batch
         still running after ``stop_timeout`` seconds is abandoned (logged, cancelled, its
@@ -592,52 +599,6 @@ class FastKafka:
         )
 
 
-class _Throughput:
-    """Counts the calls of one benchmarked function and logs its throughput per interval."""
-
-    def __init__(
-        self,
-        name: str,
-        interval: float,
-        sliding_window_size: int | None,
-        results: dict[str, dict[str, Any]],
-    ) -> None:
-        self._name = name
-        self._interval = interval
-        self._window = sliding_window_size
-        self._results = results
-
-    def count(self) -> None:
-        now = datetime.now(UTC)
-        result = self._results.get(self._name)
-        if result is None:
-            result = self._results[self._name] = {
-                "count": 0,
-                "last_count": 0,
-                "start": now,
-                "last_start": now,
-                "history": deque(maxlen=self._window) if self._window is not None else [],
-            }
-        result["count"] += 1
-        elapsed = (now - result["last_start"]).total_seconds()
-        if elapsed < self._interval:
-            return
-        throughput = (result["count"] - result["last_count"]) / elapsed
-        message = f"Throughput = {throughput:5,.0f}"
-        if self._window is not None:
-            history = result["history"]
-            history.append(throughput)
-            message += f", Avg throughput = {sum(history) / len(history):5,.0f}"
-        benchmark_logger.info(
-            "%s - For %s(interval=%s,sliding_window_size=%s)",
-            message,
-            self._name,
-            self._interval,
-            self._window,
-        )
-        result["last_start"], result["last_count"] = now, result["count"]
-
-
 async def _all_or_first_error(steps: Iterable[Awaitable[Any]]) -> None:
     """Run ``steps`` concurrently, let every one finish (so a rollback sees all that
     started), then raise the first error."""
@@ -650,189 +611,3 @@ async def _all_or_first_error(steps: Iterable[Awaitable[Any]]) -> None:
 def _log_background_end(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("%s failed", task.get_name(), exc_info=task.exception())
-
-
-class _ConsumerRunner:
-    """Handles the batches of one consumer: decode, record (under Tester), call through the
-    consumer's executor, and deal with failures as its executor says."""
-
-    def __init__(self, app: FastKafka, spec: ConsumerSpec) -> None:
-        self._app = app
-        self._spec = spec
-        self._with_metadata = "metadata" in spec.parameters
-        executor = spec.executor
-        self._slots = (
-            asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
-        )
-        # The batch being handled and the task handling it, for a stop that times out.
-        self._in_flight: tuple[asyncio.Task[Any] | None, list[_core.Record]] | None = None
-        self._abandoned = False
-
-    async def handle_batch(self, records: list[_core.Record]) -> None:
-        self._in_flight = (asyncio.current_task(), records)
-        try:
-            await self._handle_batch(records)
-        except Exception:
-            raise  # throw_exceptions=True: already reported by _handler_failed
-        except BaseException as error:
-            if self._abandoned:
-                raise HandlerError(f"{self._spec.name}: batch abandoned at stop") from error
-            # SystemExit, KeyboardInterrupt or a stray CancelledError must not escape into the
-            # event loop (asyncio re-raises the first two out of it): the app fails with it,
-            # and the consumer loop stops on the HandlerError raised here instead.
-            self._app._fail(self._spec, error)
-            raise HandlerError(f"{self._spec.name}: handler raised {error!r}") from error
-        finally:
-            self._in_flight = None
-
-    def abandon(self, waited: float) -> None:
-        """Stopping waited ``waited`` seconds for the batch in flight: log it and cancel it,
-        so that its consumer loop ends without storing its offsets."""
-        in_flight = self._in_flight
-        if in_flight is None:
-            return
-        task, records = in_flight
-        self._abandoned = True
-        consumer_logger.error(
-            "%s: still handling a batch of %d record(s) %.1f s after stop was asked (first "
-            "topic=%s partition=%d offset=%d); abandoning it: its offsets are not committed "
-            "and it will be consumed again",
-            self._spec.name,
-            len(records),
-            waited,
-            records[0].topic,
-            records[0].partition,
-            records[0].offset,
-        )
-        if task is not None:
-            task.cancel()
-
-    async def _handle_batch(self, records: list[_core.Record]) -> None:
-        spec = self._spec
-        if spec.batch:
-            for partition_records in _by_partition(records):
-                await self._handle_partition_batch(partition_records)
-            return
-        if self._slots is not None or self._with_metadata:
-            calls = [c for c in map(self._prepare, records) if c is not None]
-            if self._slots is None:
-                for args, record in calls:
-                    await self._call(args, record)
-            else:
-                await asyncio.gather(*(self._call_in_slot(a, r) for a, r in calls))
-            return
-        # The common case, kept tight: one message at a time, no metadata.
-        recorder = None if self._app._recorders is None else self._app._recorders[spec.name]
-        decode, function, is_async = spec.decode, spec.function, spec.is_async
-        # A named codec is pure, so a recorded call can decode the raw bytes again later; a
-        # custom decoder may have effects of its own and runs once per record.
-        redecode = isinstance(spec.codec, str)
-        for record in records:
-            value = record.value
-            try:
-                message = decode(value)
-            except Exception as error:
-                self._log_undecodable(record, error)
-                continue
-            try:
-                if recorder is not None:
-                    side_effect = (
-                        recorder.record_encoded(decode, value)
-                        if redecode
-                        else recorder.record(message)
-                    )
-                    if side_effect is not None:
-                        await side_effect
-                if is_async:
-                    await function(message)
-                else:
-                    await call_handler(function, message)
-            except Exception as error:
-                self._handler_failed(error, record, [record])
-
-    def _prepare(self, record: _core.Record) -> tuple[list[Any], _core.Record] | None:
-        """Decode a record into the handler's arguments (None for an undecodable record)."""
-        try:
-            message = self._spec.decode(record.value)
-        except Exception as error:
-            self._log_undecodable(record, error)
-            return None
-        metadata = EventMetadata.create_event_metadata(record) if self._with_metadata else None
-        return self._arguments(message, metadata), record
-
-    async def _call_in_slot(self, args: list[Any], record: _core.Record) -> None:
-        assert self._slots is not None
-        async with self._slots:
-            await self._call(args, record)
-
-    async def _call(self, args: list[Any], first: _core.Record, *rest: _core.Record) -> None:
-        """Record and run one handler call; a failure is logged, or raised if the executor
-        throws exceptions."""
-        try:
-            if self._app._recorders is not None:
-                side_effect = self._app._recorders[self._spec.name].record(*args)
-                if side_effect is not None:
-                    await side_effect
-            if self._spec.is_async:
-                await self._spec.function(*args)
-            else:
-                await call_handler(self._spec.function, *args)
-        except Exception as error:
-            self._handler_failed(error, first, [first, *rest])
-
-    async def _handle_partition_batch(self, records: list[_core.Record]) -> None:
-        messages, metadata = [], []
-        for record in records:
-            try:
-                messages.append(self._spec.decode(record.value))
-            except Exception as error:
-                self._log_undecodable(record, error)
-                continue
-            if self._with_metadata:
-                metadata.append(EventMetadata.create_event_metadata(record))
-        if messages:
-            await self._call(self._arguments(messages, metadata), *records)
-
-    def _arguments(self, message: Any, metadata: Any) -> list[Any]:
-        """The handler's arguments in its signature's order."""
-        return [message if name == "message" else metadata for name in self._spec.parameters]
-
-    def _handler_failed(
-        self, error: Exception, first: _core.Record, records: list[_core.Record]
-    ) -> None:
-        if self._spec.executor.throw_exceptions:
-            self._app._fail(self._spec, error)
-            raise error
-        offsets = (
-            f"offset={first.offset}"
-            if len(records) == 1
-            else f"offsets {records[0].offset}-{records[-1].offset}"
-        )
-        consumer_logger.error(
-            "%s: handler failed (topic=%s partition=%d %s); going on with the next record",
-            self._spec.name,
-            first.topic,
-            first.partition,
-            offsets,
-            exc_info=error,
-        )
-
-    def _log_undecodable(self, record: _core.Record, error: Exception) -> None:
-        consumer_logger.error(
-            "%s: skipping a record that cannot be decoded as %s "
-            "(topic=%s partition=%d offset=%d): %s",
-            self._spec.name,
-            self._spec.message_type.__name__,
-            record.topic,
-            record.partition,
-            record.offset,
-            describe_decode_error(error),
-        )
-
-
-def _by_partition(records: list[_core.Record]) -> list[list[_core.Record]]:
-    """The records of each partition, in order; partitions in order of first appearance."""
-    partitions: dict[tuple[str, int], list[_core.Record]] = {}
-    for record in records:
-        partitions.setdefault((record.topic, record.partition), []).append(record)
-    return list(partitions.values())

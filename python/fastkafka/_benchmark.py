@@ -1,0 +1,58 @@
+"""``@app.benchmark``'s counter: FastKafka's throughput log lines and ``benchmark_results``."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["Throughput"]
+
+benchmark_logger = logging.getLogger("fastkafka.benchmark")
+
+
+class Throughput:
+    """Counts the calls of one benchmarked function and logs its throughput per interval."""
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        sliding_window_size: int | None,
+        results: dict[str, dict[str, Any]],
+    ) -> None:
+        self._name = name
+        self._interval = interval
+        self._window = sliding_window_size
+        self._results = results
+
+    def count(self) -> None:
+        now = datetime.now(UTC)
+        result = self._results.get(self._name)
+        if result is None:
+            result = self._results[self._name] = {
+                "count": 0,
+                "last_count": 0,
+                "start": now,
+                "last_start": now,
+                "history": deque(maxlen=self._window) if self._window is not None else [],
+            }
+        result["count"] += 1
+        elapsed = (now - result["last_start"]).total_seconds()
+        if elapsed < self._interval:
+            return
+        throughput = (result["count"] - result["last_count"]) / elapsed
+        message = f"Throughput = {throughput:5,.0f}"
+        if self._window is not None:
+            history = result["history"]
+            history.append(throughput)
+            message += f", Avg throughput = {sum(history) / len(history):5,.0f}"
+        benchmark_logger.info(
+            "%s - For %s(interval=%s,sliding_window_size=%s)",
+            message,
+            self._name,
+            self._interval,
+            self._window,
+        )
+        result["last_start"], result["last_count"] = now, result["count"]
