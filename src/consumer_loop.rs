@@ -224,6 +224,7 @@ async fn run<H: BatchHandler>(
     // the interval is up, not only after its next batch.
     let mut uncommitted = false;
     let mut retry_after = FIRST_RETRY;
+    let mut failed_polls = 0_u64;
     let outcome = loop {
         let commit_due = async {
             match config.commit_interval {
@@ -247,13 +248,32 @@ async fn run<H: BatchHandler>(
         };
         let batch = match polled {
             Ok(batch) => {
+                if failed_polls > 0 {
+                    tracing::info!(
+                        "{}: polling works again after {failed_polls} failed attempt(s)",
+                        config.name
+                    );
+                    failed_polls = 0;
+                }
                 retry_after = FIRST_RETRY;
                 batch
             }
             Err(error @ Error::Closed(_)) => break Err(error),
             Err(error) => {
-                // A cluster that keeps failing must not turn this loop into a busy loop.
-                tracing::warn!(%error, "poll failed; retrying in {retry_after:?}");
+                // A cluster that keeps failing must not turn this loop into a busy loop, nor
+                // its log into a wall of retries: one warning when polling starts failing,
+                // one line when it works again, the attempts between at debug level.
+                if failed_polls == 0 {
+                    tracing::warn!(
+                        %error,
+                        "{}: poll failed; retrying with backoff ({retry_after:?} doubling to \
+                         {LAST_RETRY:?})",
+                        config.name
+                    );
+                } else {
+                    tracing::debug!(%error, "{}: poll failed again", config.name);
+                }
+                failed_polls += 1;
                 tokio::select! {
                     biased;
                     _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),

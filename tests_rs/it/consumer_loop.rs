@@ -244,6 +244,69 @@ async fn failing_polls_back_off_and_the_loop_recovers() {
     running.stop().await.unwrap();
 }
 
+/// Records the level and message of every event on this thread while it is installed.
+#[derive(Clone, Default)]
+struct LogLines(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let level = *event.metadata().level();
+        self.0.lock().unwrap().push((level, message.0));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_cluster_is_logged_once_per_state_change_not_per_retry() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let lines = LogLines::default();
+    let _installed =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(lines.clone()));
+    let flaky = Flaky {
+        failures_left: 5,
+        polls: Arc::default(),
+        delivered: false,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = ConsumerLoopConfig {
+        name: "on_signals".into(),
+        ..Default::default()
+    };
+    let running = ConsumerLoop::spawn(Box::new(flaky), Recorder { batches: tx }, config);
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    running.stop().await.unwrap();
+    let shown: Vec<String> = lines
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(level, _)| *level <= tracing::Level::INFO)
+        .map(|(_, message)| message.clone())
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(
+        shown[0].starts_with("on_signals: poll failed; retrying with backoff"),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown[1],
+        "on_signals: polling works again after 5 failed attempt(s)"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_consumer_commits_what_it_processed_when_the_interval_is_up() {
     let broker = MemoryBroker::new();
