@@ -15,7 +15,7 @@ from kafka_helpers import TIMEOUT, committed_offsets, produce, read_all
 from local_kafka import TansuBroker
 from pydantic import BaseModel, Field
 
-from fastkafka import FastKafka, librdkafka_version
+from fastkafka import FastKafka, _core, librdkafka_version
 from fastkafka.exceptions import TransportError
 
 # Fast settings for tests: the broker holds fetches open otherwise.
@@ -320,3 +320,19 @@ async def test_an_unreachable_cluster_fails_the_start_naming_it() -> None:
         "used by to_invoices, on_orders): no answer to a metadata request within 1.0 s"
     ), message
     assert not app.is_started
+
+
+async def test_a_full_producer_queue_is_awaited_not_blocking_the_event_loop() -> None:
+    """With the client's queue full, a send hands back an awaitable that finishes once there
+    is room, instead of blocking the event loop's thread until then."""
+    cluster = _core.KafkaTransport().cluster(
+        f"127.0.0.1:{closed_port()}",  # nothing is delivered: the queue only drains by timeouts
+        {"queue.buffering.max.messages": "5", "message.timeout.ms": "500"},
+    )
+    for _ in range(5):
+        assert cluster.send("orders", b"{}") is None, "there was room in the queue"
+    waiting = cluster.send("orders", b"{}")
+    assert waiting is not None, "a full queue is awaited, not blocked on"
+    other_work = asyncio.ensure_future(asyncio.sleep(0.05))
+    await asyncio.wait_for(waiting, TIMEOUT)  # taken once the first five timed out
+    assert other_work.done(), "the event loop ran other work while the send waited"

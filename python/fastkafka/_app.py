@@ -270,7 +270,9 @@ class FastKafka:
                     raise AppNotStartedError(
                         f"producer '{spec.name}': the app stopped before the message was sent"
                     )
-                spec.send(cluster, returned)
+                backpressure = spec.send(cluster, returned)
+                if backpressure is not None:
+                    await backpressure  # the producer queue is full: wait for room
                 return returned
 
             spec.function = send_result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,14 +197,20 @@ class ProducerSpec:
             description=description,
         )
 
-    def send(self, cluster: _core.Cluster, returned: Any) -> None:
+    def send(self, cluster: _core.Cluster, returned: Any) -> Awaitable[None] | None:
         """Send a producer's return value: one record, or a list as one batch; a KafkaEvent
-        adds its key and headers to each record."""
+        adds its key and headers to each record. Returns an awaitable to await when the
+        producer queue is full (backpressure), else None."""
         if isinstance(returned, KafkaEvent):
             key, headers = returned.key, normalize_headers(returned.headers)
             items = returned.message if isinstance(returned.message, list) else [returned.message]
-            cluster.produce(self.topic, [(key, self.encode(item), headers) for item in items])
-        elif isinstance(returned, list):
-            cluster.produce(self.topic, [(None, self.encode(item), None) for item in returned])
-        elif returned is not None:
-            cluster.send(self.topic, self.encode(returned))
+            return cluster.produce(
+                self.topic, [(key, self.encode(item), headers) for item in items]
+            )
+        if isinstance(returned, list):
+            return cluster.produce(
+                self.topic, [(None, self.encode(item), None) for item in returned]
+            )
+        if returned is not None:
+            return cluster.send(self.topic, self.encode(returned))
+        return None

@@ -127,7 +127,9 @@ class _MirrorProducer:
             side_effect = self.recorder.record(message, key)
         if side_effect is not None:
             await side_effect
-        self._cluster.produce(self.topic, [(key, value, None) for value in encoded])
+        backpressure = self._cluster.produce(self.topic, [(key, value, None) for value in encoded])
+        if backpressure is not None:
+            await backpressure
         return message
 
     def _encoded(self, item: Any) -> bytes:

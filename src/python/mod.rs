@@ -261,8 +261,15 @@ impl PyCluster {
     }
 
     /// Hands records `(key, value, headers)` to the cluster without waiting for delivery.
-    /// Records with equal keys land on the same partition.
-    fn produce(&self, py: Python<'_>, topic: &str, records: Vec<RecordTuple>) -> PyResult<()> {
+    /// Records with equal keys land on the same partition. Returns None, or — when the
+    /// producer queue is full — an awaitable that sends the rest once there is room: await
+    /// it (backpressure), never block on it.
+    fn produce<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &str,
+        records: Vec<RecordTuple>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let outgoing = records
             .into_iter()
             .map(|(key, value, headers)| OutgoingRecord {
@@ -275,9 +282,7 @@ impl PyCluster {
                     .collect(),
             })
             .collect();
-        // A full producer queue makes this wait for room; let other Python threads run.
-        py.detach(|| self.0.produce(topic, outgoing))
-            .map_err(to_py_err)
+        self.hand_over(py, topic, outgoing)
     }
 
     /// How many produced records failed delivery so far (each is also logged).
@@ -308,15 +313,21 @@ impl PyCluster {
     }
 
     /// Hands one record to the cluster without waiting for delivery (the per-message fast
-    /// path of `produce`).
+    /// path of `produce`, returning the same: None, or an awaitable when the queue is full).
     #[pyo3(signature = (topic, value, key = None))]
-    fn send(&self, topic: &str, value: &[u8], key: Option<&[u8]>) -> PyResult<()> {
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &str,
+        value: &[u8],
+        key: Option<&[u8]>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let record = OutgoingRecord {
             key: key.map(Bytes::copy_from_slice),
             value: Bytes::copy_from_slice(value),
             headers: Vec::new(),
         };
-        self.0.produce(topic, vec![record]).map_err(to_py_err)
+        self.hand_over(py, topic, vec![record])
     }
 
     /// Blocks until everything produced so far is delivered (run it in a worker thread), then
@@ -386,6 +397,30 @@ impl PyCluster {
 
     fn __repr__(&self) -> String {
         format!("Cluster({:?})", self.0.id().bootstrap_servers())
+    }
+}
+
+impl PyCluster {
+    /// Hands `records` to the client without blocking. What a full queue did not take is
+    /// sent by the awaitable returned (None when everything was taken): the caller awaits
+    /// backpressure instead of blocking the event loop's thread.
+    fn hand_over<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let rest = self.0.try_produce(topic, records).map_err(to_py_err)?;
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let (cluster, topic) = (Arc::clone(&self.0), topic.to_owned());
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            crate::transport::produce_when_room(&*cluster, &topic, rest)
+                .await
+                .map_err(to_py_err)
+        })
+        .map(Some)
     }
 }
 

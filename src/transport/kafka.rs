@@ -40,10 +40,9 @@ use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
 use crate::transport::{
     ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
+    QUEUE_FULL_TIMEOUT,
 };
 
-/// How long a send waits for room in a full producer queue before it fails.
-const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long flushing or a synchronous commit may take.
 const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `subscribe` waits for the group to assign partitions before returning anyway.
@@ -164,8 +163,32 @@ impl Cluster for KafkaCluster {
         &self.id
     }
 
-    fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()> {
-        for record in &records {
+    fn produce(&self, topic: &str, mut records: Vec<OutgoingRecord>) -> Result<()> {
+        // A full queue is backpressure: wait (blocking this thread) for the client to drain.
+        let mut waiting_since = None;
+        loop {
+            records = self.try_produce(topic, records)?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            let waited = waiting_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed();
+            if waited > QUEUE_FULL_TIMEOUT {
+                return Err(self.transport_error(format!(
+                    "cannot send to '{topic}': the producer queue stayed full for {QUEUE_FULL_TIMEOUT:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn try_produce(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+    ) -> Result<Vec<OutgoingRecord>> {
+        for (index, record) in records.iter().enumerate() {
             let headers = (!record.headers.is_empty()).then(|| {
                 record
                     .headers
@@ -184,24 +207,17 @@ impl Cluster for KafkaCluster {
             if let Some(headers) = headers {
                 pending = pending.headers(headers);
             }
-            // A full queue is backpressure: wait for the client's thread to drain it.
-            let mut waiting_since = None;
-            while let Err((error, returned)) = self.producer.send(pending) {
-                let full = matches!(
+            if let Err((error, _)) = self.producer.send(pending) {
+                if matches!(
                     error,
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                );
-                let waited = waiting_since
-                    .get_or_insert_with(std::time::Instant::now)
-                    .elapsed();
-                if !full || waited > QUEUE_FULL_TIMEOUT {
-                    return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
+                ) {
+                    return Ok(records.into_iter().skip(index).collect());
                 }
-                pending = returned;
-                std::thread::sleep(Duration::from_millis(1));
+                return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
             }
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     fn delivery_failures(&self) -> u64 {

@@ -119,6 +119,38 @@ pub trait Transport: Send + Sync + fmt::Debug {
         -> Result<Arc<dyn Cluster>>;
 }
 
+/// How long [`produce_when_room`] waits for room in a full client queue before failing.
+pub const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Produces `records` in order, waiting asynchronously — never blocking a thread — while the
+/// client queue is full: this is how a producer call *awaits* backpressure. Fails if the
+/// queue stays full for [`QUEUE_FULL_TIMEOUT`].
+pub async fn produce_when_room(
+    cluster: &dyn Cluster,
+    topic: &str,
+    mut records: Vec<OutgoingRecord>,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + QUEUE_FULL_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        records = cluster.try_produce(topic, records)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Transport {
+                cluster: cluster.id().to_string(),
+                message: format!(
+                    "cannot send to '{topic}': the producer queue stayed full for \
+                     {QUEUE_FULL_TIMEOUT:?}"
+                ),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 /// Flushes `cluster` at the end of an app's run and warns once with the number of records
 /// that failed delivery (each was logged when it failed). Both APIs stop their producers
 /// through this, so the summary reads the same from Rust and Python.
@@ -166,8 +198,20 @@ pub trait Cluster: Send + Sync + fmt::Debug {
     fn id(&self) -> &ClusterId;
 
     /// Hands `records` to the cluster, in order, and returns without waiting for delivery.
-    /// Records with equal keys go to the same partition of `topic`.
+    /// Records with equal keys go to the same partition of `topic`. A full client queue makes
+    /// this block the calling thread until there is room (see [`Cluster::try_produce`] and
+    /// [`produce_when_room`] for the non-blocking way).
     fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()>;
+
+    /// Hands over as many of `records` as the client queue takes now, in order, without ever
+    /// blocking, and returns the rest (empty when all were taken).
+    fn try_produce(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+    ) -> Result<Vec<OutgoingRecord>> {
+        self.produce(topic, records).map(|()| Vec::new())
+    }
 
     /// Waits until everything produced so far is delivered (or failed).
     async fn flush(&self) -> Result<()>;
