@@ -252,3 +252,21 @@ def test_dropping_a_kafka_client_never_deadlocks_the_interpreter() -> None:
         [sys.executable, "-c", DROP_SCRIPT], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == "dropped", done.stderr[-2000:]
+
+
+async def test_payloads_can_be_logged_on_request_truncated(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FASTKAFKA_LOG_PAYLOADS", "10")
+    app = FastKafka()
+
+    @app.consumes()
+    async def on_jobs(msg: Job) -> None: ...
+
+    async with Tester(app) as tester:
+        with caplog.at_level(logging.ERROR, logger="fastkafka.consumer"):
+            await tester.to_jobs(b'{"n": "not a number"}')
+            await tester.to_jobs(Job(n=1))
+            await app.awaited_mocks.on_jobs.assert_called_once_with(Job(n=1), timeout=5)
+    logged = [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()]
+    assert logged and logged[0].endswith('; payload=b\'{"n": "not\' (truncated)'), logged

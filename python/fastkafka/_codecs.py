@@ -12,6 +12,7 @@ encoder ``(message) -> bytes``, as in FastKafka.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -66,16 +67,39 @@ def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Enc
     raise ConfigError(f"Unknown encoder - {encoder} (known: {', '.join(KNOWN_CODECS)})")
 
 
-def describe_decode_error(error: Exception) -> str:
+# Opt-in for debugging: FASTKAFKA_LOG_PAYLOADS=N adds a record's first N bytes to the line
+# that reports it could not be decoded. Off by default: payloads may be personal or secret.
+LOG_PAYLOADS_VARIABLE = "FASTKAFKA_LOG_PAYLOADS"
+
+
+def describe_decode_error(error: Exception, payload: bytes) -> str:
     """Why a record could not be decoded, for a log line: pydantic's errors by location, type
     and message, *without* the input values pydantic would quote — those are the message's
-    contents, which may be personal or secret data."""
+    contents, which may be personal or secret data — unless FASTKAFKA_LOG_PAYLOADS asks for
+    the payload's first bytes."""
     if not isinstance(error, ValidationError):
-        return f"{type(error).__name__}: {error}"
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or '(message)'}: {problem['msg']} "
-        f"[type={problem['type']}]"
-        for problem in error.errors(include_url=False, include_input=False, include_context=False)
-    )
-    count = error.error_count()
-    return f"{count} validation error{'s' if count > 1 else ''} for {error.title}: {problems}"
+        described = f"{type(error).__name__}: {error}"
+    else:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or '(message)'}: "
+            f"{problem['msg']} [type={problem['type']}]"
+            for problem in error.errors(
+                include_url=False, include_input=False, include_context=False
+            )
+        )
+        count = error.error_count()
+        described = f"{count} validation error{'s' if count > 1 else ''} for {error.title}: "
+        described += problems
+    shown = _payload_bytes_to_log()
+    if shown > 0:
+        cut = " (truncated)" if len(payload) > shown else ""
+        described += f"; payload={payload[:shown]!r}{cut}"
+    return described
+
+
+def _payload_bytes_to_log() -> int:
+    setting = os.environ.get(LOG_PAYLOADS_VARIABLE, "0")
+    try:
+        return max(0, int(setting))
+    except ValueError:
+        return 0

@@ -208,7 +208,7 @@ class ConsumerRunner:
             record.topic,
             record.partition,
             record.offset,
-            describe_decode_error(error),
+            describe_decode_error(error, record.value),
         )
 
 

@@ -172,7 +172,7 @@ class _MirrorConsumer:
                     record.topic,
                     record.partition,
                     record.offset,
-                    describe_decode_error(error),
+                    describe_decode_error(error, record.value),
                 )
                 continue
             side_effect = self.recorder.record_encoded(self._decode, record.value)
