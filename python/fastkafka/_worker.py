@@ -45,15 +45,19 @@ async def serve(app: FastKafka) -> None:
     logger.info("app stopped")
 
 
-# Kept back from the command's --stop-timeout for committing and flushing after the batches
-# in flight were abandoned, so the worker still exits on its own before it is killed.
-STOP_RESERVE_SECONDS = 1.0
+def abandon_after(stop_timeout: float) -> float:
+    """How long a worker waits for its batches in flight when the command gives it
+    ``stop_timeout`` seconds: a fifth of that (1 to 5 s) is kept back for committing, leaving
+    the groups and flushing after abandoning them, so the worker still exits on its own before
+    the command kills it."""
+    reserve = min(5.0, max(1.0, stop_timeout / 5))
+    return max(0.0, stop_timeout - reserve)
 
 
 def run_worker(import_string: str, kafka_broker: str, stop_timeout: float = 30.0) -> None:
     app = import_app(import_string)
     app.set_kafka_broker(kafka_broker)
-    app.stop_timeout = min(app.stop_timeout, max(0.0, stop_timeout - STOP_RESERVE_SECONDS))
+    app.stop_timeout = min(app.stop_timeout, abandon_after(stop_timeout))
     # Workers of one app share each consumer's partitions instead of each reading everything.
     app.use_default_groups(import_string)
     asyncio.run(serve(app))
