@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 TIMEOUT = 60.0
 
@@ -22,11 +22,7 @@ async def produce(
         await producer.stop()
 
 
-async def read_all(
-    bootstrap_servers: str,
-    topic: str,
-    count: int,
-) -> list[tuple[bytes | None, bytes]]:
+async def read_records(bootstrap_servers: str, topic: str, count: int) -> list[ConsumerRecord]:
     """Read ``count`` records of ``topic`` from the beginning with aiokafka (no group)."""
     consumer = AIOKafkaConsumer(
         topic,
@@ -36,18 +32,25 @@ async def read_all(
         fetch_max_wait_ms=50,
     )
     await consumer.start()
-    records: list[tuple[bytes | None, bytes]] = []
+    records: list[ConsumerRecord] = []
     try:
         async with asyncio.timeout(TIMEOUT):
             while len(records) < count:
                 batches = await consumer.getmany(timeout_ms=200)
                 for batch in batches.values():
-                    records.extend((r.key, r.value) for r in batch)
+                    records.extend(batch)
     except TimeoutError:
         raise AssertionError(f"only {len(records)} of {count} records on {topic}") from None
     finally:
         await consumer.stop()
     return records
+
+
+async def read_all(
+    bootstrap_servers: str, topic: str, count: int
+) -> list[tuple[bytes | None, bytes]]:
+    """The ``(key, value)`` of ``topic``'s first ``count`` records."""
+    return [(r.key, r.value) for r in await read_records(bootstrap_servers, topic, count)]
 
 
 async def committed_offsets(
@@ -65,25 +68,7 @@ async def committed_offsets(
 
 
 async def partitions_of(bootstrap_servers: str, topic: str, count: int) -> dict[bytes, int]:
-    """The partition each key of ``topic``'s first ``count`` records landed on (aiokafka)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=50,
-    )
-    await consumer.start()
-    landed: dict[bytes, int] = {}
-    seen = 0
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while seen < count:
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in batch:
-                        assert record.key is not None
-                        landed[record.key] = record.partition
-                        seen += 1
-    finally:
-        await consumer.stop()
-    return landed
+    """The partition each key of ``topic``'s first ``count`` records landed on."""
+    records = await read_records(bootstrap_servers, topic, count)
+    assert all(r.key is not None for r in records), "every record has a key"
+    return {r.key: r.partition for r in records if r.key is not None}

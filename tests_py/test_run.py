@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka_helpers import TIMEOUT, committed_offsets, produce
@@ -203,17 +204,26 @@ def run_until_handled(
     return process, watcher
 
 
-def test_a_worker_whose_consumer_dies_fails_the_command(
-    two_clusters: list[TansuBroker], tmp_path: Path
-) -> None:
-    process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "cancel", 30)
+def end_with(
+    process: subprocess.Popen[str], watcher: OutputWatcher, act: Callable[[], object]
+) -> tuple[int, str]:
+    """Do ``act`` (signals, kills) to the running command, wait for it to exit and return its
+    exit code and output; it is never left running."""
     try:
+        act()
         returncode = process.wait(TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
         watcher.join()
-    log = "\n".join(watcher.lines)
+    return returncode, "\n".join(watcher.lines)
+
+
+def test_a_worker_whose_consumer_dies_fails_the_command(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "cancel", 30)
+    returncode, log = end_with(process, watcher, lambda: None)
     assert returncode == 1, log
     assert re.search(r"Worker \[\d+\] exited unexpectedly with code 1", log), log
 
@@ -223,14 +233,7 @@ def test_a_stuck_handler_is_abandoned_within_the_stop_timeout(
 ) -> None:
     # 10 s: the worker abandons the batch after 8 s and has 2 s to commit and leave.
     process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "stuck", 10)
-    try:
-        process.send_signal(signal.SIGTERM)
-        returncode = process.wait(TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        watcher.join()
-    log = "\n".join(watcher.lines)
+    returncode, log = end_with(process, watcher, lambda: process.send_signal(signal.SIGTERM))
     assert returncode == 0, log
     assert "on_counted: still handling a batch of 1 record(s) 8.0 s after stop was asked" in log
     assert "All workers stopped cleanly" in log
@@ -240,16 +243,13 @@ def test_a_second_signal_kills_the_workers_at_once(
     two_clusters: list[TansuBroker], tmp_path: Path
 ) -> None:
     process, watcher = run_until_handled(two_clusters[0], tmp_path / "out.txt", "stuck", 600)
-    try:
+
+    def signal_twice() -> None:
         process.send_signal(signal.SIGTERM)
         watcher.wait_until(lambda lines: "Stopping workers ..." in lines)
         process.send_signal(signal.SIGTERM)
-        returncode = process.wait(TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        watcher.join()
-    log = "\n".join(watcher.lines)
+
+    returncode, log = end_with(process, watcher, signal_twice)
     assert returncode == 1, log
     assert "Second signal: killing the workers" in log
     assert "on a second signal" in log
@@ -261,16 +261,13 @@ def test_a_stop_asked_for_during_startup_is_a_clean_exit(
     cluster = two_clusters[0]
     cluster.create_topic("counted", partitions=PARTITIONS)
     process, watcher = start_two_workers(cluster, tmp_path / "out.txt")
-    try:
+
+    def stop_while_starting() -> None:
         # The workers are still starting: importing fastkafka and the app, joining the group.
         watcher.wait_until(lambda lines: any(line.startswith("Started 2") for line in lines))
         process.send_signal(signal.SIGTERM)
-        returncode = process.wait(TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        watcher.join()
-    log = "\n".join(watcher.lines)
+
+    returncode, log = end_with(process, watcher, stop_while_starting)
     assert returncode == 0, log
     assert "All workers stopped cleanly" in log
 

@@ -41,6 +41,9 @@ class ConsumerRunner:
         self._fail = fail
         self._spec = spec
         self._with_metadata = "metadata" in spec.parameters
+        # A named codec is pure, so a recorded call can decode the raw bytes again later; a
+        # custom decoder may have effects of its own and runs once per record.
+        self._redecode = isinstance(spec.codec, str)
         executor = spec.executor
         self._slots = (
             asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
@@ -105,9 +108,7 @@ class ConsumerRunner:
         # The common case, kept tight: one message at a time, no metadata.
         recorder = self._recorder()
         decode, function, is_async = spec.decode, spec.function, spec.is_async
-        # A named codec is pure, so a recorded call can decode the raw bytes again later; a
-        # custom decoder may have effects of its own and runs once per record.
-        redecode = isinstance(spec.codec, str)
+        redecode = self._redecode
         for record in records:
             value = record.value
             try:
