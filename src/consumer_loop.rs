@@ -43,6 +43,13 @@ pub trait BatchHandler: Send + 'static {
     async fn handle(&mut self, records: &[Record]) -> Result<()>;
 }
 
+#[async_trait]
+impl BatchHandler for Box<dyn BatchHandler> {
+    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        (**self).handle(records).await
+    }
+}
+
 /// How a [`ConsumerLoop`] polls and commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerLoopConfig {

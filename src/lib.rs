@@ -40,6 +40,7 @@ pub mod config;
 pub mod consumer_loop;
 pub mod error;
 pub mod record;
+pub mod runtime;
 pub mod transport;
 
 #[cfg(feature = "python")]

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -46,32 +47,17 @@ impl Metadata {
     }
 }
 
-/// Object-safe face of a typed handler, so registrations of different types share a list.
-pub(super) trait BatchHandlerObject: Send {
-    fn handle<'a>(
-        &'a mut self,
-        records: &'a [Record],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
-}
-
-pub(super) struct HandlerBox(pub(super) Box<dyn BatchHandlerObject>);
-
-#[async_trait]
-impl BatchHandler for HandlerBox {
-    async fn handle(&mut self, records: &[Record]) -> Result<()> {
-        self.0.handle(records).await
-    }
-}
-
 pub(super) struct EachMessage<T, C, F> {
     pub(super) name: String,
     pub(super) codec: Arc<C>,
     pub(super) handler: Arc<F>,
-    pub(super) concurrency: usize,
+    /// Shared with the consumer's options, which may change it until the app starts.
+    pub(super) concurrency: Arc<AtomicUsize>,
     pub(super) _values: PhantomData<fn() -> T>,
 }
 
-impl<T, C, F, Fut, E> BatchHandlerObject for EachMessage<T, C, F>
+#[async_trait]
+impl<T, C, F, Fut, E> BatchHandler for EachMessage<T, C, F>
 where
     T: Send + 'static,
     C: Codec<T>,
@@ -79,34 +65,40 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    fn handle<'a>(
-        &'a mut self,
-        records: &'a [Record],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        let (name, codec, handler) = (&self.name, &self.codec, &self.handler);
-        let handle_one = move |record: &'a Record| async move {
-            match codec.decode(&record.value) {
-                Ok(value) => {
-                    if let Err(error) = handler(value, Metadata::of(record)).await {
-                        log_failure(name, record, "handler failed", &error);
-                    }
-                }
-                Err(error) => log_failure(name, record, "cannot decode", &error),
+    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        let concurrency = self.concurrency.load(Ordering::Relaxed);
+        if concurrency <= 1 {
+            for record in records {
+                self.handle_one(record).await;
             }
-        };
-        let concurrency = self.concurrency;
-        Box::pin(async move {
-            if concurrency == 1 {
-                for record in records {
-                    handle_one(record).await;
+        } else {
+            let this = &*self;
+            futures_util::stream::iter(records)
+                .for_each_concurrent(concurrency, |record| this.handle_one(record))
+                .await;
+        }
+        Ok(())
+    }
+}
+
+impl<T, C, F, Fut, E> EachMessage<T, C, F>
+where
+    T: Send + 'static,
+    C: Codec<T>,
+    F: Fn(T, Metadata) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    /// Decodes and handles one record; what fails is logged and skipped.
+    async fn handle_one(&self, record: &Record) {
+        match self.codec.decode(&record.value) {
+            Ok(value) => {
+                if let Err(error) = (self.handler)(value, Metadata::of(record)).await {
+                    log_failure(&self.name, record, "handler failed", &error);
                 }
-            } else {
-                futures_util::stream::iter(records)
-                    .for_each_concurrent(concurrency, handle_one)
-                    .await;
             }
-            Ok(())
-        })
+            Err(error) => log_failure(&self.name, record, "cannot decode", &error),
+        }
     }
 }
 
@@ -117,7 +109,8 @@ pub(super) struct WholeBatch<T, C, F> {
     pub(super) _values: PhantomData<fn() -> T>,
 }
 
-impl<T, C, F, Fut, E> BatchHandlerObject for WholeBatch<T, C, F>
+#[async_trait]
+impl<T, C, F, Fut, E> BatchHandler for WholeBatch<T, C, F>
 where
     T: Send + 'static,
     C: Codec<T>,
@@ -127,11 +120,8 @@ where
 {
     /// One handler call per partition of the polled batch (as in Python): a batch handler
     /// sees one partition's records in order, never two partitions interleaved.
-    fn handle<'a>(
-        &'a mut self,
-        records: &'a [Record],
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(async move {
+    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        {
             for partition in by_partition(records) {
                 let mut values = Vec::with_capacity(partition.len());
                 let mut metadata = Vec::with_capacity(partition.len());
@@ -151,7 +141,7 @@ where
                 }
             }
             Ok(())
-        })
+        }
     }
 }
 

@@ -26,8 +26,8 @@ impl TestHarness {
     pub fn new(app: &App, broker: MemoryBroker) -> Self {
         Self {
             broker,
-            brokers: app.brokers.clone(),
-            environment: app.environment.clone(),
+            brokers: app.runtime().brokers().clone(),
+            environment: app.runtime().environment().to_owned(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! A multi-cluster Kafka app for Rust users: the same model as the Python decorators.
 //!
 //! # Layout
-//! - this file: [`App`] (registrations, start, stop), [`ConsumerOptions`], [`RunningApp`];
+//! - this file: [`App`] (typed registrations), [`ConsumerOptions`], [`RunningApp`] — a typed
+//!   facade over the one app runtime, [`crate::runtime`], which also runs the Python package's
+//!   apps: start, supervision and stop are written there once;
 //! - `codec.rs`: [`Codec`], [`Json`]; `producer.rs`: [`Producer`];
 //! - `handlers.rs`: [`Metadata`] and the handlers that run a consumer's batches;
 //! - `harness.rs`: [`TestHarness`] and [`Watch`], to test an app in memory.
@@ -9,8 +11,9 @@
 //! Register typed consumers and producers against topics, each on the app's cluster or on a
 //! `brokers` override, then [`App::start`] them on a [`Transport`] (the in-memory broker in
 //! tests, `transport::kafka::KafkaTransport` — feature `kafka` — in production). Consumers
-//! run on the same [`ConsumerLoop`] as the Python package — batches, offsets stored after the
-//! handler, commits on rebalance and stop — so delivery is at-least-once here too; a message
+//! run on the same runtime and consumer loop as the Python package — batches, offsets stored
+//! after the handler, commits on rebalance and stop — so delivery is at-least-once here too; a
+//! message
 //! that cannot be decoded, or whose handler returns an error, is logged with its topic,
 //! partition and offset and skipped.
 //!
@@ -58,115 +61,100 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-
-use futures_util::StreamExt;
 
 pub use codec::{Codec, Json};
 pub use handlers::Metadata;
-use handlers::{BatchHandlerObject, EachMessage, HandlerBox, WholeBatch};
+use handlers::{EachMessage, WholeBatch};
 pub use harness::{TestHarness, Watch};
 pub use producer::Producer;
-use producer::ProducerSlot;
 
 use crate::config::{ClusterId, KafkaBrokers};
-use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
+use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
-use crate::transport::{ClientProperties, OffsetReset, Subscription, Transport};
+use crate::runtime::{
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, Options, RunningRuntime, Runtime,
+};
+use crate::transport::{ClientProperties, OffsetReset, Transport};
 
-/// How a consumer reads: its group, start position, batch size, commit interval and client
-/// properties. The defaults are FastKafka's: no group, earliest, 100 records.
-#[derive(Debug, Clone)]
-pub struct ConsumerOptions {
-    concurrency: usize,
-    group_id: Option<String>,
-    auto_offset_reset: OffsetReset,
-    loop_config: ConsumerLoopConfig,
-    properties: ClientProperties,
+/// How a consumer reads, adjusted right after registering it: group, start position, batch
+/// size, commit interval, client options, concurrency. The defaults are FastKafka's: no group,
+/// earliest, 100 records, one message after another.
+pub struct ConsumerOptions<'a> {
+    settings: &'a mut ConsumerSettings,
+    concurrency: Arc<AtomicUsize>,
 }
 
-impl Default for ConsumerOptions {
-    fn default() -> Self {
-        Self {
-            concurrency: 1,
-            group_id: None,
-            auto_offset_reset: OffsetReset::Earliest,
-            loop_config: ConsumerLoopConfig::default(),
-            properties: ClientProperties::new(),
-        }
+impl fmt::Debug for ConsumerOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerOptions")
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
-impl ConsumerOptions {
+impl ConsumerOptions<'_> {
     /// Handle up to `limit` messages of a batch at once (default 1: one after another, in
     /// order). The next batch starts when the whole batch is done, so offsets never pass an
     /// unfinished message — Python's `DynamicTaskExecutor`.
     pub fn concurrency(&mut self, limit: usize) -> &mut Self {
-        self.concurrency = limit.max(1);
+        self.concurrency.store(limit.max(1), Ordering::Relaxed);
         self
     }
 
     /// Join `group_id`: its members share the partitions and the committed offsets.
     pub fn group_id(&mut self, group_id: impl Into<String>) -> &mut Self {
-        self.group_id = Some(group_id.into());
+        self.settings.group_id = Some(group_id.into());
         self
     }
 
     /// Where to start without a committed offset.
     pub fn auto_offset_reset(&mut self, reset: OffsetReset) -> &mut Self {
-        self.auto_offset_reset = reset;
+        self.settings.auto_offset_reset = reset;
         self
     }
 
     /// The largest batch handed to the handler at once.
     pub fn max_poll_records(&mut self, max: usize) -> &mut Self {
-        self.loop_config.max_poll_records = max.max(1);
+        self.settings.max_poll_records = max.max(1);
         self
     }
 
     /// How often processed offsets are committed (`None`: only on rebalance and stop).
     pub fn commit_interval(&mut self, interval: Option<Duration>) -> &mut Self {
-        self.loop_config.commit_interval = interval;
+        self.settings.commit_interval = interval;
         self
     }
 
     /// A librdkafka client property for this consumer.
     pub fn property(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.properties.insert(name.into(), value.into());
+        self.settings.properties.insert(name.into(), value.into());
         self
+    }
+
+    /// Options in FastKafka's (aiokafka's) names — `{"group_id": "g", "session_timeout_ms":
+    /// 10000}` — checked and mapped exactly as the Python decorators' are; they replace the
+    /// settings made so far.
+    pub fn options(&mut self, options: &Options) -> Result<&mut Self> {
+        *self.settings = ConsumerSettings::from_options(options, "ConsumerOptions::options")?;
+        Ok(self)
     }
 }
 
-type HandlerFactory = Arc<dyn Fn(&ConsumerOptions) -> Box<dyn BatchHandlerObject> + Send + Sync>;
 type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-struct ConsumerRegistration {
-    name: String,
-    topic: String,
-    brokers: Option<KafkaBrokers>,
-    options: ConsumerOptions,
-    handler: HandlerFactory,
-}
 
 /// A Kafka app: typed consumers and producers, each bound to a topic on a cluster.
 pub struct App {
-    brokers: KafkaBrokers,
-    environment: String,
-    consumers: Vec<ConsumerRegistration>,
-    producers: Vec<Arc<ProducerSlot>>,
+    runtime: Runtime,
     background: Vec<BackgroundTask>,
-    start_timeout: Duration,
 }
 
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
-            .field("environment", &self.environment)
-            .field(
-                "consumers",
-                &self.consumers.iter().map(|c| &c.name).collect::<Vec<_>>(),
-            )
+            .field("runtime", &self.runtime)
             .finish()
     }
 }
@@ -176,18 +164,21 @@ impl App {
     /// `localhost` until [`App::environment`] picks another.
     pub fn new(brokers: KafkaBrokers) -> Self {
         Self {
-            brokers,
-            environment: "localhost".to_owned(),
-            consumers: Vec::new(),
-            producers: Vec::new(),
+            runtime: Runtime::new(brokers),
             background: Vec::new(),
-            start_timeout: Duration::from_secs(30),
         }
     }
 
     /// How long [`App::start`] waits for each cluster to answer (default 30 s).
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.start_timeout = timeout;
+        self.runtime.set_start_timeout(timeout);
+        self
+    }
+
+    /// How long stopping waits for a batch in flight (default 30 s); see
+    /// [`RunningRuntime::stop`](crate::runtime::RunningRuntime::stop).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.runtime.set_stop_timeout(timeout);
         self
     }
 
@@ -204,25 +195,18 @@ impl App {
     /// Picks the environment for every cluster of the app (FastKafka's
     /// `bootstrap_servers_id`).
     pub fn environment(mut self, environment: impl Into<String>) -> Result<Self> {
-        let environment = environment.into();
-        self.brokers.brokers(&environment)?;
-        self.environment = environment;
+        self.runtime.set_environment(&environment.into())?;
         Ok(self)
     }
 
     /// The cluster a handler with `brokers` uses.
     pub fn cluster_of(&self, brokers: Option<&KafkaBrokers>) -> Result<ClusterId> {
-        brokers.unwrap_or(&self.brokers).resolve(&self.environment)
+        self.runtime.cluster_of(&choice(brokers))
     }
 
-    fn check_override(&self, brokers: Option<&KafkaBrokers>) -> Result<Option<KafkaBrokers>> {
-        match brokers {
-            Some(brokers) => {
-                brokers.check_override_of(&self.brokers)?;
-                Ok(Some(brokers.clone()))
-            }
-            None => Ok(None),
-        }
+    /// The runtime under this app.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// A producer of `T` to `topic` on the app's cluster, or on `brokers`.
@@ -232,14 +216,15 @@ impl App {
         brokers: Option<&KafkaBrokers>,
         codec: impl Codec<T>,
     ) -> Result<Producer<T>> {
-        let slot = Arc::new(ProducerSlot {
-            topic: topic.into(),
-            brokers: self.check_override(brokers)?,
-            cluster: RwLock::new(None),
-        });
-        self.producers.push(slot.clone());
+        let topic = topic.into();
+        let handle = self.runtime.add_producer(
+            format!("producer to '{topic}'"),
+            topic,
+            choice(brokers),
+            ClientProperties::new(),
+        )?;
         Ok(Producer {
-            slot,
+            handle,
             codec: Arc::new(codec),
             _values: PhantomData,
         })
@@ -252,7 +237,7 @@ impl App {
         brokers: Option<&KafkaBrokers>,
         codec: C,
         handler: F,
-    ) -> Result<&mut ConsumerOptions>
+    ) -> Result<ConsumerOptions<'_>>
     where
         T: Send + 'static,
         C: Codec<T>,
@@ -270,7 +255,7 @@ impl App {
         brokers: Option<&KafkaBrokers>,
         codec: C,
         handler: F,
-    ) -> Result<&mut ConsumerOptions>
+    ) -> Result<ConsumerOptions<'_>>
     where
         T: Send + 'static,
         C: Codec<T>,
@@ -279,15 +264,18 @@ impl App {
         E: fmt::Display + Send + 'static,
     {
         let (codec, handler) = (Arc::new(codec), Arc::new(handler));
-        self.register("consumer", topic.into(), brokers, move |name, options| {
-            EachMessage {
+        self.register(
+            "consumer",
+            topic.into(),
+            brokers,
+            move |name, concurrency| EachMessage {
                 name,
                 codec: codec.clone(),
                 handler: handler.clone(),
-                concurrency: options.concurrency,
+                concurrency,
                 _values: PhantomData,
-            }
-        })
+            },
+        )
     }
 
     /// A consumer whose `handler` gets the decodable messages of each polled batch at once
@@ -298,7 +286,7 @@ impl App {
         brokers: Option<&KafkaBrokers>,
         codec: C,
         handler: F,
-    ) -> Result<&mut ConsumerOptions>
+    ) -> Result<ConsumerOptions<'_>>
     where
         T: Send + 'static,
         C: Codec<T>,
@@ -317,133 +305,53 @@ impl App {
         })
     }
 
-    /// Registers a consumer whose handler `make` builds, per start, from its name and options.
-    fn register<H: BatchHandlerObject + 'static>(
+    /// Registers a consumer whose handler `make` builds, per start, from its name and
+    /// concurrency.
+    fn register<H: BatchHandler>(
         &mut self,
         kind: &str,
         topic: String,
         brokers: Option<&KafkaBrokers>,
-        make: impl Fn(String, &ConsumerOptions) -> H + Send + Sync + 'static,
-    ) -> Result<&mut ConsumerOptions> {
-        let brokers = self.check_override(brokers)?;
+        make: impl Fn(String, Arc<AtomicUsize>) -> H + Send + Sync + 'static,
+    ) -> Result<ConsumerOptions<'_>> {
         let name = format!("{kind} of '{topic}'");
-        let handler_name = name.clone();
-        let handler: HandlerFactory = Arc::new(move |options: &ConsumerOptions| {
-            Box::new(make(handler_name.clone(), options)) as Box<dyn BatchHandlerObject>
-        });
-        self.consumers.push(ConsumerRegistration {
-            name,
+        let concurrency = Arc::new(AtomicUsize::new(1));
+        let (handler_name, handler_concurrency) = (name.clone(), concurrency.clone());
+        self.runtime.add_consumer(ConsumerRegistration {
+            name: name.clone(),
             topic,
-            brokers,
-            options: ConsumerOptions::default(),
-            handler,
-        });
-        Ok(&mut self.consumers.last_mut().expect("just pushed").options)
+            cluster: choice(brokers),
+            settings: ConsumerSettings::default(),
+            handler: Arc::new(move || {
+                let handler = make(handler_name.clone(), handler_concurrency.clone());
+                Ok(Box::new(handler) as Box<dyn BatchHandler>)
+            }),
+            on_abandon: None,
+        })?;
+        let settings = self
+            .runtime
+            .consumer_settings_mut(&name)
+            .expect("just registered");
+        Ok(ConsumerOptions {
+            settings,
+            concurrency,
+        })
     }
 
-    /// Binds the producers and subscribes every consumer on `transport`; returns once all
-    /// consumers are ready.
-    ///
-    /// Every cluster must answer within the start timeout ([`App::start_timeout`]) first:
-    /// an unreachable one fails the start with an error naming it, the environment and the
-    /// consumers and producers that use it. Consumers subscribe concurrently; if one fails,
-    /// those that started are stopped again.
+    /// Binds the producers and subscribes every consumer on `transport`, then starts the
+    /// background tasks; returns once all consumers are ready. See [`Runtime::start`]: every
+    /// cluster must answer within the start timeout, and a failed start is rolled back.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningApp> {
-        let mut running = RunningApp {
-            loops: Vec::new(),
-            producers: self.producers.clone(),
-            background: Vec::new(),
-        };
-        let mut clusters: Vec<(ClusterId, Vec<String>)> = Vec::new();
-        let users = self
-            .producers
-            .iter()
-            .map(|slot| (&slot.brokers, format!("producer to '{}'", slot.topic)))
-            .chain(self.consumers.iter().map(|c| (&c.brokers, c.name.clone())));
-        for (brokers, name) in users {
-            let id = self.cluster_of(brokers.as_ref())?;
-            match clusters.iter_mut().find(|(known, _)| *known == id) {
-                Some((_, names)) => names.push(name),
-                None => clusters.push((id, vec![name])),
-            }
-        }
-        let checks = clusters.iter().map(|(id, names)| {
-            let transport = transport.clone();
-            async move {
-                let cluster = transport.cluster(id)?;
-                crate::transport::check_at_start(
-                    &*cluster,
-                    &self.environment,
-                    names,
-                    self.start_timeout,
-                )
-                .await
-            }
-        });
-        for checked in futures_util::future::join_all(checks).await {
-            checked?;
-        }
-        for slot in &self.producers {
-            let cluster = transport.cluster(&self.cluster_of(slot.brokers.as_ref())?)?;
-            *slot.cluster.write().unwrap_or_else(|p| p.into_inner()) = Some(cluster);
-        }
-        let subscriptions = self
-            .consumers
-            .iter()
-            .map(|consumer| self.subscribe(&*transport, consumer));
-        let subscribed = futures_util::future::join_all(subscriptions).await;
-        let mut first_error = None;
-        for (consumer, result) in self.consumers.iter().zip(subscribed) {
-            match result {
-                Ok(running_loop) => running.loops.push((consumer.name.clone(), running_loop)),
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        if let Some(error) = first_error {
-            running.stop().await.ok();
-            return Err(error);
-        }
-        running.background = self
+        let runtime = self.runtime.start(transport).await?;
+        let background = self
             .background
             .iter()
             .map(|task| tokio::spawn(task()))
             .collect();
-        Ok(running)
-    }
-
-    async fn subscribe(
-        &self,
-        transport: &dyn Transport,
-        consumer: &ConsumerRegistration,
-    ) -> Result<ConsumerLoop> {
-        let id = self.cluster_of(consumer.brokers.as_ref())?;
-        let cluster = transport.cluster(&id)?;
-        let options = &consumer.options;
-        let subscription = Subscription {
-            topics: vec![consumer.topic.clone()],
-            group_id: options.group_id.clone(),
-            auto_offset_reset: options.auto_offset_reset,
-            properties: options.properties.clone(),
-        };
-        let subscribed = cluster.subscribe(subscription).await?;
-        tracing::info!(
-            consumer = %consumer.name,
-            cluster = %id,
-            group_id = ?options.group_id,
-            "consuming"
-        );
-        let config = ConsumerLoopConfig {
-            name: consumer.name.as_str().into(),
-            slow_batch_warning: slow_batch_warning(&options.properties),
-            ..options.loop_config.clone()
-        };
-        Ok(ConsumerLoop::spawn(
-            subscribed,
-            HandlerBox((consumer.handler)(options)),
-            config,
-        ))
+        Ok(RunningApp {
+            runtime,
+            background,
+        })
     }
 
     /// Runs the app on `transport` until `shutdown` completes (e.g. `tokio::signal::ctrl_c()`),
@@ -466,11 +374,16 @@ impl App {
     }
 }
 
+fn choice(brokers: Option<&KafkaBrokers>) -> ClusterChoice {
+    brokers.map_or(ClusterChoice::App, |brokers| {
+        ClusterChoice::Brokers(brokers.clone())
+    })
+}
+
 /// A started [`App`]; stop it to commit and flush.
 #[derive(Debug)]
 pub struct RunningApp {
-    loops: Vec<(String, ConsumerLoop)>,
-    producers: Vec<Arc<ProducerSlot>>,
+    runtime: RunningRuntime,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -479,27 +392,11 @@ impl RunningApp {
     /// or its cluster closed it — and returns why, naming the consumer. Never resolves while
     /// every consumer runs.
     pub async fn wait_for_failure(&self) -> Error {
-        let mut failures: futures_util::stream::FuturesUnordered<_> = self
-            .loops
-            .iter()
-            .map(|(name, running)| {
-                let (name, failure) = (name.clone(), running.failure());
-                async move { failure.wait().await.map(|error| (name, error)) }
-            })
-            .collect();
-        while let Some(ended) = failures.next().await {
-            if let Some((name, error)) = ended {
-                return Error::ConsumerEnded {
-                    consumer: name,
-                    source: Box::new(error),
-                };
-            }
-        }
-        std::future::pending().await
+        self.runtime.wait_for_failure().await
     }
 
-    /// Stops every consumer (each finishes its batch in flight and commits), flushes and
-    /// unbinds the producers. Returns the first consumer error, if a handler stopped one.
+    /// Cancels the background tasks, then stops the runtime: every consumer finishes its
+    /// batch in flight and commits, producers flush. Returns the first consumer error.
     pub async fn stop(self) -> Result<()> {
         for task in &self.background {
             task.abort();
@@ -508,23 +405,6 @@ impl RunningApp {
             // A cancelled task's JoinError says only that it was cancelled.
             let _ = task.await;
         }
-        let mut first_error = None;
-        for (name, running) in self.loops {
-            if let Err(error) = running.stop().await {
-                tracing::error!(consumer = %name, %error, "consumer ended with an error");
-                first_error.get_or_insert(error);
-            }
-        }
-        for slot in &self.producers {
-            let cluster = slot
-                .cluster
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Some(cluster) = cluster {
-                crate::transport::flush_and_report(&*cluster).await?;
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        self.runtime.stop().await
     }
 }

@@ -1,37 +1,20 @@
-//! Typed producers: handles created before the app starts, so handlers can capture them, and
-//! bound to their (topic, cluster) while the app runs.
+//! Typed producers: a codec over the runtime's [`ProducerHandle`], which is created before the
+//! app starts (so handlers can capture it) and bound to its cluster while the app runs.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::Codec;
-use crate::config::KafkaBrokers;
 use crate::error::{Error, Result};
 use crate::record::{Header, OutgoingRecord};
-use crate::transport::Cluster;
-
-/// Where one producer sends: its topic, its cluster override, and the cluster it is bound to
-/// while the app runs.
-pub(super) struct ProducerSlot {
-    pub(super) topic: String,
-    pub(super) brokers: Option<KafkaBrokers>,
-    pub(super) cluster: RwLock<Option<Arc<dyn Cluster>>>,
-}
-
-impl fmt::Debug for ProducerSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProducerSlot")
-            .field("topic", &self.topic)
-            .finish()
-    }
-}
+use crate::runtime::ProducerHandle;
 
 /// A typed producer bound to one (topic, cluster); clone it into handlers freely.
 pub struct Producer<T> {
-    pub(super) slot: Arc<ProducerSlot>,
+    pub(super) handle: ProducerHandle,
     pub(super) codec: Arc<dyn Codec<T>>,
     pub(super) _values: PhantomData<fn(&T)>,
 }
@@ -39,7 +22,7 @@ pub struct Producer<T> {
 impl<T> Clone for Producer<T> {
     fn clone(&self) -> Self {
         Self {
-            slot: self.slot.clone(),
+            handle: self.handle.clone(),
             codec: self.codec.clone(),
             _values: PhantomData,
         }
@@ -49,7 +32,7 @@ impl<T> Clone for Producer<T> {
 impl<T> fmt::Debug for Producer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
-            .field("topic", &self.slot.topic)
+            .field("topic", &self.handle.topic())
             .finish()
     }
 }
@@ -72,18 +55,12 @@ impl<T: 'static> Producer<T> {
         headers: Vec<Header>,
         values: &[T],
     ) -> Result<()> {
-        let cluster = self
-            .slot
-            .cluster
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(Error::Closed("the producer's app"))?;
+        let cluster = self.handle.bound()?;
         let records = values
             .iter()
             .map(|value| {
                 let payload = self.codec.encode(value).map_err(|e| {
-                    Error::Handler(format!("cannot encode for '{}': {e}", self.slot.topic))
+                    Error::Handler(format!("cannot encode for '{}': {e}", self.handle.topic()))
                 })?;
                 Ok(OutgoingRecord {
                     key: key.clone(),
@@ -92,6 +69,6 @@ impl<T: 'static> Producer<T> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        cluster.produce(&self.slot.topic, records)
+        cluster.produce(self.handle.topic(), records)
     }
 }

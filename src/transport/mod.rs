@@ -56,6 +56,15 @@ impl FromStr for OffsetReset {
     }
 }
 
+impl fmt::Display for OffsetReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+        })
+    }
+}
+
 /// What a consumer reads and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {

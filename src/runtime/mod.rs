@@ -1,0 +1,493 @@
+//! The one app runtime under both APIs: what an app *is* once its functions are registered,
+//! and how it starts, runs and stops.
+//!
+//! [`Runtime`] holds the registrations — consumers (topic, cluster, settings, a factory for
+//! their [`BatchHandler`]) and producers (topic, cluster, client options) — and
+//! [`Runtime::start`] brings them up on a [`Transport`]: one producer client per cluster
+//! (producers to one cluster must agree on its options), every cluster checked within the
+//! start timeout, consumers subscribed concurrently, a failed start rolled back.
+//! [`RunningRuntime`] supervises the consumer loops ([`RunningRuntime::wait_for_failure`]) and
+//! stops them in order: each finishes its batch in flight and commits (a batch stuck past the
+//! stop timeout is abandoned), then producers flush and the undelivered are reported.
+//!
+//! The typed Rust [`App`](crate::app::App) and the Python package's `FastKafka` (through
+//! `fastkafka._core.Runtime`) are facades over this: they turn typed functions or Python
+//! coroutines into batch handlers and keep what is language-specific (codecs, mocks, background
+//! tasks). A capability added here serves both (DESIGN.md §11). Client options cross into it
+//! once, in FastKafka's names ([`options`]).
+
+pub mod options;
+mod producer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+pub use options::{Client, ConsumerSettings, Options};
+pub use producer::ProducerHandle;
+
+use crate::config::{ClusterId, KafkaBrokers};
+use crate::consumer_loop::{slow_batch_warning, BatchHandler, ConsumerLoop, ConsumerLoopConfig};
+use crate::error::{Error, Result};
+use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
+
+/// Which cluster a consumer or producer uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterChoice {
+    /// The app's `kafka_brokers`, in the app's environment.
+    App,
+    /// Other brokers with the same environments (FastKafka's `brokers=`), in the app's
+    /// environment.
+    Brokers(KafkaBrokers),
+    /// One cluster whatever the environment: a test mirror follows the app it mirrors.
+    Fixed(ClusterId),
+}
+
+/// Builds a consumer's batch handler at each start.
+pub type HandlerFactory = Arc<dyn Fn() -> Result<Box<dyn BatchHandler>> + Send + Sync>;
+
+/// Called when stopping has waited this long for a consumer's batch in flight: cancel it, so
+/// that the loop ends without storing its offsets.
+pub type AbandonHook = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// A registered consumer.
+pub struct ConsumerRegistration {
+    /// Its name in logs and errors (its function's, in Python).
+    pub name: String,
+    /// The topic it reads.
+    pub topic: String,
+    /// Its cluster.
+    pub cluster: ClusterChoice,
+    /// Group, start position, batch size, commits and client properties.
+    pub settings: ConsumerSettings,
+    /// Makes its batch handler.
+    pub handler: HandlerFactory,
+    /// How to cancel a batch stuck at stop; without one, a stuck loop is left behind.
+    pub on_abandon: Option<AbandonHook>,
+}
+
+impl fmt::Debug for ConsumerRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerRegistration")
+            .field("name", &self.name)
+            .field("topic", &self.topic)
+            .field("cluster", &self.cluster)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct ProducerRegistration {
+    handle: ProducerHandle,
+    cluster: ClusterChoice,
+    properties: ClientProperties,
+}
+
+/// An app's registrations and lifecycle settings; see the module docs.
+#[derive(Debug)]
+pub struct Runtime {
+    brokers: KafkaBrokers,
+    environment: String,
+    consumers: Vec<ConsumerRegistration>,
+    producers: Vec<ProducerRegistration>,
+    default_group_prefix: Option<String>,
+    start_timeout: Duration,
+    stop_timeout: Duration,
+}
+
+impl Runtime {
+    /// A runtime whose registrations use `brokers` unless they name their own, in the
+    /// `localhost` environment until [`Runtime::set_environment`] picks another.
+    pub fn new(brokers: KafkaBrokers) -> Self {
+        Self {
+            brokers,
+            environment: "localhost".to_owned(),
+            consumers: Vec::new(),
+            producers: Vec::new(),
+            default_group_prefix: None,
+            start_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The app's default clusters, by environment.
+    pub fn brokers(&self) -> &KafkaBrokers {
+        &self.brokers
+    }
+
+    /// The environment whose clusters the app uses.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// Picks the environment for every cluster of the app (FastKafka's
+    /// `bootstrap_servers_id`); it must be one of `kafka_brokers`.
+    pub fn set_environment(&mut self, environment: &str) -> Result<()> {
+        if self.brokers.brokers(environment).is_err() {
+            return Err(Error::Config(format!(
+                "Given kafka_broker_name '{environment}' is not found in kafka_brokers; known \
+                 environments: {:?}",
+                self.brokers.environments().collect::<Vec<_>>()
+            )));
+        }
+        self.environment = environment.to_owned();
+        Ok(())
+    }
+
+    /// How long starting waits for each cluster to answer (default 30 s).
+    pub fn set_start_timeout(&mut self, timeout: Duration) {
+        self.start_timeout = timeout;
+    }
+
+    /// How long stopping waits for a batch in flight before abandoning it (default 30 s).
+    pub fn set_stop_timeout(&mut self, timeout: Duration) {
+        self.stop_timeout = timeout;
+    }
+
+    /// Gives every consumer without a `group_id` the group `<prefix>.<name>` (`None`:
+    /// FastKafka's behaviour, no group). `fastkafka run` sets it so that its workers share
+    /// each consumer's partitions instead of each processing every message.
+    pub fn set_default_group_prefix(&mut self, prefix: Option<String>) {
+        self.default_group_prefix = prefix;
+    }
+
+    /// The cluster `choice` names in the current environment.
+    pub fn cluster_of(&self, choice: &ClusterChoice) -> Result<ClusterId> {
+        match choice {
+            ClusterChoice::App => self.brokers.resolve(&self.environment),
+            ClusterChoice::Brokers(brokers) => brokers.resolve(&self.environment),
+            ClusterChoice::Fixed(id) => Ok(id.clone()),
+        }
+    }
+
+    fn check_choice(&self, choice: &ClusterChoice) -> Result<()> {
+        match choice {
+            ClusterChoice::Brokers(brokers) => brokers.check_override_of(&self.brokers),
+            ClusterChoice::App | ClusterChoice::Fixed(_) => Ok(()),
+        }
+    }
+
+    /// Registers a consumer; its cluster override must define the app's environments.
+    pub fn add_consumer(&mut self, consumer: ConsumerRegistration) -> Result<()> {
+        self.check_choice(&consumer.cluster)?;
+        self.consumers.push(consumer);
+        Ok(())
+    }
+
+    /// The settings of consumer `name`, to adjust before the start.
+    pub fn consumer_settings_mut(&mut self, name: &str) -> Option<&mut ConsumerSettings> {
+        self.consumers
+            .iter_mut()
+            .find(|consumer| consumer.name == name)
+            .map(|consumer| &mut consumer.settings)
+    }
+
+    /// Registers a producer to `topic` whose cluster's client gets `properties`; the handle
+    /// sends while the runtime runs.
+    pub fn add_producer(
+        &mut self,
+        name: impl Into<String>,
+        topic: impl Into<String>,
+        cluster: ClusterChoice,
+        properties: ClientProperties,
+    ) -> Result<ProducerHandle> {
+        self.check_choice(&cluster)?;
+        let handle = ProducerHandle::new(name.into(), topic.into());
+        self.producers.push(ProducerRegistration {
+            handle: handle.clone(),
+            cluster,
+            properties,
+        });
+        Ok(handle)
+    }
+
+    /// Every topic the app consumes from or produces to.
+    pub fn topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self
+            .consumers
+            .iter()
+            .map(|c| c.topic.as_str())
+            .chain(self.producers.iter().map(|p| p.handle.topic()))
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
+
+    fn group_of(&self, consumer: &ConsumerRegistration) -> Option<String> {
+        match (&consumer.settings.group_id, &self.default_group_prefix) {
+            (Some(group), _) => Some(group.clone()),
+            (None, Some(prefix)) => Some(format!("{prefix}.{}", consumer.name)),
+            (None, None) => None,
+        }
+    }
+
+    /// Producers to one cluster share its client, so they must agree on its properties.
+    fn producer_properties_by_cluster(&self) -> Result<Vec<(ClusterId, ClientProperties)>> {
+        let mut by_cluster: Vec<(ClusterId, &ProducerRegistration)> = Vec::new();
+        for producer in &self.producers {
+            let id = self.cluster_of(&producer.cluster)?;
+            let Some((_, first)) = by_cluster.iter().find(|(known, _)| *known == id) else {
+                by_cluster.push((id, producer));
+                continue;
+            };
+            let differing: Vec<&str> = first
+                .properties
+                .keys()
+                .chain(producer.properties.keys())
+                .filter(|name| first.properties.get(*name) != producer.properties.get(*name))
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !differing.is_empty() {
+                // Names only: a value may be a password.
+                return Err(Error::Config(format!(
+                    "producers '{}' and '{}' send to cluster {id} with different values for \
+                     {}; they share one producer client, so give them the same options",
+                    first.handle.name(),
+                    producer.handle.name(),
+                    differing.join(", ")
+                )));
+            }
+        }
+        Ok(by_cluster
+            .into_iter()
+            .map(|(id, producer)| (id, producer.properties.clone()))
+            .collect())
+    }
+
+    /// Brings the app up on `transport`; returns once every consumer is subscribed.
+    ///
+    /// Every cluster must answer within the start timeout first: an unreachable one fails the
+    /// start with an error naming it, the environment and the functions that use it. Then the
+    /// producers are bound and the consumers subscribe concurrently; if one fails, those that
+    /// started are stopped again and the first error is returned.
+    pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningRuntime> {
+        let properties = self.producer_properties_by_cluster()?;
+        let mut clusters: Vec<(Arc<dyn Cluster>, Vec<&str>)> = Vec::new();
+        let users = self
+            .producers
+            .iter()
+            .map(|p| (&p.cluster, p.handle.name()))
+            .chain(self.consumers.iter().map(|c| (&c.cluster, c.name.as_str())));
+        for (choice, name) in users {
+            let id = self.cluster_of(choice)?;
+            match clusters.iter_mut().find(|(cluster, _)| *cluster.id() == id) {
+                Some((_, names)) => names.push(name),
+                None => {
+                    let producer = properties
+                        .iter()
+                        .find(|(known, _)| *known == id)
+                        .map(|(_, properties)| properties.clone())
+                        .unwrap_or_default();
+                    clusters.push((transport.cluster_with(&id, &producer)?, vec![name]));
+                }
+            }
+        }
+        let checks = clusters.iter().map(|(cluster, names)| {
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            async move {
+                crate::transport::check_at_start(
+                    &**cluster,
+                    &self.environment,
+                    &names,
+                    self.start_timeout,
+                )
+                .await
+            }
+        });
+        for checked in futures_util::future::join_all(checks).await {
+            checked?;
+        }
+        let cluster_for = |choice: &ClusterChoice| -> Result<Arc<dyn Cluster>> {
+            let id = self.cluster_of(choice)?;
+            Ok(clusters
+                .iter()
+                .find(|(cluster, _)| *cluster.id() == id)
+                .map(|(cluster, _)| cluster.clone())
+                .expect("every registration's cluster was created above"))
+        };
+        let mut running = RunningRuntime {
+            consumers: Vec::new(),
+            producers: Vec::new(),
+            stop_timeout: self.stop_timeout,
+        };
+        for producer in &self.producers {
+            producer.handle.bind(Some(cluster_for(&producer.cluster)?));
+            running.producers.push(producer.handle.clone());
+        }
+        let subscriptions = self.consumers.iter().map(|consumer| {
+            let cluster = cluster_for(&consumer.cluster);
+            async move { self.subscribe(cluster?, consumer).await }
+        });
+        let subscribed = futures_util::future::join_all(subscriptions).await;
+        let mut first_error = None;
+        for result in subscribed {
+            match result {
+                Ok(consumer) => running.consumers.push(consumer),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            running.stop().await.ok();
+            return Err(error);
+        }
+        Ok(running)
+    }
+
+    async fn subscribe(
+        &self,
+        cluster: Arc<dyn Cluster>,
+        consumer: &ConsumerRegistration,
+    ) -> Result<RunningConsumer> {
+        let settings = &consumer.settings;
+        let group_id = self.group_of(consumer);
+        let handler = (consumer.handler)()?;
+        let subscribed = cluster
+            .subscribe(Subscription {
+                topics: vec![consumer.topic.clone()],
+                group_id: group_id.clone(),
+                auto_offset_reset: settings.auto_offset_reset,
+                properties: settings.properties.clone(),
+            })
+            .await?;
+        tracing::info!(
+            target: "fastkafka::consumer",
+            "{}: consuming topic '{}' from {} (group_id={}, auto_offset_reset={}, \
+             max_poll_records={})",
+            consumer.name,
+            consumer.topic,
+            cluster.id(),
+            group_id.as_deref().unwrap_or("None"),
+            settings.auto_offset_reset,
+            settings.max_poll_records,
+        );
+        let config = ConsumerLoopConfig {
+            name: consumer.name.as_str().into(),
+            max_poll_records: settings.max_poll_records,
+            commit_interval: settings.commit_interval,
+            slow_batch_warning: slow_batch_warning(&settings.properties),
+        };
+        Ok(RunningConsumer {
+            name: consumer.name.clone(),
+            topic: consumer.topic.clone(),
+            running: ConsumerLoop::spawn(subscribed, handler, config),
+            on_abandon: consumer.on_abandon.clone(),
+        })
+    }
+}
+
+struct RunningConsumer {
+    name: String,
+    topic: String,
+    running: ConsumerLoop,
+    on_abandon: Option<AbandonHook>,
+}
+
+impl fmt::Debug for RunningConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningConsumer")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A started [`Runtime`]; stop it to commit and flush.
+#[derive(Debug)]
+pub struct RunningRuntime {
+    consumers: Vec<RunningConsumer>,
+    producers: Vec<ProducerHandle>,
+    stop_timeout: Duration,
+}
+
+impl RunningRuntime {
+    /// Resolves when a consumer ends other than by [`RunningRuntime::stop`] — its handler
+    /// failed or panicked, or its cluster closed it — with why, naming the consumer. Never
+    /// resolves while every consumer runs. Owns what it waits on, so it can be spawned.
+    pub fn wait_for_failure(&self) -> impl std::future::Future<Output = Error> + Send + 'static {
+        let mut failures: FuturesUnordered<_> = self
+            .consumers
+            .iter()
+            .map(|consumer| {
+                let (name, failure) = (consumer.name.clone(), consumer.running.failure());
+                async move { failure.wait().await.map(|error| (name, error)) }
+            })
+            .collect();
+        async move {
+            while let Some(ended) = failures.next().await {
+                if let Some((consumer, error)) = ended {
+                    return Error::ConsumerEnded {
+                        consumer,
+                        source: Box::new(error),
+                    };
+                }
+            }
+            std::future::pending().await
+        }
+    }
+
+    /// Stops every consumer concurrently — each finishes its batch in flight, commits and
+    /// leaves its group — then unbinds and flushes the producers, reporting what was not
+    /// delivered. A batch still running after the stop timeout is abandoned (its consumer's
+    /// abandon hook cancels it; its offsets are not committed); a loop that still does not end
+    /// after as long again is left behind, logged. Returns the first consumer error.
+    pub async fn stop(self) -> Result<()> {
+        let timeout = self.stop_timeout;
+        let stops = self.consumers.into_iter().map(|consumer| async move {
+            let RunningConsumer {
+                name,
+                topic,
+                running,
+                on_abandon,
+            } = consumer;
+            let stopping = running.stop();
+            tokio::pin!(stopping);
+            let outcome = match tokio::time::timeout(timeout, &mut stopping).await {
+                Ok(outcome) => Some(outcome),
+                Err(_) => {
+                    if let Some(abandon) = &on_abandon {
+                        abandon(timeout);
+                    }
+                    tokio::time::timeout(timeout, &mut stopping).await.ok()
+                }
+            };
+            match &outcome {
+                None => tracing::error!(
+                    target: "fastkafka::consumer",
+                    "{name}: did not stop even after its batch was cancelled; leaving it behind"
+                ),
+                Some(Err(error)) => tracing::error!(
+                    target: "fastkafka::consumer",
+                    "{name}: consumer ended with an error: {error}"
+                ),
+                Some(Ok(())) => tracing::info!(
+                    target: "fastkafka::consumer",
+                    "{name}: stopped consuming topic '{topic}'"
+                ),
+            }
+            outcome.unwrap_or(Ok(()))
+        });
+        let stopped = futures_util::future::join_all(stops).await;
+        let mut clusters: Vec<Arc<dyn Cluster>> = Vec::new();
+        for producer in &self.producers {
+            if let Some(cluster) = producer.bind(None) {
+                if !clusters.iter().any(|known| known.id() == cluster.id()) {
+                    clusters.push(cluster);
+                }
+            }
+        }
+        let flushed = futures_util::future::join_all(
+            clusters
+                .iter()
+                .map(|cluster| crate::transport::flush_and_report(&**cluster)),
+        )
+        .await;
+        let mut outcomes = stopped.into_iter().chain(flushed);
+        outcomes.find(Result::is_err).unwrap_or(Ok(()))
+    }
+}

@@ -1,0 +1,79 @@
+//! [`ProducerHandle`]: where one registered producer sends, bound to its cluster's client
+//! while the runtime runs. Handles exist before the app starts, so handlers can capture them
+//! (the typed `app::Producer` wraps one; Python's `_core.Producer` is one).
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::record::OutgoingRecord;
+use crate::transport::Cluster;
+
+/// One producer's topic and, while its runtime runs, its cluster.
+#[derive(Clone)]
+pub struct ProducerHandle(Arc<Slot>);
+
+struct Slot {
+    name: String,
+    topic: String,
+    cluster: RwLock<Option<Arc<dyn Cluster>>>,
+}
+
+impl fmt::Debug for ProducerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerHandle")
+            .field("name", &self.0.name)
+            .field("topic", &self.0.topic)
+            .finish()
+    }
+}
+
+impl ProducerHandle {
+    pub(super) fn new(name: String, topic: String) -> Self {
+        Self(Arc::new(Slot {
+            name,
+            topic,
+            cluster: RwLock::new(None),
+        }))
+    }
+
+    /// The producer's name (its function's, in Python).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The topic it sends to.
+    pub fn topic(&self) -> &str {
+        &self.0.topic
+    }
+
+    /// The cluster it sends to while its runtime runs; `None` while stopped.
+    pub fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.0
+            .cluster
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The bound cluster, or [`Error::Closed`] while the runtime is stopped.
+    pub fn bound(&self) -> Result<Arc<dyn Cluster>> {
+        self.cluster().ok_or(Error::Closed("the producer's app"))
+    }
+
+    /// Hands `records` to the cluster's client; see [`Cluster::produce`].
+    pub fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
+        self.bound()?.produce(&self.0.topic, records)
+    }
+
+    pub(super) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {
+        std::mem::replace(
+            &mut *self
+                .0
+                .cluster
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            cluster,
+        )
+    }
+}
