@@ -21,7 +21,10 @@
 //! ```
 //!
 //! # Layout
-//! - [`app`]: the Rust-native app — typed consumers and producers per (topic, cluster),
+//! - [`runtime`]: the one app runtime under both APIs — registrations, start with rollback,
+//!   supervision, ordered stop — and [`runtime::options`], client options in FastKafka's
+//!   names, checked and mapped once.
+//! - [`app`]: the Rust-native app, a typed facade over [`runtime`] — typed consumers and producers per (topic, cluster),
 //!   [`App::start`](app::App::start), and [`TestHarness`](app::TestHarness) for in-memory tests
 //!   (one file per concern under `src/app/`).
 //! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
@@ -31,7 +34,8 @@
 //! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets → commit, and
 //!   [`LoopFailure`] when a loop ends other than by `stop`.
 //! - [`error`]: the one [`Error`] enum.
-//! - `python` (feature `python`): the `fastkafka._core` extension module.
+//! - `python` (feature `python`): the `fastkafka._core` extension module, the Python facade
+//!   over [`runtime`].
 
 #![warn(missing_docs)]
 

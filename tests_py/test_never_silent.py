@@ -46,27 +46,28 @@ async def test_a_handler_raising_a_base_exception_fails_the_app(raised: BaseExce
 
 
 async def test_a_consumer_loop_that_ends_on_its_own_is_reported() -> None:
-    cluster = _core.MemoryBroker().cluster("localhost:9092")
-    reported: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    broker = _core.MemoryBroker()
+    runtime = _core.Runtime(_core.KafkaBrokers.localhost(), "localhost")
+    reported: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
 
     async def failing_batch(records: list[_core.Record]) -> None:
         raise RuntimeError("the batch handler broke")
 
-    consumer_loop = await asyncio.to_thread(
-        cluster.subscribe,
-        ["jobs"],
-        failing_batch,
+    runtime.add_consumer("on_jobs", "jobs", failing_batch)
+    running = await asyncio.to_thread(
+        runtime.start,
+        broker,
         asyncio.get_running_loop(),
-        on_failure=reported.set_result,
+        lambda name, message: reported.set_result((name, message)),
     )
     try:
-        cluster.send("jobs", b"{}")
-        message = await asyncio.wait_for(reported, TIMEOUT)
+        broker.cluster("localhost:9092").send("jobs", b"{}")
+        name, message = await asyncio.wait_for(reported, TIMEOUT)
+        assert name == "on_jobs"
         assert "the batch handler broke" in message
-        assert consumer_loop.is_finished
     finally:
         with pytest.raises(Exception, match="the batch handler broke"):
-            await asyncio.to_thread(consumer_loop.stop)
+            await asyncio.to_thread(running.stop)
 
 
 async def test_errors_about_options_never_show_their_values() -> None:

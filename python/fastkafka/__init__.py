@@ -3,14 +3,16 @@
 FastKafka's API — ``@app.consumes``, ``@app.produces``, pydantic messages, ``Tester`` — over a
 Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 
-- :class:`FastKafka` (``_app``): the application, its decorators and lifecycle; ``_runner``
-  handles one consumer's batches on the event loop, ``_benchmark`` counts ``@app.benchmark``;
+- :class:`FastKafka` (``_app``): the application and its decorators, a facade over the
+  engine's app runtime (``_core.Runtime``: registrations, client options, start and stop);
+  ``_runner`` handles one consumer's batches on the event loop, ``_benchmark`` counts
+  ``@app.benchmark``;
 - :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
-  (real mocks, recorded lazily, and waiting assertions), ``_options`` (accepted Kafka client
-  options), ``_threads`` (the thread pools for blocking work);
+  (real mocks, recorded lazily, and waiting assertions), ``_threads`` (the thread pools for
+  blocking work);
 - ``_core``: the Rust extension module (``src/python/``); its types are in ``_core.pyi``.
 """
 

@@ -1,16 +1,17 @@
 """``FastKafka``: the application object, its decorators and its lifecycle.
 
-The app is built against a *transport* — anything with ``cluster(bootstrap_servers)`` that
-returns a ``_core.Cluster`` — and never knows which one it got: the in-memory broker under
-``Tester``, real Kafka otherwise. Decorating only records specs (``_handlers``); starting binds
-each spec to its cluster (resolved from ``kafka_brokers`` and the chosen environment),
-subscribes every consumer and returns when all of them are ready; stopping stops the consumer
-loops (each finishes its batch in flight and commits) and flushes the producers.
+The app is a facade over the engine's app runtime (``_core.Runtime``, the same one Rust apps
+run on): decorating builds a spec (``_handlers``) and registers the function with the runtime,
+handing over its client options as given; starting and stopping are the runtime's — clusters
+checked, consumers subscribed concurrently with rollback, supervision, ordered stop with
+abandon, flush. What stays here is Python's: decorators, mocks, background tasks, lifespans,
+and the error a failing handler raised.
 
-Consumer loops run in Rust and hand records over a batch at a time; :class:`ConsumerRunner`
-decodes each record and awaits the handler, one message after another. A record that cannot be
-decoded, or whose handler raises, is logged with its topic, partition and offset, and the
-consumer goes on with the next one.
+The app runs on a *transport* — the in-memory broker under ``Tester``, real Kafka otherwise —
+and never knows which one it got. Consumer loops run in Rust and hand records over a batch at
+a time; :class:`ConsumerRunner` decodes each record and awaits the handler, one message after
+another. A record that cannot be decoded, or whose handler raises, is logged with its topic,
+partition and offset, and the consumer goes on with the next one.
 """
 
 from __future__ import annotations
@@ -19,23 +20,16 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from . import _core
 from ._benchmark import Throughput
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
-from ._options import (
-    CONSUMER_OPTIONS,
-    PRODUCER_OPTIONS,
-    check_options,
-    consumer_settings,
-    producer_properties,
-)
 from ._runner import ConsumerRunner
 from ._threads import run_lifecycle
 from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
@@ -44,19 +38,14 @@ from .executors import Executor, executor_from
 __all__ = ["FastKafka", "Transport"]
 
 logger = logging.getLogger("fastkafka.app")
-benchmark_logger = logging.getLogger("fastkafka.benchmark")
 consumer_logger = logging.getLogger("fastkafka.consumer")
 
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["FastKafka"], AbstractAsyncContextManager[Any]]
 
 
-class Transport(Protocol):
-    """How an app reaches its clusters (``_core.MemoryBroker`` or the Kafka transport)."""
-
-    def cluster(
-        self, bootstrap_servers: str, producer_properties: dict[str, str] = ...
-    ) -> _core.Cluster: ...
+# What an app runs on: the in-memory broker, or real Kafka through librdkafka.
+Transport = _core.MemoryBroker | _core.KafkaTransport
 
 
 # What apps without a transport of their own run on: real Kafka, unless
@@ -104,14 +93,6 @@ class FastKafka:
         start_timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        check_options(kwargs, CONSUMER_OPTIONS | PRODUCER_OPTIONS, "FastKafka()")
-        for name, seconds in (("stop_timeout", stop_timeout), ("start_timeout", start_timeout)):
-            if seconds < 0:
-                raise ConfigError(f"{name} must be >= 0 seconds, got {seconds!r}")
-        # How long stopping waits for a batch in flight before abandoning it.
-        self.stop_timeout = stop_timeout
-        # How long starting waits for each cluster to answer.
-        self.start_timeout = start_timeout
         self.title = title or ""
         self.description = description or ""
         self.version = version or ""
@@ -123,14 +104,20 @@ class FastKafka:
             if kafka_brokers is None
             else _core.KafkaBrokers(kafka_brokers)
         )
-        self._bootstrap_servers_id = bootstrap_servers_id
-        self._client_options = dict(kwargs)
-        self._default_group_prefix: str | None = None
+        # Registrations, client options (checked here, in FastKafka's names), timeouts, start
+        # and stop: the engine's app runtime, shared with Rust apps.
+        self._runtime = _core.Runtime(
+            self._kafka_brokers,
+            bootstrap_servers_id,
+            kwargs,
+            start_timeout=start_timeout,
+            stop_timeout=stop_timeout,
+        )
         self.benchmark_results: dict[str, dict[str, Any]] = {}
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
         self._transport: Transport | None = None
-        self._consumer_loops: list[tuple[ConsumerSpec, ConsumerRunner, _core.ConsumerLoop]] = []
+        self._running: _core.RunningRuntime | None = None
         self._is_started = False
         self._recorders: dict[str, CallRecorder] | None = None
         self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
@@ -145,6 +132,24 @@ class FastKafka:
     # -- configuration ---------------------------------------------------------------------
 
     @property
+    def stop_timeout(self) -> float:
+        """How long stopping waits for a batch in flight before abandoning it (seconds)."""
+        return self._runtime.stop_timeout
+
+    @stop_timeout.setter
+    def stop_timeout(self, seconds: float) -> None:
+        self._runtime.stop_timeout = seconds
+
+    @property
+    def start_timeout(self) -> float:
+        """How long starting waits for each cluster to answer (seconds)."""
+        return self._runtime.start_timeout
+
+    @start_timeout.setter
+    def start_timeout(self, seconds: float) -> None:
+        self._runtime.start_timeout = seconds
+
+    @property
     def kafka_brokers(self) -> _core.KafkaBrokers:
         """The app's default clusters, by environment."""
         return self._kafka_brokers
@@ -152,27 +157,31 @@ class FastKafka:
     @property
     def bootstrap_servers_id(self) -> str:
         """The environment whose clusters the app uses."""
-        return self._bootstrap_servers_id
+        return self._runtime.environment
 
     def set_kafka_broker(self, kafka_broker_name: str) -> None:
         """Select the environment (a key of ``kafka_brokers``) for every cluster of the app."""
-        known = self._kafka_brokers.environments()
-        if kafka_broker_name not in known:
-            raise ConfigError(
-                f"Given kafka_broker_name '{kafka_broker_name}' is not found in kafka_brokers; "
-                f"known environments: {known}"
-            )
         if self._is_started:
             raise RuntimeError("set_kafka_broker() cannot be called while the app is running")
-        self._bootstrap_servers_id = kafka_broker_name
+        self._runtime.set_environment(kafka_broker_name)
 
     def cluster_of(self, brokers: _core.KafkaBrokers | None) -> str:
         """The bootstrap servers a handler with ``brokers`` uses in the chosen environment."""
-        return (brokers or self._kafka_brokers).resolve(self._bootstrap_servers_id)
+        return self._runtime.cluster_of(brokers)
 
     def get_topics(self) -> set[str]:
         """Every topic the app consumes from or produces to."""
-        return {s.topic for s in self._consumers} | {s.topic for s in self._producers}
+        return set(self._runtime.topics())
+
+    @property
+    def consumer_specs(self) -> tuple[ConsumerSpec, ...]:
+        """What ``@app.consumes`` registered, in order (read by ``Tester`` for its mirrors)."""
+        return tuple(self._consumers)
+
+    @property
+    def producer_specs(self) -> tuple[ProducerSpec, ...]:
+        """What ``@app.produces`` registered, in order (read by ``Tester`` for its mirrors)."""
+        return tuple(self._producers)
 
     def use_transport(self, transport: Transport | None) -> None:
         """Run on ``transport`` from the next start; ``None`` means real Kafka."""
@@ -207,7 +216,6 @@ class FastKafka:
     ) -> Callable[[F], F]:
         """Register a function that handles the messages of ``topic`` (default: the function's
         name without ``prefix``) on the app's cluster, or on ``brokers`` when given."""
-        check_options(kwargs, CONSUMER_OPTIONS, "consumes()")
         chosen_executor = executor_from(executor)
         override = self._override(brokers)
 
@@ -217,9 +225,22 @@ class FastKafka:
                 topic=topic_from_name(function, topic, prefix),
                 brokers=override,
                 decoder=decoder,
-                settings=consumer_settings({**self._options_for(CONSUMER_OPTIONS), **kwargs}),
                 description=description,
                 executor=chosen_executor,
+            )
+            runner = ConsumerRunner(
+                spec,
+                functools.partial(self._recorder_of, spec.name),
+                functools.partial(self._fail, spec),
+            )
+            self._runtime.add_consumer(
+                spec.name,
+                spec.topic,
+                runner.handle_batch,
+                brokers=override,
+                options=kwargs,
+                on_abandon=runner.abandon,
+                max_poll_records_cap=chosen_executor.max_buffer_size,
             )
             self._consumers.append(spec)
             setattr(self, function.__name__, function)
@@ -239,7 +260,6 @@ class FastKafka:
     ) -> Callable[[F], F]:
         """Register an ``async def`` whose return value is sent to ``topic`` (default: the
         function's name without ``prefix``); a returned list is sent as one batch."""
-        check_options(kwargs, PRODUCER_OPTIONS, "produces()")
         override = self._override(brokers)
 
         def decorator(function: F) -> F:
@@ -248,14 +268,17 @@ class FastKafka:
                 topic=topic_from_name(function, topic, prefix),
                 brokers=override,
                 encoder=encoder,
-                properties=producer_properties({**self._options_for(PRODUCER_OPTIONS), **kwargs}),
                 description=description,
             )
+            producer = self._runtime.add_producer(
+                spec.name, spec.topic, brokers=override, options=kwargs
+            )
+            spec.producer = producer
             self._producers.append(spec)
 
             @functools.wraps(function)
             async def send_result(*args: Any, **kwargs: Any) -> Any:
-                if spec.cluster is None:
+                if not producer.is_bound:
                     raise AppNotStartedError(
                         f"producer '{spec.name}' was called while its app is not running; "
                         f"start it with `async with app:` (or fastkafka.testing.Tester)"
@@ -265,12 +288,11 @@ class FastKafka:
                     side_effect = self._recorders[spec.name].record(*args, **kwargs)
                     if side_effect is not None:
                         await side_effect
-                cluster = spec.cluster
-                if cluster is None:
+                if not producer.is_bound:
                     raise AppNotStartedError(
                         f"producer '{spec.name}': the app stopped before the message was sent"
                     )
-                backpressure = spec.send(cluster, returned)
+                backpressure = spec.send(producer, returned)
                 if backpressure is not None:
                     await backpressure  # the producer queue is full: wait for room
                 return returned
@@ -343,10 +365,6 @@ class FastKafka:
 
         return lifespan
 
-    def _options_for(self, client: frozenset[str]) -> dict[str, Any]:
-        """The app-level options that apply to one kind of client (raw properties to both)."""
-        return {k: v for k, v in self._client_options.items() if k in client or "." in k}
-
     def use_default_groups(self, prefix: str | None) -> None:
         """Give every consumer without a ``group_id`` the group ``<prefix>.<function name>``.
 
@@ -354,32 +372,7 @@ class FastKafka:
         consumer instead of each processing every message; ``None`` restores FastKafka's
         behaviour (no group: read every partition).
         """
-        self._default_group_prefix = prefix
-
-    def _group_of(self, spec: ConsumerSpec) -> str | None:
-        if spec.settings.group_id is not None or self._default_group_prefix is None:
-            return spec.settings.group_id
-        return f"{self._default_group_prefix}.{spec.name}"
-
-    def _producer_properties_by_cluster(self) -> dict[str, dict[str, str]]:
-        """Producers to one cluster share its client, so they must agree on its properties."""
-        by_cluster: dict[str, tuple[ProducerSpec, dict[str, str]]] = {}
-        for spec in self._producers:
-            servers = self.cluster_of(spec.brokers)
-            first = by_cluster.setdefault(servers, (spec, spec.properties))
-            differing = sorted(
-                name
-                for name in first[1].keys() | spec.properties.keys()
-                if first[1].get(name) != spec.properties.get(name)
-            )
-            if differing:
-                # Names only: a value may be a password.
-                raise ConfigError(
-                    f"producers '{first[0].name}' and '{spec.name}' send to cluster {servers} "
-                    f"with different values for {', '.join(differing)}; they share one "
-                    f"producer client, so give them the same options"
-                )
-        return {servers: properties for servers, (_, properties) in by_cluster.items()}
+        self._runtime.set_default_group_prefix(prefix)
 
     # -- mocks -------------------------------------------------------------------------------
 
@@ -392,7 +385,9 @@ class FastKafka:
         self.mocks = MockNamespace({n: r.mock for n, r in self._recorders.items()})
         self.awaited_mocks = MockNamespace({n: AwaitedMock(r) for n, r in self._recorders.items()})
 
-    def _remove_mocks(self) -> None:
+    def remove_mocks(self) -> None:
+        """Stop recording calls (what ``Tester`` does on exit); ``app.mocks`` keep what they
+        recorded."""
         self._recorders = None
 
     def _recorder_of(self, name: str) -> CallRecorder | None:
@@ -409,39 +404,21 @@ class FastKafka:
     async def _start(self) -> None:
         if self._is_started:
             raise RuntimeError("the app is already running")
+        self._failure, self._failed = None, asyncio.Event()
+        transport = self._transport or default_transport()
+        starting = asyncio.ensure_future(
+            run_lifecycle(
+                self._runtime.start, transport, asyncio.get_running_loop(), self._consumer_ended
+            )
+        )
         try:
-            self._failure, self._failed = None, asyncio.Event()
-            transport = self._transport or default_transport()
-            producer_properties = self._producer_properties_by_cluster()
-
-            clusters: dict[str, _core.Cluster] = {}
-            used_by: dict[str, list[str]] = {}
-            specs: list[ConsumerSpec | ProducerSpec] = [*self._producers, *self._consumers]
-            for spec in specs:
-                servers = self.cluster_of(spec.brokers)
-                if servers not in clusters:
-                    properties = producer_properties.get(servers, {})
-                    clusters[servers] = transport.cluster(servers, properties)
-                used_by.setdefault(servers, []).append(spec.name)
-            # Every cluster must answer before anything starts: an unreachable one fails the
-            # start within start_timeout, naming it, instead of hanging or retrying forever.
-            await _all_or_first_error(
-                run_lifecycle(
-                    clusters[servers].check_at_start,
-                    self._bootstrap_servers_id,
-                    names,
-                    self.start_timeout,
-                )
-                for servers, names in used_by.items()
-            )
-            for producer in self._producers:
-                producer.cluster = clusters[self.cluster_of(producer.brokers)]
-            await _all_or_first_error(
-                self._start_consumer(clusters[self.cluster_of(consumer.brokers)], consumer)
-                for consumer in self._consumers
-            )
-        except BaseException:
-            await self._stop()
+            self._running = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The start goes on in its thread: let it finish, then undo it (the runtime rolls
+            # back a start that fails by itself).
+            running = await asyncio.gather(starting, return_exceptions=True)
+            if isinstance(running[0], _core.RunningRuntime):
+                await run_lifecycle(running[0].stop)
             raise
         self._is_started = True
         for function in self._background_functions:
@@ -454,101 +431,45 @@ class FastKafka:
             # suspension, so a caller of `async with app:` finds every task started.
             await asyncio.sleep(0)
 
-    async def _start_consumer(self, cluster: _core.Cluster, spec: ConsumerSpec) -> None:
-        settings = spec.settings
-        group_id = self._group_of(spec)
-        runner = ConsumerRunner(
-            spec,
-            functools.partial(self._recorder_of, spec.name),
-            functools.partial(self._fail, spec),
-        )
-        consumer_loop = await run_lifecycle(
-            cluster.subscribe,
-            [spec.topic],
-            runner.handle_batch,
-            asyncio.get_running_loop(),
-            group_id=group_id,
-            auto_offset_reset=settings.auto_offset_reset,
-            max_poll_records=min(settings.max_poll_records, spec.executor.max_buffer_size),
-            commit_interval_ms=settings.commit_interval_ms,
-            properties=settings.properties,
-            on_failure=functools.partial(self._consumer_ended, spec),
-            name=spec.name,
-        )
-        self._consumer_loops.append((spec, runner, consumer_loop))
-        consumer_logger.info(
-            "%s: consuming topic '%s' from %s (group_id=%s, auto_offset_reset=%s, "
-            "max_poll_records=%s)",
-            spec.name,
-            spec.topic,
-            cluster.bootstrap_servers,
-            group_id,
-            settings.auto_offset_reset,
-            settings.max_poll_records,
-        )
-
     async def _stop(self) -> None:
+        """Cancel the background tasks, then stop the runtime: consumers finish (or abandon)
+        their batches in flight and commit, producers flush. Raises the error a failing
+        handler stopped its consumer with, if any."""
         tasks, self._background_tasks = self._background_tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        loops, self._consumer_loops = self._consumer_loops, []
-        await self._stop_consumers(loops)
-        clusters = {id(p.cluster): p.cluster for p in self._producers if p.cluster is not None}
-        for producer in self._producers:
-            producer.cluster = None
-        # Flushing also warns with the number of records that were not delivered.
-        await asyncio.gather(*(run_lifecycle(c.flush) for c in clusters.values()))
-        self._is_started = False
-        failure, self._failure = self._failure, None
+        running, self._running = self._running, None
+        try:
+            if running is not None:
+                await run_lifecycle(running.stop)
+        except HandlerError:
+            pass  # logged by the runtime; the app's own failure, if any, is raised below
+        finally:
+            self._is_started = False
+            failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-
-    async def _stop_consumers(
-        self, loops: list[tuple[ConsumerSpec, ConsumerRunner, _core.ConsumerLoop]]
-    ) -> None:
-        """Stop every consumer loop; each finishes its batch in flight and commits. A batch
-        still running after ``stop_timeout`` seconds is abandoned (logged, cancelled, its
-        offsets not committed) so that stopping never hangs on a handler that does not
-        return."""
-        stopping = {
-            asyncio.ensure_future(run_lifecycle(consumer_loop.stop)): (spec, runner)
-            for spec, runner, consumer_loop in loops
-        }
-        if not stopping:
-            return
-        _, pending = await asyncio.wait(stopping, timeout=self.stop_timeout)
-        if pending:
-            for future in pending:
-                stopping[future][1].abandon(self.stop_timeout)
-            _, pending = await asyncio.wait(pending, timeout=self.stop_timeout)
-        for future, (spec, _) in stopping.items():
-            if future in pending:
-                consumer_logger.error(
-                    "%s: did not stop even after its batch was cancelled; leaving it behind",
-                    spec.name,
-                )
-            elif future.exception() is not None:
-                consumer_logger.error(
-                    "%s: consumer ended with an error: %s", spec.name, future.exception()
-                )
-            else:
-                consumer_logger.info("%s: stopped consuming topic '%s'", spec.name, spec.topic)
 
     def _fail(self, spec: ConsumerSpec, error: BaseException) -> None:
         """A consumer is ending on an error (its handler raised with throw_exceptions=True, or
         raised a ``BaseException``): remember the first such error for ``wait_for_failure``
         and for ``async with app:`` to raise on exit."""
         consumer_logger.error("%s: stopping this consumer: %r", spec.name, error)
+        self._record_failure(error)
+
+    def _record_failure(self, error: BaseException) -> None:
         if self._failure is None:
             self._failure = error
         if self._failed is not None:
             self._failed.set()
 
-    def _consumer_ended(self, spec: ConsumerSpec, message: str) -> None:
+    def _consumer_ended(self, name: str, message: str) -> None:
         """Called on the event loop when a consumer loop ended without being stopped."""
         if self._failure is None:
-            self._fail(spec, HandlerError(f"consumer '{spec.name}' ended: {message}"))
+            error = HandlerError(f"consumer '{name}' ended: {message}")
+            consumer_logger.error("%s: stopping this consumer: %r", name, error)
+            self._record_failure(error)
 
     async def wait_for_failure(self) -> BaseException:
         """Wait until a consumer ends other than by stopping — its handler raised with
@@ -595,19 +516,10 @@ class FastKafka:
 
     def __repr__(self) -> str:
         return (
-            f"FastKafka(title={self.title!r}, environment={self._bootstrap_servers_id!r}, "
+            f"FastKafka(title={self.title!r}, environment={self.bootstrap_servers_id!r}, "
             f"consumers={[s.name for s in self._consumers]}, "
             f"producers={[s.name for s in self._producers]})"
         )
-
-
-async def _all_or_first_error(steps: Iterable[Awaitable[Any]]) -> None:
-    """Run ``steps`` concurrently, let every one finish (so a rollback sees all that
-    started), then raise the first error."""
-    results = await asyncio.gather(*steps, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
 
 
 def _log_background_end(task: asyncio.Task[Any]) -> None:

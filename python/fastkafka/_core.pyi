@@ -1,4 +1,4 @@
-"""Type stubs of the Rust extension module (``src/python.rs``); checked by mypy.stubtest."""
+"""Type stubs of the Rust extension module (``src/python/``); checked by mypy.stubtest."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -6,11 +6,13 @@ from typing import Any, final
 
 __all__ = [
     "Cluster",
-    "ConsumerLoop",
     "KafkaBrokers",
     "KafkaTransport",
     "MemoryBroker",
+    "Producer",
     "Record",
+    "RunningRuntime",
+    "Runtime",
     "__version__",
     "librdkafka_version",
     "stop_log_forwarding",
@@ -60,27 +62,72 @@ class Cluster:
         self, topic: str, value: bytes, key: bytes | None = None
     ) -> Awaitable[None] | None: ...
     def flush(self) -> None: ...
-    def check_at_start(self, environment: str, used_by: Sequence[str], timeout: float) -> None: ...
-    def subscribe(
-        self,
-        topics: Sequence[str],
-        on_batch: Callable[[list[Record]], Awaitable[None]],
-        event_loop: asyncio.AbstractEventLoop,
-        *,
-        group_id: str | None = None,
-        auto_offset_reset: str = "earliest",
-        max_poll_records: int = 100,
-        commit_interval_ms: int | None = ...,
-        properties: Mapping[str, str] = ...,
-        on_failure: Callable[[str], object] | None = None,
-        name: str = "consumer",
-    ) -> ConsumerLoop: ...
 
 @final
-class ConsumerLoop:
-    def stop(self) -> None: ...
+class Runtime:
+    def __new__(
+        cls,
+        kafka_brokers: KafkaBrokers,
+        environment: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        start_timeout: float = 30.0,
+        stop_timeout: float = 30.0,
+    ) -> Runtime: ...
+    start_timeout: float
+    stop_timeout: float
     @property
-    def is_finished(self) -> bool: ...
+    def environment(self) -> str: ...
+    def set_environment(self, environment: str) -> None: ...
+    def set_default_group_prefix(self, prefix: str | None) -> None: ...
+    def cluster_of(self, brokers: KafkaBrokers | None = None) -> str: ...
+    def topics(self) -> list[str]: ...
+    def add_consumer(
+        self,
+        name: str,
+        topic: str,
+        on_batch: Callable[[list[Record]], Awaitable[None]],
+        *,
+        brokers: KafkaBrokers | None = None,
+        bootstrap_servers: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        on_abandon: Callable[[float], object] | None = None,
+        max_poll_records_cap: int | None = None,
+    ) -> None: ...
+    def add_producer(
+        self,
+        name: str,
+        topic: str,
+        *,
+        brokers: KafkaBrokers | None = None,
+        bootstrap_servers: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Producer: ...
+    def start(
+        self,
+        transport: MemoryBroker | KafkaTransport,
+        event_loop: asyncio.AbstractEventLoop,
+        on_failure: Callable[[str, str], object],
+    ) -> RunningRuntime: ...
+
+@final
+class RunningRuntime:
+    def stop(self) -> None: ...
+
+@final
+class Producer:
+    @property
+    def name(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def is_bound(self) -> bool: ...
+    @property
+    def bootstrap_servers(self) -> str | None: ...
+    def produce(
+        self, records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]]
+    ) -> Awaitable[None] | None: ...
+    def send(self, value: bytes, key: bytes | None = None) -> Awaitable[None] | None: ...
 
 @final
 class Record:

@@ -1,8 +1,10 @@
 """What the decorators register: one spec per consumer and per producer function.
 
-A spec is everything known about a function at decoration time — its topic, its cluster
-override, its message type and codec, its client options — so that starting an app only
-binds specs to clusters, and handling a message does no inspection at all.
+A spec is everything Python needs to know about a function at decoration time — its topic,
+its cluster override, its message type and codec — so that handling a message does no
+inspection at all. Client options and clusters are the runtime's (``_core.Runtime``): a
+consumer's are registered there, and a producer spec holds the runtime's ``_core.Producer``,
+which sends while the app runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from pydantic import BaseModel
 from . import _core
 from ._codecs import Decode, Encode, make_decoder, make_encoder
 from ._events import EventMetadata, KafkaEvent, normalize_headers
-from ._options import ConsumerSettings
 from .exceptions import ConfigError
 from .executors import Executor, SequentialExecutor
 
@@ -71,7 +72,6 @@ class ConsumerSpec:
     message_type: type[BaseModel]
     decode: Decode
     codec: str | Callable[..., Any]
-    settings: ConsumerSettings
     description: str | None
     # The handler's parameters we fill, in signature order: "message" and maybe "metadata".
     parameters: tuple[str, ...] = ("message",)
@@ -95,7 +95,6 @@ class ConsumerSpec:
         topic: str,
         brokers: _core.KafkaBrokers | None,
         decoder: str | Callable[..., Any],
-        settings: ConsumerSettings,
         description: str | None,
         executor: Executor,
     ) -> ConsumerSpec:
@@ -132,7 +131,6 @@ class ConsumerSpec:
             message_type=message_type,
             decode=make_decoder(decoder, message_type),
             codec=decoder,
-            settings=settings,
             description=description,
             parameters=parameters,
             batch=batch,
@@ -142,7 +140,7 @@ class ConsumerSpec:
 
 @dataclass(eq=False)
 class ProducerSpec:
-    """A function decorated with ``@app.produces``; ``cluster`` is bound while the app runs."""
+    """A function decorated with ``@app.produces``; ``producer`` sends while the app runs."""
 
     function: Callable[..., Any]
     topic: str
@@ -150,9 +148,9 @@ class ProducerSpec:
     message_type: type[BaseModel]
     encode: Encode
     codec: str | Callable[..., Any]
-    properties: dict[str, str]
     description: str | None
-    cluster: _core.Cluster | None = None
+    # Set right after decoration, when the function is registered with the app's runtime.
+    producer: _core.Producer | None = None
 
     @property
     def name(self) -> str:
@@ -166,7 +164,6 @@ class ProducerSpec:
         topic: str,
         brokers: _core.KafkaBrokers | None,
         encoder: str | Callable[..., Any],
-        properties: dict[str, str],
         description: str | None,
     ) -> ProducerSpec:
         if not inspect.iscoroutinefunction(function):
@@ -193,24 +190,19 @@ class ProducerSpec:
             message_type=model,
             encode=make_encoder(encoder, model),
             codec=encoder,
-            properties=properties,
             description=description,
         )
 
-    def send(self, cluster: _core.Cluster, returned: Any) -> Awaitable[None] | None:
+    def send(self, producer: _core.Producer, returned: Any) -> Awaitable[None] | None:
         """Send a producer's return value: one record, or a list as one batch; a KafkaEvent
         adds its key and headers to each record. Returns an awaitable to await when the
         producer queue is full (backpressure), else None."""
         if isinstance(returned, KafkaEvent):
             key, headers = returned.key, normalize_headers(returned.headers)
             items = returned.message if isinstance(returned.message, list) else [returned.message]
-            return cluster.produce(
-                self.topic, [(key, self.encode(item), headers) for item in items]
-            )
+            return producer.produce([(key, self.encode(item), headers) for item in items])
         if isinstance(returned, list):
-            return cluster.produce(
-                self.topic, [(None, self.encode(item), None) for item in returned]
-            )
+            return producer.produce([(None, self.encode(item), None) for item in returned])
         if returned is not None:
-            return cluster.send(self.topic, self.encode(returned))
+            return producer.send(self.encode(returned))
         return None

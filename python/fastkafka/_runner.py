@@ -50,7 +50,8 @@ class ConsumerRunner:
         )
         # The batch being handled and the task handling it, for a stop that times out.
         self._in_flight: tuple[asyncio.Task[Any] | None, list[_core.Record]] | None = None
-        self._abandoned = False
+        # The task abandon() cancelled: its CancelledError is the stop's, not a failure.
+        self._abandoned: asyncio.Task[Any] | None = None
 
     async def handle_batch(self, records: list[_core.Record]) -> None:
         self._in_flight = (asyncio.current_task(), records)
@@ -59,7 +60,7 @@ class ConsumerRunner:
         except Exception:
             raise  # throw_exceptions=True: already reported by _handler_failed
         except BaseException as error:
-            if self._abandoned:
+            if self._abandoned is not None and self._abandoned is asyncio.current_task():
                 raise HandlerError(f"{self._spec.name}: batch abandoned at stop") from error
             # SystemExit, KeyboardInterrupt or a stray CancelledError must not escape into the
             # event loop (asyncio re-raises the first two out of it): the app fails with it,
@@ -76,7 +77,7 @@ class ConsumerRunner:
         if in_flight is None:
             return
         task, records = in_flight
-        self._abandoned = True
+        self._abandoned = task
         consumer_logger.error(
             "%s: still handling a batch of %d record(s) %.1f s after stop was asked (first "
             "topic=%s partition=%d offset=%d); abandoning it: its offsets are not committed "

@@ -5,7 +5,9 @@ cluster, so a multi-cluster app is tested with its real topology: a message sent
 ``preprocessed_signals`` on one cluster reaches only the consumer bound to that cluster.
 
 The Tester swaps the app's transport through the seam (``app.use_transport``); nothing is
-patched. As in FastKafka, the Tester is an app of its own whose functions are *mirrors*:
+patched. As in FastKafka, the Tester is an app of its own whose functions are *mirrors*,
+registered on an app runtime of their own (``_core.Runtime``, the one apps run on) and
+started before the apps, so that nothing the apps produce is missed:
 
 - for each (topic, cluster) the apps consume, a mirror producer ``to_<topic>``:
   ``tester.mirrors[app.on_x]`` sends what it is given there — an object of the consumer's
@@ -49,7 +51,7 @@ from ._codecs import Decode, describe_decode_error, make_decoder, make_encoder
 from ._handlers import ConsumerSpec
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._threads import run_lifecycle
-from .exceptions import ConfigError
+from .exceptions import ConfigError, HandlerError
 
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
 
@@ -94,8 +96,8 @@ class _MirrorProducer:
     """Sends messages to the (topic, cluster) that app consumers read, and records each call
     in ``tester.mocks.to_<topic>``."""
 
-    def __init__(self, cluster: _core.Cluster, spec: ConsumerSpec, name: str) -> None:
-        self._cluster = cluster
+    def __init__(self, producer: _core.Producer, spec: ConsumerSpec, name: str) -> None:
+        self._producer = producer
         self.topic = spec.topic
         # The app functions this mirror serves (several apps may consume one topic).
         self.functions: list[str] = []
@@ -109,9 +111,9 @@ class _MirrorProducer:
         self.__name__ = name
 
     @property
-    def bootstrap_servers(self) -> str:
-        """The cluster this mirror sends to."""
-        return self._cluster.bootstrap_servers
+    def bootstrap_servers(self) -> str | None:
+        """The cluster this mirror sends to (None while the Tester is not entered)."""
+        return self._producer.bootstrap_servers
 
     async def __call__(self, message: Any, key: bytes | None = None) -> Any:
         """Send ``message`` (a list is sent as one batch) and return it."""
@@ -127,7 +129,7 @@ class _MirrorProducer:
             side_effect = self.recorder.record(message, key)
         if side_effect is not None:
             await side_effect
-        backpressure = self._cluster.produce(self.topic, [(key, value, None) for value in encoded])
+        backpressure = self._producer.produce([(key, value, None) for value in encoded])
         if backpressure is not None:
             await backpressure
         return message
@@ -150,15 +152,13 @@ class _MirrorConsumer:
     """Reads the (topic, cluster) app producers write to and records each message in
     ``tester.mocks.on_<topic>``."""
 
-    def __init__(self, cluster: _core.Cluster, topic: str, decode: Decode, name: str) -> None:
-        self.cluster = cluster
+    def __init__(self, topic: str, decode: Decode, name: str) -> None:
         self.topic = topic
         # The app functions this mirror serves (several apps may produce to one topic).
         self.functions: list[str] = []
         self._decode = decode
         self.recorder = CallRecorder(name)
         self.awaited = AwaitedMock(self.recorder)
-        self.loop: _core.ConsumerLoop | None = None
 
     async def handle_batch(self, records: list[_core.Record]) -> None:
         for record in records:
@@ -229,6 +229,7 @@ class Tester:
         self._previous_environments: list[str] = []
         self._mirror_consumers: dict[tuple[str, str], _MirrorConsumer] = {}
         self._mirror_producers: dict[tuple[str, str], _MirrorProducer] = {}
+        self._mirrors_running: _core.RunningRuntime | None = None
         self._previous_transports: list[Transport | None] = []
         self._started: list[FastKafka] = []
         self._is_started = False
@@ -335,11 +336,15 @@ class Tester:
                     app.set_kafka_broker(self._environment)
                 app.use_transport(self._transport)
                 app.create_mocks()
-            await self._start_mirror_consumers()
+            self._mirrors_running = await run_lifecycle(
+                self._mirror_runtime().start,
+                self._transport,
+                asyncio.get_running_loop(),
+                self._mirror_ended,
+            )
             for app in self.apps:
                 await app.__aenter__()
                 self._started.append(app)
-            self._create_mirror_producers()
             self._name_mirrors()
         except BaseException:
             await self._teardown()
@@ -355,44 +360,48 @@ class Tester:
     ) -> None:
         await self._teardown(exc_type, exc, traceback)
 
-    async def _start_mirror_consumers(self) -> None:
-        assert self._transport is not None
-        self._mirror_consumers = {}
+    def _mirror_runtime(self) -> _core.Runtime:
+        """The mirrors, registered on a runtime of their own, each bound to the cluster of the
+        functions it mirrors in the apps' current environment."""
+        first = self.apps[0]
+        runtime = _core.Runtime(first.kafka_brokers, first.bootstrap_servers_id)
+        self._mirror_consumers, self._mirror_producers = {}, {}
+        # On a real cluster, earlier runs' records are not this test's.
+        start = "earliest" if self.use_in_memory_broker else "latest"
         for app in self.apps:
-            for spec in app._producers:
-                destination = (app.cluster_of(spec.brokers), spec.topic)
-                mirror = self._mirror_consumers.get(destination)
-                if mirror is None:
-                    decode = make_decoder(_mirror_codec(spec.codec), spec.message_type)
-                    name = f"on_{_sugar_name(spec.topic)}"
-                    mirror = _MirrorConsumer(
-                        self._transport.cluster(destination[0]), spec.topic, decode, name
+            for produced in app.producer_specs:
+                servers = app.cluster_of(produced.brokers)
+                consumer = self._mirror_consumers.get((servers, produced.topic))
+                if consumer is None:
+                    decode = make_decoder(_mirror_codec(produced.codec), produced.message_type)
+                    name = f"on_{_sugar_name(produced.topic)}"
+                    consumer = _MirrorConsumer(produced.topic, decode, name)
+                    runtime.add_consumer(
+                        name,
+                        produced.topic,
+                        consumer.handle_batch,
+                        bootstrap_servers=servers,
+                        options={"auto_offset_reset": start},
                     )
-                    # On a real cluster, earlier runs' records are not this test's.
-                    mirror.loop = await run_lifecycle(
-                        mirror.cluster.subscribe,
-                        [spec.topic],
-                        mirror.handle_batch,
-                        asyncio.get_running_loop(),
-                        auto_offset_reset="earliest" if self.use_in_memory_broker else "latest",
-                    )
-                    self._mirror_consumers[destination] = mirror
-                mirror.functions.append(spec.name)
-                self.mirrors[spec.function] = mirror.awaited
+                    self._mirror_consumers[(servers, produced.topic)] = consumer
+                consumer.functions.append(produced.name)
+                self.mirrors[produced.function] = consumer.awaited
+            for consumed in app.consumer_specs:
+                servers = app.cluster_of(consumed.brokers)
+                producer = self._mirror_producers.get((servers, consumed.topic))
+                if producer is None:
+                    name = f"to_{_sugar_name(consumed.topic)}"
+                    handle = runtime.add_producer(name, consumed.topic, bootstrap_servers=servers)
+                    producer = _MirrorProducer(handle, consumed, name)
+                    self._mirror_producers[(servers, consumed.topic)] = producer
+                producer.functions.append(consumed.name)
+                self.mirrors[consumed.function] = producer
+        return runtime
 
-    def _create_mirror_producers(self) -> None:
-        assert self._transport is not None
-        self._mirror_producers = {}
-        for app in self.apps:
-            for spec in app._consumers:
-                destination = (app.cluster_of(spec.brokers), spec.topic)
-                mirror = self._mirror_producers.get(destination)
-                if mirror is None:
-                    name = f"to_{_sugar_name(spec.topic)}"
-                    mirror = _MirrorProducer(self._transport.cluster(destination[0]), spec, name)
-                    self._mirror_producers[destination] = mirror
-                mirror.functions.append(spec.name)
-                self.mirrors[spec.function] = mirror
+    def _mirror_ended(self, name: str, message: str) -> None:
+        """A mirror consumer stopped (a mock's side effect raised): the test sees no more of
+        its topic, so say why."""
+        logger.error("mirror %s stopped: %s", name, message)
 
     def _name_mirrors(self) -> None:
         """``tester.mocks`` / ``tester.awaited_mocks`` and the ``to_<topic>`` / ``on_<topic>``
@@ -433,19 +442,37 @@ class Tester:
             while self._started:
                 await self._started.pop().__aexit__(exc_type, exc, traceback)
         finally:
-            for mirror in self._mirror_consumers.values():
-                if mirror.loop is not None:
-                    loop, mirror.loop = mirror.loop, None
-                    await run_lifecycle(loop.stop)
-            restore = zip(
-                self.apps, self._previous_transports, self._previous_environments, strict=False
-            )
-            for app, transport, environment in restore:
-                app.use_transport(transport)
-                app._bootstrap_servers_id = environment
-                app._remove_mocks()
-            self._previous_transports = []
-            self._previous_environments = []
+            mirrors, self._mirrors_running = self._mirrors_running, None
+            try:
+                if mirrors is not None:
+                    await run_lifecycle(mirrors.stop)
+            except HandlerError:
+                pass  # a mirror that failed was reported when it stopped
+            finally:
+                self._restore_apps()
+
+    def _restore_apps(self) -> None:
+        """Give the apps back their transport, environment and unmocked functions."""
+        restore = zip(
+            self.apps, self._previous_transports, self._previous_environments, strict=False
+        )
+        for app, transport, environment in restore:
+            app.use_transport(transport)
+            app.remove_mocks()
+            if app.bootstrap_servers_id != environment:
+                try:
+                    app.set_kafka_broker(environment)
+                except ConfigError:
+                    # Built with an environment its kafka_brokers lack, the app could not
+                    # start outside the Tester anyway; it keeps the Tester's.
+                    logger.warning(
+                        "%r keeps environment %r: its own, %r, is not in its kafka_brokers",
+                        app,
+                        app.bootstrap_servers_id,
+                        environment,
+                    )
+        self._previous_transports = []
+        self._previous_environments = []
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("to_", "on_")):

@@ -317,8 +317,8 @@ impl App {
         let name = format!("{kind} of '{topic}'");
         let concurrency = Arc::new(AtomicUsize::new(1));
         let (handler_name, handler_concurrency) = (name.clone(), concurrency.clone());
-        self.runtime.add_consumer(ConsumerRegistration {
-            name: name.clone(),
+        let settings = self.runtime.add_consumer(ConsumerRegistration {
+            name,
             topic,
             cluster: choice(brokers),
             settings: ConsumerSettings::default(),
@@ -328,10 +328,6 @@ impl App {
             }),
             on_abandon: None,
         })?;
-        let settings = self
-            .runtime
-            .consumer_settings_mut(&name)
-            .expect("just registered");
         Ok(ConsumerOptions {
             settings,
             concurrency,

@@ -92,6 +92,7 @@ pub struct Runtime {
     environment: String,
     consumers: Vec<ConsumerRegistration>,
     producers: Vec<ProducerRegistration>,
+    client_options: Options,
     default_group_prefix: Option<String>,
     start_timeout: Duration,
     stop_timeout: Duration,
@@ -101,11 +102,18 @@ impl Runtime {
     /// A runtime whose registrations use `brokers` unless they name their own, in the
     /// `localhost` environment until [`Runtime::set_environment`] picks another.
     pub fn new(brokers: KafkaBrokers) -> Self {
+        Self::in_environment(brokers, "localhost")
+    }
+
+    /// A runtime in `environment`, taken unchecked (FastKafka took `bootstrap_servers_id`
+    /// so): an environment `brokers` lacks fails the start, naming the known ones.
+    pub fn in_environment(brokers: KafkaBrokers, environment: impl Into<String>) -> Self {
         Self {
             brokers,
-            environment: "localhost".to_owned(),
+            environment: environment.into(),
             consumers: Vec::new(),
             producers: Vec::new(),
+            client_options: Options::new(),
             default_group_prefix: None,
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
@@ -126,10 +134,15 @@ impl Runtime {
     /// `bootstrap_servers_id`); it must be one of `kafka_brokers`.
     pub fn set_environment(&mut self, environment: &str) -> Result<()> {
         if self.brokers.brokers(environment).is_err() {
+            let known: Vec<String> = self
+                .brokers
+                .environments()
+                .map(|name| format!("'{name}'"))
+                .collect();
             return Err(Error::Config(format!(
                 "Given kafka_broker_name '{environment}' is not found in kafka_brokers; known \
-                 environments: {:?}",
-                self.brokers.environments().collect::<Vec<_>>()
+                 environments: [{}]",
+                known.join(", ")
             )));
         }
         self.environment = environment.to_owned();
@@ -144,6 +157,16 @@ impl Runtime {
     /// How long stopping waits for a batch in flight before abandoning it (default 30 s).
     pub fn set_stop_timeout(&mut self, timeout: Duration) {
         self.stop_timeout = timeout;
+    }
+
+    /// See [`Runtime::set_start_timeout`].
+    pub fn start_timeout(&self) -> Duration {
+        self.start_timeout
+    }
+
+    /// See [`Runtime::set_stop_timeout`].
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout
     }
 
     /// Gives every consumer without a `group_id` the group `<prefix>.<name>` (`None`:
@@ -169,19 +192,39 @@ impl Runtime {
         }
     }
 
-    /// Registers a consumer; its cluster override must define the app's environments.
-    pub fn add_consumer(&mut self, consumer: ConsumerRegistration) -> Result<()> {
+    /// Registers a consumer (its cluster override must define the app's environments) and
+    /// returns its settings, to adjust before the start.
+    pub fn add_consumer(
+        &mut self,
+        consumer: ConsumerRegistration,
+    ) -> Result<&mut ConsumerSettings> {
         self.check_choice(&consumer.cluster)?;
         self.consumers.push(consumer);
+        Ok(&mut self.consumers.last_mut().expect("just pushed").settings)
+    }
+
+    /// Sets the app-level client options (`FastKafka(**options)`): each consumer and producer
+    /// registered after this inherits those of its kind, under its own options.
+    pub fn set_client_options(&mut self, options: Options) -> Result<()> {
+        options::check(&options, Client::App, "FastKafka()")?;
+        self.client_options = options;
         Ok(())
     }
 
-    /// The settings of consumer `name`, to adjust before the start.
-    pub fn consumer_settings_mut(&mut self, name: &str) -> Option<&mut ConsumerSettings> {
-        self.consumers
-            .iter_mut()
-            .find(|consumer| consumer.name == name)
-            .map(|consumer| &mut consumer.settings)
+    /// A consumer's `options` (given in `place`) over the app's, checked and mapped.
+    pub fn consumer_settings(&self, options: &Options, place: &str) -> Result<ConsumerSettings> {
+        options::check(options, Client::Consumer, place)?;
+        let mut merged = Client::Consumer.inherit(&self.client_options);
+        merged.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ConsumerSettings::from_options(&merged, place)
+    }
+
+    /// A producer's `options` (given in `place`) over the app's, as client properties.
+    pub fn producer_properties(&self, options: &Options, place: &str) -> Result<ClientProperties> {
+        options::check(options, Client::Producer, place)?;
+        let mut merged = Client::Producer.inherit(&self.client_options);
+        merged.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        options::producer_properties(&merged, place)
     }
 
     /// Registers a producer to `topic` whose cluster's client gets `properties`; the handle

@@ -22,6 +22,15 @@ use crate::transport::{ClientProperties, OffsetReset};
 /// Options by name, as given: `{"group_id": "g", "session_timeout_ms": 10000, ...}`.
 pub type Options = BTreeMap<String, Value>;
 
+/// The key of [`unrepresentable`] values.
+const TYPE_ONLY: &str = "$type";
+
+/// Stands for a value JSON cannot hold (a Python function, bytes, an SSL context): the option
+/// check names the option and the value's type, never the value.
+pub fn unrepresentable(type_name: &str) -> Value {
+    serde_json::json!({ TYPE_ONLY: type_name })
+}
+
 /// Options of both clients: aiokafka name → librdkafka property.
 const COMMON: &[(&str, &str)] = &[
     ("client_id", "client.id"),
@@ -221,14 +230,17 @@ fn property_value(property: &str, value: &Value) -> Result<String> {
     })
 }
 
-fn kind_of(value: &Value) -> &'static str {
+fn kind_of(value: &Value) -> String {
     match value {
-        Value::Null => "None",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
+        Value::Null => "None".to_owned(),
+        Value::Bool(_) => "a bool".to_owned(),
+        Value::Number(_) => "a number".to_owned(),
+        Value::String(_) => "a string".to_owned(),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(object) => match object.get(TYPE_ONLY).and_then(Value::as_str) {
+            Some(type_name) if object.len() == 1 => format!("a value of type {type_name}"),
+            _ => "a mapping".to_owned(),
+        },
     }
 }
 

@@ -10,6 +10,7 @@ mod tansu;
 
 mod app_examples;
 mod memory_broker;
+mod runtime;
 
 use std::time::Duration;
 

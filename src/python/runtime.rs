@@ -1,0 +1,423 @@
+//! `Runtime`: a Python app's engine — the one app runtime ([`crate::runtime`]) with Python
+//! batch handlers.
+//!
+//! `FastKafka` registers each decorated function here as it is decorated, handing over its
+//! options in FastKafka's names (checked and mapped in Rust, once); a consumer's batch
+//! handler is a coroutine function (the app's `ConsumerRunner.handle_batch`), run on the
+//! asyncio loop that started the app. Start and stop block the calling thread (Python runs
+//! them on its lifecycle threads) and do everything a Rust app's do: clusters checked,
+//! consumers subscribed concurrently with rollback, supervision, ordered stop with abandon,
+//! flush and the undelivered summary. `Producer` is a registered producer's handle.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_async_runtimes::TaskLocals;
+use serde_json::Value;
+
+use super::record::PyRecord;
+use super::transport::RecordTuple;
+use super::transport::{hand_over, one_record, to_outgoing, transport_of, PyKafkaBrokers};
+use super::{block_on, cluster_id, to_py_err, DropOffThread};
+use crate::consumer_loop::BatchHandler;
+use crate::error::Error;
+use crate::record::Record;
+use crate::runtime::{
+    options, AbandonHook, ClusterChoice, ConsumerRegistration, HandlerFactory, Options,
+    ProducerHandle, RunningRuntime, Runtime,
+};
+
+/// The asyncio loop (and context) of the current start, shared with the handler factories.
+type LoopCell = Arc<Mutex<Option<Arc<TaskLocals>>>>;
+
+/// A Python app's registrations and lifecycle (see the module docs).
+#[pyclass(name = "Runtime", module = "fastkafka._core")]
+pub(super) struct PyRuntime {
+    runtime: DropOffThread<Runtime>,
+    event_loop: LoopCell,
+}
+
+#[pymethods]
+impl PyRuntime {
+    /// An app on `kafka_brokers` in `environment` whose clients inherit `options`
+    /// (`FastKafka(**options)`, checked here); the timeouts are in seconds.
+    #[new]
+    #[pyo3(signature = (kafka_brokers, environment, options = None, *, start_timeout = 30.0, stop_timeout = 30.0))]
+    fn new(
+        kafka_brokers: &Bound<'_, PyKafkaBrokers>,
+        environment: &str,
+        options: Option<&Bound<'_, PyDict>>,
+        start_timeout: f64,
+        stop_timeout: f64,
+    ) -> PyResult<Self> {
+        // Unchecked, as FastKafka took it: an unknown environment fails the start instead.
+        let mut runtime = Runtime::in_environment(kafka_brokers.get().0.clone(), environment);
+        runtime
+            .set_client_options(options_of(options)?)
+            .map_err(to_py_err)?;
+        runtime.set_start_timeout(seconds("start_timeout", start_timeout)?);
+        runtime.set_stop_timeout(seconds("stop_timeout", stop_timeout)?);
+        Ok(Self {
+            runtime: DropOffThread::new(runtime),
+            event_loop: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// How long starting waits for each cluster to answer, in seconds.
+    #[getter]
+    fn start_timeout(&self) -> f64 {
+        self.runtime.start_timeout().as_secs_f64()
+    }
+
+    #[setter]
+    fn set_start_timeout(&mut self, timeout: f64) -> PyResult<()> {
+        self.runtime
+            .set_start_timeout(seconds("start_timeout", timeout)?);
+        Ok(())
+    }
+
+    /// How long stopping waits for a batch in flight before abandoning it, in seconds.
+    #[getter]
+    fn stop_timeout(&self) -> f64 {
+        self.runtime.stop_timeout().as_secs_f64()
+    }
+
+    #[setter]
+    fn set_stop_timeout(&mut self, timeout: f64) -> PyResult<()> {
+        self.runtime
+            .set_stop_timeout(seconds("stop_timeout", timeout)?);
+        Ok(())
+    }
+
+    /// The environment whose clusters the app uses.
+    #[getter]
+    fn environment(&self) -> &str {
+        self.runtime.environment()
+    }
+
+    /// Picks the environment; raises `ConfigError` unless it is one of `kafka_brokers`.
+    fn set_environment(&mut self, environment: &str) -> PyResult<()> {
+        self.runtime.set_environment(environment).map_err(to_py_err)
+    }
+
+    /// Gives consumers without a `group_id` the group `<prefix>.<name>` (None: no group).
+    fn set_default_group_prefix(&mut self, prefix: Option<String>) {
+        self.runtime.set_default_group_prefix(prefix);
+    }
+
+    /// The bootstrap servers a function with `brokers` uses in the current environment.
+    #[pyo3(signature = (brokers = None))]
+    fn cluster_of(&self, brokers: Option<&Bound<'_, PyKafkaBrokers>>) -> PyResult<String> {
+        self.runtime
+            .cluster_of(&choice(brokers, None))
+            .map(|id| id.bootstrap_servers().to_owned())
+            .map_err(to_py_err)
+    }
+
+    /// Every topic registered, sorted.
+    fn topics(&self) -> Vec<String> {
+        self.runtime
+            .topics()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Registers consumer `name` of `topic` on the app's cluster, on `brokers`, or on the
+    /// cluster `bootstrap_servers` whatever the environment (test mirrors). `options` are
+    /// the decorator's (FastKafka's names) over the app's; `max_poll_records_cap` bounds the
+    /// batch size (an executor's buffer). `on_batch(records)` is awaited for each batch;
+    /// `on_abandon(seconds)` is called on the loop when stopping gave up waiting for it.
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_consumer(
+        &mut self,
+        name: String,
+        topic: String,
+        on_batch: Py<PyAny>,
+        brokers: Option<&Bound<'_, PyKafkaBrokers>>,
+        bootstrap_servers: Option<&str>,
+        options: Option<&Bound<'_, PyDict>>,
+        on_abandon: Option<Py<PyAny>>,
+        max_poll_records_cap: Option<usize>,
+    ) -> PyResult<()> {
+        let place = format!("consumes() of '{name}'");
+        let mut settings = self
+            .runtime
+            .consumer_settings(&options_of(options)?, &place)
+            .map_err(to_py_err)?;
+        if let Some(cap) = max_poll_records_cap {
+            settings.max_poll_records = settings.max_poll_records.min(cap.max(1));
+        }
+        let on_batch = Arc::new(on_batch);
+        let event_loop = self.event_loop.clone();
+        let handler: HandlerFactory = Arc::new(move || {
+            let locals = event_loop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .ok_or(Error::Closed("the app's event loop"))?;
+            Ok(Box::new(PyBatchHandler {
+                on_batch: on_batch.clone(),
+                locals,
+            }) as Box<dyn BatchHandler>)
+        });
+        let on_abandon = on_abandon.map(|callback| {
+            let (callback, event_loop) = (Arc::new(callback), self.event_loop.clone());
+            Arc::new(move |waited: Duration| {
+                call_soon(&event_loop, &callback, |py| {
+                    (waited.as_secs_f64(),)
+                        .into_pyobject(py)
+                        .map(Bound::into_any)
+                });
+            }) as AbandonHook
+        });
+        self.runtime
+            .add_consumer(ConsumerRegistration {
+                name,
+                topic,
+                cluster: choice(brokers, bootstrap_servers),
+                settings,
+                handler,
+                on_abandon,
+            })
+            .map_err(to_py_err)?;
+        Ok(())
+    }
+
+    /// Registers producer `name` to `topic` (cluster as for `add_consumer`) with `options`
+    /// over the app's; returns its handle, which sends while the app runs.
+    #[pyo3(signature = (name, topic, *, brokers = None, bootstrap_servers = None, options = None))]
+    fn add_producer(
+        &mut self,
+        name: String,
+        topic: String,
+        brokers: Option<&Bound<'_, PyKafkaBrokers>>,
+        bootstrap_servers: Option<&str>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyProducer> {
+        let place = format!("produces() of '{name}'");
+        let properties = self
+            .runtime
+            .producer_properties(&options_of(options)?, &place)
+            .map_err(to_py_err)?;
+        self.runtime
+            .add_producer(name, topic, choice(brokers, bootstrap_servers), properties)
+            .map(|handle| PyProducer(DropOffThread::new(handle)))
+            .map_err(to_py_err)
+    }
+
+    /// Starts the app on `transport` (a `MemoryBroker` or `KafkaTransport`) with its batch
+    /// handlers on `event_loop`; blocks (run it on a lifecycle thread) until every consumer
+    /// is subscribed. If a consumer later ends other than by `stop`,
+    /// `on_failure(name, message)` is called on `event_loop`.
+    fn start(
+        &self,
+        py: Python<'_>,
+        transport: &Bound<'_, PyAny>,
+        event_loop: Bound<'_, PyAny>,
+        on_failure: Py<PyAny>,
+    ) -> PyResult<PyRunningRuntime> {
+        let transport = transport_of(transport)?;
+        let locals = Arc::new(TaskLocals::new(event_loop).copy_context(py)?);
+        *self
+            .event_loop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(locals);
+        let runtime: &Runtime = &self.runtime;
+        let running = block_on(py, runtime.start(transport))?;
+        let failure = running.wait_for_failure();
+        let (event_loop, on_failure) = (self.event_loop.clone(), Arc::new(on_failure));
+        let watcher = pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+            if let Error::ConsumerEnded { consumer, source } = failure.await {
+                let message = source.to_string();
+                call_soon(&event_loop, &on_failure, move |py| {
+                    (consumer, message).into_pyobject(py).map(Bound::into_any)
+                });
+            }
+        });
+        Ok(PyRunningRuntime {
+            running: Mutex::new(Some(DropOffThread::new(running))),
+            watcher,
+        })
+    }
+}
+
+/// A started app.
+#[pyclass(name = "RunningRuntime", module = "fastkafka._core", frozen)]
+pub(super) struct PyRunningRuntime {
+    running: Mutex<Option<DropOffThread<RunningRuntime>>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+#[pymethods]
+impl PyRunningRuntime {
+    /// Stops the app: every consumer finishes its batch in flight (or, after the stop
+    /// timeout, has it abandoned) and commits, then producers flush. Blocks (run it on a
+    /// lifecycle thread: batches in flight need the event loop). Raises the first consumer
+    /// error; stopping twice is a no-op.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        self.watcher.abort();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match running {
+            Some(running) => block_on(py, running.into_inner().stop()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A registered producer: sends to its topic while its app runs.
+#[pyclass(name = "Producer", module = "fastkafka._core", frozen)]
+pub(super) struct PyProducer(DropOffThread<ProducerHandle>);
+
+#[pymethods]
+impl PyProducer {
+    /// Its function's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// The topic it sends to.
+    #[getter]
+    fn topic(&self) -> &str {
+        self.0.topic()
+    }
+
+    /// Whether its app runs (it can send).
+    #[getter]
+    fn is_bound(&self) -> bool {
+        self.0.cluster().is_some()
+    }
+
+    /// The cluster it sends to while its app runs, else None.
+    #[getter]
+    fn bootstrap_servers(&self) -> Option<String> {
+        self.0
+            .cluster()
+            .map(|cluster| cluster.id().bootstrap_servers().to_owned())
+    }
+
+    /// Hands records `(key, value, headers)` to the cluster without waiting for delivery;
+    /// returns None, or — when the producer queue is full — an awaitable to await
+    /// (backpressure). Raises `ClosedError` while the app is stopped.
+    fn produce<'py>(
+        &self,
+        py: Python<'py>,
+        records: Vec<RecordTuple>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let cluster = self.0.bound().map_err(to_py_err)?;
+        hand_over(py, &cluster, self.0.topic(), to_outgoing(records))
+    }
+
+    /// One record: the per-message fast path of `produce`, returning the same.
+    #[pyo3(signature = (value, key = None))]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        value: &[u8],
+        key: Option<&[u8]>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let cluster = self.0.bound().map_err(to_py_err)?;
+        hand_over(py, &cluster, self.0.topic(), vec![one_record(value, key)])
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Producer({:?}, topic={:?})", self.0.name(), self.0.topic())
+    }
+}
+
+/// Hands each batch to a Python coroutine function on the asyncio loop that started the app.
+struct PyBatchHandler {
+    on_batch: Arc<Py<PyAny>>,
+    locals: Arc<TaskLocals>,
+}
+
+#[async_trait]
+impl BatchHandler for PyBatchHandler {
+    async fn handle(&mut self, records: &[Record]) -> crate::Result<()> {
+        let handled = Python::attach(|py| {
+            let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
+            let coroutine = self.on_batch.bind(py).call1((batch,))?;
+            pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)
+        });
+        let outcome = match handled {
+            Ok(future) => future.await.map(drop),
+            Err(error) => Err(error),
+        };
+        outcome.map_err(|error| Error::Handler(error.to_string()))
+    }
+}
+
+/// Schedules `callback(*arguments)` on the app's event loop from any thread; does nothing
+/// if the interpreter is finalizing or the loop is closed (nobody is left to tell).
+fn call_soon(
+    event_loop: &LoopCell,
+    callback: &Py<PyAny>,
+    arguments: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyAny>>,
+) {
+    let Some(locals) = event_loop
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+    else {
+        return;
+    };
+    Python::try_attach(|py| {
+        let scheduled = arguments(py).and_then(|arguments| {
+            let mut call = vec![callback.bind(py).clone()];
+            call.extend(arguments.cast::<pyo3::types::PyTuple>()?.iter());
+            locals
+                .event_loop(py)
+                .call_method1("call_soon_threadsafe", pyo3::types::PyTuple::new(py, call)?)
+        });
+        if let Err(error) = scheduled {
+            tracing::warn!(%error, "could not reach the app's event loop");
+        }
+    });
+}
+
+fn choice(
+    brokers: Option<&Bound<'_, PyKafkaBrokers>>,
+    bootstrap_servers: Option<&str>,
+) -> ClusterChoice {
+    match (bootstrap_servers, brokers) {
+        (Some(servers), _) => ClusterChoice::Fixed(cluster_id(servers)),
+        (None, Some(brokers)) => ClusterChoice::Brokers(brokers.get().0.clone()),
+        (None, None) => ClusterChoice::App,
+    }
+}
+
+/// Python keyword arguments as options. A value JSON cannot hold (a function, bytes, an SSL
+/// context) stands in by its type: the option check then names the option and the type,
+/// without showing the value.
+fn options_of(options: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
+    let Some(options) = options else {
+        return Ok(Options::new());
+    };
+    options
+        .iter()
+        .map(|(name, value)| {
+            let value = match pythonize::depythonize::<Value>(&value) {
+                Ok(value) => value,
+                Err(_) => options::unrepresentable(&value.get_type().name()?.to_string()),
+            };
+            Ok((name.extract::<String>()?, value))
+        })
+        .collect()
+}
+
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        to_py_err(Error::Config(format!(
+            "{name} must be >= 0 seconds, got {value}"
+        )))
+    })
+}

@@ -1,0 +1,271 @@
+//! The transports as Python sees them: `KafkaBrokers` (configuration), `MemoryBroker` and
+//! `KafkaTransport` (what an app runs on), and `Cluster`, one cluster to produce to directly.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use super::{block_on, cluster_id, to_py_err, DropOffThread};
+use crate::config::KafkaBrokers;
+use crate::error::Error;
+use crate::record::OutgoingRecord;
+use crate::transport::memory::MemoryBroker;
+use crate::transport::{ClientProperties, Cluster, Transport};
+
+/// FastKafka's `kafka_brokers`: environment name → one broker `{url, port, ...}` or a list.
+#[pyclass(name = "KafkaBrokers", module = "fastkafka._core", frozen)]
+pub(super) struct PyKafkaBrokers(pub(super) KafkaBrokers);
+
+#[pymethods]
+impl PyKafkaBrokers {
+    /// Validates `brokers`; raises `ConfigError` naming the bad key or value.
+    #[new]
+    fn new(brokers: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let value: serde_json::Value = pythonize::depythonize(brokers).map_err(|e| {
+            to_py_err(Error::Config(format!(
+                "kafka_brokers must be a mapping of environment name to broker(s): {e}"
+            )))
+        })?;
+        KafkaBrokers::from_value(&value)
+            .map(Self)
+            .map_err(to_py_err)
+    }
+
+    /// FastKafka's default: `{"localhost": {"url": "localhost", "port": 9092}}`.
+    #[staticmethod]
+    fn localhost() -> Self {
+        Self(KafkaBrokers::localhost())
+    }
+
+    /// The environment names, sorted.
+    fn environments(&self) -> Vec<String> {
+        self.0.environments().map(str::to_owned).collect()
+    }
+
+    /// The bootstrap servers (`host:port[,...]`) that identify the cluster of `environment`.
+    fn resolve(&self, environment: &str) -> PyResult<String> {
+        self.0
+            .resolve(environment)
+            .map(|id| id.bootstrap_servers().to_owned())
+            .map_err(to_py_err)
+    }
+
+    /// Raises `ConfigError` unless this override defines exactly the environments of `default`.
+    fn check_override_of(&self, default: &Bound<'_, PyKafkaBrokers>) -> PyResult<()> {
+        self.0
+            .check_override_of(&default.get().0)
+            .map_err(to_py_err)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("KafkaBrokers(environments={:?})", self.environments())
+    }
+}
+
+/// An in-memory broker: isolated clusters with Kafka's semantics, for tests and demos.
+#[pyclass(name = "MemoryBroker", module = "fastkafka._core", frozen)]
+pub(super) struct PyMemoryBroker(MemoryBroker);
+
+#[pymethods]
+impl PyMemoryBroker {
+    /// A broker whose topics get `default_partitions` partitions when first used.
+    #[new]
+    #[pyo3(signature = (default_partitions = 1))]
+    fn new(default_partitions: usize) -> Self {
+        Self(MemoryBroker::with_default_partitions(default_partitions))
+    }
+
+    /// The cluster identified by `bootstrap_servers` (created empty on first use);
+    /// `producer_properties` are accepted for symmetry with `KafkaTransport` and ignored.
+    #[pyo3(signature = (bootstrap_servers, producer_properties = ClientProperties::new()))]
+    fn cluster(
+        &self,
+        bootstrap_servers: &str,
+        producer_properties: ClientProperties,
+    ) -> PyResult<PyCluster> {
+        cluster_of(&self.0, bootstrap_servers, &producer_properties)
+    }
+
+    /// Creates `topic` with `partitions` partitions on the cluster `bootstrap_servers`.
+    fn create_topic(
+        &self,
+        bootstrap_servers: &str,
+        topic: &str,
+        partitions: usize,
+    ) -> PyResult<()> {
+        self.0
+            .create_topic(&cluster_id(bootstrap_servers), topic, partitions)
+            .map_err(to_py_err)
+    }
+}
+
+fn cluster_of(
+    transport: &dyn Transport,
+    bootstrap_servers: &str,
+    producer_properties: &ClientProperties,
+) -> PyResult<PyCluster> {
+    transport
+        .cluster_with(&cluster_id(bootstrap_servers), producer_properties)
+        .map(|cluster| PyCluster(DropOffThread::new(cluster)))
+        .map_err(to_py_err)
+}
+
+/// Real Kafka clusters through librdkafka; `properties` (librdkafka names) apply to every
+/// client it creates.
+#[cfg(feature = "kafka")]
+#[pyclass(name = "KafkaTransport", module = "fastkafka._core", frozen)]
+pub(super) struct PyKafkaTransport(DropOffThread<Arc<crate::transport::kafka::KafkaTransport>>);
+
+#[cfg(feature = "kafka")]
+#[pymethods]
+impl PyKafkaTransport {
+    #[new]
+    #[pyo3(signature = (properties = ClientProperties::new()))]
+    fn new(properties: ClientProperties) -> PyResult<Self> {
+        crate::transport::kafka::KafkaTransport::new(properties)
+            .map(|transport| Self(DropOffThread::new(Arc::new(transport))))
+            .map_err(to_py_err)
+    }
+
+    /// The cluster identified by `bootstrap_servers`, whose one producer client gets
+    /// `producer_properties`.
+    #[pyo3(signature = (bootstrap_servers, producer_properties = ClientProperties::new()))]
+    fn cluster(
+        &self,
+        bootstrap_servers: &str,
+        producer_properties: ClientProperties,
+    ) -> PyResult<PyCluster> {
+        cluster_of(&**self.0, bootstrap_servers, &producer_properties)
+    }
+}
+
+/// The version of the bundled librdkafka, e.g. `"2.12.1"`.
+#[cfg(feature = "kafka")]
+#[pyfunction]
+pub(super) fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}
+
+/// The engine transport behind a Python transport object (`MemoryBroker`, `KafkaTransport`).
+pub(super) fn transport_of(transport: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Transport>> {
+    if let Ok(broker) = transport.cast::<PyMemoryBroker>() {
+        return Ok(Arc::new(broker.get().0.clone()));
+    }
+    #[cfg(feature = "kafka")]
+    if let Ok(kafka) = transport.cast::<PyKafkaTransport>() {
+        let shared: Arc<crate::transport::kafka::KafkaTransport> = Arc::clone(&kafka.get().0);
+        return Ok(shared);
+    }
+    Err(PyTypeError::new_err(format!(
+        "an app runs on a MemoryBroker or a KafkaTransport, got {}",
+        transport.get_type().name()?
+    )))
+}
+
+/// A record as Python hands it to `Cluster.produce`: `(key, value, headers)`.
+pub(super) type RecordTuple = (Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec<u8>)>>);
+
+/// One cluster, to produce to directly (tests use it to feed an app raw bytes).
+#[pyclass(name = "Cluster", module = "fastkafka._core", frozen)]
+pub(super) struct PyCluster(DropOffThread<Arc<dyn Cluster>>);
+
+#[pymethods]
+impl PyCluster {
+    /// The cluster's bootstrap servers, which identify it.
+    #[getter]
+    fn bootstrap_servers(&self) -> String {
+        self.0.id().bootstrap_servers().to_owned()
+    }
+
+    /// Hands records `(key, value, headers)` to the cluster without waiting for delivery.
+    /// Records with equal keys land on the same partition. Returns None, or — when the
+    /// producer queue is full — an awaitable that sends the rest once there is room: await
+    /// it (backpressure), never block on it.
+    fn produce<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &str,
+        records: Vec<RecordTuple>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        hand_over(py, &self.0, topic, to_outgoing(records))
+    }
+
+    /// How many produced records failed delivery so far (each is also logged).
+    #[getter]
+    fn delivery_failures(&self) -> u64 {
+        self.0.delivery_failures()
+    }
+
+    /// Hands one record to the cluster without waiting for delivery (the per-message fast
+    /// path of `produce`, returning the same: None, or an awaitable when the queue is full).
+    #[pyo3(signature = (topic, value, key = None))]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &str,
+        value: &[u8],
+        key: Option<&[u8]>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        hand_over(py, &self.0, topic, vec![one_record(value, key)])
+    }
+
+    /// Blocks until everything produced so far is delivered (run it in a worker thread), then
+    /// warns with the number of records that failed delivery, if any.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let cluster = self.0.clone();
+        block_on(py, async move {
+            crate::transport::flush_and_report(&*cluster).await
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Cluster({:?})", self.0.id().bootstrap_servers())
+    }
+}
+
+/// Hands `records` to `cluster`'s client without blocking. What a full queue did not take is
+/// sent by the awaitable returned (None when everything was taken): the caller awaits
+/// backpressure instead of blocking the event loop's thread.
+pub(super) fn hand_over<'py>(
+    py: Python<'py>,
+    cluster: &Arc<dyn Cluster>,
+    topic: &str,
+    records: Vec<OutgoingRecord>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let rest = cluster.try_produce(topic, records).map_err(to_py_err)?;
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let (cluster, topic) = (Arc::clone(cluster), topic.to_owned());
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::transport::produce_when_room(&*cluster, &topic, rest)
+            .await
+            .map_err(to_py_err)
+    })
+    .map(Some)
+}
+
+pub(super) fn to_outgoing(records: Vec<RecordTuple>) -> Vec<OutgoingRecord> {
+    records
+        .into_iter()
+        .map(|(key, value, headers)| OutgoingRecord {
+            key: key.map(Bytes::from),
+            value: Bytes::from(value),
+            headers: headers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, value)| (name, Bytes::from(value)))
+                .collect(),
+        })
+        .collect()
+}
+
+pub(super) fn one_record(value: &[u8], key: Option<&[u8]>) -> OutgoingRecord {
+    OutgoingRecord {
+        key: key.map(Bytes::copy_from_slice),
+        value: Bytes::copy_from_slice(value),
+        headers: Vec::new(),
+    }
+}
