@@ -102,7 +102,7 @@ fn broker_round_trip(c: &mut Criterion) {
                     let out = app.producer::<Signal>("out", None, Json).unwrap();
                     app.consumer("in", None, Json, move |signal: Signal| {
                         let out = out.clone();
-                        async move { out.send(&signal) }
+                        async move { out.send(&signal).await }
                     })
                     .unwrap();
                     let harness = TestHarness::new(&app, MemoryBroker::new());

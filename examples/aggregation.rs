@@ -21,7 +21,7 @@ pub fn aggregation_app(
         let predictions = predictions.clone();
         app.consumer("preprocessed_signals", source, Json, move |msg: TestMsg| {
             let predictions = predictions.clone();
-            async move { predictions.send(&msg) }
+            async move { predictions.send(&msg).await }
         })?;
     }
     Ok(app)

@@ -23,8 +23,8 @@ pub fn fan_out_app(cluster_1: &KafkaBrokers, cluster_2: &KafkaBrokers) -> fastka
             let (to_1, to_2) = (to_1.clone(), to_2.clone());
             async move {
                 let prediction = TestMsg::new("prediction");
-                to_1.send(&prediction)?;
-                to_2.send(&prediction)
+                to_1.send(&prediction).await?;
+                to_2.send(&prediction).await
             }
         },
     )?;

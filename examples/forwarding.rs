@@ -20,7 +20,7 @@ pub fn forwarding_app(
     let forward = app.producer::<TestMsg>("preprocessed_signals", Some(cluster_2), Json)?;
     app.consumer("preprocessed_signals", None, Json, move |msg: TestMsg| {
         let forward = forward.clone();
-        async move { forward.send(&msg) }
+        async move { forward.send(&msg).await }
     })?;
     Ok(app)
 }

@@ -38,7 +38,7 @@
 //! let forward = predictions.clone();
 //! app.consumer("signals", None, Json, move |signal: Signal| {
 //!     let forward = forward.clone();
-//!     async move { forward.send(&signal) }
+//!     async move { forward.send(&signal).await }
 //! })?;
 //!
 //! let broker = MemoryBroker::new();

@@ -39,23 +39,26 @@ impl<T> fmt::Debug for Producer<T> {
 
 impl<T: 'static> Producer<T> {
     /// Sends one record; returns once the client has it (delivery happens in the background).
-    pub fn send(&self, value: &T) -> Result<()> {
+    /// While the client's queue is full it waits for room without blocking its thread
+    /// (backpressure), and fails after [`QUEUE_FULL_TIMEOUT`](crate::transport::QUEUE_FULL_TIMEOUT).
+    pub async fn send(&self, value: &T) -> Result<()> {
         self.send_records(None, Vec::new(), std::slice::from_ref(value))
+            .await
     }
 
     /// Sends one record with a key: records with one key land on one partition, in order.
-    pub fn send_keyed(&self, key: impl Into<Bytes>, value: &T) -> Result<()> {
+    pub async fn send_keyed(&self, key: impl Into<Bytes>, value: &T) -> Result<()> {
         self.send_records(Some(key.into()), Vec::new(), std::slice::from_ref(value))
+            .await
     }
 
     /// Sends `values` as one batch, each with `key` (if any) and `headers`.
-    pub fn send_records(
+    pub async fn send_records(
         &self,
         key: Option<Bytes>,
         headers: Vec<Header>,
         values: &[T],
     ) -> Result<()> {
-        let cluster = self.handle.bound()?;
         let records = values
             .iter()
             .map(|value| {
@@ -69,6 +72,6 @@ impl<T: 'static> Producer<T> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        cluster.produce(self.handle.topic(), records)
+        self.handle.produce(records).await
     }
 }

@@ -61,9 +61,11 @@ impl ProducerHandle {
         self.cluster().ok_or(Error::Closed("the producer's app"))
     }
 
-    /// Hands `records` to the cluster's client; see [`Cluster::produce`].
-    pub fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
-        self.bound()?.produce(&self.0.topic, records)
+    /// Hands `records` to the cluster's client in order, awaiting room while its queue is
+    /// full (never blocking a thread); see [`crate::transport::produce_when_room`].
+    pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
+        let cluster = self.bound()?;
+        crate::transport::produce_when_room(&*cluster, &self.0.topic, records).await
     }
 
     pub(super) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {

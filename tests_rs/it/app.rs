@@ -147,8 +147,11 @@ async fn bad_records_are_skipped_keys_reach_metadata_and_offsets_are_committed()
             &"not an object".to_owned(),
         )
         .unwrap();
-    producer.send(&TestMsg::new("fail")).unwrap();
-    producer.send_keyed("k1", &TestMsg::new("ok")).unwrap();
+    producer.send(&TestMsg::new("fail")).await.unwrap();
+    producer
+        .send_keyed("k1", &TestMsg::new("ok"))
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(5), async {
         while seen.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
@@ -172,7 +175,7 @@ async fn bad_records_are_skipped_keys_reach_metadata_and_offsets_are_committed()
         "bad and failed records are not retried forever"
     );
     assert!(matches!(
-        producer.send(&TestMsg::new("late")),
+        producer.send(&TestMsg::new("late")).await,
         Err(Error::Closed(_))
     ));
 }
@@ -200,7 +203,7 @@ async fn a_batch_consumer_gets_vectors_with_aligned_metadata() {
     let harness = TestHarness::new(&app, MemoryBroker::new());
     let running = app.start(harness.transport()).await.unwrap();
     let all: Vec<TestMsg> = (0..25).map(|i| TestMsg::new(&i.to_string())).collect();
-    producer.send_records(None, Vec::new(), &all).unwrap();
+    producer.send_records(None, Vec::new(), &all).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), async {
         while batches
             .lock()
@@ -324,7 +327,7 @@ async fn concurrency_runs_a_batch_at_once_within_its_limit() {
             high.fetch_max(counter.fetch_add(1, SeqCst) + 1, SeqCst);
             gate.acquire().await.expect("open").forget();
             counter.fetch_sub(1, SeqCst);
-            done.send(&msg)
+            done.send(&msg).await
         }
     })
     .unwrap()
@@ -337,7 +340,7 @@ async fn concurrency_runs_a_batch_at_once_within_its_limit() {
         .unwrap();
     let running = app.start(harness.transport()).await.unwrap();
     let all: Vec<TestMsg> = (0..6).map(|i| TestMsg::new(&i.to_string())).collect();
-    jobs.send_records(None, Vec::new(), &all).unwrap();
+    jobs.send_records(None, Vec::new(), &all).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), async {
         while in_flight.load(std::sync::atomic::Ordering::SeqCst) < 3 {
             tokio::task::yield_now().await;
@@ -362,6 +365,7 @@ async fn background_tasks_start_with_the_app_and_stop_with_it() {
         async move {
             ticks
                 .send(&TestMsg::new("tick"))
+                .await
                 .expect("the app is running");
             std::future::pending::<()>().await;
         }

@@ -286,3 +286,57 @@ async fn an_unreachable_cluster_fails_the_start_naming_it() {
         "{message}"
     );
 }
+
+/// A full producer queue makes a send *await* room: other tasks on the same (single-threaded)
+/// runtime keep running meanwhile, which a send that blocked its thread would prevent.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_producer_queue_is_awaited_without_blocking_the_runtime() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use fastkafka::runtime::{ClusterChoice, Runtime};
+
+    let (_mock, id, transport) = setup(1);
+    let brokers: fastkafka::KafkaBrokers = serde_json::from_value(serde_json::json!({
+        "localhost": id.bootstrap_servers().split(',').map(|address| {
+            let (url, port) = address.rsplit_once(':').unwrap();
+            serde_json::json!({"url": url, "port": port})
+        }).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let mut runtime = Runtime::new(brokers);
+    // One record fills the queue, and lingering keeps it full for a while.
+    let properties: ClientProperties = [
+        ("queue.buffering.max.messages".to_owned(), "1".to_owned()),
+        ("linger.ms".to_owned(), "300".to_owned()),
+    ]
+    .into();
+    let producer = runtime
+        .add_producer("to_t", "t", ClusterChoice::App, properties)
+        .unwrap();
+    let running = runtime.start(Arc::new(transport)).await.unwrap();
+    producer
+        .produce(vec![OutgoingRecord::new(&b"first"[..])])
+        .await
+        .unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    producer
+        .produce(vec![OutgoingRecord::new(&b"second"[..])])
+        .await
+        .unwrap();
+    ticker.abort();
+    assert!(
+        ticks.load(Ordering::SeqCst) > 0,
+        "the runtime went on while the send waited for room"
+    );
+    running.stop().await.unwrap();
+}
