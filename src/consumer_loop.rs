@@ -265,7 +265,8 @@ async fn run<H: BatchHandler>(
                 retry_after = FIRST_RETRY;
                 batch
             }
-            Err(error @ Error::Closed(_)) => break Err(error),
+            // Retrying cannot help: the loop ends and the app fails, naming the cause.
+            Err(error @ (Error::Closed(_) | Error::Fatal { .. })) => break Err(error),
             Err(error) => {
                 // A cluster that keeps failing must not turn this loop into a busy loop, nor
                 // its log into a wall of retries: one warning when polling starts failing,

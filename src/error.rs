@@ -18,6 +18,16 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A cluster refused a client for good (its credentials or permissions were rejected, or
+    /// it was fenced by a newer member with its `group.instance.id`): retrying cannot help,
+    /// so the consumer ends and its app fails.
+    #[error("cluster {cluster}: {message} (fatal: this client cannot go on)")]
+    Fatal {
+        /// The cluster's identity (its bootstrap servers).
+        cluster: String,
+        /// What the cluster said.
+        message: String,
+    },
     /// The consumer or producer was closed before the operation.
     #[error("{0} is closed")]
     Closed(&'static str),

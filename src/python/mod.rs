@@ -39,7 +39,7 @@ pub(crate) fn to_py_err(error: Error) -> PyErr {
     Python::attach(|py| {
         let class_name = match &error {
             Error::Config(_) => "ConfigError",
-            Error::Transport { .. } => "TransportError",
+            Error::Transport { .. } | Error::Fatal { .. } => "TransportError",
             Error::Closed(_) => "ClosedError",
             Error::Handler(_) | Error::ConsumerEnded { .. } => "HandlerError",
         };

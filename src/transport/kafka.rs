@@ -284,6 +284,7 @@ impl Cluster for KafkaCluster {
             in_group: subscription.group_id.is_some(),
             buffered: VecDeque::new(),
             stored: BTreeMap::new(),
+            fatal: None,
         };
         let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
         if consumer.in_group {
@@ -309,6 +310,8 @@ struct KafkaConsumer {
     buffered: VecDeque<Record>,
     /// Next offset to commit, per partition; mirrors what was stored in librdkafka.
     stored: BTreeMap<TopicPartition, i64>,
+    /// A fatal error met while filling a batch, returned by the next poll.
+    fatal: Option<Error>,
 }
 
 impl fmt::Debug for KafkaConsumer {
@@ -424,23 +427,30 @@ impl ClusterConsumer for KafkaConsumer {
                 None => break,
             }
         }
+        if batch.is_empty() {
+            if let Some(fatal) = self.fatal.take() {
+                return Err(fatal);
+            }
+        }
         // One stream for the whole batch: creating one per message costs more than the message.
         let mut stream = self.consumer.stream();
         if batch.is_empty() {
             // The only await: cancelling here loses nothing.
-            let first = stream
-                .next()
-                .await
-                .expect("kafka streams never end")
-                .map_err(|e| self.transport_error(format!("poll failed: {e}")))?;
-            batch.push(to_record(&first));
+            let first = stream.next().await.expect("kafka streams never end");
+            match first {
+                Ok(message) => batch.push(to_record(&message)),
+                Err(error) => return Err(consumer_error(&self.cluster, &error)),
+            }
         }
         // Whatever else is already fetched joins the batch, without waiting.
         while batch.len() < max_records {
             match stream.next().now_or_never() {
                 Some(Some(Ok(message))) => batch.push(to_record(&message)),
                 Some(Some(Err(error))) => {
-                    tracing::warn!(cluster = %self.cluster, %error, "consumer error");
+                    match consumer_error(&self.cluster, &error) {
+                        fatal @ Error::Fatal { .. } => self.fatal = Some(fatal),
+                        _ => tracing::warn!(cluster = %self.cluster, %error, "consumer error"),
+                    }
                     break;
                 }
                 Some(None) | None => break,
@@ -656,6 +666,38 @@ fn check_not_reserved(properties: &ClientProperties) -> Result<()> {
              delivery and binds each handler to its cluster) and cannot be set"
         ))),
         None => Ok(()),
+    }
+}
+
+/// What a consumer's error means: [`Error::Fatal`] when retrying cannot help — librdkafka
+/// says so (e.g. fenced by a newer member with the same `group.instance.id`), or the cluster
+/// refused the client's credentials or permissions — else a [`Error::Transport`] to retry.
+fn consumer_error(cluster: &ClusterId, error: &KafkaError) -> Error {
+    let fatal = match error {
+        KafkaError::MessageConsumptionFatal(_) => true,
+        KafkaError::MessageConsumption(code) => matches!(
+            code,
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::FencedInstanceId
+        ),
+        _ => false,
+    };
+    let message = format!("poll failed: {error}");
+    if fatal {
+        Error::Fatal {
+            cluster: cluster.to_string(),
+            message,
+        }
+    } else {
+        Error::Transport {
+            cluster: cluster.to_string(),
+            message,
+        }
     }
 }
 

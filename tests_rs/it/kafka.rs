@@ -340,3 +340,44 @@ async fn a_full_producer_queue_is_awaited_without_blocking_the_runtime() {
     );
     running.stop().await.unwrap();
 }
+
+/// A consumer fenced by a newer member with its `group.instance.id` can never consume again:
+/// the app fails, naming the consumer and the cause, instead of living on with a dead consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_static_member_fails_the_app() {
+    use fastkafka::app::{App, Json};
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    let (mock, id, transport) = setup(1);
+    let brokers: fastkafka::KafkaBrokers = serde_json::from_value(serde_json::json!({
+        "localhost": id.bootstrap_servers().split(',').map(|address| {
+            let (url, port) = address.rsplit_once(':').unwrap();
+            serde_json::json!({"url": url, "port": port})
+        }).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let mut app = App::new(brokers);
+    app.consumer("t", None, Json, |_: serde_json::Value| async {
+        Ok::<(), String>(())
+    })
+    .unwrap()
+    .group_id("g")
+    .property("group.instance.id", "member-1")
+    .property("heartbeat.interval.ms", "100");
+    let running = app.start(std::sync::Arc::new(transport)).await.unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID; 3],
+    );
+    let failure = tokio::time::timeout(super::WAIT, running.wait_for_failure())
+        .await
+        .expect("the fenced consumer fails the app");
+    let message = failure.to_string();
+    assert!(
+        matches!(&failure, fastkafka::Error::ConsumerEnded { source, .. }
+            if matches!(**source, fastkafka::Error::Fatal { .. })),
+        "{failure:?}"
+    );
+    assert!(message.contains("consumer of 't'"), "{message}");
+    running.stop().await.ok();
+}
