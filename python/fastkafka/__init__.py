@@ -5,10 +5,12 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 
 - :class:`FastKafka` (``_app``): the application and its decorators, a facade over the
   engine's app runtime (``_core.Runtime``: registrations, client options, start and stop);
-  ``_runner`` handles one consumer's batches on the event loop, ``_benchmark`` counts
+  ``_lifecycle`` is one run of it (background tasks, the first failure) and the transport it
+  runs on, ``_runner`` handles one consumer's batches on the event loop, ``_benchmark`` counts
   ``@app.benchmark``;
 - :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
-- ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors and mocks;
+- ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors (``_mirrors``)
+  and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions), ``_threads`` (the thread pools for

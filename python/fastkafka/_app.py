@@ -16,10 +16,8 @@ partition and offset, and the consumer goes on with the next one.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
@@ -29,50 +27,17 @@ from typing import Any, TypeVar
 from . import _core
 from ._benchmark import Throughput
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
+from ._lifecycle import AppRun, Transport, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._runner import ConsumerRunner
-from ._threads import run_lifecycle
-from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
+from .exceptions import AppNotStartedError, ConfigError
 from .executors import Executor, executor_from
 
-__all__ = ["FastKafka", "Transport"]
+__all__ = ["FastKafka"]
 
-logger = logging.getLogger("fastkafka.app")
-consumer_logger = logging.getLogger("fastkafka.consumer")
 
 F = TypeVar("F", bound=Callable[..., Any])
 Lifespan = Callable[["FastKafka"], AbstractAsyncContextManager[Any]]
-
-
-# What an app runs on: the in-memory broker, or real Kafka through librdkafka.
-Transport = _core.MemoryBroker | _core.KafkaTransport
-
-
-# What apps without a transport of their own run on: real Kafka, unless
-# fastkafka.testing.InMemoryBroker installed a process-wide in-memory broker.
-_default_transport: Transport | None = None
-
-
-def set_default_transport(transport: Transport | None) -> Transport | None:
-    """Make ``transport`` what apps without their own run on; returns the previous one."""
-    global _default_transport
-    previous, _default_transport = _default_transport, transport
-    return previous
-
-
-def default_transport() -> Transport:
-    """What an app without a transport of its own runs on: the in-memory broker a
-    ``fastkafka.testing.InMemoryBroker`` installed, else real Kafka."""
-    if _default_transport is not None:
-        return _default_transport
-    kafka_transport = getattr(_core, "KafkaTransport", None)
-    if kafka_transport is None:
-        raise TransportError(
-            "this build of fastkafka-rs has no Kafka transport (it was built without the "
-            "'kafka' feature); run the app under fastkafka.testing.Tester"
-        )
-    transport: Transport = kafka_transport()
-    return transport
 
 
 class FastKafka:
@@ -117,14 +82,10 @@ class FastKafka:
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
         self._transport: Transport | None = None
-        self._running: _core.RunningRuntime | None = None
-        self._is_started = False
+        # The current run: started, supervised and stopped on the runtime.
+        self._run = AppRun()
         self._recorders: dict[str, CallRecorder] | None = None
         self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
-        self._background_tasks: list[asyncio.Task[Any]] = []
-        # The first exception of a handler whose executor has throw_exceptions=True.
-        self._failure: BaseException | None = None
-        self._failed: asyncio.Event | None = None
         self._lifespan_context: AbstractAsyncContextManager[Any] | None = None
         self.mocks = MockNamespace({})
         self.awaited_mocks = MockNamespace({})
@@ -161,7 +122,7 @@ class FastKafka:
 
     def set_kafka_broker(self, kafka_broker_name: str) -> None:
         """Select the environment (a key of ``kafka_brokers``) for every cluster of the app."""
-        if self._is_started:
+        if self._run.is_started:
             raise RuntimeError("set_kafka_broker() cannot be called while the app is running")
         self._runtime.set_environment(kafka_broker_name)
 
@@ -185,7 +146,7 @@ class FastKafka:
 
     def use_transport(self, transport: Transport | None) -> None:
         """Run on ``transport`` from the next start; ``None`` means real Kafka."""
-        if self._is_started:
+        if self._run.is_started:
             raise RuntimeError("the transport cannot change while the app is running")
         self._transport = transport
 
@@ -231,7 +192,7 @@ class FastKafka:
             runner = ConsumerRunner(
                 spec,
                 functools.partial(self._recorder_of, spec.name),
-                functools.partial(self._fail, spec),
+                functools.partial(self._run.fail, spec.name),
             )
             self._runtime.add_consumer(
                 spec.name,
@@ -399,87 +360,20 @@ class FastKafka:
     @property
     def is_started(self) -> bool:
         """Whether the app is running."""
-        return self._is_started
+        return self._run.is_started
 
     async def _start(self) -> None:
-        if self._is_started:
-            raise RuntimeError("the app is already running")
-        self._failure, self._failed = None, asyncio.Event()
         transport = self._transport or default_transport()
-        starting = asyncio.ensure_future(
-            run_lifecycle(
-                self._runtime.start, transport, asyncio.get_running_loop(), self._consumer_ended
-            )
-        )
-        try:
-            self._running = await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            # The start goes on in its thread: let it finish, then undo it (the runtime rolls
-            # back a start that fails by itself).
-            running = await asyncio.gather(starting, return_exceptions=True)
-            if isinstance(running[0], _core.RunningRuntime):
-                await run_lifecycle(running[0].stop)
-            raise
-        self._is_started = True
-        for function in self._background_functions:
-            task = asyncio.create_task(function(), name=f"fastkafka background {function.__name__}")
-            task.add_done_callback(_log_background_end)
-            self._background_tasks.append(task)
-        if self._background_tasks:
-            # Tasks run their first step in the order they were scheduled, before whatever is
-            # scheduled after them: one yield to the loop lets each run up to its first
-            # suspension, so a caller of `async with app:` finds every task started.
-            await asyncio.sleep(0)
+        await self._run.start(self._runtime, transport, self._background_functions)
 
     async def _stop(self) -> None:
-        """Cancel the background tasks, then stop the runtime: consumers finish (or abandon)
-        their batches in flight and commit, producers flush. Raises the error a failing
-        handler stopped its consumer with, if any."""
-        tasks, self._background_tasks = self._background_tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        running, self._running = self._running, None
-        try:
-            if running is not None:
-                await run_lifecycle(running.stop)
-        except HandlerError:
-            pass  # logged by the runtime; the app's own failure, if any, is raised below
-        finally:
-            self._is_started = False
-            failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
-
-    def _fail(self, spec: ConsumerSpec, error: BaseException) -> None:
-        """A consumer is ending on an error (its handler raised with throw_exceptions=True, or
-        raised a ``BaseException``): remember the first such error for ``wait_for_failure``
-        and for ``async with app:`` to raise on exit."""
-        consumer_logger.error("%s: stopping this consumer: %r", spec.name, error)
-        self._record_failure(error)
-
-    def _record_failure(self, error: BaseException) -> None:
-        if self._failure is None:
-            self._failure = error
-        if self._failed is not None:
-            self._failed.set()
-
-    def _consumer_ended(self, name: str, message: str) -> None:
-        """Called on the event loop when a consumer loop ended without being stopped."""
-        if self._failure is None:
-            error = HandlerError(f"consumer '{name}' ended: {message}")
-            consumer_logger.error("%s: stopping this consumer: %r", name, error)
-            self._record_failure(error)
+        await self._run.stop()
 
     async def wait_for_failure(self) -> BaseException:
         """Wait until a consumer ends other than by stopping — its handler raised with
         ``throw_exceptions=True`` or raised a ``BaseException`` (``SystemExit``, a stray
         ``CancelledError``), or its loop failed — and return why."""
-        if self._failed is None:
-            raise AppNotStartedError("the app is not running")
-        await self._failed.wait()
-        assert self._failure is not None
-        return self._failure
+        return await self._run.wait_for_failure()
 
     async def __aenter__(self) -> FastKafka:
         if self.lifespan is not None:
@@ -520,8 +414,3 @@ class FastKafka:
             f"consumers={[s.name for s in self._consumers]}, "
             f"producers={[s.name for s in self._producers]})"
         )
-
-
-def _log_background_end(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("%s failed", task.get_name(), exc_info=task.exception())

@@ -42,14 +42,12 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
-import pydantic_core
-from pydantic import BaseModel
-
 from . import _core
-from ._app import FastKafka, Transport, default_transport, set_default_transport
-from ._codecs import Decode, describe_decode_error, make_decoder, make_encoder
-from ._handlers import ConsumerSpec
-from ._mocks import AwaitedMock, CallRecorder, MockNamespace
+from ._app import FastKafka
+from ._codecs import make_decoder
+from ._lifecycle import Transport, default_transport, set_default_transport
+from ._mirrors import MirrorConsumer, MirrorProducer, mirror_codec
+from ._mocks import AwaitedMock, MockNamespace
 from ._threads import run_lifecycle
 from .exceptions import ConfigError, HandlerError
 
@@ -60,11 +58,6 @@ logger = logging.getLogger("fastkafka.testing")
 
 def _sugar_name(topic: str) -> str:
     return topic.replace(".", "_").replace("-", "_")
-
-
-def _mirror_codec(codec: str | Callable[..., Any]) -> str:
-    # A custom codec has no known inverse; mirrors then speak JSON.
-    return codec if isinstance(codec, str) else "json"
 
 
 class InMemoryBroker:
@@ -90,94 +83,6 @@ class InMemoryBroker:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.__exit__(*exc_info)
-
-
-class _MirrorProducer:
-    """Sends messages to the (topic, cluster) that app consumers read, and records each call
-    in ``tester.mocks.to_<topic>``."""
-
-    def __init__(self, producer: _core.Producer, spec: ConsumerSpec, name: str) -> None:
-        self._producer = producer
-        self.topic = spec.topic
-        # The app functions this mirror serves (several apps may consume one topic).
-        self.functions: list[str] = []
-        self._model = spec.message_type
-        # Only a named codec has a known encoder for the consumer's decoder.
-        self._encode = make_encoder(spec.codec, spec.message_type) if spec.codec == "avro" else None
-        # Decodes what this mirror encodes: recording a sent message as its bytes, decoded
-        # again when a test looks, is much cheaper than a deep copy.
-        self._decode = make_decoder(_mirror_codec(spec.codec), spec.message_type)
-        self.recorder = CallRecorder(name)
-        self.__name__ = name
-
-    @property
-    def bootstrap_servers(self) -> str | None:
-        """The cluster this mirror sends to (None while the Tester is not entered)."""
-        return self._producer.bootstrap_servers
-
-    async def __call__(self, message: Any, key: bytes | None = None) -> Any:
-        """Send ``message`` (a list is sent as one batch) and return it."""
-        items = message if isinstance(message, list) else [message]
-        encoded = [self._encoded(item) for item in items]
-        if key is None and len(items) == 1 and type(message) is self._model:
-            # An unvalidated model_construct() may not decode again: then the call is
-            # recorded with the object itself.
-            side_effect = self.recorder.record_encoded(self._decode, encoded[0], message)
-        elif key is None:
-            side_effect = self.recorder.record(message)
-        else:
-            side_effect = self.recorder.record(message, key)
-        if side_effect is not None:
-            await side_effect
-        backpressure = self._producer.produce([(key, value, None) for value in encoded])
-        if backpressure is not None:
-            await backpressure
-        return message
-
-    def _encoded(self, item: Any) -> bytes:
-        """What the consumer's codec makes of an object of its declared type; anything else —
-        another model, a dict, an unvalidated ``model_construct`` — as its JSON, so tests can
-        send the bad input an app must survive. ``bytes`` are sent as they are."""
-        if self._encode is not None and isinstance(item, self._model):
-            return self._encode(item)
-        if isinstance(item, bytes | bytearray):
-            return bytes(item)
-        if isinstance(item, BaseModel):
-            encoded: bytes = item.__pydantic_serializer__.to_json(item, warnings=False)
-            return encoded
-        return pydantic_core.to_json(item)
-
-
-class _MirrorConsumer:
-    """Reads the (topic, cluster) app producers write to and records each message in
-    ``tester.mocks.on_<topic>``."""
-
-    def __init__(self, topic: str, decode: Decode, name: str) -> None:
-        self.topic = topic
-        # The app functions this mirror serves (several apps may produce to one topic).
-        self.functions: list[str] = []
-        self._decode = decode
-        self.recorder = CallRecorder(name)
-        self.awaited = AwaitedMock(self.recorder)
-
-    async def handle_batch(self, records: list[_core.Record]) -> None:
-        for record in records:
-            try:
-                self._decode(record.value)
-            except Exception as error:
-                logger.error(
-                    "%s: the app produced a record that cannot be decoded "
-                    "(topic=%s partition=%d offset=%d): %s",
-                    self.recorder.name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    describe_decode_error(error, record.value),
-                )
-                continue
-            side_effect = self.recorder.record_encoded(self._decode, record.value)
-            if side_effect is not None:
-                await side_effect
 
 
 # FastKafka's Tester is itself an app; these parts of an app's API have no meaning on ours.
@@ -227,14 +132,14 @@ class Tester:
         self.broker: _core.MemoryBroker | None = None
         self._transport: Transport | None = None
         self._previous_environments: list[str] = []
-        self._mirror_consumers: dict[tuple[str, str], _MirrorConsumer] = {}
-        self._mirror_producers: dict[tuple[str, str], _MirrorProducer] = {}
+        self._mirror_consumers: dict[tuple[str, str], MirrorConsumer] = {}
+        self._mirror_producers: dict[tuple[str, str], MirrorProducer] = {}
         self._mirrors_running: _core.RunningRuntime | None = None
         self._previous_transports: list[Transport | None] = []
         self._started: list[FastKafka] = []
         self._is_started = False
         # Mirrors by name (to_<topic>, on_<topic>); a name with several is ambiguous.
-        self._by_name: dict[str, list[_MirrorProducer | _MirrorConsumer]] = {}
+        self._by_name: dict[str, list[MirrorProducer | MirrorConsumer]] = {}
 
     # -- what a test reads on an app -------------------------------------------------------
 
@@ -373,9 +278,9 @@ class Tester:
                 servers = app.cluster_of(produced.brokers)
                 consumer = self._mirror_consumers.get((servers, produced.topic))
                 if consumer is None:
-                    decode = make_decoder(_mirror_codec(produced.codec), produced.message_type)
+                    decode = make_decoder(mirror_codec(produced.codec), produced.message_type)
                     name = f"on_{_sugar_name(produced.topic)}"
-                    consumer = _MirrorConsumer(produced.topic, decode, name)
+                    consumer = MirrorConsumer(produced.topic, decode, name)
                     runtime.add_consumer(
                         name,
                         produced.topic,
@@ -392,7 +297,7 @@ class Tester:
                 if producer is None:
                     name = f"to_{_sugar_name(consumed.topic)}"
                     handle = runtime.add_producer(name, consumed.topic, bootstrap_servers=servers)
-                    producer = _MirrorProducer(handle, consumed, name)
+                    producer = MirrorProducer(handle, consumed, name)
                     self._mirror_producers[(servers, consumed.topic)] = producer
                 producer.functions.append(consumed.name)
                 self.mirrors[consumed.function] = producer
@@ -408,7 +313,7 @@ class Tester:
         shorthands, by mirror name; a name that mirrors on several clusters share is
         ambiguous."""
         self._by_name = {}
-        mirrors: list[_MirrorProducer | _MirrorConsumer] = [
+        mirrors: list[MirrorProducer | MirrorConsumer] = [
             *self._mirror_producers.values(),
             *self._mirror_consumers.values(),
         ]
@@ -486,7 +391,7 @@ class Tester:
             if len(found) > 1:
                 raise RuntimeError(self._ambiguity(name))
             mirror = found[0]
-            return mirror.awaited if isinstance(mirror, _MirrorConsumer) else mirror
+            return mirror.awaited if isinstance(mirror, MirrorConsumer) else mirror
         if name in _APP_ONLY:
             raise AttributeError(
                 f"'Tester' object has no attribute '{name}': a Tester's consumers and "

@@ -18,15 +18,16 @@
 
 pub mod options;
 mod producer;
+mod running;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-
 pub use options::{Client, ConsumerSettings, Options};
 pub use producer::ProducerHandle;
+use running::RunningConsumer;
+pub use running::RunningRuntime;
 
 use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::{slow_batch_warning, BatchHandler, ConsumerLoop, ConsumerLoopConfig};
@@ -353,11 +354,7 @@ impl Runtime {
                 .map(|(cluster, _)| cluster.clone())
                 .expect("every registration's cluster was created above"))
         };
-        let mut running = RunningRuntime {
-            consumers: Vec::new(),
-            producers: Vec::new(),
-            stop_timeout: self.stop_timeout,
-        };
+        let mut running = RunningRuntime::new(self.stop_timeout);
         for producer in &self.producers {
             producer.handle.bind(Some(cluster_for(&producer.cluster)?));
             running.producers.push(producer.handle.clone());
@@ -422,115 +419,5 @@ impl Runtime {
             running: ConsumerLoop::spawn(subscribed, handler, config),
             on_abandon: consumer.on_abandon.clone(),
         })
-    }
-}
-
-struct RunningConsumer {
-    name: String,
-    topic: String,
-    running: ConsumerLoop,
-    on_abandon: Option<AbandonHook>,
-}
-
-impl fmt::Debug for RunningConsumer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunningConsumer")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
-/// A started [`Runtime`]; stop it to commit and flush.
-#[derive(Debug)]
-pub struct RunningRuntime {
-    consumers: Vec<RunningConsumer>,
-    producers: Vec<ProducerHandle>,
-    stop_timeout: Duration,
-}
-
-impl RunningRuntime {
-    /// Resolves when a consumer ends other than by [`RunningRuntime::stop`] — its handler
-    /// failed or panicked, or its cluster closed it — with why, naming the consumer. Never
-    /// resolves while every consumer runs. Owns what it waits on, so it can be spawned.
-    pub fn wait_for_failure(&self) -> impl std::future::Future<Output = Error> + Send + 'static {
-        let mut failures: FuturesUnordered<_> = self
-            .consumers
-            .iter()
-            .map(|consumer| {
-                let (name, failure) = (consumer.name.clone(), consumer.running.failure());
-                async move { failure.wait().await.map(|error| (name, error)) }
-            })
-            .collect();
-        async move {
-            while let Some(ended) = failures.next().await {
-                if let Some((consumer, error)) = ended {
-                    return Error::ConsumerEnded {
-                        consumer,
-                        source: Box::new(error),
-                    };
-                }
-            }
-            std::future::pending().await
-        }
-    }
-
-    /// Stops every consumer concurrently — each finishes its batch in flight, commits and
-    /// leaves its group — then unbinds and flushes the producers, reporting what was not
-    /// delivered. A batch still running after the stop timeout is abandoned (its consumer's
-    /// abandon hook cancels it; its offsets are not committed); a loop that still does not end
-    /// after as long again is left behind, logged. Returns the first consumer error.
-    pub async fn stop(self) -> Result<()> {
-        let timeout = self.stop_timeout;
-        let stops = self.consumers.into_iter().map(|consumer| async move {
-            let RunningConsumer {
-                name,
-                topic,
-                running,
-                on_abandon,
-            } = consumer;
-            let stopping = running.stop();
-            tokio::pin!(stopping);
-            let outcome = match tokio::time::timeout(timeout, &mut stopping).await {
-                Ok(outcome) => Some(outcome),
-                Err(_) => {
-                    if let Some(abandon) = &on_abandon {
-                        abandon(timeout);
-                    }
-                    tokio::time::timeout(timeout, &mut stopping).await.ok()
-                }
-            };
-            match &outcome {
-                None => tracing::error!(
-                    target: "fastkafka::consumer",
-                    "{name}: did not stop even after its batch was cancelled; leaving it behind"
-                ),
-                Some(Err(error)) => tracing::error!(
-                    target: "fastkafka::consumer",
-                    "{name}: consumer ended with an error: {error}"
-                ),
-                Some(Ok(())) => tracing::info!(
-                    target: "fastkafka::consumer",
-                    "{name}: stopped consuming topic '{topic}'"
-                ),
-            }
-            outcome.unwrap_or(Ok(()))
-        });
-        let stopped = futures_util::future::join_all(stops).await;
-        let mut clusters: Vec<Arc<dyn Cluster>> = Vec::new();
-        for producer in &self.producers {
-            if let Some(cluster) = producer.bind(None) {
-                if !clusters.iter().any(|known| known.id() == cluster.id()) {
-                    clusters.push(cluster);
-                }
-            }
-        }
-        let flushed = futures_util::future::join_all(
-            clusters
-                .iter()
-                .map(|cluster| crate::transport::flush_and_report(&**cluster)),
-        )
-        .await;
-        let mut outcomes = stopped.into_iter().chain(flushed);
-        outcomes.find(Result::is_err).unwrap_or(Ok(()))
     }
 }

@@ -161,7 +161,7 @@ async fn bad_records_are_skipped_keys_reach_metadata_and_offsets_are_committed()
     .expect("the good record is handled");
     running.stop().await.unwrap();
 
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0, "ok");
     assert_eq!(seen[0].1.key.as_deref(), Some(&b"k1"[..]));

@@ -19,6 +19,11 @@
 //!   and committed offsets carry over;
 //! - a consumer without a group reads every partition and commits nothing;
 //! - `auto_offset_reset` applies where a group has no committed offset.
+//!
+//! # Layout
+//! - this file: [`MemoryBroker`], [`MemoryCluster`] and the state they share;
+//! - `consumer.rs`: the consumer — group membership, cooperative rebalances, offsets;
+//! - `partitioner.rs`: the Java client's murmur2 partitioner.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,12 +33,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+mod consumer;
+mod partitioner;
+
+use consumer::MemoryConsumer;
+use partitioner::key_partition;
+
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
-use crate::transport::{
-    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
-};
+use crate::transport::{ClientProperties, Cluster, ClusterConsumer, Subscription, Transport};
 
 /// An in-memory broker holding any number of isolated clusters.
 ///
@@ -301,250 +310,17 @@ impl Cluster for MemoryCluster {
             .iter()
             .map(|t| state.topic(t, self.default_partitions).name.clone())
             .collect();
-        let mut consumer = MemoryConsumer {
-            shared: self.shared.clone(),
-            membership: None,
-            topics: topics.clone(),
-            reset: subscription.auto_offset_reset,
-            positions: BTreeMap::new(),
-            stored: HashMap::new(),
-            next_partition: 0,
-        };
-        match subscription.group_id {
-            Some(group_id) => {
-                let member = state.next_member_id;
-                state.next_member_id += 1;
-                state
-                    .groups
-                    .entry(group_id.clone())
-                    .or_default()
-                    .members
-                    .insert(member, topics);
-                consumer.membership = Some((group_id, member));
-                consumer.rebalance(&mut state);
-            }
-            None => {
-                for topic in &topics {
-                    for partition in 0..state.partitions_of(topic) {
-                        let tp = TopicPartition::new(topic.clone(), partition);
-                        let start = consumer.start_offset(&state, &tp, None);
-                        consumer.positions.insert(tp, start);
-                    }
-                }
-            }
-        }
+        let consumer = MemoryConsumer::join(
+            self.shared.clone(),
+            &mut state,
+            topics,
+            subscription.auto_offset_reset,
+            subscription.group_id,
+        );
         drop(state);
         // A new member changes the others' target assignment: wake them to give partitions up.
         self.shared.changed.notify_waiters();
         Ok(Box::new(consumer))
-    }
-}
-
-/// A consumer of a [`MemoryCluster`]. Dropping it without [`ClusterConsumer::close`] leaves
-/// its group without committing, as a crashed Kafka client would.
-struct MemoryConsumer {
-    shared: Arc<ClusterShared>,
-    membership: Option<(String, u64)>,
-    topics: Vec<Arc<str>>,
-    reset: OffsetReset,
-    /// Next offset to read, per owned partition.
-    positions: BTreeMap<TopicPartition, i64>,
-    /// Next offset to commit, per owned partition.
-    stored: HashMap<TopicPartition, i64>,
-    /// Where the next poll starts, so one busy partition cannot starve the others.
-    next_partition: usize,
-}
-
-impl fmt::Debug for MemoryConsumer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryConsumer")
-            .field("membership", &self.membership)
-            .field("topics", &self.topics)
-            .field("positions", &self.positions)
-            .finish()
-    }
-}
-
-impl MemoryConsumer {
-    fn start_offset(
-        &self,
-        state: &ClusterState,
-        tp: &TopicPartition,
-        group: Option<&Group>,
-    ) -> i64 {
-        if let Some(committed) = group.and_then(|g| g.committed.get(tp)) {
-            return *committed;
-        }
-        match self.reset {
-            OffsetReset::Earliest => 0,
-            OffsetReset::Latest => state.end_offset(tp),
-        }
-    }
-
-    /// Moves this member toward its target assignment: gives up partitions it should no longer
-    /// own (committing their stored offsets first) and takes free ones it should own.
-    /// Returns whether it released anything, so others waiting for a partition get woken.
-    fn rebalance(&mut self, state: &mut ClusterState) -> bool {
-        let Some((group_id, member)) = &self.membership else {
-            return false;
-        };
-        let mut group = state.groups.remove(group_id).unwrap_or_default();
-        let target = state.target_assignment(&group, *member);
-        let revoked: Vec<TopicPartition> = self
-            .positions
-            .keys()
-            .filter(|tp| !target.contains(tp))
-            .cloned()
-            .collect();
-        for tp in &revoked {
-            self.positions.remove(tp);
-            if let Some(offset) = self.stored.remove(tp) {
-                group.committed.insert(tp.clone(), offset);
-            }
-            group.owners.remove(tp);
-        }
-        for tp in target {
-            if self.positions.contains_key(&tp) {
-                continue;
-            }
-            let free = group.owners.get(&tp).is_none_or(|owner| owner == member);
-            if free {
-                group.owners.insert(tp.clone(), *member);
-                let start = self.start_offset(state, &tp, Some(&group));
-                self.positions.insert(tp, start);
-            }
-        }
-        state.groups.insert(group_id.clone(), group);
-        !revoked.is_empty()
-    }
-
-    /// Takes up to `max_records` records from the owned partitions, starting at a rotating
-    /// partition, and advances the positions past them.
-    fn take_records(&mut self, state: &ClusterState, max_records: usize) -> Vec<Record> {
-        let owned: Vec<TopicPartition> = self.positions.keys().cloned().collect();
-        let mut batch = Vec::new();
-        if owned.is_empty() {
-            return batch;
-        }
-        let first = self.next_partition % owned.len();
-        self.next_partition = self.next_partition.wrapping_add(1);
-        for tp in owned[first..].iter().chain(&owned[..first]) {
-            if batch.len() >= max_records {
-                break;
-            }
-            let Some(log) = state
-                .topics
-                .get(&tp.topic)
-                .and_then(|t| t.partitions.get(tp.partition as usize))
-            else {
-                continue;
-            };
-            let position = self.positions[tp];
-            let available = log.get(position as usize..).unwrap_or_default();
-            let taken = available.len().min(max_records - batch.len());
-            batch.extend_from_slice(&available[..taken]);
-            self.positions.insert(tp.clone(), position + taken as i64);
-        }
-        batch
-    }
-
-    fn leave(&mut self, commit: bool) {
-        let mut state = lock(&self.shared.state);
-        if let Some((group_id, member)) = self.membership.take() {
-            if let Some(group) = state.groups.get_mut(&group_id) {
-                group.members.remove(&member);
-                for tp in self.positions.keys() {
-                    if commit {
-                        if let Some(offset) = self.stored.get(tp) {
-                            group.committed.insert(tp.clone(), *offset);
-                        }
-                    }
-                    if group.owners.get(tp) == Some(&member) {
-                        group.owners.remove(tp);
-                    }
-                }
-            }
-        }
-        self.positions.clear();
-        self.stored.clear();
-        drop(state);
-        self.shared.changed.notify_waiters();
-    }
-}
-
-#[async_trait]
-impl ClusterConsumer for MemoryConsumer {
-    async fn poll(&mut self, max_records: usize) -> Result<Vec<Record>> {
-        let max_records = max_records.max(1);
-        let shared = self.shared.clone();
-        loop {
-            // Register interest before looking, so a wake-up between the look and the wait
-            // is not lost.
-            let changed = shared.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let released = {
-                let mut state = lock(&shared.state);
-                let released = self.rebalance(&mut state);
-                let batch = self.take_records(&state, max_records);
-                if !batch.is_empty() {
-                    drop(state);
-                    if released {
-                        self.shared.changed.notify_waiters();
-                    }
-                    return Ok(batch);
-                }
-                released
-            };
-            if released {
-                self.shared.changed.notify_waiters();
-            }
-            changed.await;
-        }
-    }
-
-    fn store_offsets(&mut self, records: &[Record]) -> Result<()> {
-        for record in records {
-            let tp = record.topic_partition();
-            if self.positions.contains_key(&tp) {
-                let next = record.offset + 1;
-                let stored = self.stored.entry(tp).or_insert(next);
-                *stored = (*stored).max(next);
-            }
-        }
-        Ok(())
-    }
-
-    async fn commit(&mut self) -> Result<()> {
-        let Some((group_id, member)) = &self.membership else {
-            return Ok(());
-        };
-        let mut state = lock(&self.shared.state);
-        if let Some(group) = state.groups.get_mut(group_id) {
-            for (tp, offset) in &self.stored {
-                if group.owners.get(tp) == Some(member) {
-                    group.committed.insert(tp.clone(), *offset);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn assignment(&self) -> Vec<TopicPartition> {
-        self.positions.keys().cloned().collect()
-    }
-
-    async fn close(mut self: Box<Self>) -> Result<()> {
-        self.leave(true);
-        Ok(())
-    }
-}
-
-impl Drop for MemoryConsumer {
-    fn drop(&mut self) {
-        if self.membership.is_some() {
-            self.leave(false);
-        }
     }
 }
 
@@ -560,59 +336,4 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The Java client's default partitioner: `toPositive(murmur2(key)) % partitions`.
-fn key_partition(key: &[u8], partitions: usize) -> usize {
-    (murmur2(key) & 0x7fff_ffff) as usize % partitions
-}
-
-/// Kafka's murmur2 (seed 0x9747b28c), as in `org.apache.kafka.common.utils.Utils`.
-fn murmur2(data: &[u8]) -> u32 {
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_the_java_client() {
-        // Values from Kafka's UtilsTest.testMurmur2.
-        assert_eq!(murmur2(b"21") as i32, -973932308);
-        assert_eq!(murmur2(b"foobar") as i32, -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
-            -58897971
-        );
-        assert_eq!(murmur2(b"abc") as i32, 479470107);
-    }
 }

@@ -1,259 +1,68 @@
-//! The Kafka transport: real clusters through librdkafka (rust-rdkafka), behind the `kafka`
-//! feature.
-//!
-//! - One [`KafkaCluster`] per [`ClusterId`], holding the cluster's one producer client — a
-//!   `ThreadedProducer`, whose own thread serves delivery reports, so [`Cluster::produce`] only
-//!   enqueues and returns (FastKafka's semantics: a send returns once the client has the
-//!   record). Delivery failures are logged with topic and error and counted.
-//! - One librdkafka consumer per subscription. Offsets are never stored automatically
-//!   (`enable.auto.offset.store=false`) nor committed by librdkafka's timer
-//!   (`enable.auto.commit=false`): the consumer loop stores a batch's offsets after its handler
-//!   returned and commits periodically and on close, and the rebalance callback commits before a
-//!   partition is taken away. That is the at-least-once guarantee.
-//! - Without a group, a consumer is assigned every partition of its topics (FastKafka's
-//!   behaviour with `group_id=None`) and commits nothing.
-//!
-//! librdkafka calls block (metadata, synchronous commits, close), so they run on tokio's
-//! blocking pool, never on a runtime worker.
+//! The librdkafka consumer behind [`ClusterConsumer`]: subscribed to its group (or assigned every
+//! partition without one), polled a batch at a time, offsets stored by the consumer loop and
+//! committed by it and by the rebalance callback before a partition is taken away. Errors that
+//! retrying cannot heal are [`Error::Fatal`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
+use super::{
+    check_not_reserved, client_config, config_error, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
+};
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
-use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
-use crate::transport::{
-    ClientProperties, Cluster, ClusterConsumer, OffsetReset, Subscription, Transport,
-    QUEUE_FULL_TIMEOUT,
-};
+use crate::record::{Record, TimestampType, TopicPartition};
+use crate::transport::{ClientProperties, ClusterConsumer, OffsetReset, Subscription};
 
-/// How long flushing or a synchronous commit may take.
-const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `subscribe` waits for the group to assign partitions before returning anyway.
-const ASSIGNMENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Properties the transport owns; a user setting them would break at-least-once delivery.
-const RESERVED_PROPERTIES: &[&str] = &[
-    "bootstrap.servers",
-    "enable.auto.offset.store",
-    "enable.auto.commit",
-];
-
-/// Real Kafka clusters, reached with librdkafka.
-pub struct KafkaTransport {
-    properties: ClientProperties,
-    clusters: Mutex<HashMap<ClusterId, (ClientProperties, Arc<KafkaCluster>)>>,
+pub(super) struct KafkaConsumer {
+    cluster: ClusterId,
+    consumer: Arc<StreamConsumer<RebalanceCommitter>>,
+    in_group: bool,
+    /// Records received while waiting for the first assignment.
+    buffered: VecDeque<Record>,
+    /// Next offset to commit, per partition; mirrors what was stored in librdkafka.
+    stored: BTreeMap<TopicPartition, i64>,
+    /// A fatal error met while filling a batch, returned by the next poll.
+    fatal: Option<Error>,
 }
 
-impl KafkaTransport {
-    /// A transport whose clients all get `properties` (librdkafka names), on top of which
-    /// producer and consumer properties are applied.
-    pub fn new(properties: ClientProperties) -> Result<Self> {
-        check_not_reserved(&properties)?;
-        Ok(Self {
-            properties,
-            clusters: Mutex::new(HashMap::new()),
-        })
-    }
-}
-
-impl fmt::Debug for KafkaTransport {
+impl fmt::Debug for KafkaConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaTransport")
-            .field("properties", &redacted(&self.properties))
+        f.debug_struct("KafkaConsumer")
+            .field("cluster", &self.cluster)
+            .field("in_group", &self.in_group)
             .finish()
     }
 }
 
-impl Transport for KafkaTransport {
-    fn cluster_with(
-        &self,
-        id: &ClusterId,
-        producer: &ClientProperties,
-    ) -> Result<Arc<dyn Cluster>> {
-        check_not_reserved(producer)?;
-        let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((existing, cluster)) = clusters.get(id) {
-            if let Some(name) = first_difference(existing, producer) {
-                return Err(Error::Config(format!(
-                    "producers to cluster {id} disagree on '{name}'; they share one client, so \
-                     give them the same value"
-                )));
-            }
-            return Ok(cluster.clone());
-        }
-        let cluster = Arc::new(KafkaCluster::connect(id, &self.properties, producer)?);
-        clusters.insert(id.clone(), (producer.clone(), cluster.clone()));
-        Ok(cluster)
-    }
-}
-
-/// One real cluster and its producer client.
-pub struct KafkaCluster {
-    id: ClusterId,
-    properties: ClientProperties,
-    producer: ThreadedProducer<DeliveryReporter>,
-    delivery_failures: Arc<AtomicU64>,
-}
-
-impl KafkaCluster {
-    fn connect(
+impl KafkaConsumer {
+    /// Creates a consumer for `subscription` on cluster `id` and waits until it has
+    /// partitions: assigned by its group, or all of them without one.
+    pub(super) async fn subscribe(
         id: &ClusterId,
         properties: &ClientProperties,
-        producer_properties: &ClientProperties,
-    ) -> Result<Self> {
-        let mut config = client_config(id, properties);
-        // librdkafka's own default (`consistent_random`, CRC32) puts a key on another
-        // partition than the Java client, aiokafka, FastKafka and our in-memory broker do;
-        // Java's murmur2 keeps keyed records where every other client expects them.
-        config.set("partitioner", "murmur2_random");
-        for (name, value) in producer_properties {
-            config.set(name, value);
-        }
-        let delivery_failures = Arc::new(AtomicU64::new(0));
-        let reporter = DeliveryReporter {
-            failures: delivery_failures.clone(),
-        };
-        let producer = config
-            .create_with_context(reporter)
-            .map_err(|e| config_error(id, "producer", e))?;
-        Ok(Self {
-            id: id.clone(),
-            properties: properties.clone(),
-            producer,
-            delivery_failures,
-        })
-    }
-
-    fn transport_error(&self, message: impl fmt::Display) -> Error {
-        Error::Transport {
-            cluster: self.id.to_string(),
-            message: message.to_string(),
-        }
-    }
-}
-
-impl fmt::Debug for KafkaCluster {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaCluster")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-#[async_trait]
-impl Cluster for KafkaCluster {
-    fn id(&self) -> &ClusterId {
-        &self.id
-    }
-
-    fn produce(&self, topic: &str, mut records: Vec<OutgoingRecord>) -> Result<()> {
-        // A full queue is backpressure: wait (blocking this thread) for the client to drain.
-        let mut waiting_since = None;
-        loop {
-            records = self.try_produce(topic, records)?;
-            if records.is_empty() {
-                return Ok(());
-            }
-            let waited = waiting_since
-                .get_or_insert_with(std::time::Instant::now)
-                .elapsed();
-            if waited > QUEUE_FULL_TIMEOUT {
-                return Err(self.transport_error(format!(
-                    "cannot send to '{topic}': the producer queue stayed full for {QUEUE_FULL_TIMEOUT:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    fn try_produce(
-        &self,
-        topic: &str,
-        records: Vec<OutgoingRecord>,
-    ) -> Result<Vec<OutgoingRecord>> {
-        for (index, record) in records.iter().enumerate() {
-            let headers = (!record.headers.is_empty()).then(|| {
-                record
-                    .headers
-                    .iter()
-                    .fold(OwnedHeaders::new(), |headers, (name, value)| {
-                        headers.insert(rdkafka::message::Header {
-                            key: name,
-                            value: Some(&value[..]),
-                        })
-                    })
-            });
-            let mut pending = BaseRecord::<[u8], [u8]>::to(topic).payload(&record.value[..]);
-            if let Some(key) = &record.key {
-                pending = pending.key(&key[..]);
-            }
-            if let Some(headers) = headers {
-                pending = pending.headers(headers);
-            }
-            if let Err((error, _)) = self.producer.send(pending) {
-                if matches!(
-                    error,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                ) {
-                    return Ok(records.into_iter().skip(index).collect());
-                }
-                return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
-            }
-        }
-        Ok(Vec::new())
-    }
-
-    fn delivery_failures(&self) -> u64 {
-        self.delivery_failures.load(Ordering::Relaxed)
-    }
-
-    async fn check_reachable(&self, timeout: Duration) -> Result<()> {
-        let producer = self.producer.clone();
-        let fetched =
-            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
-                .await
-                .map_err(|e| self.transport_error(e))?;
-        fetched.map(drop).map_err(|e| {
-            self.transport_error(format!(
-                "no answer to a metadata request within {:.1} s: {e}",
-                timeout.as_secs_f64()
-            ))
-        })
-    }
-
-    async fn flush(&self) -> Result<()> {
-        let producer = self.producer.clone();
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(BLOCKING_CALL_TIMEOUT))
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        flushed.map_err(|e| self.transport_error(format!("flush failed: {e}")))
-    }
-
-    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
+        subscription: Subscription,
+    ) -> Result<Box<dyn ClusterConsumer>> {
         if subscription.topics.is_empty() {
             return Err(Error::Config(
                 "a consumer needs at least one topic".to_owned(),
             ));
         }
         check_not_reserved(&subscription.properties)?;
-        let mut config = client_config(&self.id, &self.properties);
+        let mut config = client_config(id, properties);
         for (name, value) in &subscription.properties {
             config.set(name, value);
         }
@@ -277,9 +86,9 @@ impl Cluster for KafkaCluster {
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
             .create_with_context(context)
-            .map_err(|e| config_error(&self.id, "consumer", e))?;
+            .map_err(|e| config_error(id, "consumer", e))?;
         let mut consumer = KafkaConsumer {
-            cluster: self.id.clone(),
+            cluster: id.clone(),
             consumer: Arc::new(consumer),
             in_group: subscription.group_id.is_some(),
             buffered: VecDeque::new(),
@@ -291,7 +100,7 @@ impl Cluster for KafkaCluster {
             consumer
                 .consumer
                 .subscribe(&topics)
-                .map_err(|e| self.transport_error(format!("subscribe failed: {e}")))?;
+                .map_err(|e| consumer.transport_error(format!("subscribe failed: {e}")))?;
             consumer.wait_for_assignment(&assigned).await?;
         } else {
             consumer
@@ -300,30 +109,7 @@ impl Cluster for KafkaCluster {
         }
         Ok(Box::new(consumer))
     }
-}
 
-struct KafkaConsumer {
-    cluster: ClusterId,
-    consumer: Arc<StreamConsumer<RebalanceCommitter>>,
-    in_group: bool,
-    /// Records received while waiting for the first assignment.
-    buffered: VecDeque<Record>,
-    /// Next offset to commit, per partition; mirrors what was stored in librdkafka.
-    stored: BTreeMap<TopicPartition, i64>,
-    /// A fatal error met while filling a batch, returned by the next poll.
-    fatal: Option<Error>,
-}
-
-impl fmt::Debug for KafkaConsumer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaConsumer")
-            .field("cluster", &self.cluster)
-            .field("in_group", &self.in_group)
-            .finish()
-    }
-}
-
-impl KafkaConsumer {
     fn transport_error(&self, message: impl fmt::Display) -> Error {
         Error::Transport {
             cluster: self.cluster.to_string(),
@@ -620,24 +406,6 @@ impl ConsumerContext for RebalanceCommitter {
     }
 }
 
-/// Logs and counts failed deliveries.
-struct DeliveryReporter {
-    failures: Arc<AtomicU64>,
-}
-
-impl ClientContext for DeliveryReporter {}
-
-impl ProducerContext for DeliveryReporter {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, message)) = result {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(topic = message.topic(), %error, "record not delivered");
-        }
-    }
-}
-
 fn standalone_group_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
@@ -645,28 +413,6 @@ fn standalone_group_id() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn client_config(id: &ClusterId, properties: &ClientProperties) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", id.bootstrap_servers());
-    for (name, value) in properties {
-        config.set(name, value);
-    }
-    config
-}
-
-fn check_not_reserved(properties: &ClientProperties) -> Result<()> {
-    match properties
-        .keys()
-        .find(|name| RESERVED_PROPERTIES.contains(&name.as_str()))
-    {
-        Some(name) => Err(Error::Config(format!(
-            "the client property '{name}' is managed by fastkafka (it guarantees at-least-once \
-             delivery and binds each handler to its cluster) and cannot be set"
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// What a consumer's error means: [`Error::Fatal`] when retrying cannot help — librdkafka
@@ -701,19 +447,6 @@ fn consumer_error(cluster: &ClusterId, error: &KafkaError) -> Error {
     }
 }
 
-fn config_error(id: &ClusterId, client: &str, error: KafkaError) -> Error {
-    Error::Config(format!(
-        "invalid {client} configuration for cluster {id}: {error}"
-    ))
-}
-
-fn first_difference<'a>(a: &'a ClientProperties, b: &'a ClientProperties) -> Option<&'a str> {
-    a.keys()
-        .chain(b.keys())
-        .find(|name| a.get(*name) != b.get(*name))
-        .map(String::as_str)
-}
-
 fn describe(partitions: &TopicPartitionList) -> String {
     partitions
         .elements()
@@ -721,53 +454,4 @@ fn describe(partitions: &TopicPartitionList) -> String {
         .map(|e| format!("{}/{}", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Whether a client property holds a secret, which no error, log line or repr may show.
-fn is_secret(name: &str) -> bool {
-    name.contains("password")
-        || name.contains("secret")
-        || matches!(name, "ssl.key.pem" | "sasl.oauthbearer.config")
-}
-
-fn redacted(properties: &ClientProperties) -> BTreeMap<&str, &str> {
-    properties
-        .iter()
-        .map(|(name, value)| {
-            let shown = if is_secret(name) {
-                "***"
-            } else {
-                value.as_str()
-            };
-            (name.as_str(), shown)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_never_show_in_debug_output() {
-        let properties: ClientProperties = [
-            ("sasl.password", "hunter2"),
-            ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----abc"),
-            ("ssl.key.password", "pem-pass"),
-            ("sasl.oauthbearer.config", "principal=me secret=s3"),
-            ("sasl.oauthbearer.client.secret", "cs"),
-            ("client.id", "billing"),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-        let shown = format!("{:?}", KafkaTransport::new(properties).unwrap());
-        for secret in ["hunter2", "BEGIN PRIVATE", "pem-pass", "s3", "\"cs\""] {
-            assert!(!shown.contains(secret), "{secret} shown in {shown}");
-        }
-        assert!(
-            shown.contains("billing"),
-            "other properties stay visible: {shown}"
-        );
-    }
 }

@@ -1,0 +1,157 @@
+"""One run of an app, and what it runs on.
+
+:class:`AppRun` starts an app's runtime (``_core.Runtime``) on a transport, starts its
+background tasks, keeps the first failure of its consumers for ``wait_for_failure`` and for
+``async with app:`` to raise, and stops it all in order. The runtime does the work in Rust —
+clusters checked, consumers subscribed with rollback, supervision, ordered stop with abandon,
+flush; what is here is what only Python has: asyncio tasks, the exception object a handler
+raised, and a start cancelled half-way.
+
+The transport is the in-memory broker under ``Tester`` (or ``InMemoryBroker``), real Kafka
+otherwise (:func:`default_transport`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from . import _core
+from ._threads import run_lifecycle
+from .exceptions import AppNotStartedError, HandlerError, TransportError
+
+__all__ = ["AppRun", "Transport", "default_transport", "set_default_transport"]
+
+logger = logging.getLogger("fastkafka.app")
+consumer_logger = logging.getLogger("fastkafka.consumer")
+
+# What an app runs on: the in-memory broker, or real Kafka through librdkafka.
+Transport = _core.MemoryBroker | _core.KafkaTransport
+
+
+# What apps without a transport of their own run on: real Kafka, unless
+# fastkafka.testing.InMemoryBroker installed a process-wide in-memory broker.
+_default_transport: Transport | None = None
+
+
+def set_default_transport(transport: Transport | None) -> Transport | None:
+    """Make ``transport`` what apps without their own run on; returns the previous one."""
+    global _default_transport
+    previous, _default_transport = _default_transport, transport
+    return previous
+
+
+def default_transport() -> Transport:
+    """What an app without a transport of its own runs on: the in-memory broker a
+    ``fastkafka.testing.InMemoryBroker`` installed, else real Kafka."""
+    if _default_transport is not None:
+        return _default_transport
+    kafka_transport = getattr(_core, "KafkaTransport", None)
+    if kafka_transport is None:
+        raise TransportError(
+            "this build of fastkafka-rs has no Kafka transport (it was built without the "
+            "'kafka' feature); run the app under fastkafka.testing.Tester"
+        )
+    transport: Transport = kafka_transport()
+    return transport
+
+
+class AppRun:
+    """The running part of an app: its started runtime, background tasks and first failure."""
+
+    def __init__(self) -> None:
+        self._running: _core.RunningRuntime | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        # The first error that ended a consumer: a handler's own exception when it raised
+        # with throw_exceptions=True (or a BaseException), else the runtime's report.
+        self._failure: BaseException | None = None
+        self._failed: asyncio.Event | None = None
+
+    @property
+    def is_started(self) -> bool:
+        """Whether the app is running."""
+        return self._running is not None
+
+    async def start(
+        self,
+        runtime: _core.Runtime,
+        transport: Transport,
+        background: list[Callable[[], Coroutine[Any, Any, Any]]],
+    ) -> None:
+        """Start ``runtime`` on ``transport``, then the ``background`` functions as tasks."""
+        if self.is_started:
+            raise RuntimeError("the app is already running")
+        self._failure, self._failed = None, asyncio.Event()
+        starting = asyncio.ensure_future(
+            run_lifecycle(runtime.start, transport, asyncio.get_running_loop(), self.consumer_ended)
+        )
+        try:
+            self._running = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The start goes on in its thread: let it finish, then undo it (the runtime rolls
+            # back a start that fails by itself).
+            started = await asyncio.gather(starting, return_exceptions=True)
+            if isinstance(started[0], _core.RunningRuntime):
+                await run_lifecycle(started[0].stop)
+            raise
+        for function in background:
+            task = asyncio.create_task(function(), name=f"fastkafka background {function.__name__}")
+            task.add_done_callback(_log_background_end)
+            self._tasks.append(task)
+        if self._tasks:
+            # Tasks run their first step in the order they were scheduled, before whatever is
+            # scheduled after them: one yield to the loop lets each run up to its first
+            # suspension, so a caller of `async with app:` finds every task started.
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        """Cancel the background tasks, then stop the runtime: consumers finish (or abandon)
+        their batches in flight and commit, producers flush. Raises the error that ended a
+        consumer, if any."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        running, self._running = self._running, None
+        try:
+            if running is not None:
+                await run_lifecycle(running.stop)
+        except HandlerError:
+            pass  # logged by the runtime; the app's own failure, if any, is raised below
+        finally:
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def fail(self, name: str, error: BaseException) -> None:
+        """Consumer ``name`` is ending on ``error`` (its handler raised with
+        throw_exceptions=True, or raised a ``BaseException``)."""
+        consumer_logger.error("%s: stopping this consumer: %r", name, error)
+        self._record(error)
+
+    def consumer_ended(self, name: str, message: str) -> None:
+        """Called on the event loop when the runtime saw a consumer end without being
+        stopped (its batch failed, its loop panicked, its cluster refused it for good)."""
+        if self._failure is None:
+            self.fail(name, HandlerError(f"consumer '{name}' ended: {message}"))
+
+    def _record(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+        if self._failed is not None:
+            self._failed.set()
+
+    async def wait_for_failure(self) -> BaseException:
+        """Wait until a consumer ends other than by stopping, and return why."""
+        if self._failed is None:
+            raise AppNotStartedError("the app is not running")
+        await self._failed.wait()
+        assert self._failure is not None
+        return self._failure
+
+
+def _log_background_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("%s failed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,187 @@
+//! [`KafkaCluster`]: one real cluster and its one producer client, shared by every producer of
+//! the app that sends there.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use super::consumer::KafkaConsumer;
+use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
+use crate::config::ClusterId;
+use crate::error::{Error, Result};
+use crate::record::OutgoingRecord;
+use crate::transport::{
+    ClientProperties, Cluster, ClusterConsumer, Subscription, QUEUE_FULL_TIMEOUT,
+};
+
+/// One real cluster and its producer client.
+pub struct KafkaCluster {
+    id: ClusterId,
+    properties: ClientProperties,
+    producer: ThreadedProducer<DeliveryReporter>,
+    delivery_failures: Arc<AtomicU64>,
+}
+
+impl KafkaCluster {
+    pub(super) fn connect(
+        id: &ClusterId,
+        properties: &ClientProperties,
+        producer_properties: &ClientProperties,
+    ) -> Result<Self> {
+        let mut config = client_config(id, properties);
+        // librdkafka's own default (`consistent_random`, CRC32) puts a key on another
+        // partition than the Java client, aiokafka, FastKafka and our in-memory broker do;
+        // Java's murmur2 keeps keyed records where every other client expects them.
+        config.set("partitioner", "murmur2_random");
+        for (name, value) in producer_properties {
+            config.set(name, value);
+        }
+        let delivery_failures = Arc::new(AtomicU64::new(0));
+        let reporter = DeliveryReporter {
+            failures: delivery_failures.clone(),
+        };
+        let producer = config
+            .create_with_context(reporter)
+            .map_err(|e| config_error(id, "producer", e))?;
+        Ok(Self {
+            id: id.clone(),
+            properties: properties.clone(),
+            producer,
+            delivery_failures,
+        })
+    }
+
+    fn transport_error(&self, message: impl fmt::Display) -> Error {
+        Error::Transport {
+            cluster: self.id.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for KafkaCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaCluster")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Cluster for KafkaCluster {
+    fn id(&self) -> &ClusterId {
+        &self.id
+    }
+
+    fn produce(&self, topic: &str, mut records: Vec<OutgoingRecord>) -> Result<()> {
+        // A full queue is backpressure: wait (blocking this thread) for the client to drain.
+        let mut waiting_since = None;
+        loop {
+            records = self.try_produce(topic, records)?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            let waited = waiting_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed();
+            if waited > QUEUE_FULL_TIMEOUT {
+                return Err(self.transport_error(format!(
+                    "cannot send to '{topic}': the producer queue stayed full for {QUEUE_FULL_TIMEOUT:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn try_produce(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+    ) -> Result<Vec<OutgoingRecord>> {
+        for (index, record) in records.iter().enumerate() {
+            let headers = (!record.headers.is_empty()).then(|| {
+                record
+                    .headers
+                    .iter()
+                    .fold(OwnedHeaders::new(), |headers, (name, value)| {
+                        headers.insert(rdkafka::message::Header {
+                            key: name,
+                            value: Some(&value[..]),
+                        })
+                    })
+            });
+            let mut pending = BaseRecord::<[u8], [u8]>::to(topic).payload(&record.value[..]);
+            if let Some(key) = &record.key {
+                pending = pending.key(&key[..]);
+            }
+            if let Some(headers) = headers {
+                pending = pending.headers(headers);
+            }
+            if let Err((error, _)) = self.producer.send(pending) {
+                if matches!(
+                    error,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                ) {
+                    return Ok(records.into_iter().skip(index).collect());
+                }
+                return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn delivery_failures(&self) -> u64 {
+        self.delivery_failures.load(Ordering::Relaxed)
+    }
+
+    async fn check_reachable(&self, timeout: Duration) -> Result<()> {
+        let producer = self.producer.clone();
+        let fetched =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
+                .await
+                .map_err(|e| self.transport_error(e))?;
+        fetched.map(drop).map_err(|e| {
+            self.transport_error(format!(
+                "no answer to a metadata request within {:.1} s: {e}",
+                timeout.as_secs_f64()
+            ))
+        })
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let producer = self.producer.clone();
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(BLOCKING_CALL_TIMEOUT))
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        flushed.map_err(|e| self.transport_error(format!("flush failed: {e}")))
+    }
+
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
+        KafkaConsumer::subscribe(&self.id, &self.properties, subscription).await
+    }
+}
+
+/// Logs and counts failed deliveries.
+struct DeliveryReporter {
+    failures: Arc<AtomicU64>,
+}
+
+impl ClientContext for DeliveryReporter {}
+
+impl ProducerContext for DeliveryReporter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(topic = message.topic(), %error, "record not delivered");
+        }
+    }
+}

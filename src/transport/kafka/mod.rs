@@ -1,0 +1,185 @@
+//! The Kafka transport: real clusters through librdkafka (rust-rdkafka), behind the `kafka`
+//! feature.
+//!
+//! - One [`KafkaCluster`] per [`ClusterId`], holding the cluster's one producer client — a
+//!   `ThreadedProducer`, whose own thread serves delivery reports, so [`Cluster::produce`] only
+//!   enqueues and returns (FastKafka's semantics: a send returns once the client has the
+//!   record). Delivery failures are logged with topic and error and counted.
+//! - One librdkafka consumer per subscription. Offsets are never stored automatically
+//!   (`enable.auto.offset.store=false`) nor committed by librdkafka's timer
+//!   (`enable.auto.commit=false`): the consumer loop stores a batch's offsets after its handler
+//!   returned and commits periodically and on close, and the rebalance callback commits before a
+//!   partition is taken away. That is the at-least-once guarantee.
+//! - Without a group, a consumer is assigned every partition of its topics (FastKafka's
+//!   behaviour with `group_id=None`) and commits nothing.
+//!
+//! librdkafka calls block (metadata, synchronous commits, close), so they run on tokio's
+//! blocking pool, never on a runtime worker.
+//!
+//! # Layout
+//! - this file: [`KafkaTransport`] and the client configuration both clients share;
+//! - `cluster.rs`: [`KafkaCluster`], the producer client and its delivery reports;
+//! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, the
+//!   rebalance callback that commits, and which errors are fatal.
+
+mod cluster;
+mod consumer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+
+pub use cluster::KafkaCluster;
+
+use crate::config::ClusterId;
+use crate::error::{Error, Result};
+use crate::transport::{ClientProperties, Cluster, Transport};
+
+/// How long flushing or a synchronous commit may take.
+const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `subscribe` waits for the group to assign partitions before returning anyway.
+const ASSIGNMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Properties the transport owns; a user setting them would break at-least-once delivery.
+const RESERVED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+];
+
+/// Real Kafka clusters, reached with librdkafka.
+pub struct KafkaTransport {
+    properties: ClientProperties,
+    clusters: Mutex<HashMap<ClusterId, (ClientProperties, Arc<KafkaCluster>)>>,
+}
+
+impl KafkaTransport {
+    /// A transport whose clients all get `properties` (librdkafka names), on top of which
+    /// producer and consumer properties are applied.
+    pub fn new(properties: ClientProperties) -> Result<Self> {
+        check_not_reserved(&properties)?;
+        Ok(Self {
+            properties,
+            clusters: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl fmt::Debug for KafkaTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaTransport")
+            .field("properties", &redacted(&self.properties))
+            .finish()
+    }
+}
+
+impl Transport for KafkaTransport {
+    fn cluster_with(
+        &self,
+        id: &ClusterId,
+        producer: &ClientProperties,
+    ) -> Result<Arc<dyn Cluster>> {
+        check_not_reserved(producer)?;
+        let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((existing, cluster)) = clusters.get(id) {
+            if let Some(name) = first_difference(existing, producer) {
+                return Err(Error::Config(format!(
+                    "producers to cluster {id} disagree on '{name}'; they share one client, so \
+                     give them the same value"
+                )));
+            }
+            return Ok(cluster.clone());
+        }
+        let cluster = Arc::new(KafkaCluster::connect(id, &self.properties, producer)?);
+        clusters.insert(id.clone(), (producer.clone(), cluster.clone()));
+        Ok(cluster)
+    }
+}
+
+fn client_config(id: &ClusterId, properties: &ClientProperties) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", id.bootstrap_servers());
+    for (name, value) in properties {
+        config.set(name, value);
+    }
+    config
+}
+
+fn check_not_reserved(properties: &ClientProperties) -> Result<()> {
+    match properties
+        .keys()
+        .find(|name| RESERVED_PROPERTIES.contains(&name.as_str()))
+    {
+        Some(name) => Err(Error::Config(format!(
+            "the client property '{name}' is managed by fastkafka (it guarantees at-least-once \
+             delivery and binds each handler to its cluster) and cannot be set"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn config_error(id: &ClusterId, client: &str, error: KafkaError) -> Error {
+    Error::Config(format!(
+        "invalid {client} configuration for cluster {id}: {error}"
+    ))
+}
+
+fn first_difference<'a>(a: &'a ClientProperties, b: &'a ClientProperties) -> Option<&'a str> {
+    a.keys()
+        .chain(b.keys())
+        .find(|name| a.get(*name) != b.get(*name))
+        .map(String::as_str)
+}
+
+/// Whether a client property holds a secret, which no error, log line or repr may show.
+fn is_secret(name: &str) -> bool {
+    name.contains("password")
+        || name.contains("secret")
+        || matches!(name, "ssl.key.pem" | "sasl.oauthbearer.config")
+}
+
+fn redacted(properties: &ClientProperties) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .map(|(name, value)| {
+            let shown = if is_secret(name) {
+                "***"
+            } else {
+                value.as_str()
+            };
+            (name.as_str(), shown)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let properties: ClientProperties = [
+            ("sasl.password", "hunter2"),
+            ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----abc"),
+            ("ssl.key.password", "pem-pass"),
+            ("sasl.oauthbearer.config", "principal=me secret=s3"),
+            ("sasl.oauthbearer.client.secret", "cs"),
+            ("client.id", "billing"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let shown = format!("{:?}", KafkaTransport::new(properties).unwrap());
+        for secret in ["hunter2", "BEGIN PRIVATE", "pem-pass", "s3", "\"cs\""] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(
+            shown.contains("billing"),
+            "other properties stay visible: {shown}"
+        );
+    }
+}

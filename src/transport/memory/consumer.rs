@@ -1,0 +1,266 @@
+//! The in-memory consumer: a member of its group (or a reader of every partition without one)
+//! that takes partitions cooperatively, reads from its positions and stores and commits offsets
+//! as a Kafka client does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{lock, ClusterShared, ClusterState, Group};
+use crate::error::Result;
+use crate::record::{Record, TopicPartition};
+use crate::transport::{ClusterConsumer, OffsetReset};
+
+/// A consumer of a [`MemoryCluster`]. Dropping it without [`ClusterConsumer::close`] leaves
+/// its group without committing, as a crashed Kafka client would.
+pub(super) struct MemoryConsumer {
+    shared: Arc<ClusterShared>,
+    membership: Option<(String, u64)>,
+    topics: Vec<Arc<str>>,
+    reset: OffsetReset,
+    /// Next offset to read, per owned partition.
+    positions: BTreeMap<TopicPartition, i64>,
+    /// Next offset to commit, per owned partition.
+    stored: HashMap<TopicPartition, i64>,
+    /// Where the next poll starts, so one busy partition cannot starve the others.
+    next_partition: usize,
+}
+
+impl fmt::Debug for MemoryConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryConsumer")
+            .field("membership", &self.membership)
+            .field("topics", &self.topics)
+            .field("positions", &self.positions)
+            .finish()
+    }
+}
+
+impl MemoryConsumer {
+    /// A consumer of `topics` that joins `group_id` (taking its share of partitions at once)
+    /// or, without a group, reads every partition from where `reset` says.
+    pub(super) fn join(
+        shared: Arc<ClusterShared>,
+        state: &mut ClusterState,
+        topics: Vec<Arc<str>>,
+        reset: OffsetReset,
+        group_id: Option<String>,
+    ) -> Self {
+        let mut consumer = MemoryConsumer {
+            shared,
+            membership: None,
+            topics: topics.clone(),
+            reset,
+            positions: BTreeMap::new(),
+            stored: HashMap::new(),
+            next_partition: 0,
+        };
+        match group_id {
+            Some(group_id) => {
+                let member = state.next_member_id;
+                state.next_member_id += 1;
+                state
+                    .groups
+                    .entry(group_id.clone())
+                    .or_default()
+                    .members
+                    .insert(member, topics);
+                consumer.membership = Some((group_id, member));
+                consumer.rebalance(state);
+            }
+            None => {
+                for topic in &topics {
+                    for partition in 0..state.partitions_of(topic) {
+                        let tp = TopicPartition::new(topic.clone(), partition);
+                        let start = consumer.start_offset(state, &tp, None);
+                        consumer.positions.insert(tp, start);
+                    }
+                }
+            }
+        }
+        consumer
+    }
+
+    fn start_offset(
+        &self,
+        state: &ClusterState,
+        tp: &TopicPartition,
+        group: Option<&Group>,
+    ) -> i64 {
+        if let Some(committed) = group.and_then(|g| g.committed.get(tp)) {
+            return *committed;
+        }
+        match self.reset {
+            OffsetReset::Earliest => 0,
+            OffsetReset::Latest => state.end_offset(tp),
+        }
+    }
+
+    /// Moves this member toward its target assignment: gives up partitions it should no longer
+    /// own (committing their stored offsets first) and takes free ones it should own.
+    /// Returns whether it released anything, so others waiting for a partition get woken.
+    fn rebalance(&mut self, state: &mut ClusterState) -> bool {
+        let Some((group_id, member)) = &self.membership else {
+            return false;
+        };
+        let mut group = state.groups.remove(group_id).unwrap_or_default();
+        let target = state.target_assignment(&group, *member);
+        let revoked: Vec<TopicPartition> = self
+            .positions
+            .keys()
+            .filter(|tp| !target.contains(tp))
+            .cloned()
+            .collect();
+        for tp in &revoked {
+            self.positions.remove(tp);
+            if let Some(offset) = self.stored.remove(tp) {
+                group.committed.insert(tp.clone(), offset);
+            }
+            group.owners.remove(tp);
+        }
+        for tp in target {
+            if self.positions.contains_key(&tp) {
+                continue;
+            }
+            let free = group.owners.get(&tp).is_none_or(|owner| owner == member);
+            if free {
+                group.owners.insert(tp.clone(), *member);
+                let start = self.start_offset(state, &tp, Some(&group));
+                self.positions.insert(tp, start);
+            }
+        }
+        state.groups.insert(group_id.clone(), group);
+        !revoked.is_empty()
+    }
+
+    /// Takes up to `max_records` records from the owned partitions, starting at a rotating
+    /// partition, and advances the positions past them.
+    fn take_records(&mut self, state: &ClusterState, max_records: usize) -> Vec<Record> {
+        let owned: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        let mut batch = Vec::new();
+        if owned.is_empty() {
+            return batch;
+        }
+        let first = self.next_partition % owned.len();
+        self.next_partition = self.next_partition.wrapping_add(1);
+        for tp in owned[first..].iter().chain(&owned[..first]) {
+            if batch.len() >= max_records {
+                break;
+            }
+            let Some(log) = state
+                .topics
+                .get(&tp.topic)
+                .and_then(|t| t.partitions.get(tp.partition as usize))
+            else {
+                continue;
+            };
+            let position = self.positions[tp];
+            let available = log.get(position as usize..).unwrap_or_default();
+            let taken = available.len().min(max_records - batch.len());
+            batch.extend_from_slice(&available[..taken]);
+            self.positions.insert(tp.clone(), position + taken as i64);
+        }
+        batch
+    }
+
+    fn leave(&mut self, commit: bool) {
+        let mut state = lock(&self.shared.state);
+        if let Some((group_id, member)) = self.membership.take() {
+            if let Some(group) = state.groups.get_mut(&group_id) {
+                group.members.remove(&member);
+                for tp in self.positions.keys() {
+                    if commit {
+                        if let Some(offset) = self.stored.get(tp) {
+                            group.committed.insert(tp.clone(), *offset);
+                        }
+                    }
+                    if group.owners.get(tp) == Some(&member) {
+                        group.owners.remove(tp);
+                    }
+                }
+            }
+        }
+        self.positions.clear();
+        self.stored.clear();
+        drop(state);
+        self.shared.changed.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl ClusterConsumer for MemoryConsumer {
+    async fn poll(&mut self, max_records: usize) -> Result<Vec<Record>> {
+        let max_records = max_records.max(1);
+        let shared = self.shared.clone();
+        loop {
+            // Register interest before looking, so a wake-up between the look and the wait
+            // is not lost.
+            let changed = shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let released = {
+                let mut state = lock(&shared.state);
+                let released = self.rebalance(&mut state);
+                let batch = self.take_records(&state, max_records);
+                if !batch.is_empty() {
+                    drop(state);
+                    if released {
+                        self.shared.changed.notify_waiters();
+                    }
+                    return Ok(batch);
+                }
+                released
+            };
+            if released {
+                self.shared.changed.notify_waiters();
+            }
+            changed.await;
+        }
+    }
+
+    fn store_offsets(&mut self, records: &[Record]) -> Result<()> {
+        for record in records {
+            let tp = record.topic_partition();
+            if self.positions.contains_key(&tp) {
+                let next = record.offset + 1;
+                let stored = self.stored.entry(tp).or_insert(next);
+                *stored = (*stored).max(next);
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        let Some((group_id, member)) = &self.membership else {
+            return Ok(());
+        };
+        let mut state = lock(&self.shared.state);
+        if let Some(group) = state.groups.get_mut(group_id) {
+            for (tp, offset) in &self.stored {
+                if group.owners.get(tp) == Some(member) {
+                    group.committed.insert(tp.clone(), *offset);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.positions.keys().cloned().collect()
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        self.leave(true);
+        Ok(())
+    }
+}
+
+impl Drop for MemoryConsumer {
+    fn drop(&mut self) {
+        if self.membership.is_some() {
+            self.leave(false);
+        }
+    }
+}
