@@ -255,6 +255,44 @@ def test_dropping_a_kafka_client_never_deadlocks_the_interpreter() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "dropped", done.stderr[-2000:]
 
 
+EXIT_SCRIPT = """
+import asyncio, sys
+from pydantic import BaseModel
+from fastkafka import FastKafka
+from fastkafka.testing import InMemoryBroker
+
+class Job(BaseModel):
+    n: int
+
+app = FastKafka()
+
+@app.consumes()
+async def on_jobs(msg: Job) -> None:
+    await asyncio.sleep(0)
+
+async def main() -> None:
+    with InMemoryBroker() as broker:
+        cluster = broker.cluster("localhost:9092")
+        await app.__aenter__()
+        for _ in range(20_000):
+            cluster.send("jobs", b'{"n": 1}')
+        print("exiting")
+        sys.exit(0)  # without stopping: the consumer loop is mid-flight as Python exits
+
+asyncio.run(main())
+"""
+
+
+def test_exiting_without_stopping_the_app_exits_cleanly() -> None:
+    """Engine threads that would enter Python while the interpreter finalizes (a batch to
+    hand over, a line to log) stay out instead: CPython ends such a thread mid-call, which
+    aborts the process."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "exiting", done.stderr[-2000:]
+
+
 async def test_payloads_can_be_logged_on_request_truncated(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,7 +25,7 @@ from ._app import FastKafka
 from ._core import __version__, librdkafka_version
 from ._events import EventMetadata, KafkaEvent
 
-# Rust threads must not call into Python while the interpreter shuts down.
-atexit.register(_core.stop_log_forwarding)
+# Engine threads must not enter Python while the interpreter shuts down.
+atexit.register(_core.close_python_entries)
 
 __all__ = ["EventMetadata", "FastKafka", "KafkaEvent", "__version__", "librdkafka_version"]

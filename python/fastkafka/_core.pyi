@@ -14,8 +14,8 @@ __all__ = [
     "RunningRuntime",
     "Runtime",
     "__version__",
+    "close_python_entries",
     "librdkafka_version",
-    "stop_log_forwarding",
 ]
 
 __version__: str
@@ -45,7 +45,7 @@ class KafkaTransport:
     ) -> Cluster: ...
 
 def librdkafka_version() -> str: ...
-def stop_log_forwarding() -> None: ...
+def close_python_entries() -> None: ...
 
 @final
 class Cluster:

@@ -1,16 +1,23 @@
-//! [`TestHarness`]: the Rust counterpart of Python's `Tester`.
+//! [`TestHarness`]: the Rust counterpart of Python's `Tester`, on the same in-memory broker; its
+//! watches are consumers on the app runtime, as the Tester's mirrors are.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
 use super::{App, Codec};
 use crate::config::KafkaBrokers;
+use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
-use crate::record::OutgoingRecord;
+use crate::record::{OutgoingRecord, Record};
+use crate::runtime::{
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, RunningRuntime, Runtime,
+};
 use crate::transport::memory::MemoryBroker;
-use crate::transport::{Cluster, ClusterConsumer, Subscription, Transport};
+use crate::transport::{Cluster, Transport};
 
 /// The Rust counterpart of Python's `Tester`: runs an app on an in-memory broker, sends to a
 /// (topic, cluster) and watches what arrives on another.
@@ -60,36 +67,77 @@ impl TestHarness {
 
     /// Starts reading `topic` on the app's cluster (or `brokers`) from its beginning. Call it
     /// before starting the app so nothing the app produces is missed.
+    ///
+    /// A watch is a consumer on the app runtime, like the Python Tester's mirrors: it runs
+    /// until the watch is dropped.
     pub async fn watch<T, C: Codec<T>>(
         &self,
         topic: &str,
         brokers: Option<&KafkaBrokers>,
         codec: C,
     ) -> Result<Watch<T>> {
-        let consumer = self
-            .cluster(brokers)?
-            .subscribe(Subscription::new([topic]))
-            .await?;
+        let cluster = self.cluster(brokers)?.id().clone();
+        let (sender, arrived) = mpsc::unbounded_channel();
+        let mut runtime = Runtime::new(self.brokers.clone());
+        runtime.add_consumer(ConsumerRegistration {
+            name: format!("watch of '{topic}'"),
+            topic: topic.to_owned(),
+            cluster: ClusterChoice::Fixed(cluster),
+            settings: ConsumerSettings::default(),
+            handler: Arc::new(move || {
+                Ok(Box::new(Forward(sender.clone())) as Box<dyn BatchHandler>)
+            }),
+            on_abandon: None,
+        })?;
+        let running = runtime.start(self.transport()).await?;
         Ok(Watch {
             topic: topic.to_owned(),
-            consumer,
+            arrived,
             codec: Box::new(codec),
-            arrived: VecDeque::new(),
+            running: Some(running),
         })
+    }
+}
+
+/// Hands a watch's records to it.
+struct Forward(mpsc::UnboundedSender<Record>);
+
+#[async_trait]
+impl BatchHandler for Forward {
+    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        for record in records {
+            // A dropped watch stops its consumer; until then nobody is left to read.
+            let _ = self.0.send(record.clone());
+        }
+        Ok(())
     }
 }
 
 /// What arrives on one (topic, cluster), decoded.
 pub struct Watch<T> {
     topic: String,
-    consumer: Box<dyn ClusterConsumer>,
+    arrived: mpsc::UnboundedReceiver<Record>,
     codec: Box<dyn Codec<T>>,
-    arrived: VecDeque<T>,
+    running: Option<RunningRuntime>,
 }
 
 impl<T> fmt::Debug for Watch<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch").field("topic", &self.topic).finish()
+    }
+}
+
+impl<T> Drop for Watch<T> {
+    fn drop(&mut self) {
+        if let (Some(running), Ok(tokio)) =
+            (self.running.take(), tokio::runtime::Handle::try_current())
+        {
+            tokio.spawn(async move {
+                if let Err(error) = running.stop().await {
+                    tracing::warn!(%error, "a test watch ended with an error");
+                }
+            });
+        }
     }
 }
 
@@ -101,22 +149,15 @@ impl<T: 'static> Watch<T> {
 
     /// The next message, waiting up to `timeout`.
     pub async fn next_within(&mut self, timeout: Duration) -> Result<T> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(value) = self.arrived.pop_front() {
-                return Ok(value);
-            }
-            let polled = tokio::time::timeout_at(deadline, self.consumer.poll(100)).await;
-            let records = polled.map_err(|_| Error::Transport {
+        let received = tokio::time::timeout(timeout, self.arrived.recv()).await;
+        let record = received
+            .map_err(|_| Error::Transport {
                 cluster: String::new(),
                 message: format!("nothing arrived on '{}' within {timeout:?}", self.topic),
-            })??;
-            for record in records {
-                let value = self.codec.decode(&record.value).map_err(|e| {
-                    Error::Handler(format!("cannot decode a record of '{}': {e}", self.topic))
-                })?;
-                self.arrived.push_back(value);
-            }
-        }
+            })?
+            .ok_or(Error::Closed("the watch's consumer"))?;
+        self.codec
+            .decode(&record.value)
+            .map_err(|e| Error::Handler(format!("cannot decode a record of '{}': {e}", self.topic)))
     }
 }

@@ -8,23 +8,12 @@
 //! (`debug`, `trace`, ...). No event is emitted per message on the hot path.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-
-/// Cleared at interpreter exit (`atexit`): a thread that takes the GIL while CPython finalizes
-/// is ended mid-call by CPython, which aborts the process.
-static FORWARDING: AtomicBool = AtomicBool::new(true);
-
-/// Stops forwarding events to Python; registered with `atexit` by the package.
-#[pyfunction]
-pub fn stop_log_forwarding() {
-    FORWARDING.store(false, Ordering::Release);
-}
 
 /// Installs the bridge as the process's tracing subscriber (once; later calls do nothing, and
 /// an embedding Rust program that installed its own subscriber keeps it).
@@ -47,16 +36,13 @@ impl<S: Subscriber> Layer<S> for PythonLogging {
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if !FORWARDING.load(Ordering::Acquire) {
-            return;
-        }
         let metadata = event.metadata();
         let mut message = MessageWriter::default();
         event.record(&mut message);
         let logger_name = logger_name(metadata.target());
         let level = python_level(*metadata.level());
         // During interpreter shutdown there is no Python to log to; the event is dropped.
-        Python::try_attach(|py| {
+        super::attach_if_open(|py| {
             if let Err(error) = log(py, &logger_name, level, &message.text) {
                 error.print(py);
             }

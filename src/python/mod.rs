@@ -27,11 +27,32 @@ mod record;
 mod runtime;
 mod transport;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::config::ClusterId;
 use crate::error::Error;
+
+/// Cleared at interpreter exit (`atexit`): a thread that takes the GIL while CPython finalizes
+/// is ended mid-call by CPython, which aborts the process. So engine threads — logging, batch
+/// handlers, failure reports — enter Python only through [`attach_if_open`].
+static PYTHON_OPEN: AtomicBool = AtomicBool::new(true);
+
+/// Stops engine threads from entering Python; the package registers it with `atexit`.
+#[pyfunction]
+fn close_python_entries() {
+    PYTHON_OPEN.store(false, Ordering::Release);
+}
+
+/// Runs `f` with the GIL from an engine thread, unless the interpreter is exiting (`None`).
+pub(crate) fn attach_if_open<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    if !PYTHON_OPEN.load(Ordering::Acquire) {
+        return None;
+    }
+    Python::try_attach(f)
+}
 
 /// Raises `error` as the matching class of `fastkafka.exceptions`.
 pub(crate) fn to_py_err(error: Error) -> PyErr {
@@ -126,7 +147,7 @@ impl<T: Send + 'static> Drop for DropOffThread<T> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
-    m.add_function(wrap_pyfunction!(logging::stop_log_forwarding, m)?)?;
+    m.add_function(wrap_pyfunction!(close_python_entries, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     #[cfg(feature = "kafka")]
     {

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::record::PyRecord;
 use super::transport::RecordTuple;
 use super::transport::{hand_over, one_record, to_outgoing, transport_of, PyKafkaBrokers};
-use super::{block_on, cluster_id, to_py_err, DropOffThread};
+use super::{attach_if_open, block_on, cluster_id, to_py_err, DropOffThread};
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
 use crate::record::Record;
@@ -343,11 +343,14 @@ struct PyBatchHandler {
 #[async_trait]
 impl BatchHandler for PyBatchHandler {
     async fn handle(&mut self, records: &[Record]) -> crate::Result<()> {
-        let handled = Python::attach(|py| {
+        // While the interpreter finalizes there is no Python to hand a batch to: the loop
+        // ends (nothing stored, so the batch is consumed again by the next run).
+        let handled = attach_if_open(|py| {
             let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
             let coroutine = self.on_batch.bind(py).call1((batch,))?;
             pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)
-        });
+        })
+        .ok_or(Error::Closed("the Python interpreter"))?;
         let outcome = match handled {
             Ok(future) => future.await.map(drop),
             Err(error) => Err(error),
@@ -370,7 +373,7 @@ fn call_soon(
     else {
         return;
     };
-    Python::try_attach(|py| {
+    attach_if_open(|py| {
         let scheduled = arguments(py).and_then(|arguments| {
             let mut call = vec![callback.bind(py).clone()];
             call.extend(arguments.cast::<pyo3::types::PyTuple>()?.iter());
