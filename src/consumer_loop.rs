@@ -64,6 +64,10 @@ pub struct ConsumerLoopConfig {
     /// poll within `max.poll.interval.ms` is evicted and its partitions reassigned, so the
     /// warning comes first (see [`slow_batch_warning`]). `None`: never.
     pub slow_batch_warning: Option<Duration>,
+    /// Hand the handler one partition's records per call (batch consumers: a handler sees one
+    /// partition's records in order, never two partitions interleaved). Offsets are stored
+    /// once every partition of the polled batch was handled.
+    pub one_partition_per_call: bool,
 }
 
 impl Default for ConsumerLoopConfig {
@@ -73,6 +77,7 @@ impl Default for ConsumerLoopConfig {
             max_poll_records: 100,
             commit_interval: Some(Duration::from_secs(5)),
             slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
+            one_partition_per_call: false,
         }
     }
 }
@@ -212,6 +217,21 @@ async fn commit_stored(consumer: &mut dyn ClusterConsumer) -> bool {
     }
 }
 
+/// The records of each partition, in order; partitions in the order they first appear.
+fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
+    let mut partitions: Vec<Vec<Record>> = Vec::new();
+    for record in records {
+        let same = partitions
+            .iter_mut()
+            .find(|group| group[0].topic == record.topic && group[0].partition == record.partition);
+        match same {
+            Some(group) => group.push(record.clone()),
+            None => partitions.push(vec![record.clone()]),
+        }
+    }
+    partitions
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
@@ -291,7 +311,19 @@ async fn run<H: BatchHandler>(
                 continue;
             }
         };
-        if let Err(error) = handle_watched(&mut handler, &batch, &config).await {
+        let handled = if config.one_partition_per_call {
+            let mut handled = Ok(());
+            for partition in by_partition(&batch) {
+                handled = handle_watched(&mut handler, &partition, &config).await;
+                if handled.is_err() {
+                    break;
+                }
+            }
+            handled
+        } else {
+            handle_watched(&mut handler, &batch, &config).await
+        };
+        if let Err(error) = handled {
             break Err(error);
         }
         consumer.store_offsets(&batch)?;

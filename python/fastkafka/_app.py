@@ -202,6 +202,8 @@ class FastKafka:
                 options=kwargs,
                 on_abandon=runner.abandon,
                 max_poll_records_cap=chosen_executor.max_buffer_size,
+                # A batch handler sees one partition's records, in order, per call.
+                one_partition_per_call=spec.batch,
             )
             self._consumers.append(spec)
             setattr(self, function.__name__, function)

@@ -93,6 +93,7 @@ class Runtime:
         options: Mapping[str, Any] | None = None,
         on_abandon: Callable[[float], object] | None = None,
         max_poll_records_cap: int | None = None,
+        one_partition_per_call: bool = False,
     ) -> None: ...
     def add_producer(
         self,

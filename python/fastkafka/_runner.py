@@ -20,7 +20,7 @@ from ._threads import call_handler
 from .exceptions import HandlerError
 from .executors import DynamicTaskExecutor
 
-__all__ = ["ConsumerRunner", "by_partition"]
+__all__ = ["ConsumerRunner"]
 
 consumer_logger = logging.getLogger("fastkafka.consumer")
 
@@ -94,9 +94,8 @@ class ConsumerRunner:
 
     async def _handle_batch(self, records: list[_core.Record]) -> None:
         spec = self._spec
-        if spec.batch:
-            for partition_records in by_partition(records):
-                await self._handle_partition_batch(partition_records)
+        if spec.batch:  # the runtime hands a batch consumer one partition per call
+            await self._handle_partition_batch(records)
             return
         if self._slots is not None or self._with_metadata:
             calls = [c for c in map(self._prepare, records) if c is not None]
@@ -212,11 +211,3 @@ class ConsumerRunner:
             record.offset,
             describe_decode_error(error, record.value),
         )
-
-
-def by_partition(records: list[_core.Record]) -> list[list[_core.Record]]:
-    """The records of each partition, in order; partitions in order of first appearance."""
-    partitions: dict[tuple[str, int], list[_core.Record]] = {}
-    for record in records:
-        partitions.setdefault((record.topic, record.partition), []).append(record)
-    return list(partitions.values())

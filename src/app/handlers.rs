@@ -118,46 +118,27 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    /// One handler call per partition of the polled batch (as in Python): a batch handler
-    /// sees one partition's records in order, never two partitions interleaved.
+    /// Gets one partition's records per call (the loop splits batches: its registration
+    /// asks for one partition per call).
     async fn handle(&mut self, records: &[Record]) -> Result<()> {
-        {
-            for partition in by_partition(records) {
-                let mut values = Vec::with_capacity(partition.len());
-                let mut metadata = Vec::with_capacity(partition.len());
-                for record in &partition {
-                    match self.codec.decode(&record.value) {
-                        Ok(value) => {
-                            values.push(value);
-                            metadata.push(Metadata::of(record));
-                        }
-                        Err(error) => log_failure(&self.name, record, "cannot decode", &error),
-                    }
+        let mut values = Vec::with_capacity(records.len());
+        let mut metadata = Vec::with_capacity(records.len());
+        for record in records {
+            match self.codec.decode(&record.value) {
+                Ok(value) => {
+                    values.push(value);
+                    metadata.push(Metadata::of(record));
                 }
-                if !values.is_empty() {
-                    if let Err(error) = (self.handler)(values, metadata).await {
-                        log_failure(&self.name, partition[0], "batch handler failed", &error);
-                    }
-                }
+                Err(error) => log_failure(&self.name, record, "cannot decode", &error),
             }
-            Ok(())
         }
-    }
-}
-
-/// The records of each partition, in order; partitions in the order they first appear.
-fn by_partition(records: &[Record]) -> Vec<Vec<&Record>> {
-    let mut partitions: Vec<Vec<&Record>> = Vec::new();
-    for record in records {
-        let same = partitions
-            .iter_mut()
-            .find(|group| group[0].topic == record.topic && group[0].partition == record.partition);
-        match same {
-            Some(group) => group.push(record),
-            None => partitions.push(vec![record]),
+        if !values.is_empty() {
+            if let Err(error) = (self.handler)(values, metadata).await {
+                log_failure(&self.name, &records[0], "batch handler failed", &error);
+            }
         }
+        Ok(())
     }
-    partitions
 }
 
 fn log_failure(name: &str, record: &Record, what: &str, error: &dyn fmt::Display) {

@@ -88,6 +88,7 @@ impl TestHarness {
                 Ok(Box::new(Forward(sender.clone())) as Box<dyn BatchHandler>)
             }),
             on_abandon: None,
+            one_partition_per_call: false,
         })?;
         let running = runtime.start(self.transport()).await?;
         Ok(Watch {

@@ -268,6 +268,7 @@ impl App {
             "consumer",
             topic.into(),
             brokers,
+            false,
             move |name, concurrency| EachMessage {
                 name,
                 codec: codec.clone(),
@@ -295,14 +296,20 @@ impl App {
         E: fmt::Display + Send + 'static,
     {
         let (codec, handler) = (Arc::new(codec), Arc::new(handler));
-        self.register("batch consumer", topic.into(), brokers, move |name, _| {
-            WholeBatch {
+        // One partition per call, as in Python: a batch handler never sees two partitions'
+        // records interleaved.
+        self.register(
+            "batch consumer",
+            topic.into(),
+            brokers,
+            true,
+            move |name, _| WholeBatch {
                 name,
                 codec: codec.clone(),
                 handler: handler.clone(),
                 _values: PhantomData,
-            }
-        })
+            },
+        )
     }
 
     /// Registers a consumer whose handler `make` builds, per start, from its name and
@@ -312,6 +319,7 @@ impl App {
         kind: &str,
         topic: String,
         brokers: Option<&KafkaBrokers>,
+        one_partition_per_call: bool,
         make: impl Fn(String, Arc<AtomicUsize>) -> H + Send + Sync + 'static,
     ) -> Result<ConsumerOptions<'_>> {
         let name = format!("{kind} of '{topic}'");
@@ -327,6 +335,7 @@ impl App {
                 Ok(Box::new(handler) as Box<dyn BatchHandler>)
             }),
             on_abandon: None,
+            one_partition_per_call,
         })?;
         Ok(ConsumerOptions {
             settings,

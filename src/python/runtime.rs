@@ -129,9 +129,10 @@ impl PyRuntime {
     /// Registers consumer `name` of `topic` on the app's cluster, on `brokers`, or on the
     /// cluster `bootstrap_servers` whatever the environment (test mirrors). `options` are
     /// the decorator's (FastKafka's names) over the app's; `max_poll_records_cap` bounds the
-    /// batch size (an executor's buffer). `on_batch(records)` is awaited for each batch;
+    /// batch size (an executor's buffer); `one_partition_per_call` splits each polled batch by
+    /// partition (batch consumers). `on_batch(records)` is awaited for each batch;
     /// `on_abandon(seconds)` is called on the loop when stopping gave up waiting for it.
-    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None))]
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, one_partition_per_call = false))]
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
@@ -143,6 +144,7 @@ impl PyRuntime {
         options: Option<&Bound<'_, PyDict>>,
         on_abandon: Option<Py<PyAny>>,
         max_poll_records_cap: Option<usize>,
+        one_partition_per_call: bool,
     ) -> PyResult<()> {
         let place = format!("consumes() of '{name}'");
         let mut settings = self
@@ -183,6 +185,7 @@ impl PyRuntime {
                 settings,
                 handler,
                 on_abandon,
+                one_partition_per_call,
             })
             .map_err(to_py_err)?;
         Ok(())

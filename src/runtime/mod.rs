@@ -67,6 +67,8 @@ pub struct ConsumerRegistration {
     pub handler: HandlerFactory,
     /// How to cancel a batch stuck at stop; without one, a stuck loop is left behind.
     pub on_abandon: Option<AbandonHook>,
+    /// Hand the handler one partition's records per call (batch consumers).
+    pub one_partition_per_call: bool,
 }
 
 impl fmt::Debug for ConsumerRegistration {
@@ -412,6 +414,7 @@ impl Runtime {
             max_poll_records: settings.max_poll_records,
             commit_interval: settings.commit_interval,
             slow_batch_warning: slow_batch_warning(&settings.properties),
+            one_partition_per_call: consumer.one_partition_per_call,
         };
         Ok(RunningConsumer {
             name: consumer.name.clone(),
