@@ -13,7 +13,7 @@ from local_kafka import TansuBroker
 from pydantic import BaseModel
 
 from fastkafka import EventMetadata, FastKafka, KafkaEvent
-from fastkafka.testing import Tester
+from fastkafka.testing import InMemoryBroker, Tester
 
 
 class Reading(BaseModel):
@@ -101,6 +101,43 @@ async def test_a_keyed_batch_lands_on_one_partition_with_aligned_metadata() -> N
             assert meta.key == b"one-key"
             assert meta.value == reading.model_dump_json().encode()
     assert len({meta.partition for _, metas in received for meta in metas}) == 1
+
+
+async def test_a_batch_consumer_sees_one_partition_per_call() -> None:
+    """A polled batch spanning partitions reaches a batch handler one partition at a time, in
+    order, so per-key ordering holds within every call."""
+    app = FastKafka()
+    calls: list[list[EventMetadata]] = []
+    done = asyncio.Event()
+
+    @app.consumes(max_poll_records=500)
+    async def on_readings(readings: List[Reading], metadata: List[EventMetadata]) -> None:
+        calls.append(metadata)
+        if sum(map(len, calls)) == 200:
+            done.set()
+
+    with InMemoryBroker(default_partitions=4) as broker:
+        cluster = broker.cluster("localhost:9092")
+        async with app:
+            cluster.produce(
+                "readings",
+                [
+                    (
+                        f"key-{i % 7}".encode(),
+                        Reading(sensor="s", value=i).model_dump_json().encode(),
+                        None,
+                    )
+                    for i in range(200)
+                ],
+            )
+            await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert all(len({meta.partition for meta in call}) == 1 for call in calls), [
+        sorted({meta.partition for meta in call}) for call in calls
+    ]
+    assert len({call[0].partition for call in calls}) == 4, "every partition was read"
+    for call in calls:
+        offsets = [meta.offset for meta in call]
+        assert offsets == sorted(offsets)
 
 
 def test_metadata_must_match_the_consumer_kind() -> None:
