@@ -15,12 +15,13 @@ help: ## Show this help
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "maturin>=1.9.4,<2" "pydantic>=2.5" "typer>=0.12" "pytest>=8" \
 		"pytest-asyncio>=0.24" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "aiokafka>=0.11" \
-		"fastavro>=1.9" "fastapi>=0.110"
+		"fastavro>=1.9" "fastapi>=0.110" \
+		"jsonschema>=4.18" "pyyaml>=6"
 	touch $@
 
 .PHONY: install
@@ -57,8 +58,13 @@ test-rust: tansu ## Rust tests: the core without Python or C, then with the Kafk
 tansu: ## Install the Kafka-compatible test broker (Tansu 0.6.0) into ~/.cargo/bin if missing
 	$(PYTHON) scripts/local_kafka.py install
 
+.PHONY: chromium
+chromium: ## Install Debian's Chromium (the docs page is tested in it) if missing
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
+
 .PHONY: test-python
-test-python: $(BUILD_STAMP) tansu ## Python tests (pytest), real-broker ones included
+test-python: $(BUILD_STAMP) tansu chromium ## Python tests (pytest), real-broker ones included
 	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 .PHONY: test

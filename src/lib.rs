@@ -27,6 +27,8 @@
 //! - [`app`]: the Rust-native app, a typed facade over [`runtime`] — typed consumers and producers per (topic, cluster),
 //!   [`App::start`](app::App::start), and [`TestHarness`](app::TestHarness) for in-memory tests
 //!   (one file per concern under `src/app/`).
+//! - [`docs`]: AsyncAPI documentation (2.6 and 3.0 specs, YAML, an offline HTML page) for both
+//!   APIs.
 //! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
@@ -42,6 +44,7 @@
 pub mod app;
 pub mod config;
 pub mod consumer_loop;
+pub mod docs;
 pub mod error;
 pub mod record;
 pub mod runtime;

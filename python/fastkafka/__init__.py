@@ -12,6 +12,7 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors (``_mirrors``)
   and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
+- ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions), ``_threads`` (the thread pools for
   blocking work);

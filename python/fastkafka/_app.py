@@ -328,6 +328,15 @@ class FastKafka:
 
         return lifespan
 
+    def create_docs(self, asyncapi_version: str = "2.6") -> None:
+        """Write the app's AsyncAPI spec to ``<root_path>/asyncapi/spec/asyncapi.yml`` and its
+        HTML page to ``<root_path>/asyncapi/docs/index.html`` (``root_path`` as given to the
+        app, else the working directory): every cluster's servers in every environment, a
+        channel per (topic, cluster), message schemas from the pydantic models."""
+        from ._docs import write_docs  # imported when asked: most runs never write docs
+
+        write_docs(self, self.root_path, asyncapi_version)
+
     def use_default_groups(self, prefix: str | None) -> None:
         """Give every consumer without a ``group_id`` the group ``<prefix>.<function name>``.
 

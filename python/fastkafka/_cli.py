@@ -1,4 +1,6 @@
-"""``fastkafka run``: an app in N worker processes against real clusters.
+"""The ``fastkafka`` command: ``run`` (below), ``docs`` (AsyncAPI docs) and ``testing``.
+
+``fastkafka run``: an app in N worker processes against real clusters.
 
 Each worker is a fresh process (``fastkafka._worker``), its output relayed line by line with a
 ``[pid]: `` prefix. SIGINT or SIGTERM is passed on to every worker, which stops consuming,
@@ -9,6 +11,7 @@ its own is a crash: the command names it, stops the others and exits non-zero.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -16,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import IO, Annotated
 
 import typer
@@ -221,6 +226,90 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
     for worker in failed:
         print(f"Worker [{worker.pid}] exited with code {worker.returncode}")
     return 1
+
+
+docs_cli = typer.Typer(
+    help="AsyncAPI documentation of an app: every cluster's servers, channels, message schemas.",
+    no_args_is_help=True,
+)
+cli.add_typer(docs_cli, name="docs")
+testing_cli = typer.Typer(help="Testing helpers.", no_args_is_help=True)
+cli.add_typer(testing_cli, name="testing")
+
+RootPath = Annotated[
+    str | None,
+    typer.Option(
+        "--root-path",
+        help="Directory under which 'asyncapi/spec/asyncapi.yml' and 'asyncapi/docs/' are "
+        "written (default: the app's root_path, else the working directory).",
+    ),
+]
+AppArgument = Annotated[
+    str, typer.Argument(help="The app, as 'module:attribute' (e.g. 'my_service:app').")
+]
+AsyncApiVersion = Annotated[
+    str,
+    typer.Option("--asyncapi-version", help="The AsyncAPI version of the spec: 2.6 or 3.0."),
+]
+
+
+def _write_docs(app: str, root_path: str | None, asyncapi_version: str) -> Path:
+    from ._docs import write_docs  # imported when asked: --help should not load the engine
+
+    try:
+        loaded = import_app(app)
+        spec_file, page = write_docs(loaded, root_path or loaded.root_path, asyncapi_version)
+    except ConfigError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"AsyncAPI spec written to {spec_file}")
+    typer.echo(f"Documentation written to {page}")
+    return page
+
+
+@docs_cli.command("generate")
+def docs_generate(
+    app: AppArgument,
+    root_path: RootPath = None,
+    asyncapi_version: AsyncApiVersion = "2.6",
+) -> None:
+    """Write APP's AsyncAPI spec and its HTML page (one self-contained file, readable
+    offline)."""
+    _write_docs(app, root_path, asyncapi_version)
+
+
+@docs_cli.command("serve")
+def docs_serve(
+    app: AppArgument,
+    root_path: RootPath = None,
+    bind: Annotated[str, typer.Option("--bind", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    asyncapi_version: AsyncApiVersion = "2.6",
+) -> None:
+    """Write APP's docs, then serve them over HTTP until Ctrl-C."""
+    page = _write_docs(app, root_path, asyncapi_version)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(page.parent))
+    with ThreadingHTTPServer((bind, port), handler) as server:
+        served_port = server.server_address[1]
+        typer.echo(f"Serving the documentation on http://{bind}:{served_port}/")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            typer.echo("Stopped serving the documentation")
+
+
+@docs_cli.command("install_deps")
+def docs_install_deps() -> None:
+    """Nothing to install: the docs are rendered by fastkafka-rs itself (FastKafka needed
+    Node.js and npm)."""
+    typer.echo("Nothing to install: fastkafka-rs renders the documentation itself.")
+
+
+@testing_cli.command("install_deps")
+def testing_install_deps() -> None:
+    """Nothing to install: Tester runs apps on the in-memory broker built into fastkafka-rs
+    (FastKafka needed Java and a Kafka download)."""
+    typer.echo("Nothing to install: Tester's in-memory broker is built into fastkafka-rs.")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "RunningRuntime",
     "Runtime",
     "__version__",
+    "asyncapi_docs",
     "close_python_entries",
     "librdkafka_version",
 ]
@@ -45,6 +46,12 @@ class KafkaTransport:
     ) -> Cluster: ...
 
 def librdkafka_version() -> str: ...
+def asyncapi_docs(
+    kafka_brokers: KafkaBrokers,
+    info: Mapping[str, Any],
+    functions: Sequence[tuple[str, str, str, KafkaBrokers | None, str | None, Mapping[str, Any]]],
+    asyncapi_version: str = "2.6",
+) -> tuple[str, str]: ...
 def close_python_entries() -> None: ...
 
 @final

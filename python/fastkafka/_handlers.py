@@ -149,6 +149,10 @@ class ProducerSpec:
     encode: Encode
     codec: str | Callable[..., Any]
     description: str | None
+    # Whether it returns a list (one batch per call) and a KafkaEvent (with a key), as
+    # declared: what the AsyncAPI docs say of its messages.
+    batch: bool = False
+    keyed: bool = False
     # Set right after decoration, when the function is registered with the app's runtime.
     producer: _core.Producer | None = None
 
@@ -173,9 +177,11 @@ class ProducerSpec:
             )
         returned = _type_hints(function).get("return")
         model: Any = returned
-        if typing.get_origin(model) is KafkaEvent:
+        keyed = typing.get_origin(model) is KafkaEvent
+        if keyed:
             (model,) = typing.get_args(model) or (None,)
-        if _list_item(model) is not None:
+        batch = _list_item(model) is not None
+        if batch:
             model = _list_item(model)
         if not _is_model(model):
             raise ConfigError(
@@ -191,6 +197,8 @@ class ProducerSpec:
             encode=make_encoder(encoder, model),
             codec=encoder,
             description=description,
+            batch=batch,
+            keyed=keyed,
         )
 
     def send(self, producer: _core.Producer, returned: Any) -> Awaitable[None] | None:

@@ -65,7 +65,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use codec::{Codec, Json};
+pub use codec::{Codec, DocumentedJson, Json};
 pub use handlers::Metadata;
 use handlers::{EachMessage, WholeBatch};
 pub use harness::{TestHarness, Watch};
@@ -73,6 +73,7 @@ pub use producer::Producer;
 
 use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
+use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
 use crate::error::{Error, Result};
 use crate::runtime::{
     ClusterChoice, ConsumerRegistration, ConsumerSettings, Options, RunningRuntime, Runtime,
@@ -149,6 +150,8 @@ type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> +
 pub struct App {
     runtime: Runtime,
     background: Vec<BackgroundTask>,
+    /// What [`App::docs`] documents: one entry per registration.
+    channels: Vec<ChannelDoc>,
 }
 
 impl fmt::Debug for App {
@@ -166,6 +169,7 @@ impl App {
         Self {
             runtime: Runtime::new(brokers),
             background: Vec::new(),
+            channels: Vec::new(),
         }
     }
 
@@ -209,6 +213,47 @@ impl App {
         &self.runtime
     }
 
+    /// The app's AsyncAPI documentation: one server per cluster and environment, one channel
+    /// per (topic, cluster), one operation per consumer and producer; message schemas come
+    /// from the codecs ([`DocumentedJson`] gives JSON Schemas). Write it with
+    /// [`Docs::asyncapi`] and [`crate::docs::to_yaml`], or [`Docs::html`].
+    pub fn docs(&self, info: AppInfo) -> Result<Docs> {
+        Docs::new(info, self.runtime.brokers(), &self.channels)
+    }
+
+    fn document<T>(
+        &mut self,
+        function: String,
+        direction: Direction,
+        topic: &str,
+        brokers: Option<&KafkaBrokers>,
+        message: Option<MessageDoc>,
+        batch: bool,
+    ) {
+        let type_name = std::any::type_name::<T>();
+        let mut message = message.unwrap_or_else(|| MessageDoc {
+            name: type_name
+                .rsplit("::")
+                .next()
+                .unwrap_or(type_name)
+                .to_owned(),
+            payload: serde_json::json!({}),
+            content_type: "application/json".to_owned(),
+            schema_format: None,
+            batch: false,
+            keyed: false,
+        });
+        message.batch = batch;
+        self.channels.push(ChannelDoc {
+            function,
+            direction,
+            topic: topic.to_owned(),
+            cluster: choice(brokers),
+            description: None,
+            message,
+        });
+    }
+
     /// A producer of `T` to `topic` on the app's cluster, or on `brokers`.
     pub fn producer<T: 'static>(
         &mut self,
@@ -217,6 +262,15 @@ impl App {
         codec: impl Codec<T>,
     ) -> Result<Producer<T>> {
         let topic = topic.into();
+        let message = codec.message_doc();
+        self.document::<T>(
+            format!("producer to '{topic}'"),
+            Direction::Produces,
+            &topic,
+            brokers,
+            message,
+            false,
+        );
         let handle = self.runtime.add_producer(
             format!("producer to '{topic}'"),
             topic,
@@ -263,10 +317,20 @@ impl App {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
+        let topic = topic.into();
+        let message = codec.message_doc();
+        self.document::<T>(
+            format!("consumer of '{topic}'"),
+            Direction::Consumes,
+            &topic,
+            brokers,
+            message,
+            false,
+        );
         let (codec, handler) = (Arc::new(codec), Arc::new(handler));
         self.register(
             "consumer",
-            topic.into(),
+            topic,
             brokers,
             false,
             move |name, concurrency| EachMessage {
@@ -295,21 +359,27 @@ impl App {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
+        let topic = topic.into();
+        let message = codec.message_doc();
+        self.document::<T>(
+            format!("batch consumer of '{topic}'"),
+            Direction::Consumes,
+            &topic,
+            brokers,
+            message,
+            true,
+        );
         let (codec, handler) = (Arc::new(codec), Arc::new(handler));
         // One partition per call, as in Python: a batch handler never sees two partitions'
         // records interleaved.
-        self.register(
-            "batch consumer",
-            topic.into(),
-            brokers,
-            true,
-            move |name, _| WholeBatch {
+        self.register("batch consumer", topic, brokers, true, move |name, _| {
+            WholeBatch {
                 name,
                 codec: codec.clone(),
                 handler: handler.clone(),
                 _values: PhantomData,
-            },
-        )
+            }
+        })
     }
 
     /// Registers a consumer whose handler `make` builds, per start, from its name and

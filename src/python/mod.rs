@@ -20,8 +20,10 @@
 //! - this file: errors, blocking calls, the module's contents;
 //! - `transport.rs`: `KafkaBrokers`, `MemoryBroker`, `KafkaTransport`, `Cluster`;
 //! - `runtime.rs`: `Runtime`, `RunningRuntime`, `Producer` — an app's engine;
-//! - `record.rs`: `Record`; `logging.rs`: `tracing` → Python `logging`.
+//! - `record.rs`: `Record`; `logging.rs`: `tracing` → Python `logging`;
+//! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page.
 
+mod docs;
 mod logging;
 mod record;
 mod runtime;
@@ -161,5 +163,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::PyRunningRuntime>()?;
     m.add_class::<runtime::PyProducer>()?;
     m.add_class::<record::PyRecord>()?;
+    m.add_function(wrap_pyfunction!(docs::asyncapi_docs, m)?)?;
     Ok(())
 }

@@ -28,7 +28,7 @@ impl fmt::Debug for RunningConsumer {
     }
 }
 
-/// A started [`Runtime`]; stop it to commit and flush.
+/// A started [`Runtime`](super::Runtime); stop it to commit and flush.
 #[derive(Debug)]
 pub struct RunningRuntime {
     pub(super) consumers: Vec<RunningConsumer>,

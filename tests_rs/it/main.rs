@@ -3,6 +3,7 @@
 
 mod app;
 mod consumer_loop;
+mod docs;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]
