@@ -287,6 +287,17 @@ async fn an_unreachable_cluster_fails_the_start_naming_it() {
     );
 }
 
+/// `kafka_brokers` whose `localhost` environment is the mock cluster `id`.
+fn localhost_brokers(id: &ClusterId) -> fastkafka::KafkaBrokers {
+    serde_json::from_value(serde_json::json!({
+        "localhost": id.bootstrap_servers().split(',').map(|address| {
+            let (url, port) = address.rsplit_once(':').unwrap();
+            serde_json::json!({"url": url, "port": port})
+        }).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
 /// A full producer queue makes a send *await* room: other tasks on the same (single-threaded)
 /// runtime keep running meanwhile, which a send that blocked its thread would prevent.
 #[tokio::test(flavor = "current_thread")]
@@ -297,13 +308,7 @@ async fn a_full_producer_queue_is_awaited_without_blocking_the_runtime() {
     use fastkafka::runtime::{ClusterChoice, Runtime};
 
     let (_mock, id, transport) = setup(1);
-    let brokers: fastkafka::KafkaBrokers = serde_json::from_value(serde_json::json!({
-        "localhost": id.bootstrap_servers().split(',').map(|address| {
-            let (url, port) = address.rsplit_once(':').unwrap();
-            serde_json::json!({"url": url, "port": port})
-        }).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let brokers = localhost_brokers(&id);
     let mut runtime = Runtime::new(brokers);
     // One record fills the queue, and lingering keeps it full for a while.
     let properties: ClientProperties = [
@@ -349,13 +354,7 @@ async fn a_fenced_static_member_fails_the_app() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
     let (mock, id, transport) = setup(1);
-    let brokers: fastkafka::KafkaBrokers = serde_json::from_value(serde_json::json!({
-        "localhost": id.bootstrap_servers().split(',').map(|address| {
-            let (url, port) = address.rsplit_once(':').unwrap();
-            serde_json::json!({"url": url, "port": port})
-        }).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let brokers = localhost_brokers(&id);
     let mut app = App::new(brokers);
     app.consumer("t", None, Json, |_: serde_json::Value| async {
         Ok::<(), String>(())
