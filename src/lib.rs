@@ -33,8 +33,9 @@
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
 //!   in-memory implementation, [`MemoryBroker`].
-//! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets → commit, and
-//!   [`LoopFailure`] when a loop ends other than by `stop`.
+//! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets once its outputs
+//!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`.
+//! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced.
 //! - [`error`]: the one [`Error`] enum.
 //! - `python` (feature `python`): the `fastkafka._core` extension module, the Python facade
 //!   over [`runtime`].
@@ -44,6 +45,7 @@
 pub mod app;
 pub mod config;
 pub mod consumer_loop;
+pub mod delivery;
 pub mod docs;
 pub mod error;
 pub mod record;

@@ -50,7 +50,7 @@ async def test_a_consumer_loop_that_ends_on_its_own_is_reported() -> None:
     runtime = _core.Runtime(_core.KafkaBrokers.localhost(), "localhost")
     reported: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
 
-    async def failing_batch(records: list[_core.Record]) -> None:
+    async def failing_batch(records: list[_core.Record], deliveries: _core.DeliveryTracker) -> None:
         raise RuntimeError("the batch handler broke")
 
     runtime.add_consumer("on_jobs", "jobs", failing_batch)

@@ -6,6 +6,7 @@ from typing import Any, final
 
 __all__ = [
     "Cluster",
+    "DeliveryTracker",
     "KafkaBrokers",
     "KafkaTransport",
     "MemoryBroker",
@@ -37,6 +38,7 @@ class MemoryBroker:
         self, bootstrap_servers: str, producer_properties: Mapping[str, str] = ...
     ) -> Cluster: ...
     def create_topic(self, bootstrap_servers: str, topic: str, partitions: int) -> None: ...
+    def refuse_deliveries(self, bootstrap_servers: str, reason: str | None = ...) -> None: ...
 
 @final
 class KafkaTransport:
@@ -93,7 +95,7 @@ class Runtime:
         self,
         name: str,
         topic: str,
-        on_batch: Callable[[list[Record]], Awaitable[None]],
+        on_batch: Callable[[list[Record], DeliveryTracker], Awaitable[None]],
         *,
         brokers: KafkaBrokers | None = None,
         bootstrap_servers: str | None = None,
@@ -133,9 +135,18 @@ class Producer:
     @property
     def bootstrap_servers(self) -> str | None: ...
     def produce(
-        self, records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]]
+        self,
+        records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]],
+        tracker: DeliveryTracker | None = None,
     ) -> Awaitable[None] | None: ...
-    def send(self, value: bytes, key: bytes | None = None) -> Awaitable[None] | None: ...
+    def send(
+        self, value: bytes, key: bytes | None = None, tracker: DeliveryTracker | None = None
+    ) -> Awaitable[None] | None: ...
+
+@final
+class DeliveryTracker:
+    @property
+    def pending(self) -> int: ...
 
 @final
 class Record:

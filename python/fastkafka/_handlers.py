@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,14 @@ from ._events import EventMetadata, KafkaEvent, normalize_headers
 from .exceptions import ConfigError
 from .executors import Executor, SequentialExecutor
 
-__all__ = ["ConsumerSpec", "ProducerSpec", "topic_from_name"]
+__all__ = ["ConsumerSpec", "ProducerSpec", "current_deliveries", "topic_from_name"]
+
+# The deliveries of the batch whose handler is running in this context (set by the consumer's
+# runner): what a producer sends from a handler counts towards that batch, whose offsets are
+# stored only once it is all acknowledged. Tasks a handler starts inherit it.
+current_deliveries: ContextVar[_core.DeliveryTracker | None] = ContextVar(
+    "fastkafka_current_deliveries", default=None
+)
 
 
 def topic_from_name(function: Callable[..., Any], topic: str | None, prefix: str) -> str:
@@ -203,14 +211,16 @@ class ProducerSpec:
 
     def send(self, producer: _core.Producer, returned: Any) -> Awaitable[None] | None:
         """Send a producer's return value: one record, or a list as one batch; a KafkaEvent
-        adds its key and headers to each record. Returns an awaitable to await when the
-        producer queue is full (backpressure), else None."""
+        adds its key and headers to each record. Called from a consumer's handler, the records
+        count towards that batch's deliveries. Returns an awaitable to await when the producer
+        queue is full (backpressure), else None."""
+        tracker = current_deliveries.get()
         if isinstance(returned, KafkaEvent):
             key, headers = returned.key, normalize_headers(returned.headers)
             items = returned.message if isinstance(returned.message, list) else [returned.message]
-            return producer.produce([(key, self.encode(item), headers) for item in items])
+            return producer.produce([(key, self.encode(item), headers) for item in items], tracker)
         if isinstance(returned, list):
-            return producer.produce([(None, self.encode(item), None) for item in returned])
+            return producer.produce([(None, self.encode(item), None) for item in returned], tracker)
         if returned is not None:
-            return producer.send(self.encode(returned))
+            return producer.send(self.encode(returned), None, tracker)
         return None

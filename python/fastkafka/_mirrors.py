@@ -97,7 +97,9 @@ class MirrorConsumer:
         self.recorder = CallRecorder(name)
         self.awaited = AwaitedMock(self.recorder)
 
-    async def handle_batch(self, records: list[_core.Record]) -> None:
+    async def handle_batch(
+        self, records: list[_core.Record], deliveries: _core.DeliveryTracker
+    ) -> None:
         for record in records:
             try:
                 self._decode(record.value)

@@ -14,7 +14,7 @@ from typing import Any
 from . import _core
 from ._codecs import describe_decode_error
 from ._events import EventMetadata
-from ._handlers import ConsumerSpec
+from ._handlers import ConsumerSpec, current_deliveries
 from ._mocks import CallRecorder
 from ._threads import call_handler
 from .exceptions import HandlerError
@@ -53,8 +53,12 @@ class ConsumerRunner:
         # The task abandon() cancelled: its CancelledError is the stop's, not a failure.
         self._abandoned: asyncio.Task[Any] | None = None
 
-    async def handle_batch(self, records: list[_core.Record]) -> None:
+    async def handle_batch(
+        self, records: list[_core.Record], deliveries: _core.DeliveryTracker
+    ) -> None:
         self._in_flight = (asyncio.current_task(), records)
+        # What the handlers send now counts towards this batch (see current_deliveries).
+        current_deliveries.set(deliveries)
         try:
             await self._handle_batch(records)
         except Exception:

@@ -162,6 +162,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::PyRuntime>()?;
     m.add_class::<runtime::PyRunningRuntime>()?;
     m.add_class::<runtime::PyProducer>()?;
+    m.add_class::<runtime::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;
     m.add_function(wrap_pyfunction!(docs::asyncapi_docs, m)?)?;
     Ok(())

@@ -23,6 +23,7 @@ use super::transport::RecordTuple;
 use super::transport::{hand_over, one_record, to_outgoing, transport_of, PyKafkaBrokers};
 use super::{attach_if_open, block_on, cluster_id, to_py_err, DropOffThread};
 use crate::consumer_loop::BatchHandler;
+use crate::delivery::DeliveryTracker;
 use crate::error::Error;
 use crate::record::Record;
 use crate::runtime::{
@@ -310,30 +311,57 @@ impl PyProducer {
 
     /// Hands records `(key, value, headers)` to the cluster without waiting for delivery;
     /// returns None, or — when the producer queue is full — an awaitable to await
-    /// (backpressure). Raises `ClosedError` while the app is stopped.
+    /// (backpressure). Raises `ClosedError` while the app is stopped. `tracker` is the batch
+    /// being handled (given to its `on_batch`): its offsets wait for these deliveries.
+    #[pyo3(signature = (records, tracker = None))]
     fn produce<'py>(
         &self,
         py: Python<'py>,
         records: Vec<RecordTuple>,
+        tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let cluster = self.0.bound().map_err(to_py_err)?;
-        hand_over(py, &cluster, self.0.topic(), to_outgoing(records))
+        let tracker = tracker.map(|tracker| tracker.get().0.clone());
+        hand_over(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
     }
 
     /// One record: the per-message fast path of `produce`, returning the same.
-    #[pyo3(signature = (value, key = None))]
+    #[pyo3(signature = (value, key = None, tracker = None))]
     fn send<'py>(
         &self,
         py: Python<'py>,
         value: &[u8],
         key: Option<&[u8]>,
+        tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let cluster = self.0.bound().map_err(to_py_err)?;
-        hand_over(py, &cluster, self.0.topic(), vec![one_record(value, key)])
+        let tracker = tracker.map(|tracker| tracker.get().0.clone());
+        hand_over(
+            py,
+            &cluster,
+            self.0.topic(),
+            vec![one_record(value, key)],
+            tracker,
+        )
     }
 
     fn __repr__(&self) -> String {
         format!("Producer({:?}, topic={:?})", self.0.name(), self.0.topic())
+    }
+}
+
+/// The deliveries of the batch being handled: handed to `on_batch` with the records, and given
+/// back to `Producer.send`/`produce`, so that the batch's offsets are stored only once what
+/// its handler produced is acknowledged.
+#[pyclass(name = "DeliveryTracker", module = "fastkafka._core", frozen)]
+pub(super) struct PyDeliveryTracker(Arc<DeliveryTracker>);
+
+#[pymethods]
+impl PyDeliveryTracker {
+    /// How many records are still waiting for their cluster's answer.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.0.pending()
     }
 }
 
@@ -348,9 +376,13 @@ impl BatchHandler for PyBatchHandler {
     async fn handle(&mut self, records: &[Record]) -> crate::Result<()> {
         // While the interpreter finalizes there is no Python to hand a batch to: the loop
         // ends (nothing stored, so the batch is consumed again by the next run).
+        let tracker = crate::delivery::current().unwrap_or_default();
         let handled = attach_if_open(|py| {
             let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
-            let coroutine = self.on_batch.bind(py).call1((batch,))?;
+            let coroutine = self
+                .on_batch
+                .bind(py)
+                .call1((batch, PyDeliveryTracker(tracker)))?;
             pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)
         })
         .ok_or(Error::Closed("the Python interpreter"))?;

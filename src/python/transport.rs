@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use super::{block_on, cluster_id, to_py_err, DropOffThread};
 use crate::config::KafkaBrokers;
+use crate::delivery::DeliveryTracker;
 use crate::error::Error;
 use crate::record::OutgoingRecord;
 use crate::transport::memory::MemoryBroker;
@@ -86,6 +87,16 @@ impl PyMemoryBroker {
         producer_properties: ClientProperties,
     ) -> PyResult<PyCluster> {
         cluster_of(&self.0, bootstrap_servers, &producer_properties)
+    }
+
+    /// Makes the cluster `bootstrap_servers` refuse every record produced to it, for `reason`,
+    /// until called with None: a test's outage of a destination cluster. Refused records fail
+    /// their delivery as on a real cluster that stays down, so the batches that produced them
+    /// are not committed and are handled again until the cluster takes them.
+    #[pyo3(signature = (bootstrap_servers, reason = Some("refused by the test")))]
+    fn refuse_deliveries(&self, bootstrap_servers: &str, reason: Option<&str>) {
+        self.0
+            .refuse_deliveries(&cluster_id(bootstrap_servers), reason);
     }
 
     /// Creates `topic` with `partitions` partitions on the cluster `bootstrap_servers`.
@@ -189,7 +200,7 @@ impl PyCluster {
         topic: &str,
         records: Vec<RecordTuple>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        hand_over(py, &self.0, topic, to_outgoing(records))
+        hand_over(py, &self.0, topic, to_outgoing(records), None)
     }
 
     /// How many produced records failed delivery so far (each is also logged).
@@ -208,7 +219,7 @@ impl PyCluster {
         value: &[u8],
         key: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        hand_over(py, &self.0, topic, vec![one_record(value, key)])
+        hand_over(py, &self.0, topic, vec![one_record(value, key)], None)
     }
 
     /// Blocks until everything produced so far is delivered (run it in a worker thread), then
@@ -225,22 +236,26 @@ impl PyCluster {
     }
 }
 
-/// Hands `records` to `cluster`'s client without blocking. What a full queue did not take is
-/// sent by the awaitable returned (None when everything was taken): the caller awaits
-/// backpressure instead of blocking the event loop's thread.
+/// Hands `records` to `cluster`'s client without blocking, counting them in `tracker` (the
+/// producing batch's). What a full queue did not take is sent by the awaitable returned (None
+/// when everything was taken): the caller awaits backpressure instead of blocking the event
+/// loop's thread.
 pub(super) fn hand_over<'py>(
     py: Python<'py>,
     cluster: &Arc<dyn Cluster>,
     topic: &str,
     records: Vec<OutgoingRecord>,
+    tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let rest = cluster.try_produce(topic, records).map_err(to_py_err)?;
+    let rest = cluster
+        .try_produce_tracked(topic, records, tracker.as_ref())
+        .map_err(to_py_err)?;
     if rest.is_empty() {
         return Ok(None);
     }
     let (cluster, topic) = (Arc::clone(cluster), topic.to_owned());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        crate::transport::produce_when_room(&*cluster, &topic, rest)
+        crate::transport::produce_when_room(&*cluster, &topic, rest, tracker.as_ref())
             .await
             .map_err(to_py_err)
     })

@@ -415,6 +415,7 @@ impl Runtime {
             commit_interval: settings.commit_interval,
             slow_batch_warning: slow_batch_warning(&settings.properties),
             one_partition_per_call: consumer.one_partition_per_call,
+            ..ConsumerLoopConfig::default()
         };
         Ok(RunningConsumer {
             name: consumer.name.clone(),

@@ -62,10 +62,14 @@ impl ProducerHandle {
     }
 
     /// Hands `records` to the cluster's client in order, awaiting room while its queue is
-    /// full (never blocking a thread); see [`crate::transport::produce_when_room`].
+    /// full (never blocking a thread); see [`crate::transport::produce_when_room`]. Called
+    /// from a consumer's handler, the records count towards that batch's deliveries
+    /// ([`crate::delivery::current`]): its offsets are stored only once they are delivered.
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
         let cluster = self.bound()?;
-        crate::transport::produce_when_room(&*cluster, &self.0.topic, records).await
+        let tracker = crate::delivery::current();
+        crate::transport::produce_when_room(&*cluster, &self.0.topic, records, tracker.as_ref())
+            .await
     }
 
     pub(super) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {

@@ -25,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::ClusterId;
+use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record, TopicPartition};
 
@@ -134,15 +135,18 @@ pub const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Produces `records` in order, waiting asynchronously — never blocking a thread — while the
 /// client queue is full: this is how a producer call *awaits* backpressure. Fails if the
 /// queue stays full for [`QUEUE_FULL_TIMEOUT`].
+///
+/// Each record taken is counted in `tracker` (the producing batch's, see [`crate::delivery`]).
 pub async fn produce_when_room(
     cluster: &dyn Cluster,
     topic: &str,
     mut records: Vec<OutgoingRecord>,
+    tracker: Option<&Arc<DeliveryTracker>>,
 ) -> Result<()> {
     let deadline = tokio::time::Instant::now() + QUEUE_FULL_TIMEOUT;
     let mut pause = Duration::from_millis(1);
     loop {
-        records = cluster.try_produce(topic, records)?;
+        records = cluster.try_produce_tracked(topic, records, tracker)?;
         if records.is_empty() {
             return Ok(());
         }
@@ -219,8 +223,17 @@ pub trait Cluster: Send + Sync + fmt::Debug {
         topic: &str,
         records: Vec<OutgoingRecord>,
     ) -> Result<Vec<OutgoingRecord>> {
-        self.produce(topic, records).map(|()| Vec::new())
+        self.try_produce_tracked(topic, records, None)
     }
+
+    /// [`Cluster::try_produce`], counting each record taken in `tracker` and settling it there
+    /// when the cluster acknowledges it or it fails.
+    fn try_produce_tracked(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+        tracker: Option<&Arc<DeliveryTracker>>,
+    ) -> Result<Vec<OutgoingRecord>>;
 
     /// Waits until everything produced so far is delivered (or failed).
     async fn flush(&self) -> Result<()>;

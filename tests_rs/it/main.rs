@@ -3,6 +3,7 @@
 
 mod app;
 mod consumer_loop;
+mod delivery;
 mod docs;
 #[cfg(feature = "kafka")]
 mod kafka;

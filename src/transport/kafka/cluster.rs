@@ -15,6 +15,7 @@ use rdkafka::ClientContext;
 use super::consumer::KafkaConsumer;
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
 use crate::config::ClusterId;
+use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::OutgoingRecord;
 use crate::transport::{
@@ -27,6 +28,8 @@ pub struct KafkaCluster {
     properties: ClientProperties,
     producer: ThreadedProducer<DeliveryReporter>,
     delivery_failures: Arc<AtomicU64>,
+    /// Where records sent outside a consumer's batch report; nobody waits for it.
+    untracked: Arc<DeliveryTracker>,
 }
 
 impl KafkaCluster {
@@ -45,6 +48,7 @@ impl KafkaCluster {
         }
         let delivery_failures = Arc::new(AtomicU64::new(0));
         let reporter = DeliveryReporter {
+            cluster: id.clone(),
             failures: delivery_failures.clone(),
         };
         let producer = config
@@ -55,6 +59,7 @@ impl KafkaCluster {
             properties: properties.clone(),
             producer,
             delivery_failures,
+            untracked: DeliveryTracker::new(),
         })
     }
 
@@ -100,11 +105,14 @@ impl Cluster for KafkaCluster {
         }
     }
 
-    fn try_produce(
+    fn try_produce_tracked(
         &self,
         topic: &str,
         records: Vec<OutgoingRecord>,
+        tracker: Option<&Arc<DeliveryTracker>>,
     ) -> Result<Vec<OutgoingRecord>> {
+        // Untracked records report to the cluster's own tracker, which nobody waits for.
+        let tracker = tracker.unwrap_or(&self.untracked);
         for (index, record) in records.iter().enumerate() {
             let headers = (!record.headers.is_empty()).then(|| {
                 record
@@ -117,14 +125,21 @@ impl Cluster for KafkaCluster {
                         })
                     })
             });
-            let mut pending = BaseRecord::<[u8], [u8]>::to(topic).payload(&record.value[..]);
+            let mut pending = BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(
+                topic,
+                tracker.clone(),
+            )
+            .payload(&record.value[..]);
             if let Some(key) = &record.key {
                 pending = pending.key(&key[..]);
             }
             if let Some(headers) = headers {
                 pending = pending.headers(headers);
             }
+            // Counted before the client has it: its delivery report may come at once.
+            tracker.sent(1);
             if let Err((error, _)) = self.producer.send(pending) {
+                tracker.unsent();
                 if matches!(
                     error,
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
@@ -168,20 +183,28 @@ impl Cluster for KafkaCluster {
     }
 }
 
-/// Logs and counts failed deliveries.
+/// Settles each record in the tracker it was sent for; logs and counts failed deliveries.
 struct DeliveryReporter {
+    cluster: ClusterId,
     failures: Arc<AtomicU64>,
 }
 
 impl ClientContext for DeliveryReporter {}
 
 impl ProducerContext for DeliveryReporter {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = Arc<DeliveryTracker>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, message)) = result {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(topic = message.topic(), %error, "record not delivered");
+    fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<DeliveryTracker>) {
+        match result {
+            Ok(_) => tracker.delivered(),
+            Err((error, message)) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(topic = message.topic(), %error, "record not delivered");
+                tracker.failed(Error::Transport {
+                    cluster: self.cluster.to_string(),
+                    message: format!("record to '{}' not delivered: {error}", message.topic()),
+                });
+            }
         }
     }
 }

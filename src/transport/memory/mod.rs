@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,7 @@ use consumer::MemoryConsumer;
 use partitioner::key_partition;
 
 use crate::config::ClusterId;
+use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
 use crate::transport::{ClientProperties, Cluster, ClusterConsumer, Subscription, Transport};
@@ -89,6 +91,12 @@ impl MemoryBroker {
             .clone()
     }
 
+    /// Makes cluster `id` refuse deliveries for `reason` until called with `None`; see
+    /// [`MemoryCluster::refuse_deliveries`].
+    pub fn refuse_deliveries(&self, id: &ClusterId, reason: Option<&str>) {
+        self.memory_cluster(id).refuse_deliveries(reason);
+    }
+
     /// Creates `topic` on cluster `id` with `partitions` partitions. Creating an existing
     /// topic again with the same count is a no-op; with another count it is an error.
     pub fn create_topic(&self, id: &ClusterId, topic: &str, partitions: usize) -> Result<()> {
@@ -127,6 +135,10 @@ struct ClusterShared {
     state: Mutex<ClusterState>,
     /// Woken on every produce, group change and partition release.
     changed: Notify,
+    /// Why the cluster refuses deliveries now (a test's outage), if it does.
+    refusing: Mutex<Option<String>>,
+    /// Records refused so far.
+    delivery_failures: AtomicU64,
 }
 
 #[derive(Default)]
@@ -211,6 +223,43 @@ impl MemoryCluster {
         lock(&self.shared.state)
     }
 
+    /// Makes the cluster refuse every record produced to it, for `reason`, until called with
+    /// `None`: a test's outage of a destination cluster. Refused records fail their delivery
+    /// (counted, logged, and reported to the producing batch's tracker), as on a real cluster
+    /// that is down past `message.timeout.ms`.
+    pub fn refuse_deliveries(&self, reason: Option<&str>) {
+        *lock(&self.shared.refusing) = reason.map(str::to_owned);
+    }
+
+    fn append(&self, topic: &str, records: Vec<OutgoingRecord>) {
+        let timestamp_ms = now_ms();
+        let mut state = self.state();
+        let topic = state.topic(topic, self.default_partitions);
+        let partitions = topic.partitions.len();
+        for record in records {
+            let partition = match &record.key {
+                Some(key) => key_partition(key, partitions),
+                None => {
+                    topic.next_keyless_partition = (topic.next_keyless_partition + 1) % partitions;
+                    topic.next_keyless_partition
+                }
+            };
+            let log = &mut topic.partitions[partition];
+            log.push(Record {
+                topic: topic.name.clone(),
+                partition: partition as i32,
+                offset: log.len() as i64,
+                timestamp_ms,
+                timestamp_type: TimestampType::CreateTime,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+            });
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+    }
+
     /// See [`MemoryBroker::create_topic`].
     pub fn create_topic(&self, topic: &str, partitions: usize) -> Result<()> {
         if partitions == 0 {
@@ -262,36 +311,44 @@ impl Cluster for MemoryCluster {
     }
 
     fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()> {
+        self.try_produce_tracked(topic, records, None).map(drop)
+    }
+
+    /// Appends at once (delivered as soon as taken), unless the cluster refuses deliveries.
+    fn try_produce_tracked(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+        tracker: Option<&Arc<DeliveryTracker>>,
+    ) -> Result<Vec<OutgoingRecord>> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(records);
         }
-        let timestamp_ms = now_ms();
-        let mut state = self.state();
-        let topic = state.topic(topic, self.default_partitions);
-        let partitions = topic.partitions.len();
-        for record in records {
-            let partition = match &record.key {
-                Some(key) => key_partition(key, partitions),
-                None => {
-                    topic.next_keyless_partition = (topic.next_keyless_partition + 1) % partitions;
-                    topic.next_keyless_partition
+        let refusing = lock(&self.shared.refusing).clone();
+        match refusing {
+            None => self.append(topic, records),
+            Some(reason) => {
+                let count = records.len();
+                self.shared
+                    .delivery_failures
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                tracing::error!(cluster = %self.id, topic, "{count} record(s) not delivered: {reason}");
+                if let Some(tracker) = tracker {
+                    tracker.sent(count);
+                    for _ in 0..count {
+                        tracker.failed(Error::Transport {
+                            cluster: self.id.to_string(),
+                            message: format!("record to '{topic}' not delivered: {reason}"),
+                        });
+                    }
                 }
-            };
-            let log = &mut topic.partitions[partition];
-            log.push(Record {
-                topic: topic.name.clone(),
-                partition: partition as i32,
-                offset: log.len() as i64,
-                timestamp_ms,
-                timestamp_type: TimestampType::CreateTime,
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-            });
+            }
         }
-        drop(state);
-        self.shared.changed.notify_waiters();
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    fn delivery_failures(&self) -> u64 {
+        self.shared.delivery_failures.load(Ordering::Relaxed)
     }
 
     async fn flush(&self) -> Result<()> {

@@ -11,12 +11,18 @@
 //! reports why through [`ConsumerLoop::failure`], so the app above it can fail instead of
 //! running on with a dead consumer.
 //!
-//! Delivery is at-least-once: offsets are stored only after the handler returned for the batch,
-//! and only stored offsets are committed — periodically, on stop, and by the transport when a
+//! Delivery is at-least-once, across clusters: offsets are stored only after the handler returned
+//! for the batch *and* everything it produced was acknowledged ([`crate::delivery`]) — in batch
+//! order, up to `max_batches_awaiting_delivery` batches waiting while the loop polls on; a
+//! batch whose outputs failed is handled again with backoff until they are delivered. Only
+//! stored offsets are committed — periodically, on stop, and by the transport when a
 //! rebalance takes a partition away. A handler that cannot process one message must deal with
 //! it itself (log it, dead-letter it) and return `Ok`: an `Err` means "stop this consumer",
 //! which is what `throw_exceptions=True` asks for.
 
+mod awaiting;
+
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +33,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use awaiting::{store_delivered, AwaitingDelivery, Progress};
+
+use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::transport::{ClientProperties, ClusterConsumer};
@@ -68,6 +77,10 @@ pub struct ConsumerLoopConfig {
     /// partition's records in order, never two partitions interleaved). Offsets are stored
     /// once every partition of the polled batch was handled.
     pub one_partition_per_call: bool,
+    /// How many handled batches may wait for their outputs' acknowledgements while the loop
+    /// polls on; one more and it waits for the oldest. Offsets are stored in batch order
+    /// once a batch's outputs are all delivered.
+    pub max_batches_awaiting_delivery: usize,
 }
 
 impl Default for ConsumerLoopConfig {
@@ -78,6 +91,7 @@ impl Default for ConsumerLoopConfig {
             commit_interval: Some(Duration::from_secs(5)),
             slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
             one_partition_per_call: false,
+            max_batches_awaiting_delivery: 8,
         }
     }
 }
@@ -176,6 +190,21 @@ impl ConsumerLoop {
     }
 }
 
+/// Hands `batch` to `handler` — one partition per call if the config says so.
+async fn handle_batch<H: BatchHandler>(
+    handler: &mut H,
+    batch: &[Record],
+    config: &ConsumerLoopConfig,
+) -> Result<()> {
+    if !config.one_partition_per_call {
+        return handle_watched(handler, batch, config).await;
+    }
+    for partition in by_partition(batch) {
+        handle_watched(handler, &partition, config).await?;
+    }
+    Ok(())
+}
+
 /// Hands `batch` to `handler`, and warns once if it takes longer than the configured limit.
 async fn handle_watched<H: BatchHandler>(
     handler: &mut H,
@@ -252,6 +281,8 @@ async fn run<H: BatchHandler>(
     let mut uncommitted = false;
     let mut retry_after = FIRST_RETRY;
     let mut failed_polls = 0_u64;
+    // Handled batches whose outputs are not all acknowledged yet, oldest first.
+    let mut awaiting: VecDeque<AwaitingDelivery> = VecDeque::new();
     let outcome = loop {
         let commit_due = async {
             match config.commit_interval {
@@ -311,23 +342,28 @@ async fn run<H: BatchHandler>(
                 continue;
             }
         };
-        let handled = if config.one_partition_per_call {
-            let mut handled = Ok(());
-            for partition in by_partition(&batch) {
-                handled = handle_watched(&mut handler, &partition, &config).await;
-                if handled.is_err() {
-                    break;
-                }
-            }
-            handled
-        } else {
-            handle_watched(&mut handler, &batch, &config).await
-        };
+        let tracker = DeliveryTracker::new();
+        let handled =
+            crate::delivery::tracking(tracker.clone(), handle_batch(&mut handler, &batch, &config))
+                .await;
         if let Err(error) = handled {
             break Err(error);
         }
-        consumer.store_offsets(&batch)?;
-        uncommitted = true;
+        awaiting.push_back(AwaitingDelivery { batch, tracker });
+        match store_delivered(
+            &mut awaiting,
+            config.max_batches_awaiting_delivery,
+            consumer.as_mut(),
+            &mut handler,
+            &config,
+            &mut stop_requested,
+        )
+        .await
+        {
+            Ok(Progress::GoOn { stored }) => uncommitted |= stored,
+            Ok(Progress::Stopped) => break Ok(()),
+            Err(error) => break Err(error),
+        }
         if config
             .commit_interval
             .is_some_and(|interval| last_commit.elapsed() >= interval)
@@ -336,6 +372,19 @@ async fn run<H: BatchHandler>(
             last_commit = Instant::now();
         }
     };
+    if outcome.is_ok() {
+        // Stopping: store what is delivered by now (a delivery that failed is not retried
+        // any more: its batch is consumed again by the next run).
+        let _ = store_delivered(
+            &mut awaiting,
+            0,
+            consumer.as_mut(),
+            &mut handler,
+            &config,
+            &mut stop_requested,
+        )
+        .await;
+    }
     let closed = consumer.close().await;
     outcome.and(closed)
 }
