@@ -4,7 +4,8 @@
 //! - this file: [`App`] (typed registrations), [`ConsumerOptions`], [`RunningApp`] — a typed
 //!   facade over the one app runtime, [`crate::runtime`], which also runs the Python package's
 //!   apps: start, supervision and stop are written there once;
-//! - `codec.rs`: [`Codec`], [`Json`]; `producer.rs`: [`Producer`];
+//! - `codec.rs`: [`Codec`], [`Json`], [`DocumentedJson`]; `producer.rs`: [`Producer`];
+//! - `options.rs`: [`ConsumerOptions`], a consumer's settings adjusted after registering it;
 //! - `handlers.rs`: [`Metadata`] and the handlers that run a consumer's batches;
 //! - `harness.rs`: [`TestHarness`] and [`Watch`], to test an app in memory.
 //!
@@ -55,13 +56,14 @@
 mod codec;
 mod handlers;
 mod harness;
+mod options;
 mod producer;
 
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +71,7 @@ pub use codec::{Codec, DocumentedJson, Json};
 pub use handlers::Metadata;
 use handlers::{EachMessage, WholeBatch};
 pub use harness::{TestHarness, Watch};
+pub use options::ConsumerOptions;
 pub use producer::Producer;
 
 use crate::config::{ClusterId, KafkaBrokers};
@@ -76,73 +79,9 @@ use crate::consumer_loop::BatchHandler;
 use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
 use crate::error::{Error, Result};
 use crate::runtime::{
-    ClusterChoice, ConsumerRegistration, ConsumerSettings, Options, RunningRuntime, Runtime,
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, RunningRuntime, Runtime,
 };
-use crate::transport::{ClientProperties, OffsetReset, Transport};
-
-/// How a consumer reads, adjusted right after registering it: group, start position, batch
-/// size, commit interval, client options, concurrency. The defaults are FastKafka's: no group,
-/// earliest, 100 records, one message after another.
-pub struct ConsumerOptions<'a> {
-    settings: &'a mut ConsumerSettings,
-    concurrency: Arc<AtomicUsize>,
-}
-
-impl fmt::Debug for ConsumerOptions<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsumerOptions")
-            .field("settings", &self.settings)
-            .finish()
-    }
-}
-
-impl ConsumerOptions<'_> {
-    /// Handle up to `limit` messages of a batch at once (default 1: one after another, in
-    /// order). The next batch starts when the whole batch is done, so offsets never pass an
-    /// unfinished message — Python's `DynamicTaskExecutor`.
-    pub fn concurrency(&mut self, limit: usize) -> &mut Self {
-        self.concurrency.store(limit.max(1), Ordering::Relaxed);
-        self
-    }
-
-    /// Join `group_id`: its members share the partitions and the committed offsets.
-    pub fn group_id(&mut self, group_id: impl Into<String>) -> &mut Self {
-        self.settings.group_id = Some(group_id.into());
-        self
-    }
-
-    /// Where to start without a committed offset.
-    pub fn auto_offset_reset(&mut self, reset: OffsetReset) -> &mut Self {
-        self.settings.auto_offset_reset = reset;
-        self
-    }
-
-    /// The largest batch handed to the handler at once.
-    pub fn max_poll_records(&mut self, max: usize) -> &mut Self {
-        self.settings.max_poll_records = max.max(1);
-        self
-    }
-
-    /// How often processed offsets are committed (`None`: only on rebalance and stop).
-    pub fn commit_interval(&mut self, interval: Option<Duration>) -> &mut Self {
-        self.settings.commit_interval = interval;
-        self
-    }
-
-    /// A librdkafka client property for this consumer.
-    pub fn property(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.settings.properties.insert(name.into(), value.into());
-        self
-    }
-
-    /// Options in FastKafka's (aiokafka's) names — `{"group_id": "g", "session_timeout_ms":
-    /// 10000}` — checked and mapped exactly as the Python decorators' are; they replace the
-    /// settings made so far.
-    pub fn options(&mut self, options: &Options) -> Result<&mut Self> {
-        *self.settings = ConsumerSettings::from_options(options, "ConsumerOptions::options")?;
-        Ok(self)
-    }
-}
+use crate::transport::{ClientProperties, Transport};
 
 type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 

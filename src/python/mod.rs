@@ -19,12 +19,14 @@
 //! # Layout
 //! - this file: errors, blocking calls, the module's contents;
 //! - `transport.rs`: `KafkaBrokers`, `MemoryBroker`, `KafkaTransport`, `Cluster`;
-//! - `runtime.rs`: `Runtime`, `RunningRuntime`, `Producer` — an app's engine;
+//! - `runtime.rs`: `Runtime`, `RunningRuntime` — an app's engine; `producer.rs`: `Producer`,
+//!   `DeliveryTracker`;
 //! - `record.rs`: `Record`; `logging.rs`: `tracing` → Python `logging`;
 //! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page.
 
 mod docs;
 mod logging;
+mod producer;
 mod record;
 mod runtime;
 mod transport;
@@ -161,8 +163,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transport::PyCluster>()?;
     m.add_class::<runtime::PyRuntime>()?;
     m.add_class::<runtime::PyRunningRuntime>()?;
-    m.add_class::<runtime::PyProducer>()?;
-    m.add_class::<runtime::PyDeliveryTracker>()?;
+    m.add_class::<producer::PyProducer>()?;
+    m.add_class::<producer::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;
     m.add_function(wrap_pyfunction!(docs::asyncapi_docs, m)?)?;
     Ok(())

@@ -5,20 +5,18 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::Notify;
+use rdkafka::{Offset, TopicPartitionList};
 
+use super::rebalance::{Assigned, RebalanceCommitter};
 use super::{
     check_not_reserved, client_config, config_error, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
 };
@@ -368,44 +366,6 @@ fn headers_of(message: &BorrowedMessage<'_>) -> Vec<crate::record::Header> {
     headers
 }
 
-/// Set when the group first assigns partitions to this consumer.
-#[derive(Default, Clone)]
-struct Assigned {
-    flag: Arc<AtomicBool>,
-    notify: Arc<Notify>,
-}
-
-/// Commits stored offsets before partitions are taken away, and reports assignments.
-#[derive(Default)]
-struct RebalanceCommitter {
-    assigned: Assigned,
-}
-
-impl ClientContext for RebalanceCommitter {}
-
-impl ConsumerContext for RebalanceCommitter {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(error) => tracing::warn!(
-                    %error,
-                    partitions = partitions.count(),
-                    "commit before giving partitions up failed"
-                ),
-            }
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = %describe(partitions), "partitions assigned");
-            self.assigned.flag.store(true, Ordering::Release);
-            self.assigned.notify.notify_waiters();
-        }
-    }
-}
-
 fn standalone_group_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
@@ -447,7 +407,7 @@ fn consumer_error(cluster: &ClusterId, error: &KafkaError) -> Error {
     }
 }
 
-fn describe(partitions: &TopicPartitionList) -> String {
+pub(super) fn describe(partitions: &TopicPartitionList) -> String {
     partitions
         .elements()
         .iter()

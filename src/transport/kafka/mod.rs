@@ -19,11 +19,12 @@
 //! # Layout
 //! - this file: [`KafkaTransport`] and the client configuration both clients share;
 //! - `cluster.rs`: [`KafkaCluster`], the producer client and its delivery reports;
-//! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, the
-//!   rebalance callback that commits, and which errors are fatal.
+//! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, and which
+//!   errors are fatal; `rebalance.rs`: its context, which commits before a rebalance.
 
 mod cluster;
 mod consumer;
+mod rebalance;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

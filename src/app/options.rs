@@ -1,0 +1,75 @@
+//! [`ConsumerOptions`]: a registered consumer's settings, adjusted right after registering it —
+//! a view into the runtime's registration, so nothing is copied or checked twice.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::runtime::{ConsumerSettings, Options};
+use crate::transport::OffsetReset;
+
+/// How a consumer reads, adjusted right after registering it: group, start position, batch
+/// size, commit interval, client options, concurrency. The defaults are FastKafka's: no group,
+/// earliest, 100 records, one message after another.
+pub struct ConsumerOptions<'a> {
+    pub(super) settings: &'a mut ConsumerSettings,
+    pub(super) concurrency: Arc<AtomicUsize>,
+}
+
+impl fmt::Debug for ConsumerOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerOptions")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl ConsumerOptions<'_> {
+    /// Handle up to `limit` messages of a batch at once (default 1: one after another, in
+    /// order). The next batch starts when the whole batch is done, so offsets never pass an
+    /// unfinished message — Python's `DynamicTaskExecutor`.
+    pub fn concurrency(&mut self, limit: usize) -> &mut Self {
+        self.concurrency.store(limit.max(1), Ordering::Relaxed);
+        self
+    }
+
+    /// Join `group_id`: its members share the partitions and the committed offsets.
+    pub fn group_id(&mut self, group_id: impl Into<String>) -> &mut Self {
+        self.settings.group_id = Some(group_id.into());
+        self
+    }
+
+    /// Where to start without a committed offset.
+    pub fn auto_offset_reset(&mut self, reset: OffsetReset) -> &mut Self {
+        self.settings.auto_offset_reset = reset;
+        self
+    }
+
+    /// The largest batch handed to the handler at once.
+    pub fn max_poll_records(&mut self, max: usize) -> &mut Self {
+        self.settings.max_poll_records = max.max(1);
+        self
+    }
+
+    /// How often processed offsets are committed (`None`: only on rebalance and stop).
+    pub fn commit_interval(&mut self, interval: Option<Duration>) -> &mut Self {
+        self.settings.commit_interval = interval;
+        self
+    }
+
+    /// A librdkafka client property for this consumer.
+    pub fn property(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.settings.properties.insert(name.into(), value.into());
+        self
+    }
+
+    /// Options in FastKafka's (aiokafka's) names — `{"group_id": "g", "session_timeout_ms":
+    /// 10000}` — checked and mapped exactly as the Python decorators' are; they replace the
+    /// settings made so far.
+    pub fn options(&mut self, options: &Options) -> Result<&mut Self> {
+        *self.settings = ConsumerSettings::from_options(options, "ConsumerOptions::options")?;
+        Ok(self)
+    }
+}

@@ -1,0 +1,100 @@
+//! `Producer` (a registered producer's handle: sends while its app runs) and
+//! `DeliveryTracker` (the deliveries of the batch being handled, which producer calls made while
+//! handling it report to).
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use super::transport::{hand_over, one_record, to_outgoing, RecordTuple};
+use super::{to_py_err, DropOffThread};
+use crate::delivery::DeliveryTracker;
+use crate::runtime::ProducerHandle;
+
+/// A registered producer: sends to its topic while its app runs.
+#[pyclass(name = "Producer", module = "fastkafka._core", frozen)]
+pub(super) struct PyProducer(pub(super) DropOffThread<ProducerHandle>);
+
+#[pymethods]
+impl PyProducer {
+    /// Its function's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// The topic it sends to.
+    #[getter]
+    fn topic(&self) -> &str {
+        self.0.topic()
+    }
+
+    /// Whether its app runs (it can send).
+    #[getter]
+    fn is_bound(&self) -> bool {
+        self.0.cluster().is_some()
+    }
+
+    /// The cluster it sends to while its app runs, else None.
+    #[getter]
+    fn bootstrap_servers(&self) -> Option<String> {
+        self.0
+            .cluster()
+            .map(|cluster| cluster.id().bootstrap_servers().to_owned())
+    }
+
+    /// Hands records `(key, value, headers)` to the cluster without waiting for delivery;
+    /// returns None, or — when the producer queue is full — an awaitable to await
+    /// (backpressure). Raises `ClosedError` while the app is stopped. `tracker` is the batch
+    /// being handled (given to its `on_batch`): its offsets wait for these deliveries.
+    #[pyo3(signature = (records, tracker = None))]
+    fn produce<'py>(
+        &self,
+        py: Python<'py>,
+        records: Vec<RecordTuple>,
+        tracker: Option<&Bound<'py, PyDeliveryTracker>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let cluster = self.0.bound().map_err(to_py_err)?;
+        let tracker = tracker.map(|tracker| tracker.get().0.clone());
+        hand_over(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
+    }
+
+    /// One record: the per-message fast path of `produce`, returning the same.
+    #[pyo3(signature = (value, key = None, tracker = None))]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        value: &[u8],
+        key: Option<&[u8]>,
+        tracker: Option<&Bound<'py, PyDeliveryTracker>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let cluster = self.0.bound().map_err(to_py_err)?;
+        let tracker = tracker.map(|tracker| tracker.get().0.clone());
+        hand_over(
+            py,
+            &cluster,
+            self.0.topic(),
+            vec![one_record(value, key)],
+            tracker,
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Producer({:?}, topic={:?})", self.0.name(), self.0.topic())
+    }
+}
+
+/// The deliveries of the batch being handled: handed to `on_batch` with the records, and given
+/// back to `Producer.send`/`produce`, so that the batch's offsets are stored only once what
+/// its handler produced is acknowledged.
+#[pyclass(name = "DeliveryTracker", module = "fastkafka._core", frozen)]
+pub(super) struct PyDeliveryTracker(pub(super) Arc<DeliveryTracker>);
+
+#[pymethods]
+impl PyDeliveryTracker {
+    /// How many records are still waiting for their cluster's answer.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.0.pending()
+    }
+}
