@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 
 import pytest
 from kafka_helpers import TIMEOUT, committed_offsets, produce, read_all
@@ -26,6 +27,10 @@ class TestMsg(BaseModel):
     __test__ = False  # the guide's name; not a test class
 
     msg: str = Field(...)
+
+
+class Order(BaseModel):
+    id: int
 
 
 def brokers_of(cluster: TansuBroker) -> dict[str, dict[str, object]]:
@@ -336,3 +341,43 @@ async def test_a_full_producer_queue_is_awaited_not_blocking_the_event_loop() ->
     other_work = asyncio.ensure_future(asyncio.sleep(0.05))
     await asyncio.wait_for(waiting, TIMEOUT)  # taken once the first five timed out
     assert other_work.done(), "the event loop ran other work while the send waited"
+
+
+async def test_an_input_commits_only_once_its_output_reached_the_other_cluster(
+    two_clusters: list[TansuBroker],
+) -> None:
+    """The destination topic does not exist yet: every delivery fails (after
+    message.timeout.ms), so the order is handled again and again and never committed; once
+    the topic exists the shipment goes through and the order is committed."""
+    orders, shipments = two_clusters
+    orders.create_topic("orders", partitions=1)
+    handled: list[int] = []
+    changed = asyncio.Event()
+    app = FastKafka(kafka_brokers=brokers_of(orders), bootstrap_servers_id="development", **FAST)
+
+    @app.produces(brokers=brokers_of(shipments), **{"message.timeout.ms": 1000})
+    async def to_shipments(order: Order) -> Order:
+        return order
+
+    @app.consumes(group_id="shipping")
+    async def on_orders(order: Order) -> None:
+        await to_shipments(order)
+        handled.append(order.id)
+        changed.set()
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not condition():
+                changed.clear()
+                await changed.wait()
+
+    await produce(orders.bootstrap_servers, "orders", [(None, b'{"id": 5}')])
+    async with app:
+        await until(lambda: len(handled) >= 2)
+        committed = await committed_offsets(orders.bootstrap_servers, "shipping", "orders", 1)
+        assert committed == {0: None}, "nothing committed while the shipment is undelivered"
+        shipments.create_topic("shipments", partitions=1)
+        assert await read_all(shipments.bootstrap_servers, "shipments", 1) == [(None, b'{"id":5}')]
+    committed = await committed_offsets(orders.bootstrap_servers, "shipping", "orders", 1)
+    assert committed == {0: 1}
+    assert set(handled) == {5}

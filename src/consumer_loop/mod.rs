@@ -190,6 +190,13 @@ impl ConsumerLoop {
     }
 }
 
+/// What woke the loop up.
+enum Wake {
+    Polled(Result<Vec<Record>>),
+    Commit,
+    Settled,
+}
+
 /// Hands `batch` to `handler` — one partition per call if the config says so.
 async fn handle_batch<H: BatchHandler>(
     handler: &mut H,
@@ -292,64 +299,82 @@ async fn run<H: BatchHandler>(
                 _ => std::future::pending().await,
             }
         };
-        // `poll` is cancel-safe, so waking up to commit loses no record.
+        // An idle consumer must still store (or redeliver) a batch once its outputs settle.
+        let oldest = awaiting.front().map(|batch| batch.tracker.clone());
+        let oldest_settled = async move {
+            match oldest {
+                Some(tracker) => tracker.settled().await,
+                None => std::future::pending().await,
+            }
+        };
+        // `poll` is cancel-safe, so waking up to commit or store loses no record.
         let polled = tokio::select! {
             biased;
             _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
-            () = commit_due => None,
-            polled = consumer.poll(config.max_poll_records) => Some(polled),
+            () = commit_due => Wake::Commit,
+            () = oldest_settled => Wake::Settled,
+            polled = consumer.poll(config.max_poll_records) => Wake::Polled(polled),
         };
-        let Some(polled) = polled else {
-            uncommitted = !commit_stored(consumer.as_mut()).await;
-            last_commit = Instant::now();
-            continue;
-        };
-        let batch = match polled {
-            Ok(batch) => {
-                if failed_polls > 0 {
-                    tracing::info!(
-                        "{}: polling works again after {failed_polls} failed attempt(s)",
-                        config.name
-                    );
-                    failed_polls = 0;
-                }
-                retry_after = FIRST_RETRY;
-                batch
-            }
-            // Retrying cannot help: the loop ends and the app fails, naming the cause.
-            Err(error @ (Error::Closed(_) | Error::Fatal { .. })) => break Err(error),
-            Err(error) => {
-                // A cluster that keeps failing must not turn this loop into a busy loop, nor
-                // its log into a wall of retries: one warning when polling starts failing,
-                // one line when it works again, the attempts between at debug level.
-                if failed_polls == 0 {
-                    tracing::warn!(
-                        %error,
-                        "{}: poll failed; retrying with backoff ({retry_after:?} doubling to \
-                         {LAST_RETRY:?})",
-                        config.name
-                    );
-                } else {
-                    tracing::debug!(%error, "{}: poll failed again", config.name);
-                }
-                failed_polls += 1;
-                tokio::select! {
-                    biased;
-                    _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
-                    _ = tokio::time::sleep(retry_after) => {}
-                }
-                retry_after = (retry_after * 2).min(LAST_RETRY);
+        let polled = match polled {
+            Wake::Polled(polled) => Some(polled),
+            Wake::Commit => {
+                uncommitted = !commit_stored(consumer.as_mut()).await;
+                last_commit = Instant::now();
                 continue;
             }
+            // The oldest awaiting batch settled: store it (or redeliver it) below.
+            Wake::Settled => None,
         };
-        let tracker = DeliveryTracker::new();
-        let handled =
-            crate::delivery::tracking(tracker.clone(), handle_batch(&mut handler, &batch, &config))
-                .await;
-        if let Err(error) = handled {
-            break Err(error);
+        if let Some(polled) = polled {
+            let batch = match polled {
+                Ok(batch) => {
+                    if failed_polls > 0 {
+                        tracing::info!(
+                            "{}: polling works again after {failed_polls} failed attempt(s)",
+                            config.name
+                        );
+                        failed_polls = 0;
+                    }
+                    retry_after = FIRST_RETRY;
+                    batch
+                }
+                // Retrying cannot help: the loop ends and the app fails, naming the cause.
+                Err(error @ (Error::Closed(_) | Error::Fatal { .. })) => break Err(error),
+                Err(error) => {
+                    // A cluster that keeps failing must not turn this loop into a busy loop, nor
+                    // its log into a wall of retries: one warning when polling starts failing,
+                    // one line when it works again, the attempts between at debug level.
+                    if failed_polls == 0 {
+                        tracing::warn!(
+                            %error,
+                            "{}: poll failed; retrying with backoff ({retry_after:?} doubling to \
+                             {LAST_RETRY:?})",
+                            config.name
+                        );
+                    } else {
+                        tracing::debug!(%error, "{}: poll failed again", config.name);
+                    }
+                    failed_polls += 1;
+                    tokio::select! {
+                        biased;
+                        _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
+                        _ = tokio::time::sleep(retry_after) => {}
+                    }
+                    retry_after = (retry_after * 2).min(LAST_RETRY);
+                    continue;
+                }
+            };
+            let tracker = DeliveryTracker::new();
+            let handled = crate::delivery::tracking(
+                tracker.clone(),
+                handle_batch(&mut handler, &batch, &config),
+            )
+            .await;
+            if let Err(error) = handled {
+                break Err(error);
+            }
+            awaiting.push_back(AwaitingDelivery { batch, tracker });
         }
-        awaiting.push_back(AwaitingDelivery { batch, tracker });
         match store_delivered(
             &mut awaiting,
             config.max_batches_awaiting_delivery,
