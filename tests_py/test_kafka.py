@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 
 import pytest
+from delivery_helpers import Handled, forwarding_app
 from kafka_helpers import TIMEOUT, committed_offsets, produce, read_all
 from local_kafka import TansuBroker
 from pydantic import BaseModel, Field
@@ -27,10 +27,6 @@ class TestMsg(BaseModel):
     __test__ = False  # the guide's name; not a test class
 
     msg: str = Field(...)
-
-
-class Order(BaseModel):
-    id: int
 
 
 def brokers_of(cluster: TansuBroker) -> dict[str, dict[str, object]]:
@@ -351,33 +347,23 @@ async def test_an_input_commits_only_once_its_output_reached_the_other_cluster(
     the topic exists the shipment goes through and the order is committed."""
     orders, shipments = two_clusters
     orders.create_topic("orders", partitions=1)
-    handled: list[int] = []
-    changed = asyncio.Event()
-    app = FastKafka(kafka_brokers=brokers_of(orders), bootstrap_servers_id="development", **FAST)
-
-    @app.produces(brokers=brokers_of(shipments), **{"message.timeout.ms": 1000})
-    async def to_shipments(order: Order) -> Order:
-        return order
-
-    @app.consumes(group_id="shipping")
-    async def on_orders(order: Order) -> None:
-        await to_shipments(order)
-        handled.append(order.id)
-        changed.set()
-
-    async def until(condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while not condition():
-                changed.clear()
-                await changed.wait()
+    handled = Handled()
+    app = forwarding_app(
+        brokers_of(orders),
+        brokers_of(shipments),
+        handled,
+        {"message.timeout.ms": 1000},
+        bootstrap_servers_id="development",
+        **FAST,
+    )
 
     await produce(orders.bootstrap_servers, "orders", [(None, b'{"id": 5}')])
     async with app:
-        await until(lambda: len(handled) >= 2)
+        await handled.until(lambda ids: len(ids) >= 2)
         committed = await committed_offsets(orders.bootstrap_servers, "shipping", "orders", 1)
         assert committed == {0: None}, "nothing committed while the shipment is undelivered"
         shipments.create_topic("shipments", partitions=1)
         assert await read_all(shipments.bootstrap_servers, "shipments", 1) == [(None, b'{"id":5}')]
     committed = await committed_offsets(orders.bootstrap_servers, "shipping", "orders", 1)
     assert committed == {0: 1}
-    assert set(handled) == {5}
+    assert set(handled.ids) == {5}
