@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -135,8 +135,10 @@ struct ClusterShared {
     state: Mutex<ClusterState>,
     /// Woken on every produce, group change and partition release.
     changed: Notify,
-    /// Why the cluster refuses deliveries now (a test's outage), if it does.
+    /// Why the cluster refuses deliveries now (a test's outage), if it does; `is_refusing`
+    /// spares every produce the lock while it does not.
     refusing: Mutex<Option<String>>,
+    is_refusing: AtomicBool,
     /// Records refused so far.
     delivery_failures: AtomicU64,
 }
@@ -228,7 +230,11 @@ impl MemoryCluster {
     /// (counted, logged, and reported to the producing batch's tracker), as on a real cluster
     /// that is down past `message.timeout.ms`.
     pub fn refuse_deliveries(&self, reason: Option<&str>) {
-        *lock(&self.shared.refusing) = reason.map(str::to_owned);
+        let mut refusing = lock(&self.shared.refusing);
+        *refusing = reason.map(str::to_owned);
+        self.shared
+            .is_refusing
+            .store(refusing.is_some(), Ordering::Release);
     }
 
     fn append(&self, topic: &str, records: Vec<OutgoingRecord>) {
@@ -324,7 +330,11 @@ impl Cluster for MemoryCluster {
         if records.is_empty() {
             return Ok(records);
         }
-        let refusing = lock(&self.shared.refusing).clone();
+        let refusing = if self.shared.is_refusing.load(Ordering::Acquire) {
+            lock(&self.shared.refusing).clone()
+        } else {
+            None
+        };
         match refusing {
             None => self.append(topic, records),
             Some(reason) => {
