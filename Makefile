@@ -29,6 +29,8 @@ install: $(VENV_STAMP) ## Create .venv with the build and test tools
 
 # The dev profile, shared with `cargo test` and clippy, so the C libraries build once.
 $(BUILD_STAMP): $(VENV_STAMP) $(RUST_SOURCES)
+	@# A stale per-version build (from before the abi3 wheel) would shadow the new one.
+	rm -f python/fastkafka/_core.*.so
 	$(BIN)/maturin develop --quiet
 	touch $@
 
@@ -37,6 +39,7 @@ build-dev: $(BUILD_STAMP) ## Build the extension into .venv (dev profile, optimi
 
 .PHONY: build-release
 build-release: $(VENV_STAMP) ## Build the extension into .venv in release mode (for benchmarks)
+	rm -f python/fastkafka/_core.*.so
 	$(BIN)/maturin develop --quiet --release
 	rm -f $(BUILD_STAMP)
 
@@ -67,8 +70,12 @@ chromium: ## Install Debian's Chromium (the docs page is tested in it) if missin
 test-python: $(BUILD_STAMP) tansu chromium ## Python tests (pytest), real-broker ones included
 	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
+.PHONY: test-wheels
+test-wheels: $(VENV_STAMP) ## The one abi3 wheel, pip-installed on every CPython >= 3.11 here and tested
+	$(BIN)/python scripts/test_wheels.py
+
 .PHONY: test
-test: test-rust test-python lint ## Everything CI checks: Rust and Python tests, then lints
+test: test-rust test-python test-wheels lint ## Everything CI checks: Rust and Python tests, wheels, lints
 
 .PHONY: lint
 lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --strict, stubtest

@@ -285,12 +285,18 @@ asyncio.run(main())
 
 def test_exiting_without_stopping_the_app_exits_cleanly() -> None:
     """Engine threads that would enter Python while the interpreter finalizes (a batch to
-    hand over, a line to log) stay out instead: CPython ends such a thread mid-call, which
-    aborts the process."""
-    done = subprocess.run(
-        [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "exiting", done.stderr[-2000:]
+    hand over, a line to log) stay out instead, and those inside are waited for before it
+    does: CPython ends such a thread mid-call, which aborts the process."""
+    # The race is narrow (about one exit in six aborted before the fix, on 3.11), so a few
+    # exits are tried.
+    for _ in range(8):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and done.stdout.strip() == "exiting", (
+            done.returncode,
+            done.stderr[-2000:],
+        )
 
 
 async def test_payloads_can_be_logged_on_request_truncated(

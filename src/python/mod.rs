@@ -31,7 +31,8 @@ mod record;
 mod runtime;
 mod transport;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -44,18 +45,38 @@ use crate::error::Error;
 /// handlers, failure reports — enter Python only through [`attach_if_open`].
 static PYTHON_OPEN: AtomicBool = AtomicBool::new(true);
 
-/// Stops engine threads from entering Python; the package registers it with `atexit`.
+/// Engine threads inside [`attach_if_open`] now: closing waits for them to leave.
+static ENTERED: AtomicUsize = AtomicUsize::new(0);
+
+/// How long closing waits for engine threads already inside Python to leave.
+const CLOSING_WAIT: Duration = Duration::from_secs(5);
+
+/// Stops engine threads from entering Python, then waits (GIL released) until those already
+/// inside have left: a thread that was running Python code when CPython starts finalizing —
+/// e.g. handing a batch over, which writes to the event loop's self-pipe and so releases the
+/// GIL mid-call — would be ended by CPython when it takes the GIL back, aborting the process.
+/// The package registers it with `atexit`, which runs before CPython starts finalizing.
 #[pyfunction]
-fn close_python_entries() {
-    PYTHON_OPEN.store(false, Ordering::Release);
+fn close_python_entries(py: Python<'_>) {
+    PYTHON_OPEN.store(false, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + CLOSING_WAIT;
+        while ENTERED.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 /// Runs `f` with the GIL from an engine thread, unless the interpreter is exiting (`None`).
 pub(crate) fn attach_if_open<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    if !PYTHON_OPEN.load(Ordering::Acquire) {
-        return None;
-    }
-    Python::try_attach(f)
+    ENTERED.fetch_add(1, Ordering::SeqCst);
+    // Checked after counting ourselves in: closing either sees us, or we see it closed.
+    let entered = PYTHON_OPEN
+        .load(Ordering::SeqCst)
+        .then(|| Python::try_attach(f))
+        .flatten();
+    ENTERED.fetch_sub(1, Ordering::SeqCst);
+    entered
 }
 
 /// Raises `error` as the matching class of `fastkafka.exceptions`.

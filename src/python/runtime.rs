@@ -301,7 +301,13 @@ impl BatchHandler for PyBatchHandler {
             Ok(future) => future.await.map(drop),
             Err(error) => Err(error),
         };
-        outcome.map_err(|error| Error::Handler(error.to_string()))
+        // Formatting a Python exception runs Python code: through the gate, like any entry.
+        outcome.map_err(|error| {
+            Error::Handler(
+                attach_if_open(|_| error.to_string())
+                    .unwrap_or_else(|| "the Python interpreter is exiting".to_owned()),
+            )
+        })
     }
 }
 
