@@ -81,6 +81,9 @@ pub struct ConsumerLoopConfig {
     /// polls on; one more and it waits for the oldest. Offsets are stored in batch order
     /// once a batch's outputs are all delivered.
     pub max_batches_awaiting_delivery: usize,
+    /// At stop, how long the loop waits for the outputs of handled batches still on their way
+    /// (a destination that is down would otherwise hold the stop for `message.timeout.ms`).
+    pub delivery_grace_at_stop: Duration,
 }
 
 impl Default for ConsumerLoopConfig {
@@ -92,6 +95,7 @@ impl Default for ConsumerLoopConfig {
             slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
             one_partition_per_call: false,
             max_batches_awaiting_delivery: 8,
+            delivery_grace_at_stop: Duration::from_secs(10),
         }
     }
 }
@@ -398,17 +402,29 @@ async fn run<H: BatchHandler>(
         }
     };
     if outcome.is_ok() {
-        // Stopping: store what is delivered by now (a delivery that failed is not retried
-        // any more: its batch is consumed again by the next run).
-        let _ = store_delivered(
+        // Stopping: store what is delivered within the grace period (a delivery that failed
+        // is not retried any more, one still on its way is not waited for longer: their
+        // batches are consumed again by the next run).
+        let settling = store_delivered(
             &mut awaiting,
             0,
             consumer.as_mut(),
             &mut handler,
             &config,
             &mut stop_requested,
-        )
-        .await;
+        );
+        if tokio::time::timeout(config.delivery_grace_at_stop, settling)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{}: {} handled batch(es) still waited for their outputs to be acknowledged \
+                 {:?} after stop; they are not committed and will be consumed again",
+                config.name,
+                awaiting.len(),
+                config.delivery_grace_at_stop,
+            );
+        }
     }
     let closed = consumer.close().await;
     outcome.and(closed)

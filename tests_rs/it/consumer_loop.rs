@@ -385,3 +385,49 @@ async fn a_stopped_loop_reports_no_failure() {
     running.stop().await.unwrap();
     assert_eq!(failure.wait().await, None);
 }
+
+/// Leaves one output of every batch on its way forever, as a destination that is down would.
+struct NeverAcknowledged {
+    handled: mpsc::UnboundedSender<()>,
+}
+
+#[async_trait]
+impl BatchHandler for NeverAcknowledged {
+    async fn handle(&mut self, _: &[Record]) -> fastkafka::Result<()> {
+        fastkafka::delivery::current()
+            .expect("the loop tracks each batch")
+            .sent(1);
+        self.handled.send(()).unwrap();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn stop_waits_for_undelivered_outputs_only_for_the_grace_period_and_commits_nothing() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    cluster
+        .produce("t", vec![OutgoingRecord::new("x")])
+        .unwrap();
+    let consumer = cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .unwrap();
+    let (handled, mut was_handled) = mpsc::unbounded_channel();
+    let config = ConsumerLoopConfig {
+        delivery_grace_at_stop: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    let running = ConsumerLoop::spawn(consumer, NeverAcknowledged { handled }, config);
+    tokio::time::timeout(WAIT, was_handled.recv())
+        .await
+        .expect("the batch was handled");
+    tokio::time::timeout(WAIT, running.stop())
+        .await
+        .expect("stop is bounded by the grace period")
+        .unwrap();
+    let committed = broker
+        .memory_cluster(&cluster_id("a"))
+        .committed_offset("g", &TopicPartition::new("t", 0));
+    assert_eq!(committed, None, "an undelivered batch is not committed");
+}
