@@ -60,8 +60,6 @@ def close_python_entries() -> None: ...
 class Cluster:
     @property
     def bootstrap_servers(self) -> str: ...
-    @property
-    def delivery_failures(self) -> int: ...
     def produce(
         self,
         topic: str,
@@ -70,7 +68,6 @@ class Cluster:
     def send(
         self, topic: str, value: bytes, key: bytes | None = None
     ) -> Awaitable[None] | None: ...
-    def flush(self) -> None: ...
 
 @final
 class Runtime:

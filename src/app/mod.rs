@@ -201,21 +201,15 @@ impl App {
         codec: impl Codec<T>,
     ) -> Result<Producer<T>> {
         let topic = topic.into();
-        let message = codec.message_doc();
-        self.document::<T>(
-            format!("producer to '{topic}'"),
-            Direction::Produces,
-            &topic,
-            brokers,
-            message,
-            false,
-        );
+        let name = format!("producer to '{topic}'");
         let handle = self.runtime.add_producer(
-            format!("producer to '{topic}'"),
-            topic,
+            name.clone(),
+            topic.clone(),
             choice(brokers),
             ClientProperties::new(),
         )?;
+        let message = codec.message_doc();
+        self.document::<T>(name, Direction::Produces, &topic, brokers, message, false);
         Ok(Producer {
             handle,
             codec: Arc::new(codec),
@@ -256,21 +250,13 @@ impl App {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let topic = topic.into();
         let message = codec.message_doc();
-        self.document::<T>(
-            format!("consumer of '{topic}'"),
-            Direction::Consumes,
-            &topic,
+        let (codec, handler) = (Arc::new(codec), Arc::new(handler));
+        self.register::<T, _>(
+            "consumer",
+            topic.into(),
             brokers,
             message,
-            false,
-        );
-        let (codec, handler) = (Arc::new(codec), Arc::new(handler));
-        self.register(
-            "consumer",
-            topic,
-            brokers,
             false,
             move |name, concurrency| EachMessage {
                 name,
@@ -298,43 +284,48 @@ impl App {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        let topic = topic.into();
         let message = codec.message_doc();
-        self.document::<T>(
-            format!("batch consumer of '{topic}'"),
-            Direction::Consumes,
-            &topic,
-            brokers,
-            message,
-            true,
-        );
         let (codec, handler) = (Arc::new(codec), Arc::new(handler));
         // One partition per call, as in Python: a batch handler never sees two partitions'
         // records interleaved.
-        self.register("batch consumer", topic, brokers, true, move |name, _| {
-            WholeBatch {
+        self.register::<T, _>(
+            "batch consumer",
+            topic.into(),
+            brokers,
+            message,
+            true,
+            move |name, _| WholeBatch {
                 name,
                 codec: codec.clone(),
                 handler: handler.clone(),
                 _values: PhantomData,
-            }
-        })
+            },
+        )
     }
 
-    /// Registers a consumer whose handler `make` builds, per start, from its name and
-    /// concurrency.
-    fn register<H: BatchHandler>(
+    /// Registers (and documents) a consumer of `T` whose handler `make` builds, per start,
+    /// from its name and concurrency; a batch consumer gets one partition per call.
+    fn register<T: 'static, H: BatchHandler>(
         &mut self,
         kind: &str,
         topic: String,
         brokers: Option<&KafkaBrokers>,
-        one_partition_per_call: bool,
+        message: Option<MessageDoc>,
+        batch: bool,
         make: impl Fn(String, Arc<AtomicUsize>) -> H + Send + Sync + 'static,
     ) -> Result<ConsumerOptions<'_>> {
         let name = format!("{kind} of '{topic}'");
+        self.document::<T>(
+            name.clone(),
+            Direction::Consumes,
+            &topic,
+            brokers,
+            message,
+            batch,
+        );
         let concurrency = Arc::new(AtomicUsize::new(1));
         let (handler_name, handler_concurrency) = (name.clone(), concurrency.clone());
-        let settings = self.runtime.add_consumer(ConsumerRegistration {
+        let added = self.runtime.add_consumer(ConsumerRegistration {
             name,
             topic,
             cluster: choice(brokers),
@@ -344,8 +335,12 @@ impl App {
                 Ok(Box::new(handler) as Box<dyn BatchHandler>)
             }),
             on_abandon: None,
-            one_partition_per_call,
-        })?;
+            one_partition_per_call: batch,
+        });
+        if added.is_err() {
+            self.channels.pop(); // not registered, so not documented either
+        }
+        let settings = added?;
         Ok(ConsumerOptions {
             settings,
             concurrency,

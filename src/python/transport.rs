@@ -7,7 +7,7 @@ use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use super::{block_on, cluster_id, to_py_err, DropOffThread};
+use super::{cluster_id, to_py_err, DropOffThread};
 use crate::config::KafkaBrokers;
 use crate::delivery::DeliveryTracker;
 use crate::error::Error;
@@ -203,12 +203,6 @@ impl PyCluster {
         hand_over(py, &self.0, topic, to_outgoing(records), None)
     }
 
-    /// How many produced records failed delivery so far (each is also logged).
-    #[getter]
-    fn delivery_failures(&self) -> u64 {
-        self.0.delivery_failures()
-    }
-
     /// Hands one record to the cluster without waiting for delivery (the per-message fast
     /// path of `produce`, returning the same: None, or an awaitable when the queue is full).
     #[pyo3(signature = (topic, value, key = None))]
@@ -220,15 +214,6 @@ impl PyCluster {
         key: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         hand_over(py, &self.0, topic, vec![one_record(value, key)], None)
-    }
-
-    /// Blocks until everything produced so far is delivered (run it in a worker thread), then
-    /// warns with the number of records that failed delivery, if any.
-    fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let cluster = self.0.clone();
-        block_on(py, async move {
-            crate::transport::flush_and_report(&*cluster).await
-        })
     }
 
     fn __repr__(&self) -> String {
