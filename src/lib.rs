@@ -34,7 +34,9 @@
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
 //!   in-memory implementation, [`MemoryBroker`].
 //! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets once its outputs
-//!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`.
+//!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`;
+//!   [`consumer_loop::failures`]: what happens to records a handler could not process
+//!   ([`RetryPolicy`], dead-letter topics).
 //! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced.
 //! - [`error`]: the one [`Error`] enum.
 //! - `python` (feature `python`): the `fastkafka._core` extension module, the Python facade
@@ -56,6 +58,7 @@ pub mod transport;
 mod python;
 
 pub use config::{BrokerAddress, ClusterId, KafkaBrokers};
+pub use consumer_loop::failures::{Handled, RetryPolicy};
 pub use consumer_loop::{BatchHandler, ConsumerLoop, ConsumerLoopConfig, LoopFailure};
 pub use error::{Error, Result};
 pub use record::{Header, OutgoingRecord, Record, TimestampType, TopicPartition};

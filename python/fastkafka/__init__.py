@@ -12,6 +12,8 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors (``_mirrors``)
   and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
+- ``fastkafka.failures``: :class:`RetryPolicy` and dead letters — what a consumer does with
+  messages it cannot process (decided by the engine, ``src/consumer_loop/failures.rs``);
 - ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions), ``_threads`` (the thread pools for
@@ -25,8 +27,16 @@ from . import _core
 from ._app import FastKafka
 from ._core import __version__, librdkafka_version
 from ._events import EventMetadata, KafkaEvent
+from .failures import RetryPolicy
 
 # Engine threads must not enter Python while the interpreter shuts down.
 atexit.register(_core.close_python_entries)
 
-__all__ = ["EventMetadata", "FastKafka", "KafkaEvent", "__version__", "librdkafka_version"]
+__all__ = [
+    "EventMetadata",
+    "FastKafka",
+    "KafkaEvent",
+    "RetryPolicy",
+    "__version__",
+    "librdkafka_version",
+]

@@ -32,6 +32,7 @@ from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._runner import ConsumerRunner
 from .exceptions import AppNotStartedError, ConfigError
 from .executors import Executor, executor_from
+from .failures import RetryPolicy
 
 __all__ = ["FastKafka"]
 
@@ -173,12 +174,23 @@ class FastKafka:
         brokers: Mapping[str, Any] | None = None,
         prefix: str = "on_",
         description: str | None = None,
+        retry: RetryPolicy | None = None,
+        dead_letter_topic: str | None = None,
+        dead_letter_brokers: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Callable[[F], F]:
         """Register a function that handles the messages of ``topic`` (default: the function's
-        name without ``prefix``) on the app's cluster, or on ``brokers`` when given."""
+        name without ``prefix``) on the app's cluster, or on ``brokers`` when given.
+
+        What it cannot process (see ``fastkafka.failures``): a failure ``retry`` covers is
+        retried in place; then, and at once for a message that cannot be decoded, the message
+        goes to ``dead_letter_topic`` (on the consumer's cluster, or ``dead_letter_brokers``')
+        or, without one, is logged and skipped."""
         chosen_executor = executor_from(executor)
         override = self._override(brokers)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"retry must be a fastkafka.RetryPolicy, got {type(retry).__name__}")
+        dead_letter_override = self._override(dead_letter_brokers)
 
         def decorator(function: F) -> F:
             spec = ConsumerSpec.build(
@@ -188,6 +200,9 @@ class FastKafka:
                 decoder=decoder,
                 description=description,
                 executor=chosen_executor,
+                retry=retry,
+                dead_letter_topic=dead_letter_topic,
+                dead_letter_brokers=dead_letter_override,
             )
             runner = ConsumerRunner(
                 spec,
@@ -204,6 +219,9 @@ class FastKafka:
                 max_poll_records_cap=chosen_executor.max_buffer_size,
                 # A batch handler sees one partition's records, in order, per call.
                 one_partition_per_call=spec.batch,
+                retry=None if retry is None else retry.as_engine_args(),
+                dead_letter_topic=dead_letter_topic,
+                dead_letter_brokers=dead_letter_override,
             )
             self._consumers.append(spec)
             setattr(self, function.__name__, function)

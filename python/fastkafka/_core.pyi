@@ -39,6 +39,7 @@ class MemoryBroker:
     ) -> Cluster: ...
     def create_topic(self, bootstrap_servers: str, topic: str, partitions: int) -> None: ...
     def refuse_deliveries(self, bootstrap_servers: str, reason: str | None = ...) -> None: ...
+    def records(self, bootstrap_servers: str, topic: str) -> list[Record]: ...
 
 @final
 class KafkaTransport:
@@ -92,7 +93,16 @@ class Runtime:
         self,
         name: str,
         topic: str,
-        on_batch: Callable[[list[Record], DeliveryTracker], Awaitable[None]],
+        on_batch: Callable[
+            [list[Record], DeliveryTracker],
+            Awaitable[
+                tuple[
+                    int | None,
+                    list[tuple[list[int], str | None, bool, str, str, str | None]],
+                ]
+                | None
+            ],
+        ],
         *,
         brokers: KafkaBrokers | None = None,
         bootstrap_servers: str | None = None,
@@ -100,6 +110,9 @@ class Runtime:
         on_abandon: Callable[[float], object] | None = None,
         max_poll_records_cap: int | None = None,
         one_partition_per_call: bool = False,
+        retry: tuple[int, float, float] | None = None,
+        dead_letter_topic: str | None = None,
+        dead_letter_brokers: KafkaBrokers | None = None,
     ) -> None: ...
     def add_producer(
         self,

@@ -23,6 +23,7 @@ from ._codecs import Decode, Encode, make_decoder, make_encoder
 from ._events import EventMetadata, KafkaEvent, normalize_headers
 from .exceptions import ConfigError
 from .executors import Executor, SequentialExecutor
+from .failures import RetryPolicy
 
 __all__ = ["ConsumerSpec", "ProducerSpec", "current_deliveries", "topic_from_name"]
 
@@ -86,6 +87,10 @@ class ConsumerSpec:
     # Whether the handler takes a list of messages (one call per polled batch and partition).
     batch: bool = False
     executor: Executor = field(default_factory=SequentialExecutor)
+    # What happens to failures: retried in place, then dead-lettered (see fastkafka.failures).
+    retry: RetryPolicy | None = None
+    dead_letter_topic: str | None = None
+    dead_letter_brokers: _core.KafkaBrokers | None = None
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +110,9 @@ class ConsumerSpec:
         decoder: str | Callable[..., Any],
         description: str | None,
         executor: Executor,
+        retry: RetryPolicy | None = None,
+        dead_letter_topic: str | None = None,
+        dead_letter_brokers: _core.KafkaBrokers | None = None,
     ) -> ConsumerSpec:
         hints = _type_hints(function)
         message_param = metadata_param = None
@@ -143,6 +151,9 @@ class ConsumerSpec:
             parameters=parameters,
             batch=batch,
             executor=executor,
+            retry=retry,
+            dead_letter_topic=dead_letter_topic,
+            dead_letter_brokers=dead_letter_brokers,
         )
 
 

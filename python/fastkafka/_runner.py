@@ -1,13 +1,15 @@
 """How one consumer's batches are handled on the event loop: decode each record, record the
-call under a Tester, run the handler through the consumer's executor, and deal with failures
-as the executor says (log and go on, or fail the app). The consumer loop in Rust hands a batch
-at a time to :meth:`ConsumerRunner.handle_batch`.
+call under a Tester, run the handler through the consumer's executor, and report what failed.
+The consumer loop in Rust hands a batch at a time to :meth:`ConsumerRunner.handle_batch` and
+decides, from the report, what happens to each failure (retry, dead letter, log and skip:
+``fastkafka.failures``); ``throw_exceptions=True`` fails the app instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,13 @@ from .executors import DynamicTaskExecutor
 __all__ = ["ConsumerRunner"]
 
 consumer_logger = logging.getLogger("fastkafka.consumer")
+
+# A failure as the engine reads it: (indices in the batch handed over, the model an undecodable
+# record should have been or None, retryable, error type, message, traceback or None).
+Failure = tuple[list[int], str | None, bool, str, str, str | None]
+# What handle_batch returns: None when all went well, else (the index the handler stopped
+# after, at a retryable failure, or None; the failures).
+Report = tuple[int | None, list[Failure]] | None
 
 
 class ConsumerRunner:
@@ -55,12 +64,14 @@ class ConsumerRunner:
 
     async def handle_batch(
         self, records: list[_core.Record], deliveries: _core.DeliveryTracker
-    ) -> None:
+    ) -> Report:
         self._in_flight = (asyncio.current_task(), records)
         # What the handlers send now counts towards this batch (see current_deliveries).
         current_deliveries.set(deliveries)
+        failures: list[Failure] = []
         try:
-            await self._handle_batch(records)
+            stopped_after = await self._handle_batch(records, failures)
+            return (stopped_after, failures) if failures else None
         except Exception:
             raise  # throw_exceptions=True: already reported by _handler_failed
         except BaseException as error:
@@ -96,29 +107,35 @@ class ConsumerRunner:
         if task is not None:
             task.cancel()
 
-    async def _handle_batch(self, records: list[_core.Record]) -> None:
+    async def _handle_batch(
+        self, records: list[_core.Record], failures: list[Failure]
+    ) -> int | None:
+        """Handles ``records``, adding what fails to ``failures``; returns the index it stopped
+        after, at a retryable failure (the records after it were not handled), or None."""
         spec = self._spec
         if spec.batch:  # the runtime hands a batch consumer one partition per call
-            await self._handle_partition_batch(records)
-            return
-        if self._slots is not None or self._with_metadata:
-            calls = [c for c in map(self._prepare, records) if c is not None]
-            if self._slots is None:
-                for args, record in calls:
-                    await self._call(args, record)
-            else:
-                await asyncio.gather(*(self._call_in_slot(a, r) for a, r in calls))
-            return
+            await self._handle_partition_batch(records, failures)
+            return None
+        if self._slots is not None:  # concurrent: nothing waits for a failed record
+            calls = [c for c in (self._prepare(item, failures) for item in enumerate(records)) if c]
+            await asyncio.gather(*(self._call_in_slot(a, i, failures) for a, i in calls))
+            return None
+        if self._with_metadata:
+            for index, record in enumerate(records):
+                call = self._prepare((index, record), failures)
+                if call is not None and not await self._call(call[0], [index], failures):
+                    return index
+            return None
         # The common case, kept tight: one message at a time, no metadata.
         recorder = self._recorder()
         decode, function, is_async = spec.decode, spec.function, spec.is_async
         redecode = self._redecode
-        for record in records:
+        for index, record in enumerate(records):
             value = record.value
             try:
                 message = decode(value)
             except Exception as error:
-                self._log_undecodable(record, error)
+                failures.append(self._undecodable(index, record, error))
                 continue
             try:
                 if recorder is not None:
@@ -134,26 +151,32 @@ class ConsumerRunner:
                 else:
                     await call_handler(function, message)
             except Exception as error:
-                self._handler_failed(error, record, [record])
+                if not self._handler_failed(error, [index], failures):
+                    return index
+        return None
 
-    def _prepare(self, record: _core.Record) -> tuple[list[Any], _core.Record] | None:
-        """Decode a record into the handler's arguments (None for an undecodable record)."""
+    def _prepare(
+        self, indexed: tuple[int, _core.Record], failures: list[Failure]
+    ) -> tuple[list[Any], int] | None:
+        """Decode a record into the handler's arguments (None for an undecodable record,
+        reported in ``failures``)."""
+        index, record = indexed
         try:
             message = self._spec.decode(record.value)
         except Exception as error:
-            self._log_undecodable(record, error)
+            failures.append(self._undecodable(index, record, error))
             return None
         metadata = EventMetadata.create_event_metadata(record) if self._with_metadata else None
-        return self._arguments(message, metadata), record
+        return self._arguments(message, metadata), index
 
-    async def _call_in_slot(self, args: list[Any], record: _core.Record) -> None:
+    async def _call_in_slot(self, args: list[Any], index: int, failures: list[Failure]) -> None:
         assert self._slots is not None
         async with self._slots:
-            await self._call(args, record)
+            await self._call(args, [index], failures)
 
-    async def _call(self, args: list[Any], first: _core.Record, *rest: _core.Record) -> None:
-        """Record and run one handler call; a failure is logged, or raised if the executor
-        throws exceptions."""
+    async def _call(self, args: list[Any], indices: list[int], failures: list[Failure]) -> bool:
+        """Record and run one handler call for the records at ``indices``; False if it failed
+        with an error to retry."""
         try:
             recorder = self._recorder()
             if recorder is not None:
@@ -165,53 +188,44 @@ class ConsumerRunner:
             else:
                 await call_handler(self._spec.function, *args)
         except Exception as error:
-            self._handler_failed(error, first, [first, *rest])
+            return self._handler_failed(error, indices, failures)
+        return True
 
-    async def _handle_partition_batch(self, records: list[_core.Record]) -> None:
-        messages, metadata = [], []
-        for record in records:
+    async def _handle_partition_batch(
+        self, records: list[_core.Record], failures: list[Failure]
+    ) -> None:
+        messages, metadata, decoded = [], [], []
+        for index, record in enumerate(records):
             try:
                 messages.append(self._spec.decode(record.value))
             except Exception as error:
-                self._log_undecodable(record, error)
+                failures.append(self._undecodable(index, record, error))
                 continue
+            decoded.append(index)
             if self._with_metadata:
                 metadata.append(EventMetadata.create_event_metadata(record))
         if messages:
-            await self._call(self._arguments(messages, metadata), *records)
+            await self._call(self._arguments(messages, metadata), decoded, failures)
 
     def _arguments(self, message: Any, metadata: Any) -> list[Any]:
         """The handler's arguments in its signature's order."""
         return [message if name == "message" else metadata for name in self._spec.parameters]
 
     def _handler_failed(
-        self, error: Exception, first: _core.Record, records: list[_core.Record]
-    ) -> None:
+        self, error: Exception, indices: list[int], failures: list[Failure]
+    ) -> bool:
+        """Report a handler's failure (or fail the app if its executor throws exceptions);
+        False if the failure is to be retried."""
         if self._spec.executor.throw_exceptions:
             self._fail(error)
             raise error
-        offsets = (
-            f"offset={first.offset}"
-            if len(records) == 1
-            else f"offsets {records[0].offset}-{records[-1].offset}"
-        )
-        consumer_logger.error(
-            "%s: handler failed (topic=%s partition=%d %s); going on with the next record",
-            self._spec.name,
-            first.topic,
-            first.partition,
-            offsets,
-            exc_info=error,
-        )
+        retry = self._spec.retry
+        retryable = retry is not None and retry.covers(error)
+        details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        failures.append((indices, None, retryable, type(error).__name__, str(error), details))
+        return not retryable
 
-    def _log_undecodable(self, record: _core.Record, error: Exception) -> None:
-        consumer_logger.error(
-            "%s: skipping a record that cannot be decoded as %s "
-            "(topic=%s partition=%d offset=%d): %s",
-            self._spec.name,
-            self._spec.message_type.__name__,
-            record.topic,
-            record.partition,
-            record.offset,
-            describe_decode_error(error, record.value),
-        )
+    def _undecodable(self, index: int, record: _core.Record, error: Exception) -> Failure:
+        described = describe_decode_error(error, record.value)
+        model = self._spec.message_type.__name__
+        return ([index], model, False, type(error).__name__, described, None)

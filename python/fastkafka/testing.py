@@ -45,11 +45,13 @@ from typing import Any
 from . import _core
 from ._app import FastKafka
 from ._codecs import make_decoder
+from ._handlers import ConsumerSpec
 from ._lifecycle import Transport, default_transport, set_default_transport
 from ._mirrors import MirrorConsumer, MirrorProducer, mirror_codec
 from ._mocks import AwaitedMock, MockNamespace
 from ._threads import run_lifecycle
 from .exceptions import ConfigError, HandlerError
+from .failures import DeadLetter
 
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
 
@@ -187,6 +189,47 @@ class Tester:
 
     def create_mocks(self) -> None:
         """Nothing to do: a Tester's mirrors always record into ``tester.mocks``."""
+
+    def dead_letters(self, consumer: Callable[..., Any] | str) -> list[DeadLetter]:
+        """What ``consumer`` (the decorated function, or its name) sent to its dead-letter
+        topic so far, oldest first per partition."""
+        if self.broker is None:
+            raise RuntimeError("dead_letters() reads the in-memory broker: enter the Tester first")
+        app, spec = self._consumer_spec(consumer)
+        if spec.dead_letter_topic is None:
+            raise ConfigError(f"consumer '{spec.name}' has no dead_letter_topic")
+        cluster = app.cluster_of(spec.dead_letter_brokers or spec.brokers)
+        records = self.broker.records(cluster, spec.dead_letter_topic)
+        return [DeadLetter.from_record(record) for record in records]
+
+    async def wait_for_dead_letters(
+        self,
+        consumer: Callable[..., Any] | str,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 (FastKafka's assertion style)
+    ) -> list[DeadLetter]:
+        """Waits until ``consumer`` dead-lettered at least ``count`` messages and returns them
+        all; raises ``TimeoutError`` naming what arrived if that takes over ``timeout`` s."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            letters = self.dead_letters(consumer)
+            if len(letters) >= count:
+                return letters
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TimeoutError(
+                    f"{len(letters)} dead letter(s) of {consumer!r} after {timeout} s, "
+                    f"expected {count}: {letters}"
+                )
+            await asyncio.sleep(0.005)  # the broker is in this process: look again soon
+
+    def _consumer_spec(self, consumer: Callable[..., Any] | str) -> tuple[FastKafka, ConsumerSpec]:
+        name = consumer if isinstance(consumer, str) else consumer.__name__
+        found = [(app, s) for app in self.apps for s in app.consumer_specs if s.name == name]
+        if len(found) != 1:
+            raise ConfigError(
+                f"{len(found)} consumers named '{name}' in the apps under test; expected one"
+            )
+        return found[0]
 
     # -- entering and leaving ----------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 //! What runs a consumer's batches: the typed handlers behind one object-safe trait, one
-//! message at a time (with bounded concurrency) or a partition's batch at once, logging and
-//! skipping what cannot be decoded or fails.
+//! message at a time (with bounded concurrency) or a partition's batch at once. What cannot be
+//! decoded or fails is reported to the consumer loop, which retries, dead-letters or skips it
+//! ([`crate::consumer_loop::failures`]); every handler error counts as retryable.
 
 use std::fmt;
 use std::future::Future;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::Codec;
+use crate::consumer_loop::failures::{Failure, FailureKind, Handled};
 use crate::consumer_loop::BatchHandler;
 use crate::error::Result;
 use crate::record::{Header, Record};
@@ -48,7 +50,6 @@ impl Metadata {
 }
 
 pub(super) struct EachMessage<T, C, F> {
-    pub(super) name: String,
     pub(super) codec: Arc<C>,
     pub(super) handler: Arc<F>,
     /// Shared with the consumer's options, which may change it until the app starts.
@@ -65,19 +66,37 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> Result<Handled> {
         let concurrency = self.concurrency.load(Ordering::Relaxed);
+        let mut handled = Handled::all();
         if concurrency <= 1 {
-            for record in records {
-                self.handle_one(record).await;
+            for (index, record) in records.iter().enumerate() {
+                if let Some(failure) = self.handle_one(index, record).await {
+                    // Stop at a handler failure: the loop may retry it before the records
+                    // after it in its partition.
+                    let stop = failure.kind == FailureKind::Handler;
+                    handled.failures.push(failure);
+                    if stop {
+                        handled.stopped_after = Some(index);
+                        break;
+                    }
+                }
             }
         } else {
             let this = &*self;
-            futures_util::stream::iter(records)
-                .for_each_concurrent(concurrency, |record| this.handle_one(record))
+            let calls: Vec<_> = records
+                .iter()
+                .enumerate()
+                .map(|(index, record)| this.handle_one(index, record))
+                .collect();
+            let outcomes: Vec<Option<Failure>> = futures_util::stream::iter(calls)
+                .buffer_unordered(concurrency)
+                .collect()
                 .await;
+            handled.failures = outcomes.into_iter().flatten().collect();
+            handled.failures.sort_by_key(|failure| failure.indices[0]);
         }
-        Ok(())
+        Ok(handled)
     }
 }
 
@@ -89,21 +108,19 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    /// Decodes and handles one record; what fails is logged and skipped.
-    async fn handle_one(&self, record: &Record) {
+    /// Decodes and handles the record at `index`; says why if that fails.
+    async fn handle_one(&self, index: usize, record: &Record) -> Option<Failure> {
         match self.codec.decode(&record.value) {
-            Ok(value) => {
-                if let Err(error) = (self.handler)(value, Metadata::of(record)).await {
-                    log_failure(&self.name, record, "handler failed", &error);
-                }
-            }
-            Err(error) => log_failure(&self.name, record, "cannot decode", &error),
+            Ok(value) => (self.handler)(value, Metadata::of(record))
+                .await
+                .err()
+                .map(|error| handler_failure(vec![index], &error)),
+            Err(error) => Some(undecodable::<T>(index, &error)),
         }
     }
 }
 
 pub(super) struct WholeBatch<T, C, F> {
-    pub(super) name: String,
     pub(super) codec: Arc<C>,
     pub(super) handler: Arc<F>,
     pub(super) _values: PhantomData<fn() -> T>,
@@ -120,34 +137,51 @@ where
 {
     /// Gets one partition's records per call (the loop splits batches: its registration
     /// asks for one partition per call).
-    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> Result<Handled> {
         let mut values = Vec::with_capacity(records.len());
         let mut metadata = Vec::with_capacity(records.len());
-        for record in records {
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut handled = Handled::all();
+        for (index, record) in records.iter().enumerate() {
             match self.codec.decode(&record.value) {
                 Ok(value) => {
                     values.push(value);
                     metadata.push(Metadata::of(record));
+                    decoded.push(index);
                 }
-                Err(error) => log_failure(&self.name, record, "cannot decode", &error),
+                Err(error) => handled.failures.push(undecodable::<T>(index, &error)),
             }
         }
         if !values.is_empty() {
             if let Err(error) = (self.handler)(values, metadata).await {
-                log_failure(&self.name, &records[0], "batch handler failed", &error);
+                handled.failures.push(handler_failure(decoded, &error));
             }
         }
-        Ok(())
+        Ok(handled)
     }
 }
 
-fn log_failure(name: &str, record: &Record, what: &str, error: &dyn fmt::Display) {
-    tracing::error!(
-        consumer = %name,
-        topic = %record.topic,
-        partition = record.partition,
-        offset = record.offset,
-        %error,
-        "{what}; skipping the record"
-    );
+fn handler_failure(indices: Vec<usize>, error: &dyn fmt::Display) -> Failure {
+    Failure {
+        indices,
+        kind: FailureKind::Handler,
+        retryable: true,
+        error_type: "HandlerError".to_owned(),
+        message: error.to_string(),
+        details: None,
+    }
+}
+
+fn undecodable<T>(index: usize, error: &dyn fmt::Display) -> Failure {
+    let into = std::any::type_name::<T>();
+    Failure {
+        indices: vec![index],
+        kind: FailureKind::Undecodable {
+            into: into.rsplit("::").next().unwrap_or(into).to_owned(),
+        },
+        retryable: false,
+        error_type: "Undecodable".to_owned(),
+        message: error.to_string(),
+        details: None,
+    }
 }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{App, Codec};
 use crate::config::KafkaBrokers;
+use crate::consumer_loop::failures::Handled;
 use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record};
@@ -105,12 +106,12 @@ struct Forward(mpsc::UnboundedSender<Record>);
 
 #[async_trait]
 impl BatchHandler for Forward {
-    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> Result<Handled> {
         for record in records {
             // A dropped watch stops its consumer; until then nobody is left to read.
             let _ = self.0.send(record.clone());
         }
-        Ok(())
+        Ok(Handled::all())
     }
 }
 

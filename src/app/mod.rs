@@ -258,8 +258,7 @@ impl App {
             brokers,
             message,
             false,
-            move |name, concurrency| EachMessage {
-                name,
+            move |concurrency| EachMessage {
                 codec: codec.clone(),
                 handler: handler.clone(),
                 concurrency,
@@ -294,8 +293,7 @@ impl App {
             brokers,
             message,
             true,
-            move |name, _| WholeBatch {
-                name,
+            move |_| WholeBatch {
                 codec: codec.clone(),
                 handler: handler.clone(),
                 _values: PhantomData,
@@ -304,7 +302,7 @@ impl App {
     }
 
     /// Registers (and documents) a consumer of `T` whose handler `make` builds, per start,
-    /// from its name and concurrency; a batch consumer gets one partition per call.
+    /// from its concurrency; a batch consumer gets one partition per call.
     fn register<T: 'static, H: BatchHandler>(
         &mut self,
         kind: &str,
@@ -312,7 +310,7 @@ impl App {
         brokers: Option<&KafkaBrokers>,
         message: Option<MessageDoc>,
         batch: bool,
-        make: impl Fn(String, Arc<AtomicUsize>) -> H + Send + Sync + 'static,
+        make: impl Fn(Arc<AtomicUsize>) -> H + Send + Sync + 'static,
     ) -> Result<ConsumerOptions<'_>> {
         let name = format!("{kind} of '{topic}'");
         self.document::<T>(
@@ -324,14 +322,14 @@ impl App {
             batch,
         );
         let concurrency = Arc::new(AtomicUsize::new(1));
-        let (handler_name, handler_concurrency) = (name.clone(), concurrency.clone());
+        let handler_concurrency = concurrency.clone();
         let added = self.runtime.add_consumer(ConsumerRegistration {
             name,
             topic,
             cluster: choice(brokers),
             settings: ConsumerSettings::default(),
             handler: Arc::new(move || {
-                let handler = make(handler_name.clone(), handler_concurrency.clone());
+                let handler = make(handler_concurrency.clone());
                 Ok(Box::new(handler) as Box<dyn BatchHandler>)
             }),
             on_abandon: None,

@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::KafkaBrokers;
+use crate::consumer_loop::failures::RetryPolicy;
 use crate::error::Result;
-use crate::runtime::{ConsumerSettings, Options};
+use crate::runtime::{ClusterChoice, ConsumerSettings, DeadLetterTopic, Options};
 use crate::transport::OffsetReset;
 
 /// How a consumer reads, adjusted right after registering it: group, start position, batch
@@ -56,6 +58,42 @@ impl ConsumerOptions<'_> {
     /// How often processed offsets are committed (`None`: only on rebalance and stop).
     pub fn commit_interval(&mut self, interval: Option<Duration>) -> &mut Self {
         self.settings.commit_interval = interval;
+        self
+    }
+
+    /// Retry a message whose handler returned an error, in place: its partition pauses and
+    /// reads it again after the policy's backoff (other partitions go on), up to the policy's
+    /// attempts; then it is dead-lettered (see [`ConsumerOptions::dead_letter`]) or logged
+    /// and skipped. Messages that cannot be decoded are never retried.
+    pub fn retry(&mut self, policy: RetryPolicy) -> &mut Self {
+        self.settings.retry = Some(policy);
+        self
+    }
+
+    /// Send what this consumer cannot process — undecodable messages, handler errors (after
+    /// the retries), a batch whose outputs cannot be delivered — to `topic` on the consumer's
+    /// cluster, with headers saying where each came from and why
+    /// ([`crate::consumer_loop::failures::headers`]). Its offset is committed only once the
+    /// dead letter is delivered.
+    pub fn dead_letter(&mut self, topic: impl Into<String>) -> &mut Self {
+        self.settings.dead_letter = Some(DeadLetterTopic {
+            topic: topic.into(),
+            cluster: None,
+        });
+        self
+    }
+
+    /// Like [`ConsumerOptions::dead_letter`], on the cluster of `brokers` (in the app's
+    /// environment).
+    pub fn dead_letter_on(
+        &mut self,
+        topic: impl Into<String>,
+        brokers: &KafkaBrokers,
+    ) -> &mut Self {
+        self.settings.dead_letter = Some(DeadLetterTopic {
+            topic: topic.into(),
+            cluster: Some(ClusterChoice::Brokers(brokers.clone())),
+        });
         self
     }
 

@@ -1,6 +1,8 @@
 //! The batches a consumer loop handled whose outputs are still on their way: their offsets are
 //! stored in batch order once everything they produced is acknowledged, and a batch whose
-//! outputs failed is handled again, with backoff, until they are delivered.
+//! outputs failed is handled again, with backoff, until they are delivered — or, for a
+//! consumer with a dead-letter topic, dead-lettered once its retry policy's attempts (one
+//! without a policy) are used up.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,7 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{handle_batch, BatchHandler, ConsumerLoopConfig};
+use super::failures::{dead_letter_undelivered, handle_polled, Attempts, Rewind};
+use super::{BatchHandler, ConsumerLoopConfig};
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -26,8 +29,9 @@ pub(super) struct AwaitingDelivery {
 }
 
 pub(super) enum Progress {
-    /// Polling goes on; `stored`: offsets were stored.
-    GoOn { stored: bool },
+    /// Polling goes on; `stored`: offsets were stored; `rewinds`: partitions to pause for a
+    /// retry (handling a batch again met a handler failure to retry).
+    GoOn { stored: bool, rewinds: Vec<Rewind> },
     /// Stop was asked while waiting.
     Stopped,
 }
@@ -42,9 +46,11 @@ pub(super) async fn store_delivered<H: BatchHandler>(
     consumer: &mut dyn ClusterConsumer,
     handler: &mut H,
     config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
     stop_requested: &mut watch::Receiver<bool>,
 ) -> Result<Progress> {
     let mut stored = false;
+    let mut rewinds = Vec::new();
     loop {
         let waiting = awaiting.len();
         let Some(oldest) = awaiting.front_mut() else {
@@ -66,55 +72,86 @@ pub(super) async fn store_delivered<H: BatchHandler>(
             if keep == 0 && *stop_requested.borrow() {
                 break; // stopping: no more attempts
             }
-            match redeliver(oldest, error, handler, config, stop_requested).await? {
+            match redeliver(oldest, error, handler, config, attempts, stop_requested).await? {
                 Progress::Stopped => return Ok(Progress::Stopped),
-                Progress::GoOn { .. } => {}
+                Progress::GoOn { rewinds: again, .. } => rewinds.extend(again),
             }
         }
         let delivered = awaiting.pop_front().expect("the oldest is there");
-        consumer.store_offsets(&delivered.batch)?;
-        stored = true;
+        if !delivered.batch.is_empty() {
+            consumer.store_offsets(&delivered.batch)?;
+            stored = true;
+        }
     }
-    Ok(Progress::GoOn { stored })
+    Ok(Progress::GoOn { stored, rewinds })
 }
 
 /// Handles `failed`'s batch again until everything it produces is delivered, waiting
 /// longer between attempts while the failures go on; logs when it starts and when it is
-/// over. Returns `Stopped` if stop is asked meanwhile (the batch is then not committed).
+/// over. With a dead-letter topic, the batch is dead-lettered instead once the retry policy's
+/// attempts are used up. Returns `Stopped` if stop is asked meanwhile (the batch is then not
+/// committed).
 async fn redeliver<H: BatchHandler>(
     failed: &mut AwaitingDelivery,
-    error: Error,
+    mut error: Error,
     handler: &mut H,
     config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
     stop_requested: &mut watch::Receiver<bool>,
 ) -> Result<Progress> {
     let first = &failed.batch[0];
     let mut pause = FIRST_REDELIVERY;
+    let dead_letter_after = config
+        .failures
+        .dead_letter
+        .as_ref()
+        .map(|_| config.failures.retry.map_or(1, |policy| policy.attempts));
     tracing::warn!(
         %error,
         "{}: what the handler produced for a batch of {} record(s) (first topic={} \
          partition={} offset={}) was not delivered; nothing of it is committed, and it is \
-         handled again in {pause:?}, then with backoff up to {LAST_REDELIVERY:?}, until it is",
+         handled again in {pause:?}, then with backoff up to {LAST_REDELIVERY:?}, until it is{}",
         config.name,
         failed.batch.len(),
         first.topic,
         first.partition,
         first.offset,
+        match dead_letter_after {
+            Some(limit) => format!(" or {limit} attempt(s) are used up (then it is dead-lettered)"),
+            None => String::new(),
+        },
     );
-    let mut attempts = 1_u64;
+    let mut attempt = 1_u32;
+    let mut dead_letter_tried = false;
+    let mut rewinds = Vec::new();
     loop {
-        tokio::select! {
-            biased;
-            _ = stop_requested.wait_for(|stop| *stop) => return Ok(Progress::Stopped),
-            () = tokio::time::sleep(pause) => {}
+        let dead_lettering = dead_letter_after.is_some_and(|limit| attempt >= limit);
+        // Dead-lettering starts at once; anything tried again (a dead-letter write too) waits.
+        if !dead_lettering || dead_letter_tried {
+            tokio::select! {
+                biased;
+                _ = stop_requested.wait_for(|stop| *stop) => return Ok(Progress::Stopped),
+                () = tokio::time::sleep(pause) => {}
+            }
         }
-        attempts += 1;
         let tracker = DeliveryTracker::new();
-        crate::delivery::tracking(
-            tracker.clone(),
-            handle_batch(handler, &failed.batch, config),
-        )
-        .await?;
+        if dead_lettering {
+            dead_letter_tried = true;
+            crate::delivery::tracking(
+                tracker.clone(),
+                dead_letter_undelivered(config, &failed.batch, &error, attempt),
+            )
+            .await?;
+        } else {
+            attempt += 1;
+            let outcome = crate::delivery::tracking(
+                tracker.clone(),
+                handle_polled(handler, &failed.batch, config, attempts),
+            )
+            .await?;
+            rewinds.extend(outcome.rewinds);
+            failed.batch = outcome.done;
+        }
         tokio::select! {
             biased;
             _ = stop_requested.wait_for(|stop| *stop) => return Ok(Progress::Stopped),
@@ -123,20 +160,28 @@ async fn redeliver<H: BatchHandler>(
         match tracker.outcome() {
             Ok(()) => {
                 tracing::info!(
-                    "{}: the batch at topic={} partition={} offset={} was delivered on attempt \
-                     {attempts}; going on",
+                    "{}: the batch at topic={} partition={} offset={} is done after attempt \
+                     {attempt}; going on",
                     config.name,
-                    failed.batch[0].topic,
-                    failed.batch[0].partition,
-                    failed.batch[0].offset,
+                    first_topic(failed),
+                    failed.batch.first().map_or(-1, |r| r.partition as i64),
+                    failed.batch.first().map_or(-1, |r| r.offset),
                 );
                 failed.tracker = tracker;
-                return Ok(Progress::GoOn { stored: false });
+                return Ok(Progress::GoOn {
+                    stored: false,
+                    rewinds,
+                });
             }
-            Err(error) => {
-                tracing::debug!(%error, "{}: attempt {attempts} not delivered either", config.name);
+            Err(again) => {
+                tracing::debug!(error = %again, "{}: attempt {attempt} not delivered either", config.name);
+                error = again;
                 pause = (pause * 2).min(LAST_REDELIVERY);
             }
         }
     }
+}
+
+fn first_topic(awaiting: &AwaitingDelivery) -> &str {
+    awaiting.batch.first().map_or("-", |record| &record.topic)
 }

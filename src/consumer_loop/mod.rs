@@ -14,13 +14,17 @@
 //! Delivery is at-least-once, across clusters: offsets are stored only after the handler returned
 //! for the batch *and* everything it produced was acknowledged ([`crate::delivery`]) — in batch
 //! order, up to `max_batches_awaiting_delivery` batches waiting while the loop polls on; a
-//! batch whose outputs failed is handled again with backoff until they are delivered. Only
+//! batch whose outputs failed is handled again with backoff until they are delivered (or, with
+//! a dead-letter topic, dead-lettered once the retry policy's attempts are used up). Only
 //! stored offsets are committed — periodically, on stop, and by the transport when a
-//! rebalance takes a partition away. A handler that cannot process one message must deal with
-//! it itself (log it, dead-letter it) and return `Ok`: an `Err` means "stop this consumer",
-//! which is what `throw_exceptions=True` asks for.
+//! rebalance takes a partition away.
+//!
+//! A handler reports the records it could not process ([`Handled`]) and [`failures`] decides
+//! what happens to them: retried in place, dead-lettered, or logged and skipped. An `Err` from
+//! a handler means "stop this consumer", which is what `throw_exceptions=True` asks for.
 
 mod awaiting;
+pub mod failures;
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -34,10 +38,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use awaiting::{store_delivered, AwaitingDelivery, Progress};
+use failures::{handle_polled, Attempts, FailurePolicy, Handled};
 
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::{Record, TopicPartition};
 use crate::transport::{ClientProperties, ClusterConsumer};
 
 /// The wait after a failed poll, doubling up to [`LAST_RETRY`] while failures go on.
@@ -47,20 +52,21 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 /// Processes the batches of one consumer.
 #[async_trait]
 pub trait BatchHandler: Send + 'static {
-    /// Handles `records` (never empty). `Ok` stores their offsets; `Err` stops the consumer
-    /// without storing them.
-    async fn handle(&mut self, records: &[Record]) -> Result<()>;
+    /// Handles `records` (never empty) and reports those it could not process; the loop
+    /// stores the offsets of the others once what they produced is delivered. `Err` stops
+    /// the consumer without storing them.
+    async fn handle(&mut self, records: &[Record]) -> Result<Handled>;
 }
 
 #[async_trait]
 impl BatchHandler for Box<dyn BatchHandler> {
-    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> Result<Handled> {
         (**self).handle(records).await
     }
 }
 
 /// How a [`ConsumerLoop`] polls and commits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ConsumerLoopConfig {
     /// The consumer's name in log lines (the handler's, e.g. `on_signals`).
     pub name: Arc<str>,
@@ -84,6 +90,8 @@ pub struct ConsumerLoopConfig {
     /// At stop, how long the loop waits for the outputs of handled batches still on their way
     /// (a destination that is down would otherwise hold the stop for `message.timeout.ms`).
     pub delivery_grace_at_stop: Duration,
+    /// Retries and dead letters for what the handler could not process.
+    pub failures: FailurePolicy,
 }
 
 impl Default for ConsumerLoopConfig {
@@ -96,6 +104,7 @@ impl Default for ConsumerLoopConfig {
             one_partition_per_call: false,
             max_batches_awaiting_delivery: 8,
             delivery_grace_at_stop: Duration::from_secs(10),
+            failures: FailurePolicy::default(),
         }
     }
 }
@@ -199,21 +208,7 @@ enum Wake {
     Polled(Result<Vec<Record>>),
     Commit,
     Settled,
-}
-
-/// Hands `batch` to `handler` — one partition per call if the config says so.
-async fn handle_batch<H: BatchHandler>(
-    handler: &mut H,
-    batch: &[Record],
-    config: &ConsumerLoopConfig,
-) -> Result<()> {
-    if !config.one_partition_per_call {
-        return handle_watched(handler, batch, config).await;
-    }
-    for partition in by_partition(batch) {
-        handle_watched(handler, &partition, config).await?;
-    }
-    Ok(())
+    Resume,
 }
 
 /// Hands `batch` to `handler`, and warns once if it takes longer than the configured limit.
@@ -221,7 +216,7 @@ async fn handle_watched<H: BatchHandler>(
     handler: &mut H,
     batch: &[Record],
     config: &ConsumerLoopConfig,
-) -> Result<()> {
+) -> Result<Handled> {
     let Some(limit) = config.slow_batch_warning else {
         return handler.handle(batch).await;
     };
@@ -272,6 +267,34 @@ fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
     partitions
 }
 
+/// Pauses each partition to retry at its failed record, which is read again once the backoff
+/// is over ([`resume_due`]).
+fn pause_for_retry(
+    consumer: &mut dyn ClusterConsumer,
+    paused: &mut Vec<(TopicPartition, Instant)>,
+    rewinds: Vec<failures::Rewind>,
+) -> Result<()> {
+    for rewind in rewinds {
+        consumer.pause_at(&rewind.partition, rewind.offset)?;
+        paused.retain(|(partition, _)| *partition != rewind.partition);
+        paused.push((rewind.partition, Instant::now() + rewind.backoff));
+    }
+    Ok(())
+}
+
+/// Resumes the paused partitions whose backoff is over.
+fn resume_due(
+    consumer: &mut dyn ClusterConsumer,
+    paused: &mut Vec<(TopicPartition, Instant)>,
+) -> Result<()> {
+    let now = Instant::now();
+    for (partition, _) in paused.iter().filter(|(_, at)| *at <= now) {
+        consumer.resume(partition)?;
+    }
+    paused.retain(|(_, at)| *at > now);
+    Ok(())
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
@@ -294,6 +317,10 @@ async fn run<H: BatchHandler>(
     let mut failed_polls = 0_u64;
     // Handled batches whose outputs are not all acknowledged yet, oldest first.
     let mut awaiting: VecDeque<AwaitingDelivery> = VecDeque::new();
+    // Failed attempts per partition's failing record, and the partitions paused for a retry
+    // with when they resume.
+    let mut attempts = Attempts::default();
+    let mut paused: Vec<(TopicPartition, Instant)> = Vec::new();
     let outcome = loop {
         let commit_due = async {
             match config.commit_interval {
@@ -311,11 +338,19 @@ async fn run<H: BatchHandler>(
                 None => std::future::pending().await,
             }
         };
+        let next_resume = paused.iter().map(|(_, at)| *at).min();
+        let backoff_over = async move {
+            match next_resume {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         // `poll` is cancel-safe, so waking up to commit or store loses no record.
         let polled = tokio::select! {
             biased;
             _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
             () = commit_due => Wake::Commit,
+            () = backoff_over => Wake::Resume,
             () = oldest_settled => Wake::Settled,
             polled = consumer.poll(config.max_poll_records) => Wake::Polled(polled),
         };
@@ -324,6 +359,12 @@ async fn run<H: BatchHandler>(
             Wake::Commit => {
                 uncommitted = !commit_stored(consumer.as_mut()).await;
                 last_commit = Instant::now();
+                continue;
+            }
+            Wake::Resume => {
+                if let Err(error) = resume_due(consumer.as_mut(), &mut paused) {
+                    break Err(error);
+                }
                 continue;
             }
             // The oldest awaiting batch settled: store it (or redeliver it) below.
@@ -371,13 +412,22 @@ async fn run<H: BatchHandler>(
             let tracker = DeliveryTracker::new();
             let handled = crate::delivery::tracking(
                 tracker.clone(),
-                handle_batch(&mut handler, &batch, &config),
+                handle_polled(&mut handler, &batch, &config, &mut attempts),
             )
             .await;
-            if let Err(error) = handled {
+            let outcome = match handled {
+                Ok(outcome) => outcome,
+                Err(error) => break Err(error),
+            };
+            if let Err(error) = pause_for_retry(consumer.as_mut(), &mut paused, outcome.rewinds) {
                 break Err(error);
             }
-            awaiting.push_back(AwaitingDelivery { batch, tracker });
+            if !outcome.done.is_empty() {
+                awaiting.push_back(AwaitingDelivery {
+                    batch: outcome.done,
+                    tracker,
+                });
+            }
         }
         match store_delivered(
             &mut awaiting,
@@ -385,11 +435,17 @@ async fn run<H: BatchHandler>(
             consumer.as_mut(),
             &mut handler,
             &config,
+            &mut attempts,
             &mut stop_requested,
         )
         .await
         {
-            Ok(Progress::GoOn { stored }) => uncommitted |= stored,
+            Ok(Progress::GoOn { stored, rewinds }) => {
+                uncommitted |= stored;
+                if let Err(error) = pause_for_retry(consumer.as_mut(), &mut paused, rewinds) {
+                    break Err(error);
+                }
+            }
             Ok(Progress::Stopped) => break Ok(()),
             Err(error) => break Err(error),
         }
@@ -411,6 +467,7 @@ async fn run<H: BatchHandler>(
             consumer.as_mut(),
             &mut handler,
             &config,
+            &mut attempts,
             &mut stop_requested,
         );
         if tokio::time::timeout(config.delivery_grace_at_stop, settling)

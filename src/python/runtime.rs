@@ -22,12 +22,13 @@ use super::producer::{PyDeliveryTracker, PyProducer};
 use super::record::PyRecord;
 use super::transport::{transport_of, PyKafkaBrokers};
 use super::{attach_if_open, block_on, cluster_id, to_py_err, DropOffThread};
+use crate::consumer_loop::failures::{Failure, FailureKind, Handled, RetryPolicy};
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
 use crate::record::Record;
 use crate::runtime::{
-    options, AbandonHook, ClusterChoice, ConsumerRegistration, HandlerFactory, Options,
-    RunningRuntime, Runtime,
+    options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandlerFactory,
+    Options, RunningRuntime, Runtime,
 };
 
 /// The asyncio loop (and context) of the current start, shared with the handler factories.
@@ -130,9 +131,12 @@ impl PyRuntime {
     /// cluster `bootstrap_servers` whatever the environment (test mirrors). `options` are
     /// the decorator's (FastKafka's names) over the app's; `max_poll_records_cap` bounds the
     /// batch size (an executor's buffer); `one_partition_per_call` splits each polled batch by
-    /// partition (batch consumers). `on_batch(records)` is awaited for each batch;
+    /// partition (batch consumers). `on_batch(records, deliveries)` is awaited for each
+    /// batch and returns what it could not process (see `handled_of`);
     /// `on_abandon(seconds)` is called on the loop when stopping gave up waiting for it.
-    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, one_partition_per_call = false))]
+    /// `retry` is (attempts, backoff s, max backoff s); `dead_letter_topic` is on the
+    /// consumer's cluster, or on `dead_letter_brokers`'.
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, one_partition_per_call = false, retry = None, dead_letter_topic = None, dead_letter_brokers = None))]
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
@@ -145,12 +149,38 @@ impl PyRuntime {
         on_abandon: Option<Py<PyAny>>,
         max_poll_records_cap: Option<usize>,
         one_partition_per_call: bool,
+        retry: Option<(u32, f64, f64)>,
+        dead_letter_topic: Option<String>,
+        dead_letter_brokers: Option<&Bound<'_, PyKafkaBrokers>>,
     ) -> PyResult<()> {
         let place = format!("consumes() of '{name}'");
         let mut settings = self
             .runtime
             .consumer_settings(&options_of(options)?, &place)
             .map_err(to_py_err)?;
+        if let Some((attempts, backoff, max_backoff)) = retry {
+            let policy = RetryPolicy {
+                attempts,
+                backoff: seconds("retry backoff", backoff)?,
+                max_backoff: seconds("retry max_backoff", max_backoff)?,
+            };
+            policy
+                .check()
+                .map_err(|error| to_py_err(Error::Config(format!("{place}: {error}"))))?;
+            settings.retry = Some(policy);
+        }
+        settings.dead_letter = match (dead_letter_topic, dead_letter_brokers) {
+            (Some(topic), brokers) => Some(DeadLetterTopic {
+                topic,
+                cluster: brokers.map(|b| ClusterChoice::Brokers(b.get().0.clone())),
+            }),
+            (None, Some(_)) => {
+                return Err(to_py_err(Error::Config(format!(
+                    "{place}: dead_letter_brokers without dead_letter_topic; name the topic"
+                ))))
+            }
+            (None, None) => None,
+        };
         if let Some(cap) = max_poll_records_cap {
             settings.max_poll_records = settings.max_poll_records.min(cap.max(1));
         }
@@ -284,7 +314,7 @@ struct PyBatchHandler {
 
 #[async_trait]
 impl BatchHandler for PyBatchHandler {
-    async fn handle(&mut self, records: &[Record]) -> crate::Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> crate::Result<Handled> {
         // While the interpreter finalizes there is no Python to hand a batch to: the loop
         // ends (nothing stored, so the batch is consumed again by the next run).
         let tracker = crate::delivery::current().unwrap_or_default();
@@ -298,17 +328,57 @@ impl BatchHandler for PyBatchHandler {
         })
         .ok_or(Error::Closed("the Python interpreter"))?;
         let outcome = match handled {
-            Ok(future) => future.await.map(drop),
+            Ok(future) => future.await,
             Err(error) => Err(error),
         };
-        // Formatting a Python exception runs Python code: through the gate, like any entry.
-        outcome.map_err(|error| {
-            Error::Handler(
-                attach_if_open(|_| error.to_string())
-                    .unwrap_or_else(|| "the Python interpreter is exiting".to_owned()),
-            )
+        // Reading a Python object runs Python code: through the gate, like any entry.
+        attach_if_open(|py| match outcome {
+            Ok(report) => handled_of(report.bind(py)).map_err(|error| {
+                Error::Handler(format!("on_batch returned an unreadable report: {error}"))
+            }),
+            Err(error) => Err(Error::Handler(error.to_string())),
         })
+        .unwrap_or_else(|| Err(Error::Closed("the Python interpreter")))
     }
+}
+
+/// A failure as `ConsumerRunner` reports it: (indices, the model an undecodable record should
+/// have been, retryable, error type, message, traceback).
+type PyFailure = (
+    Vec<usize>,
+    Option<String>,
+    bool,
+    String,
+    String,
+    Option<String>,
+);
+
+/// What `on_batch` returned: `None` when everything was handled, else (the index it stopped
+/// after, the failures).
+fn handled_of(report: &Bound<'_, PyAny>) -> PyResult<Handled> {
+    if report.is_none() {
+        return Ok(Handled::all());
+    }
+    let (stopped_after, failures): (Option<usize>, Vec<PyFailure>) = report.extract()?;
+    Ok(Handled {
+        stopped_after,
+        failures: failures
+            .into_iter()
+            .map(
+                |(indices, undecodable_as, retryable, error_type, message, details)| Failure {
+                    indices,
+                    kind: match undecodable_as {
+                        Some(into) => FailureKind::Undecodable { into },
+                        None => FailureKind::Handler,
+                    },
+                    retryable,
+                    error_type,
+                    message,
+                    details,
+                },
+            )
+            .collect(),
+    })
 }
 
 /// Schedules `callback(*arguments)` on the app's event loop from any thread; does nothing

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
+use super::record::PyRecord;
 use super::{cluster_id, to_py_err, DropOffThread};
 use crate::config::KafkaBrokers;
 use crate::delivery::DeliveryTracker;
@@ -97,6 +98,17 @@ impl PyMemoryBroker {
     fn refuse_deliveries(&self, bootstrap_servers: &str, reason: Option<&str>) {
         self.0
             .refuse_deliveries(&cluster_id(bootstrap_servers), reason);
+    }
+
+    /// Every record of `topic` on the cluster `bootstrap_servers`, partition by partition
+    /// (what a test reads back, e.g. a dead-letter topic).
+    fn records(&self, bootstrap_servers: &str, topic: &str) -> Vec<PyRecord> {
+        self.0
+            .memory_cluster(&cluster_id(bootstrap_servers))
+            .records(topic)
+            .into_iter()
+            .map(PyRecord)
+            .collect()
     }
 
     /// Creates `topic` with `partitions` partitions on the cluster `bootstrap_servers`.

@@ -24,12 +24,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use options::{Client, ConsumerSettings, Options};
+pub use options::{Client, ConsumerSettings, DeadLetterTopic, Options};
 pub use producer::ProducerHandle;
 use running::RunningConsumer;
 pub use running::RunningRuntime;
 
 use crate::config::{ClusterId, KafkaBrokers};
+use crate::consumer_loop::failures::FailurePolicy;
 use crate::consumer_loop::{slow_batch_warning, BatchHandler, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
 use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
@@ -254,7 +255,10 @@ impl Runtime {
         let mut topics: Vec<&str> = self
             .consumers
             .iter()
-            .map(|c| c.topic.as_str())
+            .flat_map(|c| {
+                let dead_letter = c.settings.dead_letter.as_ref().map(|d| d.topic.as_str());
+                std::iter::once(c.topic.as_str()).chain(dead_letter)
+            })
             .chain(self.producers.iter().map(|p| p.handle.topic()))
             .collect();
         topics.sort_unstable();
@@ -318,7 +322,11 @@ impl Runtime {
             .producers
             .iter()
             .map(|p| (&p.cluster, p.handle.name()))
-            .chain(self.consumers.iter().map(|c| (&c.cluster, c.name.as_str())));
+            .chain(self.consumers.iter().map(|c| (&c.cluster, c.name.as_str())))
+            .chain(self.consumers.iter().filter_map(|c| {
+                let dead_letter = c.settings.dead_letter.as_ref()?;
+                Some((dead_letter.cluster.as_ref()?, c.name.as_str()))
+            }));
         for (choice, name) in users {
             let id = self.cluster_of(choice)?;
             match clusters.iter_mut().find(|(cluster, _)| *cluster.id() == id) {
@@ -361,10 +369,32 @@ impl Runtime {
             producer.handle.bind(Some(cluster_for(&producer.cluster)?));
             running.producers.push(producer.handle.clone());
         }
-        let subscriptions = self.consumers.iter().map(|consumer| {
-            let cluster = cluster_for(&consumer.cluster);
-            async move { self.subscribe(cluster?, consumer).await }
-        });
+        // A consumer's dead letters go through a producer of their own, bound like the others.
+        let mut dead_letters = Vec::new();
+        for consumer in &self.consumers {
+            let handle = match &consumer.settings.dead_letter {
+                Some(target) => {
+                    let handle = ProducerHandle::new(
+                        format!("dead letters of '{}'", consumer.name),
+                        target.topic.clone(),
+                    );
+                    let choice = target.cluster.as_ref().unwrap_or(&consumer.cluster);
+                    handle.bind(Some(cluster_for(choice)?));
+                    running.producers.push(handle.clone());
+                    Some(handle)
+                }
+                None => None,
+            };
+            dead_letters.push(handle);
+        }
+        let subscriptions =
+            self.consumers
+                .iter()
+                .zip(dead_letters)
+                .map(|(consumer, dead_letter)| {
+                    let cluster = cluster_for(&consumer.cluster);
+                    async move { self.subscribe(cluster?, consumer, dead_letter).await }
+                });
         let subscribed = futures_util::future::join_all(subscriptions).await;
         let mut first_error = None;
         for result in subscribed {
@@ -386,7 +416,13 @@ impl Runtime {
         &self,
         cluster: Arc<dyn Cluster>,
         consumer: &ConsumerRegistration,
+        dead_letter: Option<ProducerHandle>,
     ) -> Result<RunningConsumer> {
+        if let Some(retry) = &consumer.settings.retry {
+            retry
+                .check()
+                .map_err(|error| Error::Config(format!("consumer '{}': {error}", consumer.name)))?;
+        }
         let settings = &consumer.settings;
         let group_id = self.group_of(consumer);
         let handler = (consumer.handler)()?;
@@ -415,6 +451,10 @@ impl Runtime {
             commit_interval: settings.commit_interval,
             slow_batch_warning: slow_batch_warning(&settings.properties),
             one_partition_per_call: consumer.one_partition_per_call,
+            failures: FailurePolicy {
+                retry: settings.retry,
+                dead_letter,
+            },
             ..ConsumerLoopConfig::default()
         };
         Ok(RunningConsumer {

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ClusterChoice;
+use crate::consumer_loop::failures::RetryPolicy;
 use crate::error::{Error, Result};
 use crate::transport::{ClientProperties, OffsetReset};
 
@@ -276,6 +278,20 @@ pub struct ConsumerSettings {
     pub commit_interval: Option<Duration>,
     /// librdkafka properties of its client.
     pub properties: ClientProperties,
+    /// How a record whose handler failed (with a retryable error) is retried in place;
+    /// `None`: it is not.
+    pub retry: Option<RetryPolicy>,
+    /// Where records go that cannot be processed; `None`: logged and skipped.
+    pub dead_letter: Option<DeadLetterTopic>,
+}
+
+/// A consumer's dead-letter topic and its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterTopic {
+    /// The topic.
+    pub topic: String,
+    /// Its cluster; `None`: the consumer's.
+    pub cluster: Option<ClusterChoice>,
 }
 
 impl Default for ConsumerSettings {
@@ -287,6 +303,8 @@ impl Default for ConsumerSettings {
             max_poll_records: 100,
             commit_interval: Some(Duration::from_secs(5)),
             properties: ClientProperties::new(),
+            retry: None,
+            dead_letter: None,
         }
     }
 }

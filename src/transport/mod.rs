@@ -267,6 +267,15 @@ pub trait ClusterConsumer: Send + fmt::Debug {
     /// Marks `records` as finished; only finished records are committed.
     fn store_offsets(&mut self, records: &[Record]) -> Result<()>;
 
+    /// Stops reading `partition` and rewinds it to `offset`: nothing of it is returned by
+    /// `poll` until [`ClusterConsumer::resume`], and then from `offset` on (a retry in
+    /// place). A partition this consumer does not own is ignored.
+    fn pause_at(&mut self, partition: &TopicPartition, offset: i64) -> Result<()>;
+
+    /// Reads `partition` again after [`ClusterConsumer::pause_at`]. A partition that was
+    /// taken away meanwhile is ignored.
+    fn resume(&mut self, partition: &TopicPartition) -> Result<()>;
+
     /// Commits the stored offsets of the partitions this consumer owns.
     async fn commit(&mut self) -> Result<()>;
 

@@ -18,13 +18,13 @@ struct Recorder {
 
 #[async_trait]
 impl BatchHandler for Recorder {
-    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
         let values = super::values(records);
         if values.iter().any(|v| v == "fail") {
             return Err(Error::Handler("asked to fail".into()));
         }
         self.batches.send(values).unwrap();
-        Ok(())
+        Ok(fastkafka::Handled::all())
     }
 }
 
@@ -123,11 +123,11 @@ struct Gate {
 
 #[async_trait]
 impl BatchHandler for Gate {
-    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
         self.entered.send(()).unwrap();
         self.release.notified().await;
         *self.finished.lock().unwrap() += records.len();
-        Ok(())
+        Ok(fastkafka::Handled::all())
     }
 }
 
@@ -204,6 +204,12 @@ impl fastkafka::ClusterConsumer for Flaky {
         }])
     }
     fn store_offsets(&mut self, _: &[Record]) -> fastkafka::Result<()> {
+        Ok(())
+    }
+    fn pause_at(&mut self, _: &TopicPartition, _: i64) -> fastkafka::Result<()> {
+        Ok(())
+    }
+    fn resume(&mut self, _: &TopicPartition) -> fastkafka::Result<()> {
         Ok(())
     }
     async fn commit(&mut self) -> fastkafka::Result<()> {
@@ -349,7 +355,7 @@ struct Panicking;
 
 #[async_trait]
 impl BatchHandler for Panicking {
-    async fn handle(&mut self, _: &[Record]) -> fastkafka::Result<()> {
+    async fn handle(&mut self, _: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
         panic!("handler bug");
     }
 }
@@ -393,12 +399,12 @@ struct NeverAcknowledged {
 
 #[async_trait]
 impl BatchHandler for NeverAcknowledged {
-    async fn handle(&mut self, _: &[Record]) -> fastkafka::Result<()> {
+    async fn handle(&mut self, _: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
         fastkafka::delivery::current()
             .expect("the loop tracks each batch")
             .sent(1);
         self.handled.send(()).unwrap();
-        Ok(())
+        Ok(fastkafka::Handled::all())
     }
 }
 

@@ -31,7 +31,7 @@ struct Stuck {
 
 #[async_trait]
 impl BatchHandler for Stuck {
-    async fn handle(&mut self, _records: &[Record]) -> fastkafka::Result<()> {
+    async fn handle(&mut self, _records: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
         self.started.notify_one();
         self.abandoned.notified().await;
         Err(Error::Handler("batch abandoned at stop".into()))
@@ -136,10 +136,10 @@ struct Counting(Arc<AtomicUsize>, Arc<Notify>);
 
 #[async_trait]
 impl BatchHandler for Counting {
-    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<()> {
+    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
         self.0.fetch_add(records.len(), Ordering::SeqCst);
         self.1.notify_one();
-        Ok(())
+        Ok(fastkafka::Handled::all())
     }
 }
 

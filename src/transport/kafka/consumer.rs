@@ -25,6 +25,10 @@ use crate::error::{Error, Result};
 use crate::record::{Record, TimestampType, TopicPartition};
 use crate::transport::{ClientProperties, ClusterConsumer, OffsetReset, Subscription};
 
+/// A seek is a request to librdkafka's own thread, answered in microseconds; the bound only
+/// keeps a wedged client from holding the loop.
+const SEEK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(super) struct KafkaConsumer {
     cluster: ClusterId,
     consumer: Arc<StreamConsumer<RebalanceCommitter>>,
@@ -266,6 +270,43 @@ impl ClusterConsumer for KafkaConsumer {
         }
         self.stored.extend(next);
         Ok(())
+    }
+
+    fn pause_at(&mut self, partition: &TopicPartition, offset: i64) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&partition.topic, partition.partition);
+        // Pause first: a seek before a pause is undone by it (librdkafka #3471).
+        match self.consumer.pause(&list) {
+            Ok(()) => {}
+            // Not ours any more: its new owner reads it from the last commit.
+            Err(KafkaError::PauseResume(_)) => return Ok(()),
+            Err(error) => return Err(self.transport_error(format!("pause failed: {error}"))),
+        }
+        self.buffered.retain(|record| {
+            !(record.topic == partition.topic && record.partition == partition.partition)
+        });
+        self.consumer
+            .seek(
+                &partition.topic,
+                partition.partition,
+                Offset::Offset(offset),
+                SEEK_TIMEOUT,
+            )
+            .map_err(|error| {
+                self.transport_error(format!(
+                    "cannot rewind {}/{} to offset {offset} for a retry: {error}",
+                    partition.topic, partition.partition
+                ))
+            })
+    }
+
+    fn resume(&mut self, partition: &TopicPartition) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&partition.topic, partition.partition);
+        match self.consumer.resume(&list) {
+            Ok(()) | Err(KafkaError::PauseResume(_)) => Ok(()),
+            Err(error) => Err(self.transport_error(format!("resume failed: {error}"))),
+        }
     }
 
     async fn commit(&mut self) -> Result<()> {

@@ -2,7 +2,7 @@
 //! that takes partitions cooperatively, reads from its positions and stores and commits offsets
 //! as a Kafka client does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,6 +24,8 @@ pub(super) struct MemoryConsumer {
     positions: BTreeMap<TopicPartition, i64>,
     /// Next offset to commit, per owned partition.
     stored: HashMap<TopicPartition, i64>,
+    /// Owned partitions not read until resumed (a retry's backoff).
+    paused: HashSet<TopicPartition>,
     /// Where the next poll starts, so one busy partition cannot starve the others.
     next_partition: usize,
 }
@@ -55,6 +57,7 @@ impl MemoryConsumer {
             reset,
             positions: BTreeMap::new(),
             stored: HashMap::new(),
+            paused: HashSet::new(),
             next_partition: 0,
         };
         match group_id {
@@ -115,6 +118,7 @@ impl MemoryConsumer {
             .collect();
         for tp in &revoked {
             self.positions.remove(tp);
+            self.paused.remove(tp);
             if let Some(offset) = self.stored.remove(tp) {
                 group.committed.insert(tp.clone(), offset);
             }
@@ -148,6 +152,9 @@ impl MemoryConsumer {
         for tp in owned[first..].iter().chain(&owned[..first]) {
             if batch.len() >= max_records {
                 break;
+            }
+            if self.paused.contains(tp) {
+                continue;
             }
             let Some(log) = state
                 .topics
@@ -184,6 +191,7 @@ impl MemoryConsumer {
         }
         self.positions.clear();
         self.stored.clear();
+        self.paused.clear();
         drop(state);
         self.shared.changed.notify_waiters();
     }
@@ -229,6 +237,19 @@ impl ClusterConsumer for MemoryConsumer {
                 *stored = (*stored).max(next);
             }
         }
+        Ok(())
+    }
+
+    fn pause_at(&mut self, partition: &TopicPartition, offset: i64) -> Result<()> {
+        if let Some(position) = self.positions.get_mut(partition) {
+            *position = offset;
+            self.paused.insert(partition.clone());
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, partition: &TopicPartition) -> Result<()> {
+        self.paused.remove(partition);
         Ok(())
     }
 
