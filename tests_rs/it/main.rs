@@ -5,6 +5,7 @@ mod app;
 mod consumer_loop;
 mod delivery;
 mod docs;
+mod failures;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]

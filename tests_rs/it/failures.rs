@@ -1,0 +1,310 @@
+//! What a consumer does with records it cannot process: a retryable failure is retried in
+//! place (its partition pauses, the others go on, order is kept), and what cannot be processed
+//! goes to the dead-letter topic — with headers saying where it came from and why — before the
+//! input commits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fastkafka::app::{App, Json, Metadata, TestHarness};
+use fastkafka::consumer_loop::failures::headers;
+use fastkafka::{Cluster, MemoryBroker, OutgoingRecord, Record, RetryPolicy, TopicPartition};
+use tokio::sync::Notify;
+
+use super::app_examples::forwarding::common::{brokers, TestMsg};
+use super::WAIT;
+
+/// What a handler saw: (partition, text) of each success, attempts per text.
+#[derive(Default)]
+struct Seen {
+    handled: Vec<(i32, String)>,
+    attempts: HashMap<String, u32>,
+}
+
+/// Waits (up to [`WAIT`]) until `condition` holds on `seen`, woken by `changed`.
+async fn until(seen: &Mutex<Seen>, changed: &Notify, condition: impl Fn(&Seen) -> bool) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let notified = changed.notified();
+            if condition(&seen.lock().unwrap()) {
+                return;
+            }
+            notified.await;
+        }
+    })
+    .await
+    .expect("the condition held in time");
+}
+
+/// Waits (up to [`WAIT`]) until `topic` on `cluster` holds `count` records.
+async fn records_on(cluster: &fastkafka::MemoryCluster, topic: &str, count: usize) -> Vec<Record> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let records = cluster.records(topic);
+            if records.len() >= count {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await; // in-process broker: look again
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{count} record(s) on '{topic}' in time"))
+}
+
+fn header(record: &Record, name: &str) -> String {
+    let (_, value) = record
+        .headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .unwrap_or_else(|| panic!("header {name} on {record:?}"));
+    String::from_utf8(value.to_vec()).unwrap()
+}
+
+fn json(text: &str) -> OutgoingRecord {
+    OutgoingRecord::new(serde_json::to_vec(&TestMsg::new(text)).unwrap())
+}
+
+#[tokio::test]
+async fn a_failing_record_is_retried_in_place_while_other_partitions_go_on() {
+    let one = brokers("server_1:9092");
+    let mut app = App::new(one.clone());
+    let (seen, changed) = (
+        Arc::new(Mutex::new(Seen::default())),
+        Arc::new(Notify::new()),
+    );
+    let (record, wake) = (seen.clone(), changed.clone());
+    app.consumer_with_metadata(
+        "signals",
+        None,
+        Json,
+        move |msg: TestMsg, meta: Metadata| {
+            let (seen, wake) = (record.clone(), wake.clone());
+            async move {
+                let outcome = {
+                    let mut seen = seen.lock().unwrap();
+                    let attempt = seen.attempts.entry(msg.msg.clone()).or_default();
+                    *attempt += 1;
+                    if msg.msg == "a0" && *attempt <= 2 {
+                        Err(format!("a0 fails on attempt {attempt}"))
+                    } else {
+                        seen.handled.push((meta.partition, msg.msg));
+                        Ok(())
+                    }
+                };
+                wake.notify_waiters();
+                outcome
+            }
+        },
+    )
+    .unwrap()
+    .group_id("g")
+    .retry(RetryPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(400),
+        max_backoff: Duration::from_millis(400),
+    });
+    let broker = MemoryBroker::new();
+    let cluster = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    cluster.create_topic("signals", 2).unwrap();
+    cluster.create_topic("probe", 2).unwrap();
+    let harness = TestHarness::new(&app, broker.clone());
+    // Keys pick the partitions: find one key per partition.
+    let keys: Vec<Bytes> = (0..2)
+        .map(|partition| {
+            (0..)
+                .map(|k: u32| Bytes::from(format!("key{k}")))
+                .find(|key| {
+                    cluster
+                        .produce(
+                            "probe",
+                            vec![OutgoingRecord::new("x").with_key(key.clone())],
+                        )
+                        .unwrap();
+                    cluster.records("probe").last().unwrap().partition == partition
+                })
+                .unwrap()
+        })
+        .collect();
+    let send = |partition: usize, text: &str| {
+        cluster
+            .produce(
+                "signals",
+                vec![json(text).with_key(keys[partition].clone())],
+            )
+            .unwrap();
+    };
+    for text in ["a0", "a1", "a2"] {
+        send(0, text);
+    }
+    send(1, "b0");
+    let running = app.start(harness.transport()).await.unwrap();
+
+    // a0 failed once; its partition waits while the other one goes on.
+    until(&seen, &changed, |s| s.handled.contains(&(1, "b0".into()))).await;
+    send(1, "b1");
+    until(&seen, &changed, |s| s.handled.contains(&(1, "b1".into()))).await;
+    {
+        let seen = seen.lock().unwrap();
+        assert!(
+            !seen.handled.iter().any(|(p, _)| *p == 0),
+            "nothing after a0 in its partition is handled before it: {:?}",
+            seen.handled
+        );
+    }
+
+    until(&seen, &changed, |s| s.handled.len() == 5).await;
+    running.stop().await.unwrap();
+    let seen = seen.lock().unwrap();
+    let partition = |p: i32| -> Vec<&str> {
+        seen.handled
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, text)| text.as_str())
+            .collect()
+    };
+    assert_eq!(
+        partition(0),
+        ["a0", "a1", "a2"],
+        "order kept, each handled once"
+    );
+    assert_eq!(partition(1), ["b0", "b1"]);
+    assert_eq!(seen.attempts["a0"], 3);
+    assert!(
+        seen.attempts.iter().all(|(t, n)| t == "a0" || *n == 1),
+        "{:?}",
+        seen.attempts
+    );
+    assert_eq!(
+        cluster.committed_offset("g", &TopicPartition::new("signals", 0)),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn what_cannot_be_processed_is_dead_lettered_with_why_and_then_committed() {
+    let (one, two) = (brokers("server_1:9092"), brokers("server_2:9092"));
+    let mut app = App::new(one.clone());
+    let (seen, changed) = (
+        Arc::new(Mutex::new(Seen::default())),
+        Arc::new(Notify::new()),
+    );
+    let (record, wake) = (seen.clone(), changed.clone());
+    app.consumer("signals", None, Json, move |msg: TestMsg| {
+        let (seen, wake) = (record.clone(), wake.clone());
+        async move {
+            let mut seen_now = seen.lock().unwrap();
+            *seen_now.attempts.entry(msg.msg.clone()).or_default() += 1;
+            let outcome = if msg.msg == "boom" {
+                Err("boom never works")
+            } else {
+                seen_now.handled.push((0, msg.msg));
+                Ok(())
+            };
+            drop(seen_now);
+            wake.notify_waiters();
+            outcome
+        }
+    })
+    .unwrap()
+    .group_id("g")
+    .retry(RetryPolicy {
+        attempts: 2,
+        backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+    })
+    // On the other cluster: the dead letters' producer is bound there.
+    .dead_letter_on("signals_dlt", &two);
+    let broker = MemoryBroker::new();
+    let signals = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    let dead_letters = broker.memory_cluster(&app.cluster_of(Some(&two)).unwrap());
+    let harness = TestHarness::new(&app, broker.clone());
+    signals
+        .produce(
+            "signals",
+            vec![
+                OutgoingRecord::new("not json")
+                    .with_key("k")
+                    .with_header("origin", "test"),
+                json("boom"),
+                json("fine"),
+            ],
+        )
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+
+    let letters = records_on(&dead_letters, "signals_dlt", 2).await;
+    until(&seen, &changed, |s| s.handled.len() == 1).await;
+    running.stop().await.unwrap();
+
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let (undecodable, failed) = (&letters[0], &letters[1]);
+    assert_eq!(&undecodable.value[..], b"not json");
+    assert_eq!(undecodable.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(
+        header(undecodable, "origin"),
+        "test",
+        "its own headers are kept"
+    );
+    assert_eq!(header(undecodable, headers::TOPIC), "signals");
+    assert_eq!(header(undecodable, headers::PARTITION), "0");
+    assert_eq!(header(undecodable, headers::OFFSET), "0");
+    assert_eq!(
+        header(undecodable, headers::CONSUMER),
+        "consumer of 'signals'"
+    );
+    assert_eq!(header(undecodable, headers::ERROR_TYPE), "Undecodable");
+    assert_eq!(header(undecodable, headers::ATTEMPTS), "1", "never retried");
+    assert_eq!(header(failed, headers::OFFSET), "1");
+    assert_eq!(header(failed, headers::ERROR_TYPE), "HandlerError");
+    assert_eq!(header(failed, headers::ERROR_MESSAGE), "boom never works");
+    assert_eq!(header(failed, headers::ATTEMPTS), "2");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.attempts["boom"], 2, "retried as the policy says");
+    assert_eq!(seen.handled, [(0, "fine".to_owned())]);
+    assert_eq!(
+        signals.committed_offset("g", &TopicPartition::new("signals", 0)),
+        Some(3),
+        "everything committed once dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_whose_outputs_cannot_be_delivered_is_dead_lettered_not_lost() {
+    let (one, two) = (brokers("server_1:9092"), brokers("server_2:9092"));
+    let mut app = App::new(one.clone());
+    let forward = app
+        .producer::<TestMsg>("predictions", Some(&two), Json)
+        .unwrap();
+    app.consumer("signals", None, Json, move |msg: TestMsg| {
+        let forward = forward.clone();
+        async move { forward.send(&msg).await }
+    })
+    .unwrap()
+    .group_id("g")
+    .dead_letter("signals_dlt");
+    let broker = MemoryBroker::new();
+    let signals = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    broker.refuse_deliveries(
+        &app.cluster_of(Some(&two)).unwrap(),
+        Some("cluster 2 is down"),
+    );
+    let harness = TestHarness::new(&app, broker.clone());
+    harness
+        .send("signals", None, &Json, &TestMsg::new("x"))
+        .unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+
+    let letters = records_on(&signals, "signals_dlt", 1).await;
+    running.stop().await.unwrap();
+    assert_eq!(header(&letters[0], headers::ERROR_TYPE), "DeliveryFailed");
+    assert!(
+        header(&letters[0], headers::ERROR_MESSAGE).contains("cluster 2 is down"),
+        "{letters:?}"
+    );
+    assert_eq!(
+        signals.committed_offset("g", &TopicPartition::new("signals", 0)),
+        Some(1)
+    );
+}
