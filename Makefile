@@ -70,6 +70,10 @@ chromium: ## Install Debian's Chromium (the docs page is tested in it) if missin
 test-python: $(BUILD_STAMP) tansu chromium ## Python tests (pytest), real-broker ones included
 	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
+.PHONY: faults
+faults: $(BUILD_STAMP) tansu ## The forwarding app under 7 faults on two Tansu clusters: the report table
+	$(BIN)/python scripts/faults/harness.py --markdown target/faults.md
+
 .PHONY: test-wheels
 test-wheels: $(VENV_STAMP) ## The one abi3 wheel, pip-installed on every CPython >= 3.11 here and tested
 	$(BIN)/python scripts/test_wheels.py
@@ -85,8 +89,8 @@ lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --stri
 	cargo clippy --all-targets --features kafka -- -D warnings
 	cargo clippy --all-targets --features python,kafka -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --no-default-features
-	$(BIN)/ruff check python tests_py examples benches
-	$(BIN)/ruff format --check python tests_py examples benches
+	$(BIN)/ruff check python tests_py examples benches scripts
+	$(BIN)/ruff format --check python tests_py examples benches scripts
 	$(BIN)/mypy --strict python/fastkafka
 	$(BIN)/python -m mypy.stubtest fastkafka._core
 

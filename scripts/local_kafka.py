@@ -155,6 +155,13 @@ class TansuBroker:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def kill(self) -> None:
+        """``kill -9``: the broker dies mid-request; its storage stays for a restart
+        (``start()`` again: same port, same directory)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:
             return

@@ -1,0 +1,58 @@
+"""The app `make faults` puts under faults: the guide's forwarding app — consume `in` on cluster
+1, produce each item to `out` on cluster 2 with the same key — with a retry policy and a
+dead-letter topic (`in_dlt`, on cluster 1). Clusters come from FAULTS_SOURCE / FAULTS_DEST
+(host:port); FAULTS_FLAKY=1 makes every 97th item fail twice before it goes through;
+FAULTS_ITEM_DELAY (seconds, default 0) is spent per item, so that a fault lands mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from items import Item, key_of
+
+from fastkafka import FastKafka, KafkaEvent, RetryPolicy
+
+
+def brokers(address: str) -> dict[str, dict[str, Any]]:
+    host, port = address.rsplit(":", 1)
+    return {"development": {"url": host, "port": int(port)}}
+
+
+FLAKY = os.environ.get("FAULTS_FLAKY") == "1"
+ITEM_DELAY = float(os.environ.get("FAULTS_ITEM_DELAY", "0"))
+FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
+
+app = FastKafka(
+    kafka_brokers=brokers(os.environ["FAULTS_SOURCE"]),
+    bootstrap_servers_id="development",
+    **FAST,
+)
+failed_attempts: dict[int, int] = {}
+
+
+# A destination that is down fails deliveries after 3 s (librdkafka's default: 300 s), so a
+# fault scenario sees failed deliveries — and redeliveries — within its run.
+@app.produces(
+    topic="out", brokers=brokers(os.environ["FAULTS_DEST"]), **{"message.timeout.ms": 3000}
+)
+async def to_out(item: Item) -> KafkaEvent[Item]:
+    return KafkaEvent(item, key=key_of(item.id))
+
+
+@app.consumes(
+    topic="in",
+    group_id="forwarders",
+    auto_commit_interval_ms=1000,
+    retry=RetryPolicy(attempts=3, backoff=0.05, max_backoff=1.0),
+    dead_letter_topic="in_dlt",
+)
+async def on_in(item: Item) -> None:
+    if FLAKY and item.id % 97 == 0:
+        failed_attempts[item.id] = failed_attempts.get(item.id, 0) + 1
+        if failed_attempts[item.id] <= 2:
+            raise TimeoutError(f"item {item.id}: the downstream service timed out")
+    if ITEM_DELAY:
+        await asyncio.sleep(ITEM_DELAY)  # the work a real handler would do
+    await to_out(item)

@@ -1,0 +1,454 @@
+"""`make faults`: the forwarding app (`fault_app.py`) moving a stream from cluster 1 to cluster
+2 under one fault at a time, on two real clusters (Tansu, durable sqlite storage), each worker
+a real `fastkafka run` worker process. Every figure is counted by reading the topics back with
+an independent client (aiokafka), never from the app's own counters:
+
+- in: records produced to `in` (items plus poison);
+- delivered: distinct items on `out`; dead-lettered: records on `in_dlt`;
+- lost: items on neither, plus poison not dead-lettered (must be 0);
+- duplicated: records on `out` beyond the first of each item.
+
+    python scripts/faults/harness.py [--size 20000] [--only NAME ...] [--markdown FILE]
+
+`tests_py/test_faults.py` runs scenarios 1, 3, 6 and 7 with small streams in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from items import Item, key_of  # noqa: E402
+from local_kafka import TansuBroker, local_clusters  # noqa: E402
+
+PARTITIONS = 4
+# How long a scenario may take to move everything once its fault is over.
+SETTLE_TIMEOUT = 180.0
+
+
+@dataclass
+class Row:
+    """One scenario's figures."""
+
+    scenario: str
+    records_in: int
+    delivered: int
+    dead_lettered: int
+    lost: int
+    duplicated: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    out_at_fault: int | None = None
+    # Items in the order they arrived on `out`, per key (for the order check).
+    order_by_key: dict[bytes, list[int]] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Stream:
+    """What a scenario produces to `in`: items (ids 0..n-1) and poison."""
+
+    items: int
+    poison: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+
+
+class Worker:
+    """One `fastkafka run` worker process of the fault app."""
+
+    def __init__(
+        self, source: TansuBroker, dest: TansuBroker, log: Path, flaky: bool, item_delay: float
+    ) -> None:
+        environment = {
+            **os.environ,
+            "FAULTS_SOURCE": source.bootstrap_servers,
+            "FAULTS_DEST": dest.bootstrap_servers,
+            "FAULTS_FLAKY": "1" if flaky else "0",
+            "FAULTS_ITEM_DELAY": str(item_delay),
+        }
+        self.log = log
+        self.peak_mib = 0.0
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "fastkafka._worker",
+                    "fault_app:app",
+                    "--kafka-broker",
+                    "development",
+                    "--stop-timeout",
+                    "20",
+                ],
+                cwd=HERE,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident memory (VmHWM) as last seen alive, in MiB."""
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_mib = max(self.peak_mib, int(line.split()[1]) / 1024)
+        return self.peak_mib
+
+    async def until_started(self, within: float = 60.0) -> None:
+        """Waits until the worker's app runs (its consumers subscribed), as its log says."""
+        deadline = time.monotonic() + within
+        while "app started" not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+            await asyncio.sleep(0.05)  # a log file has no change notification here
+
+    def signal(self, signum: int) -> None:
+        self.peak_rss_mib()
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        return self.process.wait(timeout)
+
+
+class Scenario:
+    """Two fresh clusters, the input stream, workers, and the read-back."""
+
+    def __init__(
+        self, source: TansuBroker, dest: TansuBroker, workdir: Path, item_delay: float
+    ) -> None:
+        self.source, self.dest, self.workdir = source, dest, workdir
+        self.item_delay = item_delay
+        self.workers: list[Worker] = []
+        # How many records `out` held when the fault struck (it must strike mid-stream).
+        self.out_at_fault: int | None = None
+
+    def start_worker(self, flaky: bool = False) -> Worker:
+        log = self.workdir / f"worker_{len(self.workers) + 1}.log"
+        worker = Worker(self.source, self.dest, log, flaky, self.item_delay)
+        self.workers.append(worker)
+        return worker
+
+    async def strike_after(self, count: int) -> None:
+        """Waits until `out` holds ``count`` records: the fault strikes then."""
+        await self.until_out_has(count)
+        self.out_at_fault = await self.count_out()
+
+    async def produce(self, stream: Stream) -> int:
+        """Produce the stream to `in` (poison interleaved), acknowledged by the source."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.source.bootstrap_servers, acks="all", linger_ms=5
+        )
+        await producer.start()
+        try:
+            poison = iter(stream.poison)
+            every = max(1, stream.items // max(1, len(stream.poison)))
+            sent = []
+            for item_id in range(stream.items):
+                value = Item(id=item_id, payload="x" * 40).model_dump_json().encode()
+                sent.append(await producer.send("in", value, key=key_of(item_id)))
+                if item_id % every == 0:
+                    bad = next(poison, None)
+                    if bad is not None:
+                        key, value, headers = bad
+                        sent.append(await producer.send("in", value, key=key, headers=headers))
+            for key, value, headers in poison:
+                sent.append(await producer.send("in", value, key=key, headers=headers))
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+        return stream.items + len(stream.poison)
+
+    async def count_out(self) -> int:
+        """How many records `out` holds now (its high watermarks); -1 while the destination
+        is down."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.dest.bootstrap_servers)
+        try:
+            await asyncio.wait_for(consumer.start(), 10)
+            partitions = [TopicPartition("out", p) for p in range(PARTITIONS)]
+            ends = await asyncio.wait_for(consumer.end_offsets(partitions), 10)
+            return sum(ends.values())
+        except Exception:  # down, or starting: the caller asks again
+            return -1
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def until_out_has(self, count: int, within: float = SETTLE_TIMEOUT) -> None:
+        """Waits until `out` holds at least ``count`` records (polling the broker's offsets)."""
+        deadline = time.monotonic() + within
+        while await self.count_out() < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"`out` did not reach {count} records in {within} s")
+            await asyncio.sleep(0.2)  # asks a real broker: a fifth of a second is plenty
+
+    async def read(self, topic: str, broker: TansuBroker) -> list[tuple[bytes | None, bytes]]:
+        """Every record of ``topic``: read until nothing new arrives for 3 s."""
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=broker.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        await consumer.start()
+        records: list[tuple[bytes | None, bytes]] = []
+        try:
+            idle_since = time.monotonic()
+            while time.monotonic() - idle_since < 3.0:
+                batches = await consumer.getmany(timeout_ms=200)
+                for batch in batches.values():
+                    records.extend((record.key, record.value) for record in batch)
+                    idle_since = time.monotonic()
+        finally:
+            await consumer.stop()
+        return records
+
+    async def tally(self, name: str, stream: Stream, records_in: int, started: float) -> Row:
+        """Reads `out` and `in_dlt` back until every input is accounted for (or
+        SETTLE_TIMEOUT passes: what is missing then is lost) and counts."""
+        with contextlib.suppress(TimeoutError):
+            await self.until_out_has(stream.items - self.expected_dead_items(stream))
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while True:
+            row = await self.count(name, stream, records_in, started)
+            if row.lost == 0 or time.monotonic() > deadline:
+                return row
+
+    @staticmethod
+    def expected_dead_items(stream: Stream) -> int:
+        return 0  # the fault app dead-letters no valid item: its retries end in success
+
+    async def count(self, name: str, stream: Stream, records_in: int, started: float) -> Row:
+        out = await self.read("out", self.dest)
+        dead = await self.read("in_dlt", self.source)
+        ids = [Item.model_validate_json(value).id for _, value in out]
+        dead_values = {value for _, value in dead}
+        dead_ids = set()
+        for value in dead_values:
+            with contextlib.suppress(ValueError):
+                dead_ids.add(Item.model_validate_json(value).id)
+        delivered = set(ids)
+        lost_items = set(range(stream.items)) - delivered - dead_ids
+        lost_poison = [value for _, value, _ in stream.poison if value not in dead_values]
+        order: dict[bytes, list[int]] = {}
+        for key, value in out:
+            order.setdefault(key or b"", []).append(Item.model_validate_json(value).id)
+        return Row(
+            scenario=name,
+            records_in=records_in,
+            delivered=len(delivered),
+            dead_lettered=len(dead),
+            lost=len(lost_items) + len(lost_poison),
+            duplicated=len(ids) - len(delivered),
+            seconds=time.monotonic() - started,
+            order_by_key=order,
+        )
+
+
+Fault = Callable[[Scenario, Stream], Awaitable[list[str]]]
+
+
+async def destination_killed(scenario: Scenario, stream: Stream) -> list[str]:
+    """1. The destination broker is killed (kill -9) mid-stream and restarted after longer
+    than the producer's message timeout (3 s)."""
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    scenario.dest.kill()
+    await asyncio.sleep(6)  # the outage itself: twice the producer's message timeout
+    scenario.dest.start()
+    return ["destination down 6 s (message.timeout.ms = 3 s)"]
+
+
+async def source_killed(scenario: Scenario, stream: Stream) -> list[str]:
+    """2. The source broker is killed (kill -9) mid-stream and restarted."""
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    scenario.source.kill()
+    await asyncio.sleep(6)  # the outage itself
+    scenario.source.start()
+    return ["source down 6 s"]
+
+
+async def worker_killed(scenario: Scenario, stream: Stream) -> list[str]:
+    """3. The worker is SIGKILLed mid-stream and started again."""
+    worker = scenario.start_worker()
+    await scenario.strike_after(stream.items // 3)
+    worker.signal(signal.SIGKILL)
+    worker.wait()
+    scenario.start_worker()
+    return ["duplicates: what was handled since the last commit (every 1 s)"]
+
+
+async def worker_terminated(scenario: Scenario, stream: Stream) -> list[str]:
+    """4. SIGTERM mid-batch, then a restart."""
+    worker = scenario.start_worker()
+    await scenario.strike_after(stream.items // 3)
+    worker.signal(signal.SIGTERM)
+    code = worker.wait()
+    scenario.start_worker()
+    return [f"first worker exited {code}"]
+
+
+async def worker_joins_and_leaves(scenario: Scenario, stream: Stream) -> list[str]:
+    """5. A second worker joins and leaves mid-stream (rebalances with batches in flight)."""
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    second = scenario.start_worker()
+    await second.until_started()
+    await scenario.until_out_has(stream.items // 2)
+    second.signal(signal.SIGTERM)
+    code = second.wait()
+    return [f"second worker exited {code}"]
+
+
+async def poison(scenario: Scenario, stream: Stream) -> list[str]:
+    """6. Poison in the stream: invalid JSON, wrong schema, tombstones, non-UTF-8 header
+    values, random byte strings."""
+    scenario.start_worker()
+    return [f"{len(stream.poison)} poison records"]
+
+
+async def flaky_handler(scenario: Scenario, stream: Stream) -> list[str]:
+    """7. A handler that fails twice, then succeeds, for every 97th item."""
+    scenario.start_worker(flaky=True)
+    return ["every 97th item fails twice"]
+
+
+def poison_records(
+    count: int, seed: int = 6
+) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    rng = random.Random(seed)
+    fixed: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = [
+        (b"p", b"{not json", []),
+        (b"p", b'{"id": "seven", "payload": 1}', []),
+        (b"p", b"", []),  # a tombstone
+        (b"p", b'{"id": -5}', [("origin", b"\xff\xfe not utf-8")]),
+    ]
+    noise = {bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))) for _ in range(count)}
+    return fixed + [(None, value, []) for value in sorted(noise) if value not in (b"",)]
+
+
+SCENARIOS: dict[str, Fault] = {
+    "1 destination killed": destination_killed,
+    "2 source killed": source_killed,
+    "3 worker SIGKILLed": worker_killed,
+    "4 worker SIGTERMed": worker_terminated,
+    "5 worker joins and leaves": worker_joins_and_leaves,
+    "6 poison": poison,
+    "7 handler fails twice": flaky_handler,
+}
+
+
+@contextlib.asynccontextmanager
+async def clusters() -> AsyncIterator[tuple[TansuBroker, TansuBroker]]:
+    with local_clusters(2) as (source, dest):
+        source.create_topic("in", PARTITIONS)
+        source.create_topic("in_dlt", 1)
+        dest.create_topic("out", PARTITIONS)
+        yield source, dest
+
+
+async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002) -> Row:
+    """Runs one scenario on fresh clusters and tallies it; the app spends ``item_delay``
+    seconds per item, so that the fault strikes mid-stream."""
+    stream = Stream(items=size)
+    if name.startswith("6"):
+        stream.poison = poison_records(poison_count)
+    async with clusters() as (source, dest):
+        scenario = Scenario(source, dest, source.directory.parent, item_delay)
+        records_in = await scenario.produce(stream)
+        started = time.monotonic()
+        try:
+            notes = await SCENARIOS[name](scenario, stream)
+            row = await scenario.tally(name, stream, records_in, started)
+            peak = max(worker.peak_rss_mib() for worker in scenario.workers)
+            row.out_at_fault = scenario.out_at_fault
+            if scenario.out_at_fault is not None:
+                notes.insert(0, f"struck at {scenario.out_at_fault} delivered")
+            row.notes = [*notes, f"worker peak RSS {peak:.0f} MiB"]
+            return row
+        finally:
+            for worker in scenario.workers:
+                worker.signal(signal.SIGTERM)
+            for worker in scenario.workers:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(30)
+                if worker.process.poll() is None:
+                    worker.signal(signal.SIGKILL)
+
+
+# Scenarios after which not even a duplicate is allowed: a clean stop, and retries in place.
+NO_DUPLICATES = ("4", "7")
+
+
+def holds(row: Row) -> bool:
+    """Whether the scenario kept its promise: nothing lost (and, where promised, nothing
+    twice)."""
+    if row.scenario.split()[0] in NO_DUPLICATES and row.duplicated:
+        return False
+    return row.lost == 0
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| scenario | in | delivered | dead-lettered | lost | duplicated | holds | seconds "
+        "| notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.scenario} | {row.records_in} | {row.delivered} | {row.dead_lettered} | "
+            f"{row.lost} | {row.duplicated} | {'yes' if holds(row) else '**NO**'} | "
+            f"{row.seconds:.1f} | {'; '.join(row.notes)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=20_000, help="items per scenario")
+    parser.add_argument("--poison", type=int, default=10_000, help="random byte strings in 6")
+    parser.add_argument("--only", nargs="*", default=None, help="scenario numbers to run")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument(
+        "--item-delay-ms", type=float, default=0.5, help="work per item in the app (ms)"
+    )
+    arguments = parser.parse_args()
+    chosen = [
+        name for name in SCENARIOS if arguments.only is None or name.split()[0] in arguments.only
+    ]
+    rows = []
+    for name in chosen:
+        row = asyncio.run(
+            run(name, arguments.size, arguments.poison, arguments.item_delay_ms / 1000)
+        )
+        print(table([row]).splitlines()[-1], flush=True)
+        rows.append(row)
+    report = (
+        f"`python scripts/faults/harness.py --size {arguments.size} --poison {arguments.poison} "
+        f"--item-delay-ms {arguments.item_delay_ms}` on {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d')}\n\n{table(rows)}\n"
+    )
+    print("\n" + report)
+    if arguments.markdown is not None:
+        arguments.markdown.write_text(report)
+    return 0 if all(holds(row) for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
