@@ -44,6 +44,16 @@ impl TestHarness {
         Arc::new(self.broker.clone())
     }
 
+    /// Every record `topic` on the app's cluster (or `brokers`') holds now, partition by
+    /// partition, with its headers: what a consumer dead-lettered, for instance (see
+    /// [`crate::consumer_loop::failures::headers`]).
+    pub fn records(&self, topic: &str, brokers: Option<&KafkaBrokers>) -> Result<Vec<Record>> {
+        let id = brokers
+            .unwrap_or(&self.brokers)
+            .resolve(&self.environment)?;
+        Ok(self.broker.memory_cluster(&id).records(topic))
+    }
+
     fn cluster(&self, brokers: Option<&KafkaBrokers>) -> Result<Arc<dyn Cluster>> {
         let id = brokers
             .unwrap_or(&self.brokers)

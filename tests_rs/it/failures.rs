@@ -38,11 +38,16 @@ async fn until(seen: &Mutex<Seen>, changed: &Notify, condition: impl Fn(&Seen) -
     .expect("the condition held in time");
 }
 
-/// Waits (up to [`WAIT`]) until `topic` on `cluster` holds `count` records.
-async fn records_on(cluster: &fastkafka::MemoryCluster, topic: &str, count: usize) -> Vec<Record> {
+/// Waits (up to [`WAIT`]) until `topic` on the cluster of `brokers` holds `count` records.
+async fn records_on(
+    harness: &TestHarness,
+    topic: &str,
+    brokers: Option<&fastkafka::KafkaBrokers>,
+    count: usize,
+) -> Vec<Record> {
     tokio::time::timeout(WAIT, async {
         loop {
-            let records = cluster.records(topic);
+            let records = harness.records(topic, brokers).unwrap();
             if records.len() >= count {
                 return records;
             }
@@ -218,7 +223,6 @@ async fn what_cannot_be_processed_is_dead_lettered_with_why_and_then_committed()
     .dead_letter_on("signals_dlt", &two);
     let broker = MemoryBroker::new();
     let signals = broker.memory_cluster(&app.cluster_of(None).unwrap());
-    let dead_letters = broker.memory_cluster(&app.cluster_of(Some(&two)).unwrap());
     let harness = TestHarness::new(&app, broker.clone());
     signals
         .produce(
@@ -234,7 +238,7 @@ async fn what_cannot_be_processed_is_dead_lettered_with_why_and_then_committed()
         .unwrap();
     let running = app.start(harness.transport()).await.unwrap();
 
-    let letters = records_on(&dead_letters, "signals_dlt", 2).await;
+    let letters = records_on(&harness, "signals_dlt", Some(&two), 2).await;
     until(&seen, &changed, |s| s.handled.len() == 1).await;
     running.stop().await.unwrap();
 
@@ -296,7 +300,7 @@ async fn a_batch_whose_outputs_cannot_be_delivered_is_dead_lettered_not_lost() {
         .unwrap();
     let running = app.start(harness.transport()).await.unwrap();
 
-    let letters = records_on(&signals, "signals_dlt", 1).await;
+    let letters = records_on(&harness, "signals_dlt", None, 1).await;
     running.stop().await.unwrap();
     assert_eq!(header(&letters[0], headers::ERROR_TYPE), "DeliveryFailed");
     assert!(
