@@ -77,6 +77,10 @@ class TansuBroker:
         self.name = name
         self.storage = storage
         self.port = free_port()
+        # What clients are told to connect to (a TLS-terminating proxy in front, say).
+        self.advertised_url = self.url
+        # Whether clients must authenticate (SASL SCRAM; users made with create_user first).
+        self.authentication = False
         self.log_path = directory / "broker.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -100,9 +104,10 @@ class TansuBroker:
                     "--listener-url",
                     self.url,
                     "--advertised-listener-url",
-                    self.url,
+                    self.advertised_url,
                     "--storage-engine",
                     self.storage,
+                    *(["--authentication"] if self.authentication else []),
                 ],
                 cwd=self.directory,
                 stdout=log,
@@ -125,19 +130,18 @@ class TansuBroker:
 
     def create_topic(self, topic: str, partitions: int = 1) -> None:
         """Create ``topic``; retried while the broker finishes starting."""
+        self._admin(["topic", "create", topic, "--partitions", str(partitions)], f"topic {topic!r}")
+
+    def create_user(self, name: str, password: str, mechanism: str = "scram512") -> None:
+        """Create a SCRAM user (``scram256`` or ``scram512``). Tansu's admin commands do not
+        authenticate: make users before restarting the broker with ``authentication``."""
+        self._admin(["user", "create", name, password, "--mechanism", mechanism], f"user {name!r}")
+
+    def _admin(self, command: list[str], what: str) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             done = subprocess.run(
-                [
-                    str(self.binary),
-                    "topic",
-                    "create",
-                    topic,
-                    "--partitions",
-                    str(partitions),
-                    "--broker",
-                    self.url,
-                ],
+                [str(self.binary), *command, "--broker", self.url],
                 capture_output=True,
                 text=True,
                 cwd=self.directory,
@@ -145,9 +149,7 @@ class TansuBroker:
             if done.returncode == 0:
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"creating topic {topic!r} on {self.name} failed: {done.stderr.strip()}"
-                )
+                raise RuntimeError(f"creating {what} on {self.name} failed: {done.stderr.strip()}")
             time.sleep(0.1)
 
     def log_tail(self, lines: int = 30) -> str:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,8 @@ class Stream:
 
     items: int
     poison: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+    # Where each poison record landed on `in`, as (partition, offset): a dead letter names it.
+    poison_at: set[tuple[int, int]] = field(default_factory=set)
 
 
 class Worker:
@@ -151,13 +154,16 @@ class Scenario:
     async def produce(self, stream: Stream) -> int:
         """Produce the stream to `in` (poison interleaved), acknowledged by the source."""
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.source.bootstrap_servers, acks="all", linger_ms=5
+            bootstrap_servers=self.source.bootstrap_servers,
+            acks="all",
+            linger_ms=5,
+            max_request_size=4 << 20,  # room for the oversized poison record
         )
         await producer.start()
         try:
             poison = iter(stream.poison)
             every = max(1, stream.items // max(1, len(stream.poison)))
-            sent = []
+            sent, bad_sent = [], []
             for item_id in range(stream.items):
                 value = Item(id=item_id, payload="x" * 40).model_dump_json().encode()
                 sent.append(await producer.send("in", value, key=key_of(item_id)))
@@ -165,10 +171,12 @@ class Scenario:
                     bad = next(poison, None)
                     if bad is not None:
                         key, value, headers = bad
-                        sent.append(await producer.send("in", value, key=key, headers=headers))
+                        bad_sent.append(await producer.send("in", value, key=key, headers=headers))
             for key, value, headers in poison:
-                sent.append(await producer.send("in", value, key=key, headers=headers))
+                bad_sent.append(await producer.send("in", value, key=key, headers=headers))
             await asyncio.gather(*sent)
+            landed = await asyncio.gather(*bad_sent)
+            stream.poison_at = {(metadata.partition, metadata.offset) for metadata in landed}
         finally:
             await producer.stop()
         return stream.items + len(stream.poison)
@@ -197,6 +205,18 @@ class Scenario:
             await asyncio.sleep(0.2)  # asks a real broker: a fifth of a second is plenty
 
     async def read(self, topic: str, broker: TansuBroker) -> list[tuple[bytes | None, bytes]]:
+        """Every record of ``topic`` as (key, value)."""
+        return [(key, value) for key, value, _ in await self.read_all(topic, broker)]
+
+    async def read_headers(
+        self, topic: str, broker: TansuBroker
+    ) -> list[tuple[dict[str, bytes], bytes]]:
+        """Every record of ``topic`` as (headers, value)."""
+        return [(headers, value) for _, value, headers in await self.read_all(topic, broker)]
+
+    async def read_all(
+        self, topic: str, broker: TansuBroker
+    ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
         """Every record of ``topic``: read until nothing new arrives for 3 s."""
         consumer = AIOKafkaConsumer(
             topic,
@@ -206,13 +226,15 @@ class Scenario:
             fetch_max_wait_ms=50,
         )
         await consumer.start()
-        records: list[tuple[bytes | None, bytes]] = []
+        records: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
         try:
             idle_since = time.monotonic()
             while time.monotonic() - idle_since < 3.0:
                 batches = await consumer.getmany(timeout_ms=200)
                 for batch in batches.values():
-                    records.extend((record.key, record.value) for record in batch)
+                    records.extend(
+                        (record.key, record.value or b"", dict(record.headers)) for record in batch
+                    )
                     idle_since = time.monotonic()
         finally:
             await consumer.stop()
@@ -235,23 +257,27 @@ class Scenario:
 
     async def count(self, name: str, stream: Stream, records_in: int, started: float) -> Row:
         out = await self.read("out", self.dest)
-        dead = await self.read("in_dlt", self.source)
+        dead = await self.read_headers("in_dlt", self.source)
         ids = [Item.model_validate_json(value).id for _, value in out]
-        dead_values = {value for _, value in dead}
+        # A dead letter names the input it stands for; an item's also carries the item.
+        dead_at = {
+            (int(h["fastkafka.dlt.partition"]), int(h["fastkafka.dlt.offset"])) for h, _ in dead
+        }
         dead_ids = set()
-        for value in dead_values:
+        for _, value in dead:
             with contextlib.suppress(ValueError):
                 dead_ids.add(Item.model_validate_json(value).id)
         delivered = set(ids)
         lost_items = set(range(stream.items)) - delivered - dead_ids
-        lost_poison = [value for _, value, _ in stream.poison if value not in dead_values]
+        lost_poison = stream.poison_at - dead_at
         order: dict[bytes, list[int]] = {}
         for key, value in out:
             order.setdefault(key or b"", []).append(Item.model_validate_json(value).id)
+        delivered -= {-6}  # a poison item cannot be delivered: its output is too large
         return Row(
             scenario=name,
             records_in=records_in,
-            delivered=len(delivered),
+            delivered=len(delivered & set(range(stream.items))),
             dead_lettered=len(dead),
             lost=len(lost_items) + len(lost_poison),
             duplicated=len(ids) - len(delivered),
@@ -318,7 +344,7 @@ async def worker_joins_and_leaves(scenario: Scenario, stream: Stream) -> list[st
 
 async def poison(scenario: Scenario, stream: Stream) -> list[str]:
     """6. Poison in the stream: invalid JSON, wrong schema, tombstones, non-UTF-8 header
-    values, random byte strings."""
+    values, a record whose output is over the size limit, random byte strings."""
     scenario.start_worker()
     return [f"{len(stream.poison)} poison records"]
 
@@ -338,6 +364,9 @@ def poison_records(
         (b"p", b'{"id": "seven", "payload": 1}', []),
         (b"p", b"", []),  # a tombstone
         (b"p", b'{"id": -5}', [("origin", b"\xff\xfe not utf-8")]),
+        # Valid, but what the app would send for it is over the client's message.max.bytes
+        # (1 MB): the handler fails, and so would the dead letter carrying it.
+        (b"p", Item(id=-6, payload="y" * 1_200_000).model_dump_json().encode(), []),
     ]
     noise = {bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))) for _ in range(count)}
     return fixed + [(None, value, []) for value in sorted(noise) if value not in (b"",)]
@@ -390,6 +419,19 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
                     worker.wait(30)
                 if worker.process.poll() is None:
                     worker.signal(signal.SIGKILL)
+            keep_logs(name, scenario)
+
+
+def keep_logs(name: str, scenario: Scenario) -> None:
+    """Copies the workers' and brokers' logs to target/faults-logs/<scenario>/ (the clusters'
+    directories are deleted)."""
+    kept = HERE.parent.parent / "target" / "faults-logs" / name.replace(" ", "-")
+    kept.mkdir(parents=True, exist_ok=True)
+    for worker in scenario.workers:
+        shutil.copy(worker.log, kept / worker.log.name)
+    for broker in (scenario.source, scenario.dest):
+        if broker.log_path.exists():
+            shutil.copy(broker.log_path, kept / f"{broker.name}.log")
 
 
 # Scenarios after which not even a duplicate is allowed: a clean stop, and retries in place.

@@ -40,6 +40,9 @@ pub mod headers {
     pub const ERROR_MESSAGE: &str = "fastkafka.dlt.error.message";
     /// How many times it was handled.
     pub const ATTEMPTS: &str = "fastkafka.dlt.attempts";
+    /// Present when the letter could not carry the record (its key, value and own headers
+    /// are left out): why the client refused it.
+    pub const VALUE_DROPPED: &str = "fastkafka.dlt.value.dropped";
 }
 
 /// The longest error message a dead-letter header carries.
@@ -372,11 +375,34 @@ async fn give_up(
         failure.message,
         dead_letter.topic(),
     );
-    let letters = failed
-        .iter()
-        .map(|record| dead_letter_record(record, &config.name, failure, attempts))
-        .collect();
-    dead_letter.produce(letters).await
+    for record in failed {
+        let letter = dead_letter_record(record, &config.name, failure, attempts);
+        let Err(refused) = dead_letter.produce(vec![letter.clone()]).await else {
+            continue;
+        };
+        // The client refused the letter itself (larger than `message.max.bytes`, say): the
+        // letter goes without the record's key and value, saying why, rather than not at all.
+        tracing::error!(
+            target: "fastkafka::consumer",
+            "{}: the dead letter of topic={} partition={} offset={} was refused ({refused}); \
+             sending it without the record's key and value",
+            config.name,
+            record.topic,
+            record.partition,
+            record.offset,
+        );
+        let mut bare = letter;
+        bare.key = None;
+        bare.value = Bytes::new();
+        bare.headers
+            .retain(|(name, _)| name.starts_with("fastkafka.dlt."));
+        bare.headers.push((
+            headers::VALUE_DROPPED.to_owned(),
+            Bytes::from(refused.to_string()),
+        ));
+        dead_letter.produce(vec![bare]).await?;
+    }
+    Ok(())
 }
 
 /// `record` as it goes to the dead-letter topic: its key, value and headers, plus ours.

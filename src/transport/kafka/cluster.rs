@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +28,11 @@ pub struct KafkaCluster {
     properties: ClientProperties,
     producer: ThreadedProducer<DeliveryReporter>,
     delivery_failures: Arc<AtomicU64>,
+    /// The last authentication or TLS failure librdkafka reported: the start fails with it
+    /// at once instead of waiting out its timeout.
+    security_failure: Arc<Mutex<Option<String>>>,
+    /// The client's `security.protocol`, for errors.
+    security_protocol: String,
     /// Where records sent outside a consumer's batch report; nobody waits for it.
     untracked: Arc<DeliveryTracker>,
 }
@@ -47,9 +52,11 @@ impl KafkaCluster {
             config.set(name, value);
         }
         let delivery_failures = Arc::new(AtomicU64::new(0));
+        let security_failure = Arc::new(Mutex::new(None));
         let reporter = DeliveryReporter {
             cluster: id.clone(),
             failures: delivery_failures.clone(),
+            security_failure: security_failure.clone(),
         };
         let producer = config
             .create_with_context(reporter)
@@ -59,6 +66,11 @@ impl KafkaCluster {
             properties: properties.clone(),
             producer,
             delivery_failures,
+            security_failure,
+            security_protocol: producer_properties
+                .get("security.protocol")
+                .or_else(|| properties.get("security.protocol"))
+                .map_or_else(|| "plaintext".to_owned(), |p| p.to_lowercase()),
             untracked: DeliveryTracker::new(),
         })
     }
@@ -157,17 +169,49 @@ impl Cluster for KafkaCluster {
     }
 
     async fn check_reachable(&self, timeout: Duration) -> Result<()> {
-        let producer = self.producer.clone();
-        let fetched =
-            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
-                .await
-                .map_err(|e| self.transport_error(e))?;
-        fetched.map(drop).map_err(|e| {
-            self.transport_error(format!(
-                "no answer to a metadata request within {:.1} s: {e}",
-                timeout.as_secs_f64()
-            ))
-        })
+        // Short metadata requests until the deadline, so that an authentication or TLS
+        // failure (which librdkafka reports to the client context, and retries forever)
+        // fails the start at once, saying so.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let attempt = CHECK_ATTEMPT.min(deadline - tokio::time::Instant::now());
+            let producer = self.producer.clone();
+            let fetched = tokio::task::spawn_blocking(move || {
+                producer.client().fetch_metadata(None, attempt)
+            })
+            .await
+            .map_err(|e| self.transport_error(e))?;
+            let error = match fetched {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            if let Some(failure) = self
+                .security_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+            {
+                return Err(self.transport_error(format!(
+                    "the cluster refused the connection's security (security.protocol={}): \
+                     {failure}",
+                    self.security_protocol
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let hint = match self.security_protocol.as_str() {
+                    "plaintext" => String::new(),
+                    protocol => format!(
+                        " (security.protocol={protocol}: a broker that drops connections it \
+                         cannot authenticate, e.g. on a wrong password or certificate, looks \
+                         like this too)"
+                    ),
+                };
+                return Err(self.transport_error(format!(
+                    "no answer to a metadata request within {:.1} s: {error}{hint}",
+                    timeout.as_secs_f64()
+                )));
+            }
+        }
     }
 
     async fn flush(&self) -> Result<()> {
@@ -183,13 +227,40 @@ impl Cluster for KafkaCluster {
     }
 }
 
-/// Settles each record in the tracker it was sent for; logs and counts failed deliveries.
+/// How long one metadata request of [`KafkaCluster::check_reachable`] may take.
+const CHECK_ATTEMPT: Duration = Duration::from_millis(500);
+
+/// Settles each record in the tracker it was sent for; logs and counts failed deliveries;
+/// remembers authentication and TLS failures for the start's check.
 struct DeliveryReporter {
     cluster: ClusterId,
     failures: Arc<AtomicU64>,
+    security_failure: Arc<Mutex<Option<String>>>,
 }
 
-impl ClientContext for DeliveryReporter {}
+impl ClientContext for DeliveryReporter {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = match &error {
+            KafkaError::Global(code) => Some(*code),
+            _ => None,
+        };
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+            )
+        ) {
+            // librdkafka's reasons name the mechanism and the broker, never the password.
+            *self
+                .security_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(format!("{error}: {reason}"));
+        }
+        tracing::error!(target: "librdkafka", cluster = %self.cluster, "{error}: {reason}");
+    }
+}
 
 impl ProducerContext for DeliveryReporter {
     type DeliveryOpaque = Arc<DeliveryTracker>;
