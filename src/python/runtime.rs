@@ -338,7 +338,7 @@ impl BatchHandler for PyBatchHandler {
             }),
             Err(error) => Err(Error::Handler(error.to_string())),
         })
-        .unwrap_or_else(|| Err(Error::Closed("the Python interpreter")))
+        .unwrap_or(Err(Error::Closed("the Python interpreter")))
     }
 }
 
