@@ -177,31 +177,27 @@ async def test_a_mechanism_the_broker_does_not_offer_fails_the_start_at_once(
     assert loop.time() - started < 8, "failed before start_timeout"
 
 
-async def test_tls_with_the_brokers_ca_and_scram_over_it(
-    secured: dict[str, Any], tls_proxy: str
-) -> None:
-    app, arrived = app_on(
+def scram_over_tls(tls_proxy: str, cafile: Path) -> tuple[FastKafka, asyncio.Event]:
+    return app_on(
         tls_proxy,
         security_protocol="SASL_SSL",
-        ssl_cafile=str(secured["trusted"]),
+        ssl_cafile=str(cafile),
         sasl_mechanism="SCRAM-SHA-512",
         sasl_plain_username="alice",
         sasl_plain_password=PASSWORD,
     )
-    await round_trip(app, arrived)
+
+
+async def test_tls_with_the_brokers_ca_and_scram_over_it(
+    secured: dict[str, Any], tls_proxy: str
+) -> None:
+    await round_trip(*scram_over_tls(tls_proxy, secured["trusted"]))
 
 
 async def test_an_untrusted_certificate_fails_the_start_naming_the_cluster(
     secured: dict[str, Any], tls_proxy: str
 ) -> None:
-    app, _ = app_on(
-        tls_proxy,
-        security_protocol="SASL_SSL",
-        ssl_cafile=str(secured["untrusted"]),
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_plain_username="alice",
-        sasl_plain_password=PASSWORD,
-    )
+    app, _ = scram_over_tls(tls_proxy, secured["untrusted"])
     with pytest.raises(TransportError, match="refused the connection's security") as failed:
         await round_trip(app, asyncio.Event())
     message = str(failed.value)
