@@ -1,8 +1,9 @@
 //! The batches a consumer loop handled whose outputs are still on their way: their offsets are
-//! stored in batch order once everything they produced is acknowledged, and a batch whose
-//! outputs failed is handled again, with backoff, until they are delivered — or, for a
-//! consumer with a dead-letter topic, dead-lettered once its retry policy's attempts (one
-//! without a policy) are used up.
+//! stored in batch order once everything they produced is acknowledged. A batch whose outputs
+//! failed is not stored: its partitions pause and are rewound to it, with backoff, so that it
+//! is read and handled again — other partitions going on — until its outputs are delivered;
+//! a consumer with a dead-letter topic dead-letters it instead once its retry policy's
+//! attempts (one without a policy) are used up.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,14 +11,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::failures::{dead_letter_undelivered, handle_polled, Attempts, Rewind};
-use super::{BatchHandler, ConsumerLoopConfig};
+use super::failures::{dead_letter_undelivered, Attempts, Rewind};
+use super::ConsumerLoopConfig;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::record::{Record, TopicPartition};
 use crate::transport::ClusterConsumer;
 
-/// The wait before handling again a batch whose outputs were not delivered, doubling up to
+/// The wait before a batch whose outputs were not delivered is read again, doubling up to
 /// [`LAST_REDELIVERY`] while deliveries keep failing.
 const FIRST_REDELIVERY: Duration = Duration::from_millis(100);
 const LAST_REDELIVERY: Duration = Duration::from_secs(30);
@@ -29,8 +30,8 @@ pub(super) struct AwaitingDelivery {
 }
 
 pub(super) enum Progress {
-    /// Polling goes on; `stored`: offsets were stored; `rewinds`: partitions to pause for a
-    /// retry (handling a batch again met a handler failure to retry).
+    /// Polling goes on; `stored`: offsets were stored; `rewinds`: partitions to pause and
+    /// read again (their outputs were not delivered).
     GoOn { stored: bool, rewinds: Vec<Rewind> },
     /// Stop was asked while waiting.
     Stopped,
@@ -38,22 +39,21 @@ pub(super) enum Progress {
 
 /// Stores, oldest first, the offsets of the awaiting batches whose outputs are all delivered,
 /// and stops at the first one still waiting — after waiting for it if more than `keep` are.
-/// A batch whose delivery failed is handled again, with backoff, until everything it
-/// produces is delivered: its offsets are never stored before, nor any later batch's.
-pub(super) async fn store_delivered<H: BatchHandler>(
+/// A batch whose delivery failed is rewound (see the module docs): neither its offsets nor
+/// any later batch's of the same partitions are stored.
+pub(super) async fn store_delivered(
     awaiting: &mut VecDeque<AwaitingDelivery>,
     keep: usize,
     consumer: &mut dyn ClusterConsumer,
-    handler: &mut H,
     config: &ConsumerLoopConfig,
-    attempts: &mut Attempts,
+    undelivered: &mut Attempts,
     stop_requested: &mut watch::Receiver<bool>,
 ) -> Result<Progress> {
     let mut stored = false;
     let mut rewinds = Vec::new();
     loop {
         let waiting = awaiting.len();
-        let Some(oldest) = awaiting.front_mut() else {
+        let Some(oldest) = awaiting.front() else {
             break;
         };
         if !oldest.tracker.is_settled() {
@@ -68,120 +68,155 @@ pub(super) async fn store_delivered<H: BatchHandler>(
                 () = oldest.tracker.settled() => {}
             }
         }
-        if let Err(error) = oldest.tracker.outcome() {
-            if keep == 0 && *stop_requested.borrow() {
-                break; // stopping: no more attempts
-            }
-            match redeliver(oldest, error, handler, config, attempts, stop_requested).await? {
-                Progress::Stopped => return Ok(Progress::Stopped),
-                Progress::GoOn { rewinds: again, .. } => rewinds.extend(again),
-            }
-        }
         let delivered = awaiting.pop_front().expect("the oldest is there");
-        if !delivered.batch.is_empty() {
-            consumer.store_offsets(&delivered.batch)?;
-            stored = true;
+        match delivered.tracker.outcome() {
+            Ok(()) => {
+                report_recovery(config, undelivered, &delivered.batch);
+                if !delivered.batch.is_empty() {
+                    consumer.store_offsets(&delivered.batch)?;
+                    stored = true;
+                }
+            }
+            // Stopping: nothing more is tried; the next run reads the batch again.
+            Err(_) if keep == 0 && *stop_requested.borrow() => break,
+            Err(error) => {
+                let Some(first) = delivered.batch.first() else {
+                    continue;
+                };
+                let attempt = undelivered.failed(first);
+                let dead_letter_after = config
+                    .failures
+                    .dead_letter
+                    .as_ref()
+                    .map(|_| config.failures.retry.map_or(1, |policy| policy.attempts));
+                if dead_letter_after.is_some_and(|limit| attempt >= limit) {
+                    let tracker = DeliveryTracker::new();
+                    crate::delivery::tracking(
+                        tracker.clone(),
+                        dead_letter_undelivered(config, &delivered.batch, &error, attempt),
+                    )
+                    .await?;
+                    undelivered.processed(first);
+                    // Stored like any batch once the dead letters are acknowledged.
+                    awaiting.push_front(AwaitingDelivery {
+                        batch: delivered.batch,
+                        tracker,
+                    });
+                    continue;
+                }
+                let backoff = FIRST_REDELIVERY
+                    .saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+                    .min(LAST_REDELIVERY);
+                let rewound = rewind(awaiting, &delivered.batch, backoff);
+                log_undelivered(config, &delivered.batch, &error, attempt, backoff, &rewound);
+                rewinds.extend(rewound);
+            }
         }
     }
     Ok(Progress::GoOn { stored, rewinds })
 }
 
-/// Handles `failed`'s batch again until everything it produces is delivered, waiting
-/// longer between attempts while the failures go on; logs when it starts and when it is
-/// over. With a dead-letter topic, the batch is dead-lettered instead once the retry policy's
-/// attempts are used up. Returns `Stopped` if stop is asked meanwhile (the batch is then not
-/// committed).
-async fn redeliver<H: BatchHandler>(
-    failed: &mut AwaitingDelivery,
-    mut error: Error,
-    handler: &mut H,
+/// Rewinds each partition of `failed` to its first offset there, and drops those partitions'
+/// records from the later awaiting batches: they are read and handled again after `backoff`.
+fn rewind(
+    awaiting: &mut VecDeque<AwaitingDelivery>,
+    failed: &[Record],
+    backoff: Duration,
+) -> Vec<Rewind> {
+    let mut rewinds: Vec<Rewind> = Vec::new();
+    for record in failed {
+        let partition = record.topic_partition();
+        match rewinds.iter_mut().find(|r| r.partition == partition) {
+            Some(known) => known.offset = known.offset.min(record.offset),
+            None => rewinds.push(Rewind {
+                partition,
+                offset: record.offset,
+                backoff,
+            }),
+        }
+    }
+    let is_rewound = |record: &Record| {
+        rewinds.iter().any(|rewind| {
+            *rewind.partition.topic == *record.topic
+                && rewind.partition.partition == record.partition
+        })
+    };
+    for later in awaiting.iter_mut() {
+        later.batch.retain(|record| !is_rewound(record));
+    }
+    rewinds
+}
+
+/// One warning when a batch's outputs start failing, debug lines while they go on.
+fn log_undelivered(
     config: &ConsumerLoopConfig,
-    attempts: &mut Attempts,
-    stop_requested: &mut watch::Receiver<bool>,
-) -> Result<Progress> {
-    let first = &failed.batch[0];
-    let mut pause = FIRST_REDELIVERY;
-    let dead_letter_after = config
-        .failures
-        .dead_letter
-        .as_ref()
-        .map(|_| config.failures.retry.map_or(1, |policy| policy.attempts));
-    tracing::warn!(
-        %error,
-        "{}: what the handler produced for a batch of {} record(s) (first topic={} \
-         partition={} offset={}) was not delivered; nothing of it is committed, and it is \
-         handled again in {pause:?}, then with backoff up to {LAST_REDELIVERY:?}, until it is{}",
-        config.name,
-        failed.batch.len(),
-        first.topic,
-        first.partition,
-        first.offset,
-        match dead_letter_after {
-            Some(limit) => format!(" or {limit} attempt(s) are used up (then it is dead-lettered)"),
-            None => String::new(),
-        },
-    );
-    let mut attempt = 1_u32;
-    let mut dead_letter_tried = false;
-    let mut rewinds = Vec::new();
-    loop {
-        let dead_lettering = dead_letter_after.is_some_and(|limit| attempt >= limit);
-        // Dead-lettering starts at once; anything tried again (a dead-letter write too) waits.
-        if !dead_lettering || dead_letter_tried {
-            tokio::select! {
-                biased;
-                _ = stop_requested.wait_for(|stop| *stop) => return Ok(Progress::Stopped),
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
-        let tracker = DeliveryTracker::new();
-        if dead_lettering {
-            dead_letter_tried = true;
-            crate::delivery::tracking(
-                tracker.clone(),
-                dead_letter_undelivered(config, &failed.batch, &error, attempt),
+    batch: &[Record],
+    error: &Error,
+    attempt: u32,
+    backoff: Duration,
+    rewound: &[Rewind],
+) {
+    let first = &batch[0];
+    let partitions: Vec<String> = rewound
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}@{}",
+                r.partition.topic, r.partition.partition, r.offset
             )
-            .await?;
-        } else {
-            attempt += 1;
-            let outcome = crate::delivery::tracking(
-                tracker.clone(),
-                handle_polled(handler, &failed.batch, config, attempts),
-            )
-            .await?;
-            rewinds.extend(outcome.rewinds);
-            failed.batch = outcome.done;
-        }
-        tokio::select! {
-            biased;
-            _ = stop_requested.wait_for(|stop| *stop) => return Ok(Progress::Stopped),
-            () = tracker.settled() => {}
-        }
-        match tracker.outcome() {
-            Ok(()) => {
-                tracing::info!(
-                    "{}: the batch at topic={} partition={} offset={} is done after attempt \
-                     {attempt}; going on",
-                    config.name,
-                    first_topic(failed),
-                    failed.batch.first().map_or(-1, |r| r.partition as i64),
-                    failed.batch.first().map_or(-1, |r| r.offset),
-                );
-                failed.tracker = tracker;
-                return Ok(Progress::GoOn {
-                    stored: false,
-                    rewinds,
-                });
-            }
-            Err(again) => {
-                tracing::debug!(error = %again, "{}: attempt {attempt} not delivered either", config.name);
-                error = again;
-                pause = (pause * 2).min(LAST_REDELIVERY);
-            }
-        }
+        })
+        .collect();
+    if attempt == 1 {
+        tracing::warn!(
+            target: "fastkafka::consumer",
+            %error,
+            "{}: what the handler produced for a batch of {} record(s) (first topic={} \
+             partition={} offset={}) was not delivered; nothing of it is committed: its \
+             partitions ({}) pause and are read and handled again in {backoff:?}, then with \
+             backoff up to {LAST_REDELIVERY:?}, until it is{}",
+            config.name,
+            batch.len(),
+            first.topic,
+            first.partition,
+            first.offset,
+            partitions.join(", "),
+            if config.failures.dead_letter.is_some() {
+                " or the retry policy's attempts are used up (then it is dead-lettered)"
+            } else {
+                ""
+            },
+        );
+    } else {
+        tracing::debug!(
+            %error,
+            "{}: attempt {attempt} not delivered either; again in {backoff:?}",
+            config.name
+        );
     }
 }
 
-fn first_topic(awaiting: &AwaitingDelivery) -> &str {
-    awaiting.batch.first().map_or("-", |record| &record.topic)
+/// Logs, once, that a partition whose outputs had failed is delivered again.
+fn report_recovery(config: &ConsumerLoopConfig, undelivered: &mut Attempts, batch: &[Record]) {
+    if undelivered.is_empty() {
+        return;
+    }
+    let mut seen: Vec<TopicPartition> = Vec::new();
+    for record in batch {
+        let partition = record.topic_partition();
+        if seen.contains(&partition) {
+            continue;
+        }
+        seen.push(partition);
+        if let Some(failed) = undelivered.processed(record) {
+            tracing::info!(
+                target: "fastkafka::consumer",
+                "{}: topic={} partition={} offset={} delivered after {failed} failed \
+                 attempt(s); going on",
+                config.name,
+                record.topic,
+                record.partition,
+                record.offset,
+            );
+        }
+    }
 }

@@ -159,8 +159,13 @@ impl Handled {
 pub(super) struct Attempts(HashMap<TopicPartition, (i64, u32)>);
 
 impl Attempts {
+    /// Whether no record is counted (the common case: nothing to look up).
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Counts one more failed attempt at `record`; returns the count.
-    fn failed(&mut self, record: &Record) -> u32 {
+    pub(super) fn failed(&mut self, record: &Record) -> u32 {
         let entry = self
             .0
             .entry(record.topic_partition())
@@ -173,7 +178,7 @@ impl Attempts {
     }
 
     /// Forgets `record`'s count once it is processed; returns how many attempts it failed.
-    fn processed(&mut self, record: &Record) -> Option<u32> {
+    pub(super) fn processed(&mut self, record: &Record) -> Option<u32> {
         let tp = record.topic_partition();
         match self.0.get(&tp) {
             Some(&(offset, failed)) if offset == record.offset => {
@@ -222,7 +227,13 @@ pub(super) async fn handle_polled<H: BatchHandler>(
         .filter(|record| !is_rewound(&rewinds, record))
         .cloned()
         .collect();
-    for record in &done {
+    // Nothing to look up unless a record is being retried (the common case).
+    let retried = if attempts.is_empty() {
+        &[][..]
+    } else {
+        &done[..]
+    };
+    for record in retried {
         if let Some(failed) = attempts.processed(record) {
             tracing::info!(
                 "{}: topic={} partition={} offset={} went through after {failed} failed \

@@ -14,8 +14,9 @@
 //! Delivery is at-least-once, across clusters: offsets are stored only after the handler returned
 //! for the batch *and* everything it produced was acknowledged ([`crate::delivery`]) — in batch
 //! order, up to `max_batches_awaiting_delivery` batches waiting while the loop polls on; a
-//! batch whose outputs failed is handled again with backoff until they are delivered (or, with
-//! a dead-letter topic, dead-lettered once the retry policy's attempts are used up). Only
+//! batch whose outputs failed has its partitions paused and rewound to it, so it is read and
+//! handled again with backoff until they are delivered, other partitions going on (or, with
+//! a dead-letter topic, it is dead-lettered once the retry policy's attempts are used up). Only
 //! stored offsets are committed — periodically, on stop, and by the transport when a
 //! rebalance takes a partition away.
 //!
@@ -267,6 +268,35 @@ fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
     partitions
 }
 
+/// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is to
+/// be retried, and queues what was done to be stored once its outputs are delivered.
+async fn handle_calls<H: BatchHandler>(
+    handler: &mut H,
+    calls: Vec<Vec<Record>>,
+    config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
+    consumer: &mut dyn ClusterConsumer,
+    paused: &mut Vec<(TopicPartition, Instant)>,
+    awaiting: &mut VecDeque<AwaitingDelivery>,
+) -> Result<()> {
+    for records in calls {
+        let tracker = DeliveryTracker::new();
+        let outcome = crate::delivery::tracking(
+            tracker.clone(),
+            handle_polled(handler, &records, config, attempts),
+        )
+        .await?;
+        pause_for_retry(consumer, paused, outcome.rewinds)?;
+        if !outcome.done.is_empty() {
+            awaiting.push_back(AwaitingDelivery {
+                batch: outcome.done,
+                tracker,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Pauses each partition to retry at its failed record, which is read again once the backoff
 /// is over ([`resume_due`]).
 fn pause_for_retry(
@@ -320,6 +350,8 @@ async fn run<H: BatchHandler>(
     // Failed attempts per partition's failing record, and the partitions paused for a retry
     // with when they resume.
     let mut attempts = Attempts::default();
+    // The same for records whose outputs were not delivered.
+    let mut undelivered = Attempts::default();
     let mut paused: Vec<(TopicPartition, Instant)> = Vec::new();
     let outcome = loop {
         let commit_due = async {
@@ -409,33 +441,34 @@ async fn run<H: BatchHandler>(
                     continue;
                 }
             };
-            let tracker = DeliveryTracker::new();
-            let handled = crate::delivery::tracking(
-                tracker.clone(),
-                handle_polled(&mut handler, &batch, &config, &mut attempts),
-            )
-            .await;
-            let outcome = match handled {
-                Ok(outcome) => outcome,
-                Err(error) => break Err(error),
+            // Outputs are tracked per handler call. While some partition's outputs are not
+            // being delivered, each partition gets calls of its own, so that the others'
+            // outputs (and commits) do not wait on it.
+            let calls = if config.one_partition_per_call || !undelivered.is_empty() {
+                by_partition(&batch)
+            } else {
+                vec![batch]
             };
-            if let Err(error) = pause_for_retry(consumer.as_mut(), &mut paused, outcome.rewinds) {
+            if let Err(error) = handle_calls(
+                &mut handler,
+                calls,
+                &config,
+                &mut attempts,
+                consumer.as_mut(),
+                &mut paused,
+                &mut awaiting,
+            )
+            .await
+            {
                 break Err(error);
-            }
-            if !outcome.done.is_empty() {
-                awaiting.push_back(AwaitingDelivery {
-                    batch: outcome.done,
-                    tracker,
-                });
             }
         }
         match store_delivered(
             &mut awaiting,
             config.max_batches_awaiting_delivery,
             consumer.as_mut(),
-            &mut handler,
             &config,
-            &mut attempts,
+            &mut undelivered,
             &mut stop_requested,
         )
         .await
@@ -465,9 +498,8 @@ async fn run<H: BatchHandler>(
             &mut awaiting,
             0,
             consumer.as_mut(),
-            &mut handler,
             &config,
-            &mut attempts,
+            &mut undelivered,
             &mut stop_requested,
         );
         if tokio::time::timeout(config.delivery_grace_at_stop, settling)

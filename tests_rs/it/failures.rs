@@ -67,6 +67,27 @@ fn header(record: &Record, name: &str) -> String {
     String::from_utf8(value.to_vec()).unwrap()
 }
 
+/// One key per partition of a `partitions`-partition topic on `cluster` (found by probing).
+fn key_per_partition(cluster: &fastkafka::MemoryCluster, partitions: i32) -> Vec<Bytes> {
+    cluster.create_topic("probe", partitions as usize).unwrap();
+    (0..partitions)
+        .map(|partition| {
+            (0..)
+                .map(|k: u32| Bytes::from(format!("key{k}")))
+                .find(|key| {
+                    cluster
+                        .produce(
+                            "probe",
+                            vec![OutgoingRecord::new("x").with_key(key.clone())],
+                        )
+                        .unwrap();
+                    cluster.records("probe").last().unwrap().partition == partition
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
 fn json(text: &str) -> OutgoingRecord {
     OutgoingRecord::new(serde_json::to_vec(&TestMsg::new(text)).unwrap())
 }
@@ -310,5 +331,93 @@ async fn a_batch_whose_outputs_cannot_be_delivered_is_dead_lettered_not_lost() {
     assert_eq!(
         signals.committed_offset("g", &TopicPartition::new("signals", 0)),
         Some(1)
+    );
+}
+
+#[tokio::test]
+async fn undeliverable_outputs_hold_back_only_their_own_partition() {
+    let (one, two, three) = (
+        brokers("server_1:9092"),
+        brokers("server_2:9092"),
+        brokers("server_3:9092"),
+    );
+    let mut app = App::new(one.clone());
+    let to_two = app.producer::<TestMsg>("out", Some(&two), Json).unwrap();
+    let to_three = app.producer::<TestMsg>("out", Some(&three), Json).unwrap();
+    let (seen, changed) = (
+        Arc::new(Mutex::new(Seen::default())),
+        Arc::new(Notify::new()),
+    );
+    let (record, wake) = (seen.clone(), changed.clone());
+    app.consumer_with_metadata(
+        "signals",
+        None,
+        Json,
+        move |msg: TestMsg, meta: Metadata| {
+            let (to_two, to_three) = (to_two.clone(), to_three.clone());
+            let (seen, wake) = (record.clone(), wake.clone());
+            async move {
+                // Partition 0's outputs go to cluster 2, partition 1's to cluster 3.
+                match meta.partition {
+                    0 => to_two.send(&msg).await?,
+                    _ => to_three.send(&msg).await?,
+                }
+                seen.lock().unwrap().handled.push((meta.partition, msg.msg));
+                wake.notify_waiters();
+                Ok::<(), fastkafka::Error>(())
+            }
+        },
+    )
+    .unwrap()
+    .group_id("g")
+    .commit_interval(Some(Duration::from_millis(1)));
+    let broker = MemoryBroker::new();
+    let signals = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    signals.create_topic("signals", 2).unwrap();
+    let harness = TestHarness::new(&app, broker.clone());
+    let cluster_two = app.cluster_of(Some(&two)).unwrap();
+    broker.refuse_deliveries(&cluster_two, Some("cluster 2 is down"));
+    let keys = key_per_partition(&signals, 2);
+    for (partition, text) in [(0, "a0"), (1, "b0"), (1, "b1")] {
+        signals
+            .produce(
+                "signals",
+                vec![json(text).with_key(keys[partition].clone())],
+            )
+            .unwrap();
+    }
+    let running = app.start(harness.transport()).await.unwrap();
+    let committed =
+        |partition: i32| signals.committed_offset("g", &TopicPartition::new("signals", partition));
+
+    // a0 is read and handled again while its output is refused; b0 and b1 commit meanwhile.
+    until(&seen, &changed, |s| {
+        s.handled.iter().filter(|(p, _)| *p == 0).count() >= 3
+            && s.handled.contains(&(1, "b1".into()))
+    })
+    .await;
+    tokio::time::timeout(WAIT, async {
+        while committed(1) != Some(2) {
+            changed.notified().await;
+        }
+    })
+    .await
+    .ok();
+    assert_eq!(committed(1), Some(2), "the other partition went on");
+    assert_eq!(
+        committed(0),
+        None,
+        "nothing committed past the undelivered output"
+    );
+    broker.refuse_deliveries(&cluster_two, None);
+    let delivered = records_on(&harness, "out", Some(&two), 1).await;
+    running.stop().await.unwrap();
+    assert_eq!(&delivered[0].value[..], br#"{"msg":"a0"}"#);
+    assert_eq!(committed(0), Some(1));
+    let seen = seen.lock().unwrap();
+    let others = seen.handled.iter().filter(|(p, _)| *p == 1).count();
+    assert!(
+        others <= 4,
+        "the other partition is handled again at most once (it shared a0's first batch): {others}"
     );
 }
