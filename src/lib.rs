@@ -38,6 +38,7 @@
 //!   [`consumer_loop::failures`]: what happens to records a handler could not process
 //!   ([`RetryPolicy`], dead-letter topics).
 //! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced.
+//! - [`metrics`]: the consumers' and producers' figures in Prometheus' text format.
 //! - [`error`]: the one [`Error`] enum.
 //! - `python` (feature `python`): the `fastkafka._core` extension module, the Python facade
 //!   over [`runtime`].
@@ -50,6 +51,7 @@ pub mod consumer_loop;
 pub mod delivery;
 pub mod docs;
 pub mod error;
+pub mod metrics;
 pub mod record;
 pub mod runtime;
 pub mod transport;

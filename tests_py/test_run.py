@@ -10,12 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from kafka_helpers import TIMEOUT, committed_offsets, produce
-from local_kafka import TansuBroker
+from local_kafka import TansuBroker, free_port
 
 APPS = Path(__file__).parent / "apps"
 FASTKAFKA = str(Path(sys.executable).with_name("fastkafka"))
@@ -52,7 +53,7 @@ class OutputWatcher:
 
 
 def start_two_workers(
-    cluster: TansuBroker, output: Path, stop_timeout: float = 30
+    cluster: TansuBroker, output: Path, stop_timeout: float = 30, options: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[str], OutputWatcher]:
     """`fastkafka run --num-workers 2` of the counting app on ``cluster``, output watched."""
     environment = {
@@ -70,6 +71,7 @@ def start_two_workers(
             "development",
             "--stop-timeout",
             str(stop_timeout),
+            *options,
             "counting_app:app",
         ],
         cwd=APPS,
@@ -149,6 +151,62 @@ def test_two_workers_process_every_record_once_and_stop_cleanly(
         )
     )
     assert sum(offset or 0 for offset in committed.values()) == RECORDS, committed
+
+
+def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """``/metrics`` of the command on ``port``, by metric name: (labels, value) samples."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for line in text.splitlines():
+        found = re.match(r"^(\w+)\{(.*)\} (\S+)$", line)
+        if found:
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', found.group(2)))
+            samples.setdefault(found.group(1), []).append((labels, float(found.group(3))))
+    return samples
+
+
+def test_metrics_of_every_worker_show_the_records_handled_and_the_lag_falling_to_zero(
+    two_clusters: list[TansuBroker], tmp_path: Path
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("counted", partitions=PARTITIONS)
+    port = free_port()
+    process, watcher = start_two_workers(
+        cluster, tmp_path / "handled.txt", options=("--metrics-port", str(port))
+    )
+
+    def figures() -> tuple[float, list[float], set[str]]:
+        samples = scrape(port)
+        records = samples.get("fastkafka_consumer_records_total", [])
+        handled = sum(v for labels, v in records if labels["outcome"] == "handled")
+        lags = [v for _, v in samples.get("fastkafka_consumer_lag", [])]
+        workers = {labels["worker"] for labels, _ in records}
+        return handled, lags, workers
+
+    try:
+        watcher.wait_until(split_between_two)
+        records = [(str(i).encode(), f'{{"msg": "{i}"}}'.encode()) for i in range(RECORDS)]
+        asyncio.run(produce(cluster.bootstrap_servers, "counted", records))
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            handled, lags, workers = figures()
+            if handled == RECORDS and len(lags) == PARTITIONS and not any(lags):
+                break
+            assert time.monotonic() < deadline, f"handled {handled}, lags {lags}"
+            time.sleep(0.2)  # the workers refresh their figures every second
+        assert workers == {"0", "1"}, "each worker's figures, labelled"
+        sent = scrape(port)["fastkafka_consumer_records_total"]
+        consumed = sum(v for labels, v in sent if labels["outcome"] == "consumed")
+        assert consumed == RECORDS
+        assert {labels["topic"] for labels, _ in sent} == {"counted"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
 
 
 def test_an_unknown_environment_fails_at_once_listing_the_known_ones() -> None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,7 @@ import typer
 
 from ._importer import import_app
 from .exceptions import ConfigError
+from .metrics import serve_workers
 
 __all__ = ["cli", "main"]
 
@@ -110,6 +113,20 @@ def run(
             "messages and commit before killing them.",
         ),
     ] = 30.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve every worker's metrics at http://BIND:PORT/metrics (Prometheus' text "
+            "format; each sample labelled worker=N).",
+        ),
+    ] = None,
+    metrics_bind: Annotated[
+        str,
+        typer.Option("--metrics-bind", help="The address the metrics server listens on."),
+    ] = "127.0.0.1",
 ) -> None:
     """The `run` command; its help is RUN_HELP."""
     try:
@@ -124,7 +141,8 @@ def run(
             err=True,
         )
         raise typer.Exit(2)
-    raise typer.Exit(_supervise(app, kafka_broker, num_workers, stop_timeout))
+    metrics = None if metrics_port is None else (metrics_bind, metrics_port)
+    raise typer.Exit(_supervise(app, kafka_broker, num_workers, stop_timeout, metrics))
 
 
 def _relay(worker: subprocess.Popen[bytes]) -> None:
@@ -144,7 +162,13 @@ def _relay(worker: subprocess.Popen[bytes]) -> None:
             relaying = False
 
 
-def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: float) -> int:
+def _supervise(
+    app: str,
+    kafka_broker: str,
+    num_workers: int,
+    stop_timeout: float,
+    metrics: tuple[str, int] | None = None,
+) -> int:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable,
@@ -167,15 +191,26 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    metrics_directory = Path(tempfile.mkdtemp(prefix="fastkafka-metrics-"))
+    server = None
+    if metrics is not None:
+        server = serve_workers(*metrics, metrics_directory)
+        print(f"Metrics at http://{metrics[0]}:{server.server_address[1]}/metrics")
+
+    def worker_command(index: int) -> list[str]:
+        if metrics is None:
+            return command
+        return [*command, "--metrics-file", str(metrics_directory / f"worker-{index}.prom")]
+
     workers = [
         subprocess.Popen(
-            command,
+            worker_command(index),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=environment,
             start_new_session=True,  # a Ctrl-C reaches the workers through us, once
         )
-        for _ in range(num_workers)
+        for index in range(num_workers)
     ]
     relays = [threading.Thread(target=_relay, args=(w,), daemon=True) for w in workers]
     for relay in relays:
@@ -209,6 +244,9 @@ def _supervise(app: str, kafka_broker: str, num_workers: int, stop_timeout: floa
             killed.append(worker.pid)
     for relay in relays:
         relay.join(timeout=5)
+    if server is not None:
+        server.shutdown()
+    shutil.rmtree(metrics_directory, ignore_errors=True)
     if killed:
         reason = "on a second signal" if forced.is_set() else f"not stopped within {stop_timeout} s"
         print(f"Killed worker(s) {killed}: {reason}")

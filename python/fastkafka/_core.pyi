@@ -18,6 +18,7 @@ __all__ = [
     "asyncapi_docs",
     "close_python_entries",
     "librdkafka_version",
+    "render_metrics",
 ]
 
 __version__: str
@@ -176,3 +177,5 @@ class Record:
     def value(self) -> bytes: ...
     @property
     def headers(self) -> list[tuple[str, bytes]]: ...
+
+def render_metrics() -> str: ...

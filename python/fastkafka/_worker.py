@@ -17,9 +17,11 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ._app import FastKafka
 from ._importer import import_app
+from .metrics import WorkerMetricsFile
 
 __all__ = ["run_worker"]
 
@@ -54,13 +56,24 @@ def abandon_after(stop_timeout: float) -> float:
     return max(0.0, stop_timeout - reserve)
 
 
-def run_worker(import_string: str, kafka_broker: str, stop_timeout: float = 30.0) -> None:
+def run_worker(
+    import_string: str,
+    kafka_broker: str,
+    stop_timeout: float = 30.0,
+    metrics_file: Path | None = None,
+) -> None:
     app = import_app(import_string)
     app.set_kafka_broker(kafka_broker)
     app.stop_timeout = min(app.stop_timeout, abandon_after(stop_timeout))
     # Workers of one app share each consumer's partitions instead of each reading everything.
     app.use_default_groups(import_string)
-    asyncio.run(serve(app))
+    # The command serves every worker's figures from these files (fastkafka.metrics).
+    metrics = WorkerMetricsFile(metrics_file) if metrics_file is not None else None
+    try:
+        asyncio.run(serve(app))
+    finally:
+        if metrics is not None:
+            metrics.stop()
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:
@@ -95,11 +108,14 @@ def main() -> None:
     parser.add_argument("--kafka-broker", required=True)
     parser.add_argument("--stop-timeout", type=float, default=30.0)
     parser.add_argument("--supervisor-pid", type=int, default=None)
+    parser.add_argument("--metrics-file", type=Path, default=None)
     arguments = parser.parse_args()
     if arguments.supervisor_pid is not None:
         stop_with_supervisor(arguments.supervisor_pid)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%y-%m-%d %H:%M:%S")
-    run_worker(arguments.app, arguments.kafka_broker, arguments.stop_timeout)
+    run_worker(
+        arguments.app, arguments.kafka_broker, arguments.stop_timeout, arguments.metrics_file
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::failures::{dead_letter_undelivered, Attempts, Rewind};
+use super::dead_letters::dead_letter_undelivered;
+use super::failures::{Attempts, Rewind};
 use super::ConsumerLoopConfig;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
@@ -75,6 +76,11 @@ pub(super) async fn store_delivered(
                 if !delivered.batch.is_empty() {
                     consumer.store_offsets(&delivered.batch)?;
                     stored = true;
+                    if let Some(metrics) = &config.metrics {
+                        for record in &delivered.batch {
+                            metrics.set_stored(record.partition, record.offset + 1);
+                        }
+                    }
                 }
             }
             // Stopping: nothing more is tried; the next run reads the batch again.
@@ -97,6 +103,9 @@ pub(super) async fn store_delivered(
                     )
                     .await?;
                     undelivered.processed(first);
+                    if let Some(metrics) = &config.metrics {
+                        metrics.record_dead_lettered(delivered.batch.len() as u64);
+                    }
                     // Stored like any batch once the dead letters are acknowledged.
                     awaiting.push_front(AwaitingDelivery {
                         batch: delivered.batch,

@@ -25,7 +25,9 @@
 //! a handler means "stop this consumer", which is what `throw_exceptions=True` asks for.
 
 mod awaiting;
+mod dead_letters;
 pub mod failures;
+mod handling;
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -39,10 +41,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use awaiting::{store_delivered, AwaitingDelivery, Progress};
-use failures::{handle_polled, Attempts, FailurePolicy, Handled};
+use failures::{Attempts, FailurePolicy, Handled};
+use handling::{by_partition, handle_calls};
 
-use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
+use crate::metrics::ConsumerMetrics;
 use crate::record::{Record, TopicPartition};
 use crate::transport::{ClientProperties, ClusterConsumer};
 
@@ -93,6 +96,8 @@ pub struct ConsumerLoopConfig {
     pub delivery_grace_at_stop: Duration,
     /// Retries and dead letters for what the handler could not process.
     pub failures: FailurePolicy,
+    /// Where the loop reports its figures ([`crate::metrics`]); `None`: nowhere.
+    pub metrics: Option<Arc<ConsumerMetrics>>,
 }
 
 impl Default for ConsumerLoopConfig {
@@ -106,6 +111,7 @@ impl Default for ConsumerLoopConfig {
             max_batches_awaiting_delivery: 8,
             delivery_grace_at_stop: Duration::from_secs(10),
             failures: FailurePolicy::default(),
+            metrics: None,
         }
     }
 }
@@ -212,36 +218,6 @@ enum Wake {
     Resume,
 }
 
-/// Hands `batch` to `handler`, and warns once if it takes longer than the configured limit.
-async fn handle_watched<H: BatchHandler>(
-    handler: &mut H,
-    batch: &[Record],
-    config: &ConsumerLoopConfig,
-) -> Result<Handled> {
-    let Some(limit) = config.slow_batch_warning else {
-        return handler.handle(batch).await;
-    };
-    let handling = handler.handle(batch);
-    tokio::pin!(handling);
-    tokio::select! {
-        handled = &mut handling => return handled,
-        () = tokio::time::sleep(limit) => {}
-    }
-    let first = &batch[0];
-    tracing::warn!(
-        "{}: still handling a batch of {} record(s) (first topic={} partition={} offset={}) \
-         after {:.1} s; a group evicts a member that does not poll within \
-         max.poll.interval.ms and gives its partitions to another",
-        config.name,
-        batch.len(),
-        first.topic,
-        first.partition,
-        first.offset,
-        limit.as_secs_f64()
-    );
-    handling.await
-}
-
 /// Commits what the consumer stored; a failure is logged and retried at the next interval.
 async fn commit_stored(consumer: &mut dyn ClusterConsumer) -> bool {
     match consumer.commit().await {
@@ -251,50 +227,6 @@ async fn commit_stored(consumer: &mut dyn ClusterConsumer) -> bool {
             false
         }
     }
-}
-
-/// The records of each partition, in order; partitions in the order they first appear.
-fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
-    let mut partitions: Vec<Vec<Record>> = Vec::new();
-    for record in records {
-        let same = partitions
-            .iter_mut()
-            .find(|group| group[0].topic == record.topic && group[0].partition == record.partition);
-        match same {
-            Some(group) => group.push(record.clone()),
-            None => partitions.push(vec![record.clone()]),
-        }
-    }
-    partitions
-}
-
-/// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is to
-/// be retried, and queues what was done to be stored once its outputs are delivered.
-async fn handle_calls<H: BatchHandler>(
-    handler: &mut H,
-    calls: Vec<Vec<Record>>,
-    config: &ConsumerLoopConfig,
-    attempts: &mut Attempts,
-    consumer: &mut dyn ClusterConsumer,
-    paused: &mut Vec<(TopicPartition, Instant)>,
-    awaiting: &mut VecDeque<AwaitingDelivery>,
-) -> Result<()> {
-    for records in calls {
-        let tracker = DeliveryTracker::new();
-        let outcome = crate::delivery::tracking(
-            tracker.clone(),
-            handle_polled(handler, &records, config, attempts),
-        )
-        .await?;
-        pause_for_retry(consumer, paused, outcome.rewinds)?;
-        if !outcome.done.is_empty() {
-            awaiting.push_back(AwaitingDelivery {
-                batch: outcome.done,
-                tracker,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Pauses each partition to retry at its failed record, which is read again once the backoff
@@ -413,6 +345,9 @@ async fn run<H: BatchHandler>(
                         failed_polls = 0;
                     }
                     retry_after = FIRST_RETRY;
+                    if let Some(metrics) = &config.metrics {
+                        metrics.set_lag(&consumer.lag());
+                    }
                     batch
                 }
                 // Retrying cannot help: the loop ends and the app fails, naming the cause.

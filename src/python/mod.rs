@@ -188,5 +188,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;
     m.add_function(wrap_pyfunction!(docs::asyncapi_docs, m)?)?;
+    m.add_function(wrap_pyfunction!(render_metrics, m)?)?;
     Ok(())
+}
+
+/// This process's consumer and producer figures in Prometheus' text format
+/// (`crate::metrics::render`).
+#[pyfunction]
+fn render_metrics(py: Python<'_>) -> String {
+    py.detach(crate::metrics::render)
 }

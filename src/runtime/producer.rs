@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
+use crate::metrics::ProducerMetrics;
 use crate::record::OutgoingRecord;
 use crate::transport::Cluster;
 
@@ -16,7 +17,14 @@ pub struct ProducerHandle(Arc<Slot>);
 struct Slot {
     name: String,
     topic: String,
-    cluster: RwLock<Option<Arc<dyn Cluster>>>,
+    cluster: RwLock<Option<Binding>>,
+}
+
+/// A running producer's cluster and the figures of what it sends there.
+#[derive(Clone)]
+struct Binding {
+    cluster: Arc<dyn Cluster>,
+    metrics: Arc<ProducerMetrics>,
 }
 
 impl fmt::Debug for ProducerHandle {
@@ -49,6 +57,10 @@ impl ProducerHandle {
 
     /// The cluster it sends to while its runtime runs; `None` while stopped.
     pub fn cluster(&self) -> Option<Arc<dyn Cluster>> {
+        self.binding().map(|binding| binding.cluster)
+    }
+
+    fn binding(&self) -> Option<Binding> {
         self.0
             .cluster
             .read()
@@ -61,25 +73,41 @@ impl ProducerHandle {
         self.cluster().ok_or(Error::Closed("the producer's app"))
     }
 
+    /// The bound cluster and a counter of the records sent there ([`crate::metrics`]).
+    pub fn bound_counted(&self) -> Result<(Arc<dyn Cluster>, Arc<ProducerMetrics>)> {
+        self.binding()
+            .map(|binding| (binding.cluster, binding.metrics))
+            .ok_or(Error::Closed("the producer's app"))
+    }
+
     /// Hands `records` to the cluster's client in order, awaiting room while its queue is
     /// full (never blocking a thread); see [`crate::transport::produce_when_room`]. Called
     /// from a consumer's handler, the records count towards that batch's deliveries
     /// ([`crate::delivery::current`]): its offsets are stored only once they are delivered.
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
-        let cluster = self.bound()?;
+        let (cluster, metrics) = self.bound_counted()?;
+        metrics.record_sent(records.len() as u64);
         let tracker = crate::delivery::current();
         crate::transport::produce_when_room(&*cluster, &self.0.topic, records, tracker.as_ref())
             .await
     }
 
     pub(super) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {
+        let binding = cluster.map(|cluster| Binding {
+            metrics: ProducerMetrics::register(
+                cluster.id().bootstrap_servers().to_owned(),
+                self.0.topic.clone(),
+            ),
+            cluster,
+        });
         std::mem::replace(
             &mut *self
                 .0
                 .cluster
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            cluster,
+            binding,
         )
+        .map(|previous| previous.cluster)
     }
 }

@@ -282,6 +282,12 @@ pub trait ClusterConsumer: Send + fmt::Debug {
     /// The partitions this consumer reads now.
     fn assignment(&self) -> Vec<TopicPartition>;
 
+    /// For each partition it reads, how many records are after its position, as far as the
+    /// client knows without asking the cluster (0 when caught up). Empty if it cannot tell.
+    fn lag(&self) -> Vec<(TopicPartition, i64)> {
+        Vec::new()
+    }
+
     /// Commits, leaves the group and releases the partitions.
     async fn close(self: Box<Self>) -> Result<()>;
 }

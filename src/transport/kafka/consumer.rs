@@ -325,6 +325,27 @@ impl ClusterConsumer for KafkaConsumer {
             .unwrap_or_default()
     }
 
+    fn lag(&self) -> Vec<(TopicPartition, i64)> {
+        let Ok(positions) = self.consumer.position() else {
+            return Vec::new();
+        };
+        positions
+            .elements()
+            .iter()
+            .filter_map(|element| {
+                let Offset::Offset(position) = element.offset() else {
+                    return None; // nothing read yet
+                };
+                let high =
+                    cached_high_watermark(&self.consumer, element.topic(), element.partition())?;
+                Some((
+                    TopicPartition::new(element.topic(), element.partition()),
+                    (high - position).max(0),
+                ))
+            })
+            .collect()
+    }
+
     async fn close(self: Box<Self>) -> Result<()> {
         let committed = self.commit_stored().await;
         let consumer = self.consumer.clone();
@@ -405,6 +426,31 @@ fn headers_of(message: &BorrowedMessage<'_>) -> Vec<crate::record::Header> {
         headers.push((key, value));
     }
     headers
+}
+
+/// The high watermark librdkafka last saw in a fetch response for the partition, without a
+/// request to the cluster (rust-rdkafka only offers the blocking query).
+fn cached_high_watermark(
+    consumer: &StreamConsumer<RebalanceCommitter>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    use rdkafka::bindings as ffi;
+
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client pointer is alive while `consumer` is; librdkafka only writes the
+    // two out-parameters.
+    let error = unsafe {
+        ffi::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
 fn standalone_group_id() -> String {

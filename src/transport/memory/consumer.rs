@@ -272,6 +272,14 @@ impl ClusterConsumer for MemoryConsumer {
         self.positions.keys().cloned().collect()
     }
 
+    fn lag(&self) -> Vec<(TopicPartition, i64)> {
+        let state = lock(&self.shared.state);
+        self.positions
+            .iter()
+            .map(|(tp, position)| (tp.clone(), (state.end_offset(tp) - position).max(0)))
+            .collect()
+    }
+
     async fn close(mut self: Box<Self>) -> Result<()> {
         self.leave(true);
         Ok(())

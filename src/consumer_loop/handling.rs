@@ -1,0 +1,267 @@
+//! Handing a polled batch to its handler and dealing with what it reports: one partition per
+//! call when asked (each call with its own delivery tracker), a warning for a slow batch, and
+//! each failure retried in place, dead-lettered or skipped as the consumer's
+//! [`FailurePolicy`](super::failures::FailurePolicy) says — the handler is called again with
+//! the records it did not reach, minus those of partitions rewound for a retry.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::awaiting::AwaitingDelivery;
+use super::dead_letters::give_up;
+use super::failures::{Attempts, Failure, Handled, Rewind};
+use super::{pause_for_retry, BatchHandler, ConsumerLoopConfig};
+use crate::delivery::DeliveryTracker;
+use crate::error::Result;
+use crate::metrics::BatchCounts;
+use crate::record::{Record, TopicPartition};
+use crate::transport::ClusterConsumer;
+
+/// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is to
+/// be retried, and queues what was done to be stored once its outputs are delivered.
+pub(super) async fn handle_calls<H: BatchHandler>(
+    handler: &mut H,
+    calls: Vec<Vec<Record>>,
+    config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
+    consumer: &mut dyn ClusterConsumer,
+    paused: &mut Vec<(TopicPartition, Instant)>,
+    awaiting: &mut VecDeque<AwaitingDelivery>,
+) -> Result<()> {
+    for records in calls {
+        let tracker = DeliveryTracker::new();
+        let started = Instant::now();
+        let outcome = crate::delivery::tracking(
+            tracker.clone(),
+            handle_polled(handler, &records, config, attempts),
+        )
+        .await?;
+        if let Some(metrics) = &config.metrics {
+            metrics.record_batch(outcome.counts, started.elapsed());
+        }
+        pause_for_retry(consumer, paused, outcome.rewinds)?;
+        if !outcome.done.is_empty() {
+            awaiting.push_back(AwaitingDelivery {
+                batch: outcome.done,
+                tracker,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What handling a polled batch came to: the records whose offsets may be stored once what
+/// was produced for them is delivered, and the partitions to rewind for a retry.
+#[derive(Debug, Default)]
+pub(super) struct BatchOutcome {
+    pub(super) done: Vec<Record>,
+    pub(super) rewinds: Vec<Rewind>,
+    pub(super) counts: BatchCounts,
+}
+
+/// Handles `batch` (one partition per call if the config says so), deals with each failure
+/// as the policy says, and returns what is done and what to retry. An `Err` stops the loop.
+pub(super) async fn handle_polled<H: BatchHandler>(
+    handler: &mut H,
+    batch: &[Record],
+    config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
+) -> Result<BatchOutcome> {
+    let mut rewinds: Vec<Rewind> = Vec::new();
+    let mut counts = BatchCounts {
+        consumed: batch.len() as u64,
+        ..BatchCounts::default()
+    };
+    if config.one_partition_per_call {
+        for partition in by_partition(batch) {
+            handle_call(
+                handler,
+                partition,
+                config,
+                attempts,
+                &mut rewinds,
+                &mut counts,
+            )
+            .await?;
+        }
+    } else {
+        let records = batch.to_vec();
+        handle_call(
+            handler,
+            records,
+            config,
+            attempts,
+            &mut rewinds,
+            &mut counts,
+        )
+        .await?;
+    }
+    let done: Vec<Record> = batch
+        .iter()
+        .filter(|record| !is_rewound(&rewinds, record))
+        .cloned()
+        .collect();
+    // Nothing to look up unless a record is being retried (the common case).
+    let retried = if attempts.is_empty() {
+        &[][..]
+    } else {
+        &done[..]
+    };
+    for record in retried {
+        if let Some(failed) = attempts.processed(record) {
+            tracing::info!(
+                "{}: topic={} partition={} offset={} went through after {failed} failed \
+                 attempt(s)",
+                config.name,
+                record.topic,
+                record.partition,
+                record.offset,
+            );
+        }
+    }
+    // Done also covers what was dead-lettered or skipped; handled is what the handler did.
+    counts.handled = (done.len() as u64).saturating_sub(counts.dead_lettered + counts.skipped);
+    Ok(BatchOutcome {
+        done,
+        rewinds,
+        counts,
+    })
+}
+
+fn is_rewound(rewinds: &[Rewind], record: &Record) -> bool {
+    rewinds.iter().any(|rewind| {
+        *rewind.partition.topic == *record.topic
+            && rewind.partition.partition == record.partition
+            && record.offset >= rewind.offset
+    })
+}
+
+/// One handler call and its follow-ups: after a stop at a retryable failure, the handler is
+/// called again with the records it did not reach, minus those of rewound partitions.
+async fn handle_call<H: BatchHandler>(
+    handler: &mut H,
+    mut records: Vec<Record>,
+    config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
+    rewinds: &mut Vec<Rewind>,
+    counts: &mut BatchCounts,
+) -> Result<()> {
+    while !records.is_empty() {
+        let handled = handle_watched(handler, &records, config).await?;
+        for failure in &handled.failures {
+            let failed: Vec<&Record> = failure
+                .indices
+                .iter()
+                .filter_map(|&index| records.get(index))
+                .collect();
+            let Some(&first) = failed.first() else {
+                continue;
+            };
+            if is_rewound(rewinds, first) {
+                continue; // a concurrent handler's later record of a partition already rewound
+            }
+            counts.failed += failed.len() as u64;
+            let attempt = match (failure.retryable, config.failures.retry) {
+                (true, Some(policy)) => {
+                    let attempt = attempts.failed(first);
+                    if attempt < policy.attempts {
+                        let backoff = policy.backoff_before(attempt + 1);
+                        log_retry(config, first, failure, attempt, policy.attempts, backoff);
+                        rewinds.push(Rewind {
+                            partition: first.topic_partition(),
+                            offset: first.offset,
+                            backoff,
+                        });
+                        counts.retried += 1;
+                        continue;
+                    }
+                    attempts.processed(first);
+                    attempt
+                }
+                _ => 1,
+            };
+            give_up(config, &failed, failure, attempt).await?;
+            match config.failures.dead_letter {
+                Some(_) => counts.dead_lettered += failed.len() as u64,
+                None => counts.skipped += failed.len() as u64,
+            }
+        }
+        let next = handled
+            .stopped_after
+            .map_or(records.len(), |after| after + 1);
+        records = records
+            .split_off(next.min(records.len()))
+            .into_iter()
+            .filter(|record| !is_rewound(rewinds, record))
+            .collect();
+    }
+    Ok(())
+}
+
+fn log_retry(
+    config: &ConsumerLoopConfig,
+    record: &Record,
+    failure: &Failure,
+    attempt: u32,
+    of: u32,
+    backoff: Duration,
+) {
+    tracing::warn!(
+        target: "fastkafka::consumer",
+        "{}: handler failed on attempt {attempt} of {of} (topic={} partition={} offset={}): \
+         {}: {}; the partition pauses and the record is handled again in {backoff:?}",
+        config.name,
+        record.topic,
+        record.partition,
+        record.offset,
+        failure.error_type,
+        failure.message,
+    );
+}
+
+/// Hands `batch` to `handler`, and warns once if it takes longer than the configured limit.
+async fn handle_watched<H: BatchHandler>(
+    handler: &mut H,
+    batch: &[Record],
+    config: &ConsumerLoopConfig,
+) -> Result<Handled> {
+    let Some(limit) = config.slow_batch_warning else {
+        return handler.handle(batch).await;
+    };
+    let handling = handler.handle(batch);
+    tokio::pin!(handling);
+    tokio::select! {
+        handled = &mut handling => return handled,
+        () = tokio::time::sleep(limit) => {}
+    }
+    let first = &batch[0];
+    tracing::warn!(
+        "{}: still handling a batch of {} record(s) (first topic={} partition={} offset={}) \
+         after {:.1} s; a group evicts a member that does not poll within \
+         max.poll.interval.ms and gives its partitions to another",
+        config.name,
+        batch.len(),
+        first.topic,
+        first.partition,
+        first.offset,
+        limit.as_secs_f64()
+    );
+    handling.await
+}
+
+/// The records of each partition, in order; partitions in the order they first appear.
+pub(super) fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
+    let mut partitions: Vec<Vec<Record>> = Vec::new();
+    for record in records {
+        let same = partitions
+            .iter_mut()
+            .find(|group| group[0].topic == record.topic && group[0].partition == record.partition);
+        match same {
+            Some(group) => group.push(record.clone()),
+            None => partitions.push(vec![record.clone()]),
+        }
+    }
+    partitions
+}

@@ -1,0 +1,121 @@
+//! [`ConsumerSettings`]: what a consumer's options become — group, start position, batch size,
+//! commits, client properties — and what it does with failures (retry policy, dead-letter
+//! topic), set by the facades' own arguments.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::options::{check, kind_of, translate, Client, Options};
+use super::ClusterChoice;
+use crate::consumer_loop::failures::RetryPolicy;
+use crate::error::{Error, Result};
+use crate::transport::{ClientProperties, OffsetReset};
+
+/// What a consumer's options become: the loop's settings and its client's properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSettings {
+    /// The group it joins; `None`: no group, every partition, nothing committed.
+    pub group_id: Option<String>,
+    /// Where it starts without a committed offset.
+    pub auto_offset_reset: OffsetReset,
+    /// The largest batch handed to the handler.
+    pub max_poll_records: usize,
+    /// How often processed offsets are committed (`None`: on rebalance and stop only).
+    pub commit_interval: Option<Duration>,
+    /// librdkafka properties of its client.
+    pub properties: ClientProperties,
+    /// How a record whose handler failed (with a retryable error) is retried in place;
+    /// `None`: it is not.
+    pub retry: Option<RetryPolicy>,
+    /// Where records go that cannot be processed; `None`: logged and skipped.
+    pub dead_letter: Option<DeadLetterTopic>,
+}
+
+/// A consumer's dead-letter topic and its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterTopic {
+    /// The topic.
+    pub topic: String,
+    /// Its cluster; `None`: the consumer's.
+    pub cluster: Option<ClusterChoice>,
+}
+
+impl Default for ConsumerSettings {
+    /// FastKafka's defaults: no group, earliest, 100 records, commits every 5 s.
+    fn default() -> Self {
+        Self {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Earliest,
+            max_poll_records: 100,
+            commit_interval: Some(Duration::from_secs(5)),
+            properties: ClientProperties::new(),
+            retry: None,
+            dead_letter: None,
+        }
+    }
+}
+
+impl ConsumerSettings {
+    /// Checks a consumer's options (given in `place`) and maps them.
+    pub fn from_options(options: &Options, place: &str) -> Result<Self> {
+        check(options, Client::Consumer, place)?;
+        let mut settings = Self {
+            properties: translate(options, Client::Consumer)?,
+            ..Self::default()
+        };
+        if let Some(group) = options.get("group_id") {
+            settings.group_id = match group {
+                Value::Null => None,
+                Value::String(group) => Some(group.clone()),
+                other => {
+                    return Err(Error::Config(format!(
+                        "group_id must be a string or None, got {}",
+                        kind_of(other)
+                    )))
+                }
+            };
+        }
+        if let Some(reset) = options.get("auto_offset_reset") {
+            settings.auto_offset_reset = match reset.as_str() {
+                Some(reset) => reset.parse()?,
+                None => {
+                    return Err(Error::Config(format!(
+                        "auto_offset_reset must be 'earliest' or 'latest', got {}",
+                        kind_of(reset)
+                    )))
+                }
+            };
+        }
+        if let Some(max) = options.get("max_poll_records") {
+            settings.max_poll_records = match max.as_u64() {
+                Some(max) if max >= 1 => usize::try_from(max).unwrap_or(usize::MAX),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "max_poll_records must be a positive int, got {max}"
+                    )))
+                }
+            };
+        }
+        let interval_ms = match options.get("auto_commit_interval_ms") {
+            None => 5000,
+            Some(interval) => interval.as_u64().ok_or_else(|| {
+                Error::Config(format!(
+                    "auto_commit_interval_ms must be a non-negative int, got {interval}"
+                ))
+            })?,
+        };
+        let auto_commit = match options.get("enable_auto_commit") {
+            None => true,
+            Some(Value::Bool(flag)) => *flag,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "enable_auto_commit must be a bool, got {}",
+                    kind_of(other)
+                )))
+            }
+        };
+        settings.commit_interval = auto_commit.then(|| Duration::from_millis(interval_ms));
+        Ok(settings)
+    }
+}

@@ -1,0 +1,177 @@
+//! [`Runtime::start`]: bringing an app's registrations up on a transport — clusters checked,
+//! producers bound (dead-letter producers too), consumers subscribed concurrently with their
+//! loops configured, a failed start rolled back.
+
+use std::sync::Arc;
+
+use super::running::{RunningConsumer, RunningRuntime};
+use super::{ClusterChoice, ConsumerRegistration, ProducerHandle, Runtime};
+use crate::consumer_loop::failures::FailurePolicy;
+use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
+use crate::error::{Error, Result};
+use crate::metrics::{ConsumerLabels, ConsumerMetrics};
+use crate::transport::{Cluster, Subscription, Transport};
+
+impl Runtime {
+    /// Brings the app up on `transport`; returns once every consumer is subscribed.
+    ///
+    /// Every cluster must answer within the start timeout first: an unreachable one fails the
+    /// start with an error naming it, the environment and the functions that use it. Then the
+    /// producers are bound and the consumers subscribe concurrently; if one fails, those that
+    /// started are stopped again and the first error is returned.
+    pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningRuntime> {
+        let properties = self.producer_properties_by_cluster()?;
+        let mut clusters: Vec<(Arc<dyn Cluster>, Vec<&str>)> = Vec::new();
+        let users = self
+            .producers
+            .iter()
+            .map(|p| (&p.cluster, p.handle.name()))
+            .chain(self.consumers.iter().map(|c| (&c.cluster, c.name.as_str())))
+            .chain(self.consumers.iter().filter_map(|c| {
+                let dead_letter = c.settings.dead_letter.as_ref()?;
+                Some((dead_letter.cluster.as_ref()?, c.name.as_str()))
+            }));
+        for (choice, name) in users {
+            let id = self.cluster_of(choice)?;
+            match clusters.iter_mut().find(|(cluster, _)| *cluster.id() == id) {
+                Some((_, names)) => names.push(name),
+                None => {
+                    let producer = properties
+                        .iter()
+                        .find(|(known, _)| *known == id)
+                        .map(|(_, properties)| properties.clone())
+                        .unwrap_or_default();
+                    clusters.push((transport.cluster_with(&id, &producer)?, vec![name]));
+                }
+            }
+        }
+        let checks = clusters.iter().map(|(cluster, names)| {
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            async move {
+                crate::transport::check_at_start(
+                    &**cluster,
+                    &self.environment,
+                    &names,
+                    self.start_timeout,
+                )
+                .await
+            }
+        });
+        for checked in futures_util::future::join_all(checks).await {
+            checked?;
+        }
+        let cluster_for = |choice: &ClusterChoice| -> Result<Arc<dyn Cluster>> {
+            let id = self.cluster_of(choice)?;
+            Ok(clusters
+                .iter()
+                .find(|(cluster, _)| *cluster.id() == id)
+                .map(|(cluster, _)| cluster.clone())
+                .expect("every registration's cluster was created above"))
+        };
+        let mut running = RunningRuntime::new(self.stop_timeout);
+        for producer in &self.producers {
+            producer.handle.bind(Some(cluster_for(&producer.cluster)?));
+            running.producers.push(producer.handle.clone());
+        }
+        // A consumer's dead letters go through a producer of their own, bound like the others.
+        let mut dead_letters = Vec::new();
+        for consumer in &self.consumers {
+            let handle = match &consumer.settings.dead_letter {
+                Some(target) => {
+                    let handle = ProducerHandle::new(
+                        format!("dead letters of '{}'", consumer.name),
+                        target.topic.clone(),
+                    );
+                    let choice = target.cluster.as_ref().unwrap_or(&consumer.cluster);
+                    handle.bind(Some(cluster_for(choice)?));
+                    running.producers.push(handle.clone());
+                    Some(handle)
+                }
+                None => None,
+            };
+            dead_letters.push(handle);
+        }
+        let subscriptions =
+            self.consumers
+                .iter()
+                .zip(dead_letters)
+                .map(|(consumer, dead_letter)| {
+                    let cluster = cluster_for(&consumer.cluster);
+                    async move { self.subscribe(cluster?, consumer, dead_letter).await }
+                });
+        let subscribed = futures_util::future::join_all(subscriptions).await;
+        let mut first_error = None;
+        for result in subscribed {
+            match result {
+                Ok(consumer) => running.consumers.push(consumer),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            running.stop().await.ok();
+            return Err(error);
+        }
+        Ok(running)
+    }
+
+    async fn subscribe(
+        &self,
+        cluster: Arc<dyn Cluster>,
+        consumer: &ConsumerRegistration,
+        dead_letter: Option<ProducerHandle>,
+    ) -> Result<RunningConsumer> {
+        if let Some(retry) = &consumer.settings.retry {
+            retry
+                .check()
+                .map_err(|error| Error::Config(format!("consumer '{}': {error}", consumer.name)))?;
+        }
+        let settings = &consumer.settings;
+        let group_id = self.group_of(consumer);
+        let handler = (consumer.handler)()?;
+        let subscribed = cluster
+            .subscribe(Subscription {
+                topics: vec![consumer.topic.clone()],
+                group_id: group_id.clone(),
+                auto_offset_reset: settings.auto_offset_reset,
+                properties: settings.properties.clone(),
+            })
+            .await?;
+        tracing::info!(
+            target: "fastkafka::consumer",
+            "{}: consuming topic '{}' from {} (group_id={}, auto_offset_reset={}, \
+             max_poll_records={})",
+            consumer.name,
+            consumer.topic,
+            cluster.id(),
+            group_id.as_deref().unwrap_or("None"),
+            settings.auto_offset_reset,
+            settings.max_poll_records,
+        );
+        let config = ConsumerLoopConfig {
+            name: consumer.name.as_str().into(),
+            max_poll_records: settings.max_poll_records,
+            commit_interval: settings.commit_interval,
+            slow_batch_warning: slow_batch_warning(&settings.properties),
+            one_partition_per_call: consumer.one_partition_per_call,
+            failures: FailurePolicy {
+                retry: settings.retry,
+                dead_letter,
+            },
+            metrics: Some(ConsumerMetrics::register(ConsumerLabels {
+                consumer: consumer.name.clone(),
+                cluster: cluster.id().bootstrap_servers().to_owned(),
+                topic: consumer.topic.clone(),
+                group: group_id.clone().unwrap_or_default(),
+            })),
+            ..ConsumerLoopConfig::default()
+        };
+        Ok(RunningConsumer {
+            name: consumer.name.clone(),
+            topic: consumer.topic.clone(),
+            running: ConsumerLoop::spawn(subscribed, handler, config),
+            on_abandon: consumer.on_abandon.clone(),
+        })
+    }
+}
