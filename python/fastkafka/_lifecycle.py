@@ -7,8 +7,9 @@ clusters checked, consumers subscribed with rollback, supervision, ordered stop 
 flush; what is here is what only Python has: asyncio tasks, the exception object a handler
 raised, and a start cancelled half-way.
 
-The transport is the in-memory broker under ``Tester`` (or ``InMemoryBroker``), real Kafka
-otherwise (:func:`default_transport`).
+The transport is the in-memory broker under ``Tester``, real Kafka otherwise
+(:func:`default_transport`); :class:`InMemoryBroker` (public as
+``fastkafka.testing.InMemoryBroker``) makes a shared in-memory broker the default.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import _core
 from ._threads import run_lifecycle
 from .exceptions import AppNotStartedError, HandlerError, TransportError
 
-__all__ = ["AppRun", "Transport", "default_transport", "set_default_transport"]
+__all__ = ["AppRun", "InMemoryBroker", "Transport", "default_transport", "set_default_transport"]
 
 logger = logging.getLogger("fastkafka.app")
 consumer_logger = logging.getLogger("fastkafka.consumer")
@@ -155,3 +156,28 @@ class AppRun:
 def _log_background_end(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+class InMemoryBroker:
+    """While entered (``with`` or ``async with``), every app that starts without a transport of
+    its own runs on one shared in-memory broker — to drive apps outside a Tester, e.g. through a
+    web framework's lifespan in a test. Nothing is patched: it sets the process-wide default
+    transport and restores the previous one on exit.
+    """
+
+    def __init__(self, default_partitions: int = 1) -> None:
+        self.broker = _core.MemoryBroker(default_partitions)
+        self._previous: list[Transport | None] = []
+
+    def __enter__(self) -> _core.MemoryBroker:
+        self._previous.append(set_default_transport(self.broker))
+        return self.broker
+
+    def __exit__(self, *exc_info: object) -> None:
+        set_default_transport(self._previous.pop())
+
+    async def __aenter__(self) -> _core.MemoryBroker:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)

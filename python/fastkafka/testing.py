@@ -46,7 +46,7 @@ from . import _core
 from ._app import FastKafka
 from ._codecs import make_decoder
 from ._handlers import ConsumerSpec
-from ._lifecycle import Transport, default_transport, set_default_transport
+from ._lifecycle import InMemoryBroker, Transport, default_transport
 from ._mirrors import MirrorConsumer, MirrorProducer, mirror_codec
 from ._mocks import AwaitedMock, MockNamespace
 from ._threads import run_lifecycle
@@ -60,31 +60,6 @@ logger = logging.getLogger("fastkafka.testing")
 
 def _sugar_name(topic: str) -> str:
     return topic.replace(".", "_").replace("-", "_")
-
-
-class InMemoryBroker:
-    """While entered (``with`` or ``async with``), every app that starts without a transport of
-    its own runs on one shared in-memory broker — to drive apps outside a Tester, e.g. through a
-    web framework's lifespan in a test. Nothing is patched: it sets the process-wide default
-    transport and restores the previous one on exit.
-    """
-
-    def __init__(self, default_partitions: int = 1) -> None:
-        self.broker = _core.MemoryBroker(default_partitions)
-        self._previous: list[Transport | None] = []
-
-    def __enter__(self) -> _core.MemoryBroker:
-        self._previous.append(set_default_transport(self.broker))
-        return self.broker
-
-    def __exit__(self, *exc_info: object) -> None:
-        set_default_transport(self._previous.pop())
-
-    async def __aenter__(self) -> _core.MemoryBroker:
-        return self.__enter__()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.__exit__(*exc_info)
 
 
 # FastKafka's Tester is itself an app; these parts of an app's API have no meaning on ours.

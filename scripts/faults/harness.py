@@ -19,13 +19,12 @@ import argparse
 import asyncio
 import contextlib
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from items import Item, key_of  # noqa: E402
 from local_kafka import TansuBroker, local_clusters  # noqa: E402
+from scenarios import SCENARIOS, poison_records  # noqa: E402
 
 PARTITIONS = 4
 # How long a scenario may take to move everything once its fault is over.
@@ -284,103 +284,6 @@ class Scenario:
             seconds=time.monotonic() - started,
             order_by_key=order,
         )
-
-
-Fault = Callable[[Scenario, Stream], Awaitable[list[str]]]
-
-
-async def destination_killed(scenario: Scenario, stream: Stream) -> list[str]:
-    """1. The destination broker is killed (kill -9) mid-stream and restarted after longer
-    than the producer's message timeout (3 s)."""
-    scenario.start_worker()
-    await scenario.strike_after(stream.items // 5)
-    scenario.dest.kill()
-    await asyncio.sleep(6)  # the outage itself: twice the producer's message timeout
-    scenario.dest.start()
-    return ["destination down 6 s (message.timeout.ms = 3 s)"]
-
-
-async def source_killed(scenario: Scenario, stream: Stream) -> list[str]:
-    """2. The source broker is killed (kill -9) mid-stream and restarted."""
-    scenario.start_worker()
-    await scenario.strike_after(stream.items // 5)
-    scenario.source.kill()
-    await asyncio.sleep(6)  # the outage itself
-    scenario.source.start()
-    return ["source down 6 s"]
-
-
-async def worker_killed(scenario: Scenario, stream: Stream) -> list[str]:
-    """3. The worker is SIGKILLed mid-stream and started again."""
-    worker = scenario.start_worker()
-    await scenario.strike_after(stream.items // 3)
-    worker.signal(signal.SIGKILL)
-    worker.wait()
-    scenario.start_worker()
-    return ["duplicates: what was handled since the last commit (every 1 s)"]
-
-
-async def worker_terminated(scenario: Scenario, stream: Stream) -> list[str]:
-    """4. SIGTERM mid-batch, then a restart."""
-    worker = scenario.start_worker()
-    await scenario.strike_after(stream.items // 3)
-    worker.signal(signal.SIGTERM)
-    code = worker.wait()
-    scenario.start_worker()
-    return [f"first worker exited {code}"]
-
-
-async def worker_joins_and_leaves(scenario: Scenario, stream: Stream) -> list[str]:
-    """5. A second worker joins and leaves mid-stream (rebalances with batches in flight)."""
-    scenario.start_worker()
-    await scenario.strike_after(stream.items // 5)
-    second = scenario.start_worker()
-    await second.until_started()
-    await scenario.until_out_has(stream.items // 2)
-    second.signal(signal.SIGTERM)
-    code = second.wait()
-    return [f"second worker exited {code}"]
-
-
-async def poison(scenario: Scenario, stream: Stream) -> list[str]:
-    """6. Poison in the stream: invalid JSON, wrong schema, tombstones, non-UTF-8 header
-    values, a record whose output is over the size limit, random byte strings."""
-    scenario.start_worker()
-    return [f"{len(stream.poison)} poison records"]
-
-
-async def flaky_handler(scenario: Scenario, stream: Stream) -> list[str]:
-    """7. A handler that fails twice, then succeeds, for every 97th item."""
-    scenario.start_worker(flaky=True)
-    return ["every 97th item fails twice"]
-
-
-def poison_records(
-    count: int, seed: int = 6
-) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
-    rng = random.Random(seed)
-    fixed: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = [
-        (b"p", b"{not json", []),
-        (b"p", b'{"id": "seven", "payload": 1}', []),
-        (b"p", b"", []),  # a tombstone
-        (b"p", b'{"id": -5}', [("origin", b"\xff\xfe not utf-8")]),
-        # Valid, but what the app would send for it is over the client's message.max.bytes
-        # (1 MB): the handler fails, and so would the dead letter carrying it.
-        (b"p", Item(id=-6, payload="y" * 1_200_000).model_dump_json().encode(), []),
-    ]
-    noise = {bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))) for _ in range(count)}
-    return fixed + [(None, value, []) for value in sorted(noise) if value not in (b"",)]
-
-
-SCENARIOS: dict[str, Fault] = {
-    "1 destination killed": destination_killed,
-    "2 source killed": source_killed,
-    "3 worker SIGKILLed": worker_killed,
-    "4 worker SIGTERMed": worker_terminated,
-    "5 worker joins and leaves": worker_joins_and_leaves,
-    "6 poison": poison,
-    "7 handler fails twice": flaky_handler,
-}
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,8 @@
 //! call when asked (each call with its own delivery tracker), a warning for a slow batch, and
 //! each failure retried in place, dead-lettered or skipped as the consumer's
 //! [`FailurePolicy`](super::failures::FailurePolicy) says — the handler is called again with
-//! the records it did not reach, minus those of partitions rewound for a retry.
+//! the records it did not reach, minus those of partitions rewound for a retry, which are
+//! paused until their backoff is over.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use super::awaiting::AwaitingDelivery;
 use super::dead_letters::give_up;
 use super::failures::{Attempts, Failure, Handled, Rewind};
-use super::{pause_for_retry, BatchHandler, ConsumerLoopConfig};
+use super::{BatchHandler, ConsumerLoopConfig};
 use crate::delivery::DeliveryTracker;
 use crate::error::Result;
 use crate::metrics::BatchCounts;
@@ -264,4 +265,32 @@ pub(super) fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
         }
     }
     partitions
+}
+
+/// Pauses each partition to retry at its failed record, which is read again once the backoff
+/// is over ([`resume_due`]).
+pub(super) fn pause_for_retry(
+    consumer: &mut dyn ClusterConsumer,
+    paused: &mut Vec<(TopicPartition, Instant)>,
+    rewinds: Vec<Rewind>,
+) -> Result<()> {
+    for rewind in rewinds {
+        consumer.pause_at(&rewind.partition, rewind.offset)?;
+        paused.retain(|(partition, _)| *partition != rewind.partition);
+        paused.push((rewind.partition, Instant::now() + rewind.backoff));
+    }
+    Ok(())
+}
+
+/// Resumes the paused partitions whose backoff is over.
+pub(super) fn resume_due(
+    consumer: &mut dyn ClusterConsumer,
+    paused: &mut Vec<(TopicPartition, Instant)>,
+) -> Result<()> {
+    let now = Instant::now();
+    for (partition, _) in paused.iter().filter(|(_, at)| *at <= now) {
+        consumer.resume(partition)?;
+    }
+    paused.retain(|(_, at)| *at > now);
+    Ok(())
 }

@@ -42,7 +42,7 @@ use tokio::time::Instant;
 
 use awaiting::{store_delivered, AwaitingDelivery, Progress};
 use failures::{Attempts, FailurePolicy, Handled};
-use handling::{by_partition, handle_calls};
+use handling::{by_partition, handle_calls, pause_for_retry, resume_due};
 
 use crate::error::{Error, Result};
 use crate::metrics::ConsumerMetrics;
@@ -227,34 +227,6 @@ async fn commit_stored(consumer: &mut dyn ClusterConsumer) -> bool {
             false
         }
     }
-}
-
-/// Pauses each partition to retry at its failed record, which is read again once the backoff
-/// is over ([`resume_due`]).
-fn pause_for_retry(
-    consumer: &mut dyn ClusterConsumer,
-    paused: &mut Vec<(TopicPartition, Instant)>,
-    rewinds: Vec<failures::Rewind>,
-) -> Result<()> {
-    for rewind in rewinds {
-        consumer.pause_at(&rewind.partition, rewind.offset)?;
-        paused.retain(|(partition, _)| *partition != rewind.partition);
-        paused.push((rewind.partition, Instant::now() + rewind.backoff));
-    }
-    Ok(())
-}
-
-/// Resumes the paused partitions whose backoff is over.
-fn resume_due(
-    consumer: &mut dyn ClusterConsumer,
-    paused: &mut Vec<(TopicPartition, Instant)>,
-) -> Result<()> {
-    let now = Instant::now();
-    for (partition, _) in paused.iter().filter(|(_, at)| *at <= now) {
-        consumer.resume(partition)?;
-    }
-    paused.retain(|(_, at)| *at > now);
-    Ok(())
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {

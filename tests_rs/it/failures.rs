@@ -134,25 +134,8 @@ async fn a_failing_record_is_retried_in_place_while_other_partitions_go_on() {
     let broker = MemoryBroker::new();
     let cluster = broker.memory_cluster(&app.cluster_of(None).unwrap());
     cluster.create_topic("signals", 2).unwrap();
-    cluster.create_topic("probe", 2).unwrap();
     let harness = TestHarness::new(&app, broker.clone());
-    // Keys pick the partitions: find one key per partition.
-    let keys: Vec<Bytes> = (0..2)
-        .map(|partition| {
-            (0..)
-                .map(|k: u32| Bytes::from(format!("key{k}")))
-                .find(|key| {
-                    cluster
-                        .produce(
-                            "probe",
-                            vec![OutgoingRecord::new("x").with_key(key.clone())],
-                        )
-                        .unwrap();
-                    cluster.records("probe").last().unwrap().partition == partition
-                })
-                .unwrap()
-        })
-        .collect();
+    let keys = key_per_partition(&cluster, 2);
     let send = |partition: usize, text: &str| {
         cluster
             .produce(

@@ -24,6 +24,7 @@
 
 mod cluster;
 mod consumer;
+mod native;
 mod rebalance;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,100 @@
+//! What the consumer reads through librdkafka's C API where rust-rdkafka's safe API falls short:
+//! header keys that are not UTF-8 (rust-rdkafka panics on them) and the cached high watermark
+//! (rust-rdkafka only offers the blocking query).
+
+use bytes::Bytes;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+
+use super::rebalance::RebalanceCommitter;
+use crate::record::{Record, TimestampType};
+
+/// A consumed message as a [`Record`].
+pub(super) fn to_record(message: &BorrowedMessage<'_>) -> Record {
+    let headers = headers_of(message);
+    Record {
+        topic: message.topic().into(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+        timestamp_type: match message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(_) => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        },
+        key: message.key().map(Bytes::copy_from_slice),
+        value: message
+            .payload()
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default(),
+        headers,
+    }
+}
+
+/// The headers of `message`, read through librdkafka's C API.
+///
+/// rust-rdkafka's `Headers::iter` unwraps each key as UTF-8 and panics on any other bytes; a
+/// header key is whatever the producer sent, so one odd record would kill the consumer loop.
+/// Keys are read as bytes and decoded lossily (U+FFFD for invalid sequences); values stay
+/// bytes.
+fn headers_of(message: &BorrowedMessage<'_>) -> Vec<crate::record::Header> {
+    use rdkafka::bindings as ffi;
+
+    let mut headers_ptr: *mut ffi::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is the live message this borrow holds; librdkafka only writes
+    // the out-pointer, which stays owned by the message.
+    let found = unsafe { ffi::rd_kafka_message_headers(message.ptr(), &mut headers_ptr) };
+    if found != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers_ptr.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: `headers_ptr` belongs to the message and outlives this call.
+    let count = unsafe { ffi::rd_kafka_header_cnt(headers_ptr) };
+    let mut headers = Vec::with_capacity(count);
+    for index in 0..count {
+        let mut name: *const std::os::raw::c_char = std::ptr::null();
+        let mut value: *const std::os::raw::c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: as above; the out-pointers point into the message's own header storage.
+        let error = unsafe {
+            ffi::rd_kafka_header_get_all(headers_ptr, index, &mut name, &mut value, &mut size)
+        };
+        if error != ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            continue;
+        }
+        // SAFETY: librdkafka's header names are NUL-terminated; values are `size` bytes.
+        let key = unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        let value = if value.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) })
+        };
+        headers.push((key, value));
+    }
+    headers
+}
+
+/// The high watermark librdkafka last saw in a fetch response for the partition, without a
+/// request to the cluster (rust-rdkafka only offers the blocking query).
+pub(super) fn cached_high_watermark(
+    consumer: &StreamConsumer<RebalanceCommitter>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    use rdkafka::bindings as ffi;
+
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client pointer is alive while `consumer` is; librdkafka only writes the
+    // two out-parameters.
+    let error = unsafe {
+        ffi::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
