@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-use crate::record::TopicPartition;
+use crate::record::{Record, TopicPartition};
 
 /// Upper bounds (seconds) of the handler-duration histogram's buckets.
 const SECONDS_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
@@ -155,13 +155,17 @@ impl ConsumerMetrics {
         }
     }
 
-    /// The offset stored for commit in each partition (the next one to read).
-    pub fn set_stored(&self, partition: i32, next_offset: i64) {
+    /// The offsets stored for commit once `records` are done: per partition, the one after
+    /// its last record there (the next one to read).
+    pub fn set_stored(&self, records: &[Record]) {
         let mut partitions = self
             .partitions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        partitions.entry(partition).or_insert((0, -1)).1 = next_offset;
+        for record in records {
+            let stored = &mut partitions.entry(record.partition).or_insert((0, -1)).1;
+            *stored = (*stored).max(record.offset + 1);
+        }
     }
 }
 
@@ -368,7 +372,17 @@ mod tests {
             Duration::from_millis(2),
         );
         metrics.set_lag(&[(TopicPartition::new("t", 0), 5)]);
-        metrics.set_stored(0, 3);
+        let record = Record {
+            topic: "t".into(),
+            partition: 0,
+            offset: 2,
+            timestamp_ms: 0,
+            timestamp_type: Default::default(),
+            key: None,
+            value: Default::default(),
+            headers: Vec::new(),
+        };
+        metrics.set_stored(&[record]);
         let text = render();
         let l = r#"consumer="on_\"odd\"",cluster="k:9092",topic="t",group="g""#;
         for line in [

@@ -77,9 +77,7 @@ pub(super) async fn store_delivered(
                     consumer.store_offsets(&delivered.batch)?;
                     stored = true;
                     if let Some(metrics) = &config.metrics {
-                        for record in &delivered.batch {
-                            metrics.set_stored(record.partition, record.offset + 1);
-                        }
+                        metrics.set_stored(&delivered.batch);
                     }
                 }
             }

@@ -36,7 +36,7 @@ pub(super) async fn handle_calls<H: BatchHandler>(
         let started = Instant::now();
         let outcome = crate::delivery::tracking(
             tracker.clone(),
-            handle_polled(handler, &records, config, attempts),
+            handle_polled(handler, records, config, attempts),
         )
         .await?;
         if let Some(metrics) = &config.metrics {
@@ -66,7 +66,7 @@ pub(super) struct BatchOutcome {
 /// as the policy says, and returns what is done and what to retry. An `Err` stops the loop.
 pub(super) async fn handle_polled<H: BatchHandler>(
     handler: &mut H,
-    batch: &[Record],
+    batch: Vec<Record>,
     config: &ConsumerLoopConfig,
     attempts: &mut Attempts,
 ) -> Result<BatchOutcome> {
@@ -76,10 +76,10 @@ pub(super) async fn handle_polled<H: BatchHandler>(
         ..BatchCounts::default()
     };
     if config.one_partition_per_call {
-        for partition in by_partition(batch) {
+        for partition in by_partition(&batch) {
             handle_call(
                 handler,
-                partition,
+                &partition,
                 config,
                 attempts,
                 &mut rewinds,
@@ -88,22 +88,17 @@ pub(super) async fn handle_polled<H: BatchHandler>(
             .await?;
         }
     } else {
-        let records = batch.to_vec();
-        handle_call(
-            handler,
-            records,
-            config,
-            attempts,
-            &mut rewinds,
-            &mut counts,
-        )
-        .await?;
+        handle_call(handler, &batch, config, attempts, &mut rewinds, &mut counts).await?;
     }
-    let done: Vec<Record> = batch
-        .iter()
-        .filter(|record| !is_rewound(&rewinds, record))
-        .cloned()
-        .collect();
+    // The batch is moved, not copied, unless a partition was rewound (the common case).
+    let done: Vec<Record> = if rewinds.is_empty() {
+        batch
+    } else {
+        batch
+            .into_iter()
+            .filter(|record| !is_rewound(&rewinds, record))
+            .collect()
+    };
     // Nothing to look up unless a record is being retried (the common case).
     let retried = if attempts.is_empty() {
         &[][..]
@@ -140,65 +135,90 @@ fn is_rewound(rewinds: &[Rewind], record: &Record) -> bool {
 }
 
 /// One handler call and its follow-ups: after a stop at a retryable failure, the handler is
-/// called again with the records it did not reach, minus those of rewound partitions.
+/// called again with the records it did not reach, minus those of rewound partitions (copied
+/// only then).
 async fn handle_call<H: BatchHandler>(
     handler: &mut H,
-    mut records: Vec<Record>,
+    records: &[Record],
     config: &ConsumerLoopConfig,
     attempts: &mut Attempts,
     rewinds: &mut Vec<Rewind>,
     counts: &mut BatchCounts,
 ) -> Result<()> {
-    while !records.is_empty() {
-        let handled = handle_watched(handler, &records, config).await?;
-        for failure in &handled.failures {
-            let failed: Vec<&Record> = failure
-                .indices
-                .iter()
-                .filter_map(|&index| records.get(index))
-                .collect();
-            let Some(&first) = failed.first() else {
-                continue;
-            };
-            if is_rewound(rewinds, first) {
-                continue; // a concurrent handler's later record of a partition already rewound
-            }
-            counts.failed += failed.len() as u64;
-            let attempt = match (failure.retryable, config.failures.retry) {
-                (true, Some(policy)) => {
-                    let attempt = attempts.failed(first);
-                    if attempt < policy.attempts {
-                        let backoff = policy.backoff_before(attempt + 1);
-                        log_retry(config, first, failure, attempt, policy.attempts, backoff);
-                        rewinds.push(Rewind {
-                            partition: first.topic_partition(),
-                            offset: first.offset,
-                            backoff,
-                        });
-                        counts.retried += 1;
-                        continue;
-                    }
-                    attempts.processed(first);
-                    attempt
-                }
-                _ => 1,
-            };
-            give_up(config, &failed, failure, attempt).await?;
-            match config.failures.dead_letter {
-                Some(_) => counts.dead_lettered += failed.len() as u64,
-                None => counts.skipped += failed.len() as u64,
-            }
+    let Some(next) = handle_once(handler, records, config, attempts, rewinds, counts).await? else {
+        return Ok(());
+    };
+    let mut remaining = not_rewound(&records[next..], rewinds);
+    while !remaining.is_empty() {
+        match handle_once(handler, &remaining, config, attempts, rewinds, counts).await? {
+            None => break,
+            Some(next) => remaining = not_rewound(&remaining[next..], rewinds),
         }
-        let next = handled
-            .stopped_after
-            .map_or(records.len(), |after| after + 1);
-        records = records
-            .split_off(next.min(records.len()))
-            .into_iter()
-            .filter(|record| !is_rewound(rewinds, record))
-            .collect();
     }
     Ok(())
+}
+
+fn not_rewound(records: &[Record], rewinds: &[Rewind]) -> Vec<Record> {
+    records
+        .iter()
+        .filter(|record| !is_rewound(rewinds, record))
+        .cloned()
+        .collect()
+}
+
+/// One handler call over `records`, each failure dealt with; returns where to go on from if
+/// the handler stopped before the end.
+async fn handle_once<H: BatchHandler>(
+    handler: &mut H,
+    records: &[Record],
+    config: &ConsumerLoopConfig,
+    attempts: &mut Attempts,
+    rewinds: &mut Vec<Rewind>,
+    counts: &mut BatchCounts,
+) -> Result<Option<usize>> {
+    let handled = handle_watched(handler, records, config).await?;
+    for failure in &handled.failures {
+        let failed: Vec<&Record> = failure
+            .indices
+            .iter()
+            .filter_map(|&index| records.get(index))
+            .collect();
+        let Some(&first) = failed.first() else {
+            continue;
+        };
+        if is_rewound(rewinds, first) {
+            continue; // a concurrent handler's later record of a partition already rewound
+        }
+        counts.failed += failed.len() as u64;
+        let attempt = match (failure.retryable, config.failures.retry) {
+            (true, Some(policy)) => {
+                let attempt = attempts.failed(first);
+                if attempt < policy.attempts {
+                    let backoff = policy.backoff_before(attempt + 1);
+                    log_retry(config, first, failure, attempt, policy.attempts, backoff);
+                    rewinds.push(Rewind {
+                        partition: first.topic_partition(),
+                        offset: first.offset,
+                        backoff,
+                    });
+                    counts.retried += 1;
+                    continue;
+                }
+                attempts.processed(first);
+                attempt
+            }
+            _ => 1,
+        };
+        give_up(config, &failed, failure, attempt).await?;
+        match config.failures.dead_letter {
+            Some(_) => counts.dead_lettered += failed.len() as u64,
+            None => counts.skipped += failed.len() as u64,
+        }
+    }
+    Ok(handled
+        .stopped_after
+        .map(|after| after + 1)
+        .filter(|next| *next < records.len()))
 }
 
 fn log_retry(
