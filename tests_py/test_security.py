@@ -161,7 +161,8 @@ async def test_a_mechanism_the_broker_does_not_offer_fails_the_start_at_once(
     secured: dict[str, Any],
 ) -> None:
     """Tansu 0.6.0 offers no PLAIN in its handshake: librdkafka reports an authentication
-    failure, which fails the start without waiting out start_timeout."""
+    failure, which fails the start without waiting out start_timeout (the error is the
+    refusal, not "no answer ... within")."""
     app, _ = app_on(
         secured["broker"].bootstrap_servers,
         security_protocol="SASL_PLAINTEXT",
@@ -169,12 +170,9 @@ async def test_a_mechanism_the_broker_does_not_offer_fails_the_start_at_once(
         sasl_plain_username="carol",
         sasl_plain_password=PASSWORD,
     )
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     with pytest.raises(TransportError, match="refused the connection's security") as failed:
         await round_trip(app, asyncio.Event())
     assert "PLAIN" in str(failed.value) and PASSWORD not in str(failed.value)
-    assert loop.time() - started < 8, "failed before start_timeout"
 
 
 def scram_over_tls(tls_proxy: str, cafile: Path) -> tuple[FastKafka, asyncio.Event]:
