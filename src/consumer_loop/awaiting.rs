@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::dead_letters::dead_letter_undelivered;
 use super::failures::{Attempts, Rewind};
+use super::handling::is_rewound;
 use super::ConsumerLoopConfig;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
@@ -142,14 +143,9 @@ fn rewind(
             }),
         }
     }
-    let is_rewound = |record: &Record| {
-        rewinds.iter().any(|rewind| {
-            *rewind.partition.topic == *record.topic
-                && rewind.partition.partition == record.partition
-        })
-    };
+    // Later batches hold only later offsets of these partitions: all of them go.
     for later in awaiting.iter_mut() {
-        later.batch.retain(|record| !is_rewound(record));
+        later.batch.retain(|record| !is_rewound(&rewinds, record));
     }
     rewinds
 }

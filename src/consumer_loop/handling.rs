@@ -126,7 +126,8 @@ pub(super) async fn handle_polled<H: BatchHandler>(
     })
 }
 
-fn is_rewound(rewinds: &[Rewind], record: &Record) -> bool {
+/// Whether `record` is at or after the offset its partition is rewound to.
+pub(super) fn is_rewound(rewinds: &[Rewind], record: &Record) -> bool {
     rewinds.iter().any(|rewind| {
         *rewind.partition.topic == *record.topic
             && rewind.partition.partition == record.partition

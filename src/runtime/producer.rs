@@ -68,13 +68,9 @@ impl ProducerHandle {
             .clone()
     }
 
-    /// The bound cluster, or [`Error::Closed`] while the runtime is stopped.
-    pub fn bound(&self) -> Result<Arc<dyn Cluster>> {
-        self.cluster().ok_or(Error::Closed("the producer's app"))
-    }
-
-    /// The bound cluster and a counter of the records sent there ([`crate::metrics`]).
-    pub fn bound_counted(&self) -> Result<(Arc<dyn Cluster>, Arc<ProducerMetrics>)> {
+    /// The bound cluster and the counter of the records sent there ([`crate::metrics`]), or
+    /// [`Error::Closed`] while the runtime is stopped.
+    pub fn bound(&self) -> Result<(Arc<dyn Cluster>, Arc<ProducerMetrics>)> {
         self.binding()
             .map(|binding| (binding.cluster, binding.metrics))
             .ok_or(Error::Closed("the producer's app"))
@@ -85,7 +81,7 @@ impl ProducerHandle {
     /// from a consumer's handler, the records count towards that batch's deliveries
     /// ([`crate::delivery::current`]): its offsets are stored only once they are delivered.
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
-        let (cluster, metrics) = self.bound_counted()?;
+        let (cluster, metrics) = self.bound()?;
         metrics.record_sent(records.len() as u64);
         let tracker = crate::delivery::current();
         crate::transport::produce_when_room(&*cluster, &self.0.topic, records, tracker.as_ref())
