@@ -20,7 +20,7 @@ $(VENV_STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "maturin>=1.9.4,<2" "pydantic>=2.5" "typer>=0.12" "pytest>=8" \
 		"pytest-asyncio>=0.24" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "aiokafka>=0.11" \
-		"fastavro>=1.9" "fastapi>=0.110" \
+		"fastavro>=1.9" "fastapi>=0.110" "opentelemetry-sdk>=1.20" \
 		"jsonschema>=4.18" "pyyaml>=6"
 	touch $@
 

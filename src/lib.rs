@@ -39,6 +39,7 @@
 //!   ([`RetryPolicy`], dead-letter topics).
 //! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced.
 //! - [`metrics`]: the consumers' and producers' figures in Prometheus' text format.
+//! - `spans`: the engine's `tracing` spans (handler calls, messages, sends), listed there.
 //! - [`error`]: the one [`Error`] enum.
 //! - `python` (feature `python`): the `fastkafka._core` extension module, the Python facade
 //!   over [`runtime`].
@@ -54,6 +55,7 @@ pub mod error;
 pub mod metrics;
 pub mod record;
 pub mod runtime;
+mod spans;
 pub mod transport;
 
 #[cfg(feature = "python")]

@@ -14,6 +14,8 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``fastkafka.failures``: :class:`RetryPolicy` and dead letters — what a consumer does with
   messages it cannot process (decided by the engine, ``src/consumer_loop/failures.rs``);
+- ``fastkafka.metrics`` (Prometheus text of the engine's figures) and ``fastkafka.tracing``
+  (OpenTelemetry spans and ``traceparent`` headers, optional);
 - ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions), ``_threads`` (the thread pools for

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._benchmark import Throughput
@@ -33,6 +33,9 @@ from ._runner import ConsumerRunner
 from .exceptions import AppNotStartedError, ConfigError
 from .executors import Executor, executor_from
 from .failures import RetryPolicy
+
+if TYPE_CHECKING:
+    from .tracing import Tracing
 
 __all__ = ["FastKafka"]
 
@@ -86,6 +89,8 @@ class FastKafka:
         # The current run: started, supervised and stopped on the runtime.
         self._run = AppRun()
         self._recorders: dict[str, CallRecorder] | None = None
+        # OpenTelemetry spans, once fastkafka.tracing.instrument(app) is called.
+        self._tracing: Tracing | None = None
         self._background_functions: list[Callable[[], Coroutine[Any, Any, Any]]] = []
         self._lifespan_context: AbstractAsyncContextManager[Any] | None = None
         self.mocks = MockNamespace({})
@@ -208,6 +213,7 @@ class FastKafka:
                 spec,
                 functools.partial(self._recorder_of, spec.name),
                 functools.partial(self._run.fail, spec.name),
+                lambda: self._tracing,
             )
             self._runtime.add_consumer(
                 spec.name,
@@ -273,7 +279,12 @@ class FastKafka:
                     raise AppNotStartedError(
                         f"producer '{spec.name}': the app stopped before the message was sent"
                     )
-                backpressure = spec.send(producer, returned)
+                tracing = self._tracing
+                if tracing is None:
+                    backpressure = spec.send(producer, returned)
+                else:
+                    with tracing.sending(spec, spec.count(returned)) as trace_headers:
+                        backpressure = spec.send(producer, returned, trace_headers)
                 if backpressure is not None:
                     await backpressure  # the producer queue is full: wait for room
                 return returned

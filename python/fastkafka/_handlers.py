@@ -220,18 +220,48 @@ class ProducerSpec:
             keyed=keyed,
         )
 
-    def send(self, producer: _core.Producer, returned: Any) -> Awaitable[None] | None:
+    def send(
+        self,
+        producer: _core.Producer,
+        returned: Any,
+        trace_headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[None] | None:
         """Send a producer's return value: one record, or a list as one batch; a KafkaEvent
-        adds its key and headers to each record. Called from a consumer's handler, the records
-        count towards that batch's deliveries. Returns an awaitable to await when the producer
-        queue is full (backpressure), else None."""
+        adds its key and headers to each record, and ``trace_headers`` (fastkafka.tracing)
+        replace any of the same name. Called from a consumer's handler, the records count
+        towards that batch's deliveries. Returns an awaitable to await when the producer queue
+        is full (backpressure), else None."""
         tracker = current_deliveries.get()
         if isinstance(returned, KafkaEvent):
-            key, headers = returned.key, normalize_headers(returned.headers)
+            key, headers = (
+                returned.key,
+                _with_trace(normalize_headers(returned.headers), trace_headers),
+            )
             items = returned.message if isinstance(returned.message, list) else [returned.message]
             return producer.produce([(key, self.encode(item), headers) for item in items], tracker)
         if isinstance(returned, list):
-            return producer.produce([(None, self.encode(item), None) for item in returned], tracker)
-        if returned is not None:
-            return producer.send(self.encode(returned), None, tracker)
-        return None
+            return producer.produce(
+                [(None, self.encode(item), trace_headers) for item in returned], tracker
+            )
+        if returned is None:
+            return None
+        if trace_headers:
+            return producer.produce([(None, self.encode(returned), trace_headers)], tracker)
+        return producer.send(self.encode(returned), None, tracker)
+
+    @staticmethod
+    def count(returned: Any) -> int:
+        """How many records ``send`` makes of a return value."""
+        message = returned.message if isinstance(returned, KafkaEvent) else returned
+        if isinstance(message, list):
+            return len(message)
+        return 0 if message is None else 1
+
+
+def _with_trace(
+    headers: list[tuple[str, bytes]] | None, trace_headers: list[tuple[str, bytes]] | None
+) -> list[tuple[str, bytes]] | None:
+    if not trace_headers:
+        return headers
+    replaced = {name for name, _ in trace_headers}
+    return [pair for pair in headers or () if pair[0] not in replaced] + trace_headers

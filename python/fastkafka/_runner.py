@@ -11,7 +11,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._codecs import describe_decode_error
@@ -21,6 +21,9 @@ from ._mocks import CallRecorder
 from ._threads import call_handler
 from .exceptions import HandlerError
 from .executors import DynamicTaskExecutor
+
+if TYPE_CHECKING:
+    from .tracing import Tracing
 
 __all__ = ["ConsumerRunner"]
 
@@ -43,9 +46,12 @@ class ConsumerRunner:
         spec: ConsumerSpec,
         recorder: Callable[[], CallRecorder | None],
         fail: Callable[[BaseException], None],
+        tracing: Callable[[], Tracing | None],
     ) -> None:
         # The mock recorder of this consumer while the app's mocks are on (Tester), else None.
         self._recorder = recorder
+        # The app's OpenTelemetry spans while it is instrumented (fastkafka.tracing), else None.
+        self._tracing = tracing
         # Fails the app: its first error is what wait_for_failure and `async with` report.
         self._fail = fail
         self._spec = spec
@@ -113,6 +119,9 @@ class ConsumerRunner:
         """Handles ``records``, adding what fails to ``failures``; returns the index it stopped
         after, at a retryable failure (the records after it were not handled), or None."""
         spec = self._spec
+        tracing = self._tracing()
+        if tracing is not None:
+            return await self._handle_traced(tracing, records, failures)
         if spec.batch:  # the runtime hands a batch consumer one partition per call
             await self._handle_partition_batch(records, failures)
             return None
@@ -154,6 +163,44 @@ class ConsumerRunner:
                 if not self._handler_failed(error, [index], failures):
                     return index
         return None
+
+    async def _handle_traced(
+        self, tracing: Tracing, records: list[_core.Record], failures: list[Failure]
+    ) -> int | None:
+        """``_handle_batch`` with a span per record, or per call of a batch handler."""
+        if self._spec.batch:
+            with tracing.processing_batch(self._spec, records) as span:
+                mine: list[Failure] = []
+                await self._handle_partition_batch(records, mine)
+                _mark_failed(tracing, span, mine)
+                failures.extend(mine)
+            return None
+        if self._slots is not None:
+            slots = self._slots
+
+            async def in_slot(index: int, record: _core.Record) -> None:
+                async with slots:
+                    await self._traced_one(tracing, index, record, failures)
+
+            await asyncio.gather(*(in_slot(i, r) for i, r in enumerate(records)))
+            return None
+        for index, record in enumerate(records):
+            if not await self._traced_one(tracing, index, record, failures):
+                return index
+        return None
+
+    async def _traced_one(
+        self, tracing: Tracing, index: int, record: _core.Record, failures: list[Failure]
+    ) -> bool:
+        """Decode and handle one record in its consumer span; False if it failed with an error
+        to retry."""
+        with tracing.processing(self._spec, record) as span:
+            mine: list[Failure] = []
+            call = self._prepare((index, record), mine)
+            handled = call is None or await self._call(call[0], [index], mine)
+            _mark_failed(tracing, span, mine)
+            failures.extend(mine)
+        return handled
 
     def _prepare(
         self, indexed: tuple[int, _core.Record], failures: list[Failure]
@@ -229,3 +276,8 @@ class ConsumerRunner:
         described = describe_decode_error(error, record.value)
         model = self._spec.message_type.__name__
         return ([index], model, False, type(error).__name__, described, None)
+
+
+def _mark_failed(tracing: Tracing, span: Any, failures: list[Failure]) -> None:
+    for _, _, _, error_type, message, details in failures:
+        tracing.failed(span, error_type, message, details)

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use super::Codec;
 use crate::consumer_loop::failures::{Failure, FailureKind, Handled};
@@ -112,6 +113,7 @@ where
     async fn handle_one(&self, index: usize, record: &Record) -> Option<Failure> {
         match self.codec.decode(&record.value) {
             Ok(value) => (self.handler)(value, Metadata::of(record))
+                .instrument(crate::spans::process(record))
                 .await
                 .err()
                 .map(|error| handler_failure(vec![index], &error)),

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::awaiting::AwaitingDelivery;
 use super::dead_letters::give_up;
@@ -249,10 +250,11 @@ async fn handle_watched<H: BatchHandler>(
     batch: &[Record],
     config: &ConsumerLoopConfig,
 ) -> Result<Handled> {
+    let span = crate::spans::handle_batch(&config.name, batch);
     let Some(limit) = config.slow_batch_warning else {
-        return handler.handle(batch).await;
+        return handler.handle(batch).instrument(span).await;
     };
-    let handling = handler.handle(batch);
+    let handling = handler.handle(batch).instrument(span);
     tokio::pin!(handling);
     tokio::select! {
         handled = &mut handling => return handled,

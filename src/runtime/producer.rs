@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+use tracing::Instrument;
+
 use crate::error::{Error, Result};
 use crate::metrics::ProducerMetrics;
 use crate::record::OutgoingRecord;
@@ -83,8 +85,15 @@ impl ProducerHandle {
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
         let (cluster, metrics) = self.bound()?;
         metrics.record_sent(records.len() as u64);
+        let span = crate::spans::send(
+            &self.0.name,
+            &self.0.topic,
+            cluster.id().bootstrap_servers(),
+            records.len(),
+        );
         let tracker = crate::delivery::current();
         crate::transport::produce_when_room(&*cluster, &self.0.topic, records, tracker.as_ref())
+            .instrument(span)
             .await
     }
 
