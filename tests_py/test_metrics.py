@@ -1,12 +1,14 @@
 """The metrics an app's consumers and producers report (Prometheus' text format), read as an
-operator's scraper would: per consumer records by outcome, lag per partition, records sent."""
+operator's scraper would: per consumer records by outcome, lag per partition; per cluster and
+topic what was sent, delivered and is pending, and delivery latency through librdkafka."""
 
 from __future__ import annotations
 
 import re
 
 from delivery_helpers import Handled, Order
-from kafka_helpers import TIMEOUT
+from kafka_helpers import TIMEOUT, read_all
+from local_kafka import TansuBroker
 
 from fastkafka import FastKafka, RetryPolicy, metrics
 from fastkafka.testing import Tester
@@ -60,6 +62,44 @@ async def test_a_consumers_records_by_outcome_its_lag_and_what_it_sent() -> None
         # Read again after the rewind for 13's retry: 13 at least, maybe those after it too.
         assert sample(text, records, outcome="consumed", **ours) >= 5
         assert sample(text, "fastkafka_consumer_lag", partition="0", **ours) == 0
-        sent = "fastkafka_producer_records_sent_total"
-        assert sample(text, sent, cluster="metrics:9092", topic="shipped") == 2
+        produced = "fastkafka_producer_records_total"
+        ship = {"cluster": "metrics:9092", "topic": "shipped"}
+        assert sample(text, produced, outcome="sent", **ship) == 2
+        assert sample(text, produced, outcome="delivered", **ship) == 2
+        assert sample(text, "fastkafka_producer_records_pending", **ship) == 0
+        # Every record the cluster's client was handed counts: the Tester's own sends and
+        # the dead letters too.
+        assert sample(text, produced, outcome="sent", cluster="metrics:9092", topic="orders") == 4
+        dead_letters = {"cluster": "metrics:9092", "topic": "orders_dlt"}
+        assert sample(text, produced, outcome="delivered", **dead_letters) == 2
     assert "on_orders" not in metrics.render(), "a stopped app's consumers are not reported"
+
+
+async def test_records_sent_through_librdkafka_are_counted_delivered_with_their_latency(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("shipped")
+    host, port = cluster.bootstrap_servers.split(":")
+    app = FastKafka(kafka_brokers={"localhost": {"url": host, "port": int(port)}})
+
+    @app.produces()
+    async def to_shipped(order: Order) -> Order:
+        return order
+
+    produced = "fastkafka_producer_records_total"
+    ours = {"cluster": cluster.bootstrap_servers, "topic": "shipped"}
+    async with app:
+        for order_id in range(20):
+            await to_shipped(Order(id=order_id))
+    # The stop flushed the client: every record has its answer. A cluster's producer figures
+    # outlive the app (counters never go back).
+    text = metrics.render()
+    assert len(await read_all(cluster.bootstrap_servers, "shipped", 20)) == 20
+    assert sample(text, produced, outcome="delivered", **ours) == 20
+    assert sample(text, produced, outcome="sent", **ours) == 20
+    assert sample(text, produced, outcome="failed", **ours) == 0
+    assert sample(text, "fastkafka_producer_records_pending", **ours) == 0
+    latency = "fastkafka_producer_delivery_seconds"
+    assert sample(text, f"{latency}_count", **ours) == 20, "each delivery's latency is known"
+    assert sample(text, f"{latency}_sum", **ours) > 0

@@ -177,13 +177,15 @@ def test_metrics_of_every_worker_show_the_records_handled_and_the_lag_falling_to
         cluster, tmp_path / "handled.txt", options=("--metrics-port", str(port))
     )
 
-    def figures() -> tuple[float, list[float], set[str]]:
+    def figures() -> tuple[float, list[float], float, set[str]]:
         samples = scrape(port)
         records = samples.get("fastkafka_consumer_records_total", [])
         handled = sum(v for labels, v in records if labels["outcome"] == "handled")
         lags = [v for _, v in samples.get("fastkafka_consumer_lag", [])]
+        # A fresh topic: the offsets committed on all partitions add up to the records.
+        committed = sum(v for _, v in samples.get("fastkafka_consumer_committed_offset", []))
         workers = {labels["worker"] for labels, _ in records}
-        return handled, lags, workers
+        return handled, lags, committed, workers
 
     try:
         watcher.wait_until(split_between_two)
@@ -191,12 +193,15 @@ def test_metrics_of_every_worker_show_the_records_handled_and_the_lag_falling_to
         asyncio.run(produce(cluster.bootstrap_servers, "counted", records))
         deadline = time.monotonic() + TIMEOUT
         while True:
-            handled, lags, workers = figures()
-            if handled == RECORDS and len(lags) == PARTITIONS and not any(lags):
+            handled, lags, committed, workers = figures()
+            caught_up = len(lags) == PARTITIONS and not any(lags)
+            if handled == RECORDS and caught_up and committed == RECORDS:
                 break
-            assert time.monotonic() < deadline, f"handled {handled}, lags {lags}"
+            assert time.monotonic() < deadline, f"handled {handled}, lags {lags}, {committed=}"
             time.sleep(0.2)  # the workers refresh their figures every second
         assert workers == {"0", "1"}, "each worker's figures, labelled"
+        rebalances = scrape(port)["fastkafka_consumer_rebalances_total"]
+        assert all(v >= 1 for _, v in rebalances), f"each was assigned partitions: {rebalances}"
         sent = scrape(port)["fastkafka_consumer_records_total"]
         consumed = sum(v for labels, v in sent if labels["outcome"] == "consumed")
         assert consumed == RECORDS

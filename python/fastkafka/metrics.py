@@ -1,9 +1,11 @@
 """Metrics in Prometheus' text format: what this process's consumers and producers did.
 
-The figures are the engine's (``src/metrics.rs``, the same for Rust apps): records consumed,
-handled, failed, retried, dead-lettered and skipped per consumer; batches and their handling
-time; lag and stored offsets per partition; records sent per producer. In an app served by a
-web framework, expose :func:`render` on a route::
+The figures are the engine's (``src/metrics/``, the same for Rust apps): records consumed,
+handled, failed, retried, dead-lettered and skipped per consumer; batches, their handling time
+and rebalances; lag, stored and committed offsets per partition; per cluster and topic the
+records sent, delivered, failed and pending, and the delivery latency. ``FASTKAFKA_METRICS=off``
+in the environment turns recording off. In an app served by a web framework, expose
+:func:`render` on a route::
 
     @fastapi_app.get("/metrics")
     def metrics() -> Response:

@@ -219,9 +219,14 @@ enum Wake {
 }
 
 /// Commits what the consumer stored; a failure is logged and retried at the next interval.
-async fn commit_stored(consumer: &mut dyn ClusterConsumer) -> bool {
+async fn commit_stored(consumer: &mut dyn ClusterConsumer, config: &ConsumerLoopConfig) -> bool {
     match consumer.commit().await {
-        Ok(()) => true,
+        Ok(()) => {
+            if let Some(metrics) = &config.metrics {
+                metrics.set_committed();
+            }
+            true
+        }
         Err(error) => {
             tracing::warn!(%error, "periodic commit failed; will retry");
             false
@@ -293,7 +298,7 @@ async fn run<H: BatchHandler>(
         let polled = match polled {
             Wake::Polled(polled) => Some(polled),
             Wake::Commit => {
-                uncommitted = !commit_stored(consumer.as_mut()).await;
+                uncommitted = !commit_stored(consumer.as_mut(), &config).await;
                 last_commit = Instant::now();
                 continue;
             }
@@ -319,6 +324,7 @@ async fn run<H: BatchHandler>(
                     retry_after = FIRST_RETRY;
                     if let Some(metrics) = &config.metrics {
                         metrics.set_lag(&consumer.lag());
+                        metrics.set_rebalances(consumer.rebalances());
                     }
                     batch
                 }
@@ -393,7 +399,7 @@ async fn run<H: BatchHandler>(
             .commit_interval
             .is_some_and(|interval| last_commit.elapsed() >= interval)
         {
-            uncommitted = !commit_stored(consumer.as_mut()).await;
+            uncommitted = !commit_stored(consumer.as_mut(), &config).await;
             last_commit = Instant::now();
         }
     };

@@ -54,8 +54,7 @@ impl PyProducer {
         records: Vec<RecordTuple>,
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let (cluster, metrics) = self.0.bound().map_err(to_py_err)?;
-        metrics.record_sent(records.len() as u64);
+        let cluster = self.0.bound().map_err(to_py_err)?;
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
         hand_over(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
     }
@@ -69,8 +68,7 @@ impl PyProducer {
         key: Option<&[u8]>,
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let (cluster, metrics) = self.0.bound().map_err(to_py_err)?;
-        metrics.record_sent(1);
+        let cluster = self.0.bound().map_err(to_py_err)?;
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
         hand_over(
             py,

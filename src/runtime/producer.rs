@@ -8,7 +8,6 @@ use std::sync::{Arc, RwLock};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::metrics::ProducerMetrics;
 use crate::record::OutgoingRecord;
 use crate::transport::Cluster;
 
@@ -19,14 +18,7 @@ pub struct ProducerHandle(Arc<Slot>);
 struct Slot {
     name: String,
     topic: String,
-    cluster: RwLock<Option<Binding>>,
-}
-
-/// A running producer's cluster and the figures of what it sends there.
-#[derive(Clone)]
-struct Binding {
-    cluster: Arc<dyn Cluster>,
-    metrics: Arc<ProducerMetrics>,
+    cluster: RwLock<Option<Arc<dyn Cluster>>>,
 }
 
 impl fmt::Debug for ProducerHandle {
@@ -59,10 +51,6 @@ impl ProducerHandle {
 
     /// The cluster it sends to while its runtime runs; `None` while stopped.
     pub fn cluster(&self) -> Option<Arc<dyn Cluster>> {
-        self.binding().map(|binding| binding.cluster)
-    }
-
-    fn binding(&self) -> Option<Binding> {
         self.0
             .cluster
             .read()
@@ -70,12 +58,9 @@ impl ProducerHandle {
             .clone()
     }
 
-    /// The bound cluster and the counter of the records sent there ([`crate::metrics`]), or
-    /// [`Error::Closed`] while the runtime is stopped.
-    pub fn bound(&self) -> Result<(Arc<dyn Cluster>, Arc<ProducerMetrics>)> {
-        self.binding()
-            .map(|binding| (binding.cluster, binding.metrics))
-            .ok_or(Error::Closed("the producer's app"))
+    /// The bound cluster, or [`Error::Closed`] while the runtime is stopped.
+    pub fn bound(&self) -> Result<Arc<dyn Cluster>> {
+        self.cluster().ok_or(Error::Closed("the producer's app"))
     }
 
     /// Hands `records` to the cluster's client in order, awaiting room while its queue is
@@ -83,8 +68,7 @@ impl ProducerHandle {
     /// from a consumer's handler, the records count towards that batch's deliveries
     /// ([`crate::delivery::current`]): its offsets are stored only once they are delivered.
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
-        let (cluster, metrics) = self.bound()?;
-        metrics.record_sent(records.len() as u64);
+        let cluster = self.bound()?;
         let span = crate::spans::send(
             &self.0.name,
             &self.0.topic,
@@ -98,21 +82,13 @@ impl ProducerHandle {
     }
 
     pub(super) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {
-        let binding = cluster.map(|cluster| Binding {
-            metrics: ProducerMetrics::register(
-                cluster.id().bootstrap_servers().to_owned(),
-                self.0.topic.clone(),
-            ),
-            cluster,
-        });
         std::mem::replace(
             &mut *self
                 .0
                 .cluster
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            binding,
+            cluster,
         )
-        .map(|previous| previous.cluster)
     }
 }

@@ -159,12 +159,12 @@ impl Runtime {
                 retry: settings.retry,
                 dead_letter,
             },
-            metrics: Some(ConsumerMetrics::register(ConsumerLabels {
+            metrics: ConsumerMetrics::register(ConsumerLabels {
                 consumer: consumer.name.clone(),
                 cluster: cluster.id().bootstrap_servers().to_owned(),
                 topic: consumer.topic.clone(),
                 group: group_id.clone().unwrap_or_default(),
-            })),
+            }),
             ..ConsumerLoopConfig::default()
         };
         Ok(RunningConsumer {

@@ -288,6 +288,11 @@ pub trait ClusterConsumer: Send + fmt::Debug {
         Vec::new()
     }
 
+    /// How many times the group assigned it partitions or took some away so far.
+    fn rebalances(&self) -> u64 {
+        0
+    }
+
     /// Commits, leaves the group and releases the partitions.
     async fn close(self: Box<Self>) -> Result<()>;
 }

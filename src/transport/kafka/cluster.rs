@@ -17,6 +17,7 @@ use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
+use crate::metrics::ClusterProducerMetrics;
 use crate::record::OutgoingRecord;
 use crate::transport::{
     ClientProperties, Cluster, ClusterConsumer, Subscription, QUEUE_FULL_TIMEOUT,
@@ -35,6 +36,8 @@ pub struct KafkaCluster {
     security_protocol: String,
     /// Where records sent outside a consumer's batch report; nobody waits for it.
     untracked: Arc<DeliveryTracker>,
+    /// What it was sent, per topic ([`crate::metrics`]; the reporter counts the answers).
+    producer_metrics: Option<Arc<ClusterProducerMetrics>>,
 }
 
 impl KafkaCluster {
@@ -53,10 +56,12 @@ impl KafkaCluster {
         }
         let delivery_failures = Arc::new(AtomicU64::new(0));
         let security_failure = Arc::new(Mutex::new(None));
+        let producer_metrics = ClusterProducerMetrics::of(id.bootstrap_servers());
         let reporter = DeliveryReporter {
             cluster: id.clone(),
             failures: delivery_failures.clone(),
             security_failure: security_failure.clone(),
+            metrics: producer_metrics.clone(),
         };
         let producer = config
             .create_with_context(reporter)
@@ -72,6 +77,7 @@ impl KafkaCluster {
                 .or_else(|| properties.get("security.protocol"))
                 .map_or_else(|| "plaintext".to_owned(), |p| p.to_lowercase()),
             untracked: DeliveryTracker::new(),
+            producer_metrics,
         })
     }
 
@@ -125,6 +131,11 @@ impl Cluster for KafkaCluster {
     ) -> Result<Vec<OutgoingRecord>> {
         // Untracked records report to the cluster's own tracker, which nobody waits for.
         let tracker = tracker.unwrap_or(&self.untracked);
+        let count_sent = |count: usize| {
+            if let (Some(metrics), true) = (&self.producer_metrics, count > 0) {
+                metrics.sent(topic, count as u64);
+            }
+        };
         for (index, record) in records.iter().enumerate() {
             let headers = (!record.headers.is_empty()).then(|| {
                 record
@@ -152,6 +163,7 @@ impl Cluster for KafkaCluster {
             tracker.sent(1);
             if let Err((error, _)) = self.producer.send(pending) {
                 tracker.unsent();
+                count_sent(index);
                 if matches!(
                     error,
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
@@ -161,6 +173,7 @@ impl Cluster for KafkaCluster {
                 return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
             }
         }
+        count_sent(records.len());
         Ok(Vec::new())
     }
 
@@ -236,6 +249,7 @@ struct DeliveryReporter {
     cluster: ClusterId,
     failures: Arc<AtomicU64>,
     security_failure: Arc<Mutex<Option<String>>>,
+    metrics: Option<Arc<ClusterProducerMetrics>>,
 }
 
 impl ClientContext for DeliveryReporter {
@@ -267,9 +281,17 @@ impl ProducerContext for DeliveryReporter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<DeliveryTracker>) {
         match result {
-            Ok(_) => tracker.delivered(),
+            Ok(message) => {
+                tracker.delivered();
+                if let Some(metrics) = &self.metrics {
+                    metrics.delivered(message.topic(), 1, super::native::latency(message));
+                }
+            }
             Err((error, message)) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = &self.metrics {
+                    metrics.failed(message.topic(), 1);
+                }
                 tracing::error!(topic = message.topic(), %error, "record not delivered");
                 tracker.failed(Error::Transport {
                     cluster: self.cluster.to_string(),

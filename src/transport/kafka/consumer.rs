@@ -324,6 +324,13 @@ impl ClusterConsumer for KafkaConsumer {
             .unwrap_or_default()
     }
 
+    fn rebalances(&self) -> u64 {
+        self.consumer
+            .context()
+            .rebalances
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn lag(&self) -> Vec<(TopicPartition, i64)> {
         let Ok(positions) = self.consumer.position() else {
             return Vec::new();

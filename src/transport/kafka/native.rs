@@ -1,6 +1,6 @@
-//! What the consumer reads through librdkafka's C API where rust-rdkafka's safe API falls short:
-//! header keys that are not UTF-8 (rust-rdkafka panics on them) and the cached high watermark
-//! (rust-rdkafka only offers the blocking query).
+//! What the clients read through librdkafka's C API where rust-rdkafka's safe API falls short:
+//! header keys that are not UTF-8 (rust-rdkafka panics on them), the cached high watermark
+//! (rust-rdkafka only offers the blocking query) and a delivered record's latency.
 
 use bytes::Bytes;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -97,4 +97,14 @@ pub(super) fn cached_high_watermark(
         )
     };
     (error == ffi::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+/// How long the cluster took to acknowledge `message` since it was handed to the client
+/// (librdkafka measures it in microseconds), if known.
+pub(super) fn latency(message: &BorrowedMessage<'_>) -> Option<std::time::Duration> {
+    // SAFETY: the pointer is the live message of the delivery report being handled.
+    let micros = unsafe { rdkafka::bindings::rd_kafka_message_latency(message.ptr()) };
+    u64::try_from(micros)
+        .ok()
+        .map(std::time::Duration::from_micros)
 }

@@ -1,8 +1,8 @@
 //! The consumer's librdkafka context: before a rebalance takes partitions away it commits what
 //! the consumer loop stored for them (so their next owner starts after the handled records),
-//! and it tells `subscribe` when the group first assigned partitions.
+//! it tells `subscribe` when the group first assigned partitions, and counts rebalances.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -23,6 +23,8 @@ pub(super) struct Assigned {
 #[derive(Default)]
 pub(super) struct RebalanceCommitter {
     pub(super) assigned: Assigned,
+    /// Assignments and revocations so far.
+    pub(super) rebalances: AtomicU64,
 }
 
 impl ClientContext for RebalanceCommitter {}
@@ -42,6 +44,9 @@ impl ConsumerContext for RebalanceCommitter {
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Error(_)) {
+            self.rebalances.fetch_add(1, Ordering::Relaxed);
+        }
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(partitions = %describe(partitions), "partitions assigned");
             self.assigned.flag.store(true, Ordering::Release);

@@ -28,6 +28,8 @@ pub(super) struct MemoryConsumer {
     paused: HashSet<TopicPartition>,
     /// Where the next poll starts, so one busy partition cannot starve the others.
     next_partition: usize,
+    /// Assignment changes so far.
+    rebalances: u64,
 }
 
 impl fmt::Debug for MemoryConsumer {
@@ -59,6 +61,7 @@ impl MemoryConsumer {
             stored: HashMap::new(),
             paused: HashSet::new(),
             next_partition: 0,
+            rebalances: 0,
         };
         match group_id {
             Some(group_id) => {
@@ -124,6 +127,7 @@ impl MemoryConsumer {
             }
             group.owners.remove(tp);
         }
+        let mut assigned = false;
         for tp in target {
             if self.positions.contains_key(&tp) {
                 continue;
@@ -133,8 +137,10 @@ impl MemoryConsumer {
                 group.owners.insert(tp.clone(), *member);
                 let start = self.start_offset(state, &tp, Some(&group));
                 self.positions.insert(tp, start);
+                assigned = true;
             }
         }
+        self.rebalances += u64::from(assigned) + u64::from(!revoked.is_empty());
         state.groups.insert(group_id.clone(), group);
         !revoked.is_empty()
     }
@@ -266,6 +272,10 @@ impl ClusterConsumer for MemoryConsumer {
             }
         }
         Ok(())
+    }
+
+    fn rebalances(&self) -> u64 {
+        self.rebalances
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {

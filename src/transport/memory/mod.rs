@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -43,6 +43,7 @@ use partitioner::key_partition;
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
+use crate::metrics::ClusterProducerMetrics;
 use crate::record::{OutgoingRecord, Record, TimestampType, TopicPartition};
 use crate::transport::{ClientProperties, Cluster, ClusterConsumer, Subscription, Transport};
 
@@ -86,6 +87,7 @@ impl MemoryBroker {
                     id: id.clone(),
                     default_partitions: self.shared.default_partitions,
                     shared: Arc::new(ClusterShared::default()),
+                    producer_metrics: ClusterProducerMetrics::of(id.bootstrap_servers()),
                 })
             })
             .clone()
@@ -128,6 +130,8 @@ pub struct MemoryCluster {
     id: ClusterId,
     default_partitions: usize,
     shared: Arc<ClusterShared>,
+    /// What it was sent and delivered, per topic ([`crate::metrics`]); `None` when off.
+    producer_metrics: Option<Arc<ClusterProducerMetrics>>,
 }
 
 #[derive(Default)]
@@ -335,10 +339,21 @@ impl Cluster for MemoryCluster {
         } else {
             None
         };
+        let count = records.len();
+        if let Some(metrics) = &self.producer_metrics {
+            metrics.sent(topic, count as u64);
+        }
         match refusing {
-            None => self.append(topic, records),
+            None => {
+                self.append(topic, records);
+                if let Some(metrics) = &self.producer_metrics {
+                    metrics.delivered(topic, count as u64, Some(Duration::ZERO));
+                }
+            }
             Some(reason) => {
-                let count = records.len();
+                if let Some(metrics) = &self.producer_metrics {
+                    metrics.failed(topic, count as u64);
+                }
                 self.shared
                     .delivery_failures
                     .fetch_add(count as u64, Ordering::Relaxed);
