@@ -1,11 +1,15 @@
-"""`make test-wheels`: build the one abi3 wheel and test it on every CPython >= 3.11 here.
+"""`make test-wheels`: on every CPython >= 3.11 here, `pip install .` from the source tree
+and the one abi3 wheel, each tested.
 
 The wheel targets PyO3's stable ABI (`abi3-py311`), so one build serves 3.11, 3.12, 3.13 and
 later. For each interpreter found (the one running this script, `python3.X` on the PATH, and
-pyenv's under `~/.pyenv/versions`), a virtual environment under `target/wheel-venvs/` gets the
-wheel with `pip install` — the way users install it — and runs the seed's tests, the Tester's,
-and the interpreter-shutdown test against it (from outside the source tree's package, so the
-installed wheel is what is imported).
+pyenv's under `~/.pyenv/versions`), a virtual environment under `target/wheel-venvs/` first
+gets `pip install .` — pip builds the source tree through maturin's build backend, as a user
+without a wheel would — and runs the seed's tests, the Tester's and the interpreter-shutdown
+test; then the same with the wheel built once for all of them. The tests run from outside the
+source tree's package, so the installed copy is what is imported. The source installs build
+with cargo's dev profile (`MATURIN_PEP517_ARGS`), which reuses what `make test` compiled
+already; a user's `pip install .` builds in release.
 """
 
 from __future__ import annotations
@@ -69,15 +73,19 @@ def test_on(version: tuple[int, int], python: str, wheel: Path) -> bool:
     if not (venv / "bin" / "python").exists():
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, *TEST_DEPENDENCIES], check=True)
-    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(wheel)], check=True)
-    subprocess.run([*pip, str(wheel)], check=True)  # its own dependencies
-    print(f"== {name} ({python}): pip install {wheel.name}, then the tests", flush=True)
-    done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
-        cwd=ROOT,
-    )
-    return done.returncode == 0
+    subprocess.run([*pip, *TEST_DEPENDENCIES, str(wheel)], check=True)  # and its dependencies
+    passed = True
+    for what, source in [("pip install .", ROOT), (f"pip install {wheel.name}", wheel)]:
+        install = [*pip, "--force-reinstall", "--no-deps", str(source)]
+        print(f"== {name} ({python}): {what}, then the tests", flush=True)
+        env = {**os.environ, "MATURIN_PEP517_ARGS": "--profile dev"}
+        subprocess.run(install, check=True, env=env)
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+            cwd=ROOT,
+        )
+        passed = passed and done.returncode == 0
+    return passed
 
 
 def main() -> None:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 TIMEOUT = 60.0
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Check ``condition`` every 50 ms until it holds, failing after ``TIMEOUT`` s: for figures
+    that change without notifying anyone (metrics refreshed on a clock)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {TIMEOUT} s")
+        await asyncio.sleep(0.05)
 
 
 async def produce(
