@@ -3,7 +3,7 @@
 //! failed is not stored: its partitions pause and are rewound to it, with backoff, so that it
 //! is read and handled again — other partitions going on — until its outputs are delivered;
 //! a consumer with a dead-letter topic dead-letters it instead once its retry policy's
-//! attempts (one without a policy) are used up.
+//! attempts (one without a policy) are used up. And the periodic commit of what was stored.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -220,6 +220,25 @@ fn report_recovery(config: &ConsumerLoopConfig, undelivered: &mut Attempts, batc
                 record.partition,
                 record.offset,
             );
+        }
+    }
+}
+
+/// Commits what the consumer stored; a failure is logged and retried at the next interval.
+pub(super) async fn commit_stored(
+    consumer: &mut dyn ClusterConsumer,
+    config: &ConsumerLoopConfig,
+) -> bool {
+    match consumer.commit().await {
+        Ok(()) => {
+            if let Some(metrics) = &config.metrics {
+                metrics.set_committed();
+            }
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "periodic commit failed; will retry");
+            false
         }
     }
 }

@@ -40,9 +40,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use awaiting::{store_delivered, AwaitingDelivery, Progress};
+use awaiting::{commit_stored, store_delivered, AwaitingDelivery, Progress};
 use failures::{Attempts, FailurePolicy, Handled};
-use handling::{by_partition, handle_calls, pause_for_retry, resume_due};
+use handling::{by_partition, handle_calls, pause_for_retry, resume_due, PollSize};
+pub use handling::{slow_batch_warning, HAND_OVER_TARGET};
 
 use crate::error::{Error, Result};
 use crate::metrics::ConsumerMetrics;
@@ -76,8 +77,16 @@ impl BatchHandler for Box<dyn BatchHandler> {
 pub struct ConsumerLoopConfig {
     /// The consumer's name in log lines (the handler's, e.g. `on_signals`).
     pub name: Arc<str>,
-    /// The largest batch handed to the handler (FastKafka's default: 100).
+    /// The largest batch handed to the handler (FastKafka's default: 100), unless
+    /// `max_poll_records_when_fast` allows more.
     pub max_poll_records: usize,
+    /// For handlers that take one message at a time, to whom the batch size is invisible: each
+    /// poll may hand over up to this many records, sized so that handling them takes about
+    /// [`HAND_OVER_TARGET`] at the speed the handler showed (never fewer than
+    /// `max_poll_records`). Each hand-over to Python costs two thread wake-ups, so fast
+    /// handlers get fewer, larger ones; slow handlers keep small batches, so a batch stays far
+    /// from `max.poll.interval.ms`. `None`: always `max_poll_records` (batch handlers).
+    pub max_poll_records_when_fast: Option<usize>,
     /// How often stored offsets are committed while running; `None` commits only when
     /// partitions are revoked and on stop.
     pub commit_interval: Option<Duration>,
@@ -107,6 +116,7 @@ impl Default for ConsumerLoopConfig {
         Self {
             name: Arc::from("consumer"),
             max_poll_records: 100,
+            max_poll_records_when_fast: None,
             commit_interval: Some(Duration::from_secs(5)),
             slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
             one_partition_per_call: false,
@@ -116,17 +126,6 @@ impl Default for ConsumerLoopConfig {
             metrics: None,
         }
     }
-}
-
-/// When to report a slow batch for a consumer with these client properties: at 80% of its
-/// `max.poll.interval.ms` (librdkafka's default: 300 000 ms), so the log says which consumer
-/// and batch before the group evicts it.
-pub fn slow_batch_warning(properties: &ClientProperties) -> Option<Duration> {
-    let interval_ms = properties
-        .get("max.poll.interval.ms")
-        .and_then(|value| value.parse::<u64>().ok())
-        .unwrap_or(300_000);
-    Some(Duration::from_millis(interval_ms * 4 / 5))
 }
 
 /// A running consumer loop. Dropping it without [`ConsumerLoop::stop`] lets the task run on.
@@ -221,22 +220,6 @@ enum Wake {
     RefreshMetrics,
 }
 
-/// Commits what the consumer stored; a failure is logged and retried at the next interval.
-async fn commit_stored(consumer: &mut dyn ClusterConsumer, config: &ConsumerLoopConfig) -> bool {
-    match consumer.commit().await {
-        Ok(()) => {
-            if let Some(metrics) = &config.metrics {
-                metrics.set_committed();
-            }
-            true
-        }
-        Err(error) => {
-            tracing::warn!(%error, "periodic commit failed; will retry");
-            false
-        }
-    }
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
@@ -266,6 +249,7 @@ async fn run<H: BatchHandler>(
     let mut undelivered = Attempts::default();
     let mut paused: Vec<(TopicPartition, Instant)> = Vec::new();
     let mut next_metrics_refresh = Instant::now();
+    let mut poll_size = PollSize::new(&config);
     let outcome = loop {
         let commit_due = async {
             match config.commit_interval {
@@ -306,7 +290,7 @@ async fn run<H: BatchHandler>(
             () = backoff_over => Wake::Resume,
             () = oldest_settled => Wake::Settled,
             () = refresh_due => Wake::RefreshMetrics,
-            polled = consumer.poll(config.max_poll_records) => Wake::Polled(polled),
+            polled = consumer.poll(poll_size.next()) => Wake::Polled(polled),
         };
         let polled = match polled {
             Wake::Polled(polled) => Some(polled),
@@ -387,6 +371,7 @@ async fn run<H: BatchHandler>(
                 consumer.as_mut(),
                 &mut paused,
                 &mut awaiting,
+                &mut poll_size,
             )
             .await
             {

@@ -183,6 +183,7 @@ impl PyRuntime {
         };
         if let Some(cap) = max_poll_records_cap {
             settings.max_poll_records = settings.max_poll_records.min(cap.max(1));
+            settings.hand_over_cap = Some(cap.max(1));
         }
         let on_batch = Arc::new(on_batch);
         let event_loop = self.event_loop.clone();
@@ -318,6 +319,7 @@ impl BatchHandler for PyBatchHandler {
         // While the interpreter finalizes there is no Python to hand a batch to: the loop
         // ends (nothing stored, so the batch is consumed again by the next run).
         let tracker = crate::delivery::current().unwrap_or_default();
+        super::keep_thread_state();
         let handled = attach_if_open(|py| {
             let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
             let coroutine = self

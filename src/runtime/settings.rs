@@ -19,8 +19,12 @@ pub struct ConsumerSettings {
     pub group_id: Option<String>,
     /// Where it starts without a committed offset.
     pub auto_offset_reset: OffsetReset,
-    /// The largest batch handed to the handler.
+    /// The largest batch handed to the handler (but see
+    /// [`ConsumerSettings::max_poll_records_when_fast`]).
     pub max_poll_records: usize,
+    /// The most records one hand-over may carry, whatever else says (Python's executors'
+    /// `max_buffer_size`); `None`: no bound of its own.
+    pub hand_over_cap: Option<usize>,
     /// How often processed offsets are committed (`None`: on rebalance and stop only).
     pub commit_interval: Option<Duration>,
     /// librdkafka properties of its client.
@@ -48,6 +52,7 @@ impl Default for ConsumerSettings {
             group_id: None,
             auto_offset_reset: OffsetReset::Earliest,
             max_poll_records: 100,
+            hand_over_cap: None,
             commit_interval: Some(Duration::from_secs(5)),
             properties: ClientProperties::new(),
             retry: None,
@@ -56,7 +61,18 @@ impl Default for ConsumerSettings {
     }
 }
 
+/// The most records a poll hands a fast one-message-at-a-time handler.
+const MAX_HAND_OVER: usize = 2000;
+
 impl ConsumerSettings {
+    /// How far the loop may grow a hand-over beyond `max_poll_records` for a fast handler
+    /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): up to [`MAX_HAND_OVER`]
+    /// records, never for a handler that sees its batches (`one_partition_per_call`).
+    pub fn max_poll_records_when_fast(&self, one_partition_per_call: bool) -> Option<usize> {
+        let cap = self.hand_over_cap.unwrap_or(usize::MAX);
+        (!one_partition_per_call).then(|| self.max_poll_records.max(MAX_HAND_OVER).min(cap))
+    }
+
     /// Checks a consumer's options (given in `place`) and maps them.
     pub fn from_options(options: &Options, place: &str) -> Result<Self> {
         check(options, Client::Consumer, place)?;

@@ -6,6 +6,7 @@ mod consumer_loop;
 mod delivery;
 mod docs;
 mod failures;
+mod hand_over;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]

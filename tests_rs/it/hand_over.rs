@@ -1,0 +1,68 @@
+//! How many records a poll hands over: a fast handler that takes one message at a time gets
+//! larger hand-overs than `max_poll_records` (fewer thread wake-ups for Python), bounded by
+//! the cap; a handler that sees its batches never does.
+
+use async_trait::async_trait;
+use fastkafka::{
+    BatchHandler, ConsumerLoop, ConsumerLoopConfig, MemoryBroker, OutgoingRecord, Record,
+    Subscription, Transport,
+};
+use tokio::sync::mpsc;
+
+use super::{cluster_id, WAIT};
+
+const RECORDS: usize = 5000;
+
+/// Reports each hand-over's size.
+struct Sizes(mpsc::UnboundedSender<usize>);
+
+#[async_trait]
+impl BatchHandler for Sizes {
+    async fn handle(&mut self, records: &[Record]) -> fastkafka::Result<fastkafka::Handled> {
+        self.0.send(records.len()).unwrap();
+        Ok(fastkafka::Handled::all())
+    }
+}
+
+/// The sizes of the hand-overs that deliver [`RECORDS`] waiting records.
+async fn hand_over_sizes(max_poll_records_when_fast: Option<usize>) -> Vec<usize> {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let records = (0..RECORDS).map(|i| OutgoingRecord::new(i.to_string()));
+    cluster.produce("t", records.collect()).unwrap();
+    let consumer = cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = ConsumerLoopConfig {
+        max_poll_records: 10,
+        max_poll_records_when_fast,
+        ..Default::default()
+    };
+    let running = ConsumerLoop::spawn(consumer, Sizes(tx), config);
+    let mut sizes = Vec::new();
+    while sizes.iter().sum::<usize>() < RECORDS {
+        let size = tokio::time::timeout(WAIT, rx.recv()).await.unwrap();
+        sizes.push(size.unwrap());
+    }
+    running.stop().await.unwrap();
+    sizes
+}
+
+#[tokio::test]
+async fn a_fast_one_message_handler_gets_larger_hand_overs_up_to_the_cap() {
+    let sizes = hand_over_sizes(Some(1000)).await;
+    assert_eq!(
+        sizes[0], 10,
+        "the first poll knows nothing of the handler's speed"
+    );
+    assert!(sizes.iter().all(|size| *size <= 1000), "{sizes:?}");
+    assert!(sizes.contains(&1000), "grown to the cap: {sizes:?}");
+}
+
+#[tokio::test]
+async fn without_a_cap_every_hand_over_is_at_most_max_poll_records() {
+    let sizes = hand_over_sizes(None).await;
+    assert!(sizes.iter().all(|size| *size <= 10), "{sizes:?}");
+}
