@@ -31,7 +31,7 @@ from ._lifecycle import AppRun, Transport, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._runner import ConsumerRunner
 from .exceptions import AppNotStartedError, ConfigError
-from .executors import Executor, executor_from
+from .executors import DynamicTaskExecutor, Executor, executor_from
 from .failures import RetryPolicy
 
 if TYPE_CHECKING:
@@ -225,6 +225,10 @@ class FastKafka:
                 max_poll_records_cap=chosen_executor.max_buffer_size,
                 # A batch handler sees one partition's records, in order, per call.
                 one_partition_per_call=spec.batch,
+                # A sequential handler sees one message at a time: how many are handed over
+                # at once is invisible to it, so the engine sizes that to its speed.
+                one_message_at_a_time=not spec.batch
+                and not isinstance(chosen_executor, DynamicTaskExecutor),
                 retry=None if retry is None else retry.as_engine_args(),
                 dead_letter_topic=dead_letter_topic,
                 dead_letter_brokers=dead_letter_override,

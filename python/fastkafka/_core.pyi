@@ -111,6 +111,7 @@ class Runtime:
         on_abandon: Callable[[float], object] | None = None,
         max_poll_records_cap: int | None = None,
         one_partition_per_call: bool = False,
+        one_message_at_a_time: bool = False,
         retry: tuple[int, float, float] | None = None,
         dead_letter_topic: str | None = None,
         dead_letter_brokers: KafkaBrokers | None = None,

@@ -100,6 +100,7 @@ impl TestHarness {
             }),
             on_abandon: None,
             one_partition_per_call: false,
+            one_message_at_a_time: false,
         })?;
         let running = runtime.start(self.transport()).await?;
         Ok(Watch {

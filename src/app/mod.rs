@@ -334,6 +334,7 @@ impl App {
             }),
             on_abandon: None,
             one_partition_per_call: batch,
+            one_message_at_a_time: false,
         });
         if added.is_err() {
             self.channels.pop(); // not registered, so not documented either

@@ -131,12 +131,13 @@ impl PyRuntime {
     /// cluster `bootstrap_servers` whatever the environment (test mirrors). `options` are
     /// the decorator's (FastKafka's names) over the app's; `max_poll_records_cap` bounds the
     /// batch size (an executor's buffer); `one_partition_per_call` splits each polled batch by
-    /// partition (batch consumers). `on_batch(records, deliveries)` is awaited for each
+    /// partition (batch consumers); `one_message_at_a_time` (sequential consumers) lets the
+    /// loop grow hand-overs for a fast handler. `on_batch(records, deliveries)` is awaited for each
     /// batch and returns what it could not process (see `handled_of`);
     /// `on_abandon(seconds)` is called on the loop when stopping gave up waiting for it.
     /// `retry` is (attempts, backoff s, max backoff s); `dead_letter_topic` is on the
     /// consumer's cluster, or on `dead_letter_brokers`'.
-    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, one_partition_per_call = false, retry = None, dead_letter_topic = None, dead_letter_brokers = None))]
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, one_partition_per_call = false, one_message_at_a_time = false, retry = None, dead_letter_topic = None, dead_letter_brokers = None))]
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
@@ -149,6 +150,7 @@ impl PyRuntime {
         on_abandon: Option<Py<PyAny>>,
         max_poll_records_cap: Option<usize>,
         one_partition_per_call: bool,
+        one_message_at_a_time: bool,
         retry: Option<(u32, f64, f64)>,
         dead_letter_topic: Option<String>,
         dead_letter_brokers: Option<&Bound<'_, PyKafkaBrokers>>,
@@ -217,6 +219,7 @@ impl PyRuntime {
                 handler,
                 on_abandon,
                 one_partition_per_call,
+                one_message_at_a_time,
             })
             .map_err(to_py_err)?;
         Ok(())

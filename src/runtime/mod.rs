@@ -71,6 +71,11 @@ pub struct ConsumerRegistration {
     pub on_abandon: Option<AbandonHook>,
     /// Hand the handler one partition's records per call (batch consumers).
     pub one_partition_per_call: bool,
+    /// Its handler takes one message after another, so the size of a hand-over is invisible
+    /// to it and the loop may grow it for a fast handler
+    /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]). Python's sequential
+    /// consumers; not Rust's, which run on the engine's threads with no hand-off to save.
+    pub one_message_at_a_time: bool,
 }
 
 impl fmt::Debug for ConsumerRegistration {

@@ -67,10 +67,12 @@ const MAX_HAND_OVER: usize = 2000;
 impl ConsumerSettings {
     /// How far the loop may grow a hand-over beyond `max_poll_records` for a fast handler
     /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): up to [`MAX_HAND_OVER`]
-    /// records, never for a handler that sees its batches (`one_partition_per_call`).
-    pub fn max_poll_records_when_fast(&self, one_partition_per_call: bool) -> Option<usize> {
+    /// records, only for a handler to whom the batch size is invisible (one that takes one
+    /// message after another: a batch handler sees its batches, a concurrent one has as many
+    /// messages in flight as a batch holds).
+    pub fn max_poll_records_when_fast(&self, one_message_at_a_time: bool) -> Option<usize> {
         let cap = self.hand_over_cap.unwrap_or(usize::MAX);
-        (!one_partition_per_call).then(|| self.max_poll_records.max(MAX_HAND_OVER).min(cap))
+        one_message_at_a_time.then(|| self.max_poll_records.max(MAX_HAND_OVER).min(cap))
     }
 
     /// Checks a consumer's options (given in `place`) and maps them.

@@ -153,7 +153,7 @@ impl Runtime {
             name: consumer.name.as_str().into(),
             max_poll_records: settings.max_poll_records,
             max_poll_records_when_fast: settings
-                .max_poll_records_when_fast(consumer.one_partition_per_call),
+                .max_poll_records_when_fast(consumer.one_message_at_a_time),
             commit_interval: settings.commit_interval,
             slow_batch_warning: slow_batch_warning(&settings.properties),
             one_partition_per_call: consumer.one_partition_per_call,

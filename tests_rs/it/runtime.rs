@@ -63,6 +63,7 @@ async fn a_batch_stuck_at_stop_is_abandoned_after_the_stop_timeout() {
                 hook_abandoned.notify_one();
             }) as AbandonHook),
             one_partition_per_call: false,
+            one_message_at_a_time: false,
         })
         .unwrap();
     let broker = MemoryBroker::new();
@@ -169,6 +170,7 @@ async fn a_fixed_cluster_ignores_the_environment_as_a_test_mirror_must() {
             }),
             on_abandon: None,
             one_partition_per_call: false,
+            one_message_at_a_time: false,
         })
         .unwrap();
     let broker = MemoryBroker::new();
