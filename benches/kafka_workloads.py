@@ -1,0 +1,243 @@
+"""One contender of `benches/bench_kafka.py`, run in a fresh process: prints one JSON line.
+
+`python benches/kafka_workloads.py CONTENDER SERVERS GROUP [OUT_SERVERS]`. Each contender
+consumes the RECORDS JSON records of `bench_in` (its own consumer group), validates them with
+pydantic, awaits a trivial handler and produces the result to its own output topic — or, for
+the `*_produce` contenders, only produces. The FastKafka app uses FastKafka's public API only,
+so the same code runs on fastkafka-rs and on FastKafka 0.8.0 (each from its own virtual
+environment). No `from __future__ import annotations`: FastKafka 0.8.0 reads annotations as
+objects.
+
+Measured inside the process: wall and CPU time (all threads) from before the app or client
+starts to the last record handled; the same from the STEADY_FROM-th record (a tenth in) on
+(steady state, after start-up and group join); peak RSS.
+"""
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+
+from pydantic import BaseModel
+
+RECORDS = int(os.environ.get("BENCH_RECORDS", 100_000))
+STEADY_FROM = RECORDS // 10
+
+
+class TestMsg(BaseModel):
+    msg: str
+
+
+class Clock:
+    """Wall and CPU time from start, from the STEADY_FROM-th record, to the RECORDS-th."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = asyncio.Event()
+        self.start = (time.perf_counter(), time.process_time())
+        self.steady = self.start
+        self.end = self.start
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count == STEADY_FROM:
+            self.steady = (time.perf_counter(), time.process_time())
+        elif self.count == RECORDS:
+            self.end = (time.perf_counter(), time.process_time())
+            self.done.set()
+
+    def report(self) -> dict[str, float]:
+        steady_records = RECORDS - STEADY_FROM
+        return {
+            "msgs_per_s": RECORDS / (self.end[0] - self.start[0]),
+            "steady_msgs_per_s": steady_records / (self.end[0] - self.steady[0]),
+            "cpu_us_per_msg": (self.end[1] - self.start[1]) / RECORDS * 1e6,
+            "steady_cpu_us_per_msg": (self.end[1] - self.steady[1]) / steady_records * 1e6,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+async def handle(msg: TestMsg) -> TestMsg:
+    return msg
+
+
+def brokers(servers: str) -> dict:
+    host, port = servers.split(":")
+    return {"bench": {"url": host, "port": int(port)}}
+
+
+async def fastkafka_app(
+    servers: str, group: str, out_servers: str, in_group: bool = False, **options: object
+) -> Clock:
+    """The FastKafka app: consume, validate, handle, produce (to `out_servers`' cluster). At
+    FastKafka's defaults a consumer has no group (it reads every partition, commits nothing);
+    `in_group` joins one (offsets stored after handling, committed every 5 s)."""
+    from fastkafka import FastKafka
+
+    app = FastKafka(kafka_brokers=brokers(servers), bootstrap_servers_id="bench")
+    out = None if out_servers == servers else brokers(out_servers)
+
+    @app.produces(topic=f"out_{group.split('-')[0]}", brokers=out)
+    async def to_bench_out(msg: TestMsg) -> TestMsg:
+        return msg
+
+    if in_group:
+        options["group_id"] = group
+
+    @app.consumes(topic="bench_in", auto_offset_reset="earliest", **options)
+    async def on_bench_in(msg: TestMsg) -> None:
+        await to_bench_out(await handle(msg))
+        clock.tick()
+
+    clock = Clock()
+    async with app:
+        await asyncio.wait_for(clock.done.wait(), 600)
+    return clock
+
+
+async def fastkafka_produce(servers: str, group: str, out_servers: str) -> Clock:
+    """Only produce: `await to_x(msg)` in a loop, then stop (which flushes)."""
+    from fastkafka import FastKafka
+
+    app = FastKafka(kafka_brokers=brokers(servers), bootstrap_servers_id="bench")
+
+    @app.produces(topic=f"out_{group.split('-')[0]}")
+    async def to_bench_out(msg: TestMsg) -> TestMsg:
+        return msg
+
+    messages = [TestMsg(msg=f"signal {i}") for i in range(RECORDS)]
+    clock = Clock()
+    async with app:
+        for message in messages[:-1]:
+            await to_bench_out(message)
+            clock.tick()
+        await to_bench_out(messages[-1])
+    clock.tick()  # the last one counts once everything is flushed
+    return clock
+
+
+async def confluent_loop(servers: str, group: str, out_servers: str) -> Clock:
+    """The hand-written loop: consume(500), validate, await the handler, produce, store."""
+    from confluent_kafka import Consumer, Producer
+
+    clock = Clock()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.offset.store": False,
+        }
+    )
+    producer = Producer({"bootstrap.servers": out_servers})
+    topic = f"out_{group.split('-')[0]}"
+    consumer.subscribe(["bench_in"])
+    while clock.count < RECORDS:
+        for message in consumer.consume(num_messages=500, timeout=1.0):
+            if message.error():
+                continue
+            result = await handle(TestMsg.model_validate_json(message.value()))
+            while True:
+                try:
+                    producer.produce(topic, result.model_dump_json())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            consumer.store_offsets(message)
+            clock.tick()
+        producer.poll(0)
+    producer.flush(60)
+    consumer.close()
+    return clock
+
+
+async def confluent_produce(servers: str, group: str, out_servers: str) -> Clock:
+    """Only produce: `produce()` in a loop, then flush."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": servers})
+    topic = f"out_{group.split('-')[0]}"
+    messages = [TestMsg(msg=f"signal {i}") for i in range(RECORDS)]
+    clock = Clock()
+    for message in messages[:-1]:
+        while True:
+            try:
+                producer.produce(topic, message.model_dump_json())
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+        clock.tick()
+    producer.produce(topic, messages[-1].model_dump_json())
+    producer.flush(60)
+    clock.tick()
+    return clock
+
+
+async def python_floor(servers: str, group: str, out_servers: str) -> Clock:
+    """No Kafka: validate, await the handler, dump, for the records held in memory."""
+    values = [TestMsg(msg=f"signal {i}").model_dump_json().encode() for i in range(RECORDS)]
+    clock = Clock()
+    for value in values:
+        result = await handle(TestMsg.model_validate_json(value))
+        result.model_dump_json().encode()
+        clock.tick()
+    return clock
+
+
+async def faststream_app(
+    servers: str, group: str, out_servers: str, flavor: str, confirm: bool
+) -> Clock:
+    """FastStream: a subscriber that publishes its handler's result. At its defaults (`confirm`)
+    each publish waits for the cluster's acknowledgement and each message is logged twice at
+    INFO; its fastest documented settings publish with `no_confirm=True` and `logger=None`."""
+    if flavor == "confluent":
+        from faststream.confluent import KafkaBroker
+    else:
+        from faststream.kafka import KafkaBroker
+
+    broker = KafkaBroker(servers) if confirm else KafkaBroker(servers, logger=None)
+    publisher = broker.publisher(f"out_{group.split('-')[0]}")
+    clock = Clock()
+
+    @broker.subscriber("bench_in", group_id=group, auto_offset_reset="earliest")
+    async def on_bench_in(msg: TestMsg) -> None:
+        result = await handle(msg)
+        if confirm:
+            await publisher.publish(result)
+        else:
+            await publisher.publish(result, no_confirm=True)
+        clock.tick()
+
+    async with broker:
+        await broker.start()
+        await asyncio.wait_for(clock.done.wait(), 600)
+    return clock
+
+
+CONTENDERS = {
+    "fastkafka": lambda s, g, o: fastkafka_app(s, g, o),
+    "fastkafka_1000": lambda s, g, o: fastkafka_app(s, g, o, max_poll_records=1000),
+    "fastkafka_group": lambda s, g, o: fastkafka_app(s, g, o, in_group=True),
+    "fastkafka_produce": fastkafka_produce,
+    "confluent": confluent_loop,
+    "confluent_produce": confluent_produce,
+    "floor": python_floor,
+    "faststream_aiokafka": lambda s, g, o: faststream_app(s, g, o, "aiokafka", True),
+    "faststream_aiokafka_fastest": lambda s, g, o: faststream_app(s, g, o, "aiokafka", False),
+    "faststream_confluent": lambda s, g, o: faststream_app(s, g, o, "confluent", True),
+    "faststream_confluent_fastest": lambda s, g, o: faststream_app(s, g, o, "confluent", False),
+}
+
+
+def main() -> None:
+    contender, servers, group = sys.argv[1:4]
+    out_servers = sys.argv[4] if len(sys.argv) > 4 else servers
+    clock = asyncio.run(CONTENDERS[contender](servers, group, out_servers))
+    print(json.dumps(clock.report()))
+
+
+if __name__ == "__main__":
+    main()
