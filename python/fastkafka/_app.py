@@ -30,7 +30,7 @@ from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
 from ._lifecycle import AppRun, Transport, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._runner import ConsumerRunner
-from .exceptions import AppNotStartedError, ConfigError
+from .exceptions import AppNotStartedError, ClosedError, ConfigError
 from .executors import DynamicTaskExecutor, Executor, executor_from
 from .failures import RetryPolicy
 
@@ -279,16 +279,17 @@ class FastKafka:
                     side_effect = self._recorders[spec.name].record(*args, **kwargs)
                     if side_effect is not None:
                         await side_effect
-                if not producer.is_bound:
+                tracing = self._tracing
+                try:
+                    if tracing is None:
+                        backpressure = spec.send(producer, returned)
+                    else:
+                        with tracing.sending(spec, spec.count(returned)) as trace_headers:
+                            backpressure = spec.send(producer, returned, trace_headers)
+                except ClosedError as closed:  # the engine refuses: no second check per send
                     raise AppNotStartedError(
                         f"producer '{spec.name}': the app stopped before the message was sent"
-                    )
-                tracing = self._tracing
-                if tracing is None:
-                    backpressure = spec.send(producer, returned)
-                else:
-                    with tracing.sending(spec, spec.count(returned)) as trace_headers:
-                        backpressure = spec.send(producer, returned, trace_headers)
+                    ) from closed
                 if backpressure is not None:
                     await backpressure  # the producer queue is full: wait for room
                 return returned

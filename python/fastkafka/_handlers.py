@@ -232,6 +232,8 @@ class ProducerSpec:
         towards that batch's deliveries. Returns an awaitable to await when the producer queue
         is full (backpressure), else None."""
         tracker = current_deliveries.get()
+        if trace_headers is None and isinstance(returned, self.message_type):
+            return producer.send(self.encode(returned), None, tracker)  # the common case
         if isinstance(returned, KafkaEvent):
             key, headers = (
                 returned.key,
