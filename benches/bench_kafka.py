@@ -32,7 +32,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from bench_tester import fastkafka_python
+from bench_tester import fastkafka_python, peer_python
 from local_kafka import local_clusters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,18 +62,6 @@ class Row:
         return statistics.median(run[figure] for run in self.runs)
 
 
-def faststream_python() -> str:
-    python = FASTSTREAM_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing FastStream into {FASTSTREAM_VENV.name} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(FASTSTREAM_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "faststream[kafka,confluent]"],
-            check=True,
-        )
-    return str(python)
-
-
 def version_in(python: str, package: str) -> str:
     done = subprocess.run(
         [python, "-c", f"import importlib.metadata as m; print(m.version('{package}'))"],
@@ -83,7 +71,8 @@ def version_in(python: str, package: str) -> str:
 
 
 def rows() -> list[Row]:
-    ours, fastkafka_080, faststream = sys.executable, str(fastkafka_python()), faststream_python()
+    ours, fastkafka_080 = sys.executable, str(fastkafka_python())
+    faststream = str(peer_python(FASTSTREAM_VENV, ["faststream[kafka,confluent]"]))
     stream = version_in(faststream, "faststream")
     return [
         Row("confluent", "hand-written confluent-kafka loop (baseline)", "confluent", ours),

@@ -30,15 +30,19 @@ ROUNDTRIP_MESSAGES = 5_000
 SEED_RUNS = 3
 
 
-def fastkafka_python() -> Path:
-    python = FASTKAFKA_VENV / "bin" / "python"
+def peer_python(venv: Path, packages: list[str]) -> Path:
+    """The interpreter of a peer's own virtual environment, made with `packages` on first use
+    (the peers' pins would clash with ours)."""
+    python = venv / "bin" / "python"
     if not python.exists():
-        print(f"installing FastKafka 0.8.0 into {FASTKAFKA_VENV.name} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(FASTKAFKA_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *FASTKAFKA_PINS], check=True
-        )
+        print(f"installing {' '.join(packages)} into {venv.name} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *packages], check=True)
     return python
+
+
+def fastkafka_python() -> Path:
+    return peer_python(FASTKAFKA_VENV, FASTKAFKA_PINS)
 
 
 def run(python: Path | str, workload: str, count: int) -> dict[str, float]:

@@ -40,10 +40,7 @@ async fn batches_are_bounded_and_offsets_are_committed_on_stop() {
                 .collect(),
         )
         .unwrap();
-    let consumer = cluster
-        .subscribe(Subscription::new(["t"]).with_group("g"))
-        .await
-        .unwrap();
+    let consumer = super::member_of_g(&cluster).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let config = ConsumerLoopConfig {
         max_poll_records: 100,
@@ -70,10 +67,7 @@ async fn batches_are_bounded_and_offsets_are_committed_on_stop() {
 async fn a_failing_handler_stops_the_loop_without_committing_its_batch() {
     let broker = MemoryBroker::new();
     let cluster = broker.cluster(&cluster_id("a")).unwrap();
-    let consumer = cluster
-        .subscribe(Subscription::new(["t"]).with_group("g"))
-        .await
-        .unwrap();
+    let consumer = super::member_of_g(&cluster).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let config = ConsumerLoopConfig {
         max_poll_records: 1,
@@ -135,10 +129,7 @@ impl BatchHandler for Gate {
 async fn stop_waits_for_the_batch_in_flight() {
     let broker = MemoryBroker::new();
     let cluster = broker.cluster(&cluster_id("a")).unwrap();
-    let consumer = cluster
-        .subscribe(Subscription::new(["t"]).with_group("g"))
-        .await
-        .unwrap();
+    let consumer = super::member_of_g(&cluster).await;
     let (entered_tx, mut entered) = mpsc::unbounded_channel();
     let release = Arc::new(tokio::sync::Notify::new());
     let finished = Arc::new(Mutex::new(0));
@@ -317,10 +308,7 @@ async fn a_failing_cluster_is_logged_once_per_state_change_not_per_retry() {
 async fn an_idle_consumer_commits_what_it_processed_when_the_interval_is_up() {
     let broker = MemoryBroker::new();
     let cluster = broker.cluster(&cluster_id("a")).unwrap();
-    let consumer = cluster
-        .subscribe(Subscription::new(["t"]).with_group("g"))
-        .await
-        .unwrap();
+    let consumer = super::member_of_g(&cluster).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let config = ConsumerLoopConfig {
         max_poll_records: 100,
@@ -415,10 +403,7 @@ async fn stop_waits_for_undelivered_outputs_only_for_the_grace_period_and_commit
     cluster
         .produce("t", vec![OutgoingRecord::new("x")])
         .unwrap();
-    let consumer = cluster
-        .subscribe(Subscription::new(["t"]).with_group("g"))
-        .await
-        .unwrap();
+    let consumer = super::member_of_g(&cluster).await;
     let (handled, mut was_handled) = mpsc::unbounded_channel();
     let config = ConsumerLoopConfig {
         delivery_grace_at_stop: std::time::Duration::from_millis(50),

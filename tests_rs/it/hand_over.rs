@@ -4,8 +4,7 @@
 
 use async_trait::async_trait;
 use fastkafka::{
-    BatchHandler, ConsumerLoop, ConsumerLoopConfig, MemoryBroker, OutgoingRecord, Record,
-    Subscription, Transport,
+    BatchHandler, ConsumerLoop, ConsumerLoopConfig, MemoryBroker, OutgoingRecord, Record, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -30,10 +29,7 @@ async fn hand_over_sizes(max_poll_records_when_fast: Option<usize>) -> Vec<usize
     let cluster = broker.cluster(&cluster_id("a")).unwrap();
     let records = (0..RECORDS).map(|i| OutgoingRecord::new(i.to_string()));
     cluster.produce("t", records.collect()).unwrap();
-    let consumer = cluster
-        .subscribe(Subscription::new(["t"]).with_group("g"))
-        .await
-        .unwrap();
+    let consumer = super::member_of_g(&cluster).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let config = ConsumerLoopConfig {
         max_poll_records: 10,

@@ -19,13 +19,23 @@ mod spans;
 
 use std::time::Duration;
 
-use fastkafka::{ClusterConsumer, ClusterId, Record};
+use std::sync::Arc;
+
+use fastkafka::{Cluster, ClusterConsumer, ClusterId, Record, Subscription};
 
 /// Long enough for any healthy wait in these tests, short enough to fail fast when broken.
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn cluster_id(name: &str) -> ClusterId {
     ClusterId::from_addresses([format!("{name}:9092")])
+}
+
+/// A consumer of topic `t` in group `g`.
+pub async fn member_of_g(cluster: &Arc<dyn Cluster>) -> Box<dyn ClusterConsumer> {
+    cluster
+        .subscribe(Subscription::new(["t"]).with_group("g"))
+        .await
+        .expect("subscribe")
 }
 
 /// Polls until `count` records arrived, failing after [`WAIT`].
