@@ -8,7 +8,8 @@ and confluent brokers, each at its defaults and at its fastest documented settin
 without waiting for acknowledgements, no per-message log; being 10-100x slower, it handles the
 first 5,000 or 20,000 records only, so compare its steady rate), by the baseline — a
 hand-written confluent-kafka loop — and, without Kafka, by the Python floor (validate → await →
-dump). Produce-only: `await to_x(msg)` in a loop beside
+dump); and a Rust-native fastkafka app beside a hand-written rust-rdkafka loop
+(`benches/kafka_native.rs`). Produce-only: `await to_x(msg)` in a loop beside
 a confluent-kafka `produce()` loop. Each run is a fresh process with its own consumer group
 (`benches/kafka_workloads.py`); the contenders alternate for three rounds and the table shows
 medians: throughput from start to the last record and in steady state (from the 10,000th),
@@ -55,6 +56,8 @@ class Row:
     baseline: str = "confluent"
     # How many of the input's records this contender handles (the slow peers: fewer).
     records: int = RECORDS
+    # A Rust contender of `benches/kafka_native.rs` rather than a Python one.
+    native: bool = False
     runs: list[dict[str, float]] = field(default_factory=list)
     outputs: str = "—"
 
@@ -124,6 +127,22 @@ def rows() -> list[Row]:
         ),
         Row("floor", "Python floor: validate -> await -> dump, no Kafka", "floor", ours),
         Row(
+            "rdkafka",
+            "Rust: hand-written rust-rdkafka loop (Rust baseline)",
+            "rdkafka",
+            ours,
+            native=True,
+            baseline="rdkafka",
+        ),
+        Row(
+            "rust_app",
+            "Rust: fastkafka Rust-native app",
+            "app",
+            ours,
+            native=True,
+            baseline="rdkafka",
+        ),
+        Row(
             "confluent_produce",
             "produce only: confluent-kafka produce() loop",
             "confluent_produce",
@@ -153,10 +172,19 @@ def fill(servers: str) -> None:
     producer.flush(60)
 
 
+NATIVE = ["cargo", "bench", "--quiet", "--features", "kafka", "--bench", "kafka_native"]
+
+
 def run(row: Row, servers: list[str], round_: int) -> dict[str, float]:
     out = servers[1] if row.two_clusters else servers[0]
+    group = f"{row.label}-{round_}"
+    command = (
+        [*NATIVE, "--", servers[0], row.contender, group]
+        if row.native
+        else [row.python, str(WORKLOADS), row.contender, servers[0], group, out]
+    )
     done = subprocess.run(
-        [row.python, str(WORKLOADS), row.contender, servers[0], f"{row.label}-{round_}", out],
+        command,
         env={**os.environ, **row.env, "BENCH_RECORDS": str(row.records)},
         capture_output=True,
         text=True,
@@ -244,6 +272,7 @@ def chart(all_rows: list[Row], path: Path) -> None:
 
 def main() -> None:
     all_rows = rows()
+    subprocess.run([*NATIVE, "--no-run"], cwd=ROOT, check=True)  # built before the clock runs
     with local_clusters(2, storage="memory://tansu/") as brokers:
         servers = [broker.bootstrap_servers for broker in brokers]
         brokers[0].create_topic("bench_in", partitions=PARTITIONS)
