@@ -9,9 +9,7 @@ and the error a failing handler raised.
 
 The app runs on a *transport* — the in-memory broker under ``Tester``, real Kafka otherwise —
 and never knows which one it got. Consumer loops run in Rust and hand records over a batch at
-a time; :class:`ConsumerRunner` decodes each record and awaits the handler, one message after
-another. A record that cannot be decoded, or whose handler raises, is logged with its topic,
-partition and offset, and the consumer goes on with the next one.
+a time to :class:`ConsumerRunner`; what it cannot process goes to ``fastkafka.failures``.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
-from ._benchmark import Throughput
+from ._benchmark import counted
 from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
 from ._lifecycle import AppRun, Transport, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
@@ -327,23 +325,7 @@ class FastKafka:
             raise ConfigError(f"benchmark interval must be positive, got {interval!r}")
 
         def decorator(function: F) -> F:
-            name = f"{function.__module__}.{function.__qualname__}"
-            counter = Throughput(name, seconds, sliding_window_size, self.benchmark_results)
-            if inspect.iscoroutinefunction(function):
-
-                @functools.wraps(function)
-                async def counted_async(*args: Any, **kwargs: Any) -> Any:
-                    counter.count()
-                    return await function(*args, **kwargs)
-
-                return counted_async  # type: ignore[return-value]
-
-            @functools.wraps(function)
-            def counted(*args: Any, **kwargs: Any) -> Any:
-                counter.count()
-                return function(*args, **kwargs)
-
-            return counted  # type: ignore[return-value]
+            return counted(function, seconds, sliding_window_size, self.benchmark_results)
 
         return decorator
 

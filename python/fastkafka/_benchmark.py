@@ -1,13 +1,19 @@
-"""``@app.benchmark``'s counter: FastKafka's throughput log lines and ``benchmark_results``."""
+"""``@app.benchmark``: the wrapper that counts calls, and its counter — FastKafka's throughput
+log lines and ``benchmark_results``."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Throughput"]
+__all__ = ["Throughput", "counted"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 benchmark_logger = logging.getLogger("fastkafka.benchmark")
 
@@ -56,3 +62,30 @@ class Throughput:
             self._window,
         )
         result["last_start"], result["last_count"] = now, result["count"]
+
+
+def counted(
+    function: F,
+    interval: float,
+    sliding_window_size: int | None,
+    results: dict[str, dict[str, Any]],
+) -> F:
+    """``function`` (sync or async) counting its calls in ``results``."""
+    counter = Throughput(
+        f"{function.__module__}.{function.__qualname__}", interval, sliding_window_size, results
+    )
+    if inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def counted_async(*args: Any, **kwargs: Any) -> Any:
+            counter.count()
+            return await function(*args, **kwargs)
+
+        return counted_async  # type: ignore[return-value]
+
+    @functools.wraps(function)
+    def counted_sync(*args: Any, **kwargs: Any) -> Any:
+        counter.count()
+        return function(*args, **kwargs)
+
+    return counted_sync  # type: ignore[return-value]

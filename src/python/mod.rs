@@ -19,11 +19,12 @@
 //! # Layout
 //! - this file: errors, blocking calls, the module's contents;
 //! - `transport.rs`: `KafkaBrokers`, `MemoryBroker`, `KafkaTransport`, `Cluster`;
-//! - `runtime.rs`: `Runtime`, `RunningRuntime` — an app's engine; `producer.rs`: `Producer`,
-//!   `DeliveryTracker`;
+//! - `runtime.rs`: `Runtime`, `RunningRuntime` — an app's engine; `batches.rs`: a batch handed
+//!   to Python and its report back; `producer.rs`: `Producer`, `DeliveryTracker`;
 //! - `record.rs`: `Record`; `logging.rs`: `tracing` → Python `logging`;
 //! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page.
 
+mod batches;
 mod docs;
 mod logging;
 mod producer;

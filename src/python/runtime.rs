@@ -12,20 +12,18 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::Value;
 
-use super::producer::{PyDeliveryTracker, PyProducer};
-use super::record::PyRecord;
+use super::batches::PyBatchHandler;
+use super::producer::PyProducer;
 use super::transport::{transport_of, PyKafkaBrokers};
 use super::{attach_if_open, block_on, cluster_id, to_py_err, DropOffThread};
-use crate::consumer_loop::failures::{Failure, FailureKind, Handled, RetryPolicy};
+use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
-use crate::record::Record;
 use crate::runtime::{
     options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandlerFactory,
     Options, RunningRuntime, Runtime,
@@ -308,82 +306,6 @@ impl PyRunningRuntime {
             None => Ok(()),
         }
     }
-}
-
-/// Hands each batch to a Python coroutine function on the asyncio loop that started the app.
-struct PyBatchHandler {
-    on_batch: Arc<Py<PyAny>>,
-    locals: Arc<TaskLocals>,
-}
-
-#[async_trait]
-impl BatchHandler for PyBatchHandler {
-    async fn handle(&mut self, records: &[Record]) -> crate::Result<Handled> {
-        // While the interpreter finalizes there is no Python to hand a batch to: the loop
-        // ends (nothing stored, so the batch is consumed again by the next run).
-        let tracker = crate::delivery::current().unwrap_or_default();
-        super::keep_thread_state();
-        let handled = attach_if_open(|py| {
-            let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
-            let coroutine = self
-                .on_batch
-                .bind(py)
-                .call1((batch, PyDeliveryTracker(tracker)))?;
-            pyo3_async_runtimes::into_future_with_locals(&self.locals, coroutine)
-        })
-        .ok_or(Error::Closed("the Python interpreter"))?;
-        let outcome = match handled {
-            Ok(future) => future.await,
-            Err(error) => Err(error),
-        };
-        // Reading a Python object runs Python code: through the gate, like any entry.
-        attach_if_open(|py| match outcome {
-            Ok(report) => handled_of(report.bind(py)).map_err(|error| {
-                Error::Handler(format!("on_batch returned an unreadable report: {error}"))
-            }),
-            Err(error) => Err(Error::Handler(error.to_string())),
-        })
-        .unwrap_or(Err(Error::Closed("the Python interpreter")))
-    }
-}
-
-/// A failure as `ConsumerRunner` reports it: (indices, the model an undecodable record should
-/// have been, retryable, error type, message, traceback).
-type PyFailure = (
-    Vec<usize>,
-    Option<String>,
-    bool,
-    String,
-    String,
-    Option<String>,
-);
-
-/// What `on_batch` returned: `None` when everything was handled, else (the index it stopped
-/// after, the failures).
-fn handled_of(report: &Bound<'_, PyAny>) -> PyResult<Handled> {
-    if report.is_none() {
-        return Ok(Handled::all());
-    }
-    let (stopped_after, failures): (Option<usize>, Vec<PyFailure>) = report.extract()?;
-    Ok(Handled {
-        stopped_after,
-        failures: failures
-            .into_iter()
-            .map(
-                |(indices, undecodable_as, retryable, error_type, message, details)| Failure {
-                    indices,
-                    kind: match undecodable_as {
-                        Some(into) => FailureKind::Undecodable { into },
-                        None => FailureKind::Handler,
-                    },
-                    retryable,
-                    error_type,
-                    message,
-                    details,
-                },
-            )
-            .collect(),
-    })
 }
 
 /// Schedules `callback(*arguments)` on the app's event loop from any thread; does nothing
