@@ -100,7 +100,9 @@ pub struct ConsumerLoopConfig {
     pub one_partition_per_call: bool,
     /// How many handled batches may wait for their outputs' acknowledgements while the loop
     /// polls on; one more and it waits for the oldest. Offsets are stored in batch order
-    /// once a batch's outputs are all delivered.
+    /// once a batch's outputs are all delivered. The window must cover the producers'
+    /// acknowledgement time (`linger.ms` and a round trip): at 8 batches of 100 it capped a
+    /// Rust app at ~120k records/s in `make bench`; 64 lifts it.
     pub max_batches_awaiting_delivery: usize,
     /// At stop, how long the loop waits for the outputs of handled batches still on their way
     /// (a destination that is down would otherwise hold the stop for `message.timeout.ms`).
@@ -120,7 +122,7 @@ impl Default for ConsumerLoopConfig {
             commit_interval: Some(Duration::from_secs(5)),
             slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
             one_partition_per_call: false,
-            max_batches_awaiting_delivery: 8,
+            max_batches_awaiting_delivery: 64,
             delivery_grace_at_stop: Duration::from_secs(10),
             failures: FailurePolicy::default(),
             metrics: None,
