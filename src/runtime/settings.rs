@@ -66,7 +66,7 @@ const MAX_HAND_OVER: usize = 2000;
 
 impl ConsumerSettings {
     /// How far the loop may grow a hand-over beyond `max_poll_records` for a fast handler
-    /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): up to [`MAX_HAND_OVER`]
+    /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): up to `MAX_HAND_OVER`
     /// records, only for a handler to whom the batch size is invisible (one that takes one
     /// message after another: a batch handler sees its batches, a concurrent one has as many
     /// messages in flight as a batch holds).
