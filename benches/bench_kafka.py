@@ -39,9 +39,12 @@ from local_kafka import local_clusters
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ROOT / "benches" / "kafka_workloads.py"
 FASTSTREAM_VENV = ROOT / ".venv-faststream"
-# BENCH_RECORDS / BENCH_ROUNDS: a quicker run, to check the harness.
+# BENCH_RECORDS / BENCH_ROUNDS: a quicker run, to check the harness. BENCH_ONLY: a comma-separated
+# list of row labels (e.g. `confluent,fastkafka`) to compare just those; such a partial run prints
+# its table but leaves benches/results alone.
 RECORDS = int(os.environ.get("BENCH_RECORDS", 100_000))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+ONLY = [label for label in os.environ.get("BENCH_ONLY", "").split(",") if label]
 PARTITIONS = 4
 
 
@@ -232,14 +235,18 @@ def table(all_rows: list[Row]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in all_rows:
-        base = by_label[row.baseline]
+        base = by_label.get(row.baseline)  # absent from a BENCH_ONLY run that leaves it out
+        ratios = (
+            f"{row.median('msgs_per_s') / base.median('msgs_per_s'):.2f}x "
+            f"| {row.median('steady_msgs_per_s') / base.median('steady_msgs_per_s'):.2f}x"
+            if base
+            else "— | —"
+        )
         lines.append(
             f"| {row.name} | {row.median('msgs_per_s'):,.0f} "
             f"| {row.median('steady_msgs_per_s'):,.0f} | {row.median('cpu_us_per_msg'):.1f} "
             f"| {row.median('steady_cpu_us_per_msg'):.1f} | {row.median('rss_mb'):.0f} "
-            f"| {row.median('msgs_per_s') / base.median('msgs_per_s'):.2f}x "
-            f"| {row.median('steady_msgs_per_s') / base.median('steady_msgs_per_s'):.2f}x "
-            f"| {row.outputs} |"
+            f"| {ratios} | {row.outputs} |"
         )
     return "\n".join(lines)
 
@@ -272,6 +279,12 @@ def chart(all_rows: list[Row], path: Path) -> None:
 
 def main() -> None:
     all_rows = rows()
+    if ONLY:
+        unknown = set(ONLY) - {row.label for row in all_rows}
+        if unknown:
+            sys.exit(f"BENCH_ONLY names unknown rows {sorted(unknown)}; rows are "
+                     f"{', '.join(row.label for row in all_rows)}")  # fmt: skip
+        all_rows = [row for row in all_rows if row.label in ONLY]
     subprocess.run([*NATIVE, "--no-run"], cwd=ROOT, check=True)  # built before the clock runs
     with local_clusters(2, storage="memory://tansu/") as brokers:
         servers = [broker.bootstrap_servers for broker in brokers]
@@ -294,6 +307,8 @@ def main() -> None:
         f"{table(all_rows)}\n"
     )
     print(report)
+    if ONLY:
+        return
     results = ROOT / "benches" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "kafka.md").write_text(report)
