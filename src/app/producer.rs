@@ -42,8 +42,8 @@ impl<T: 'static> Producer<T> {
     /// While the client's queue is full it waits for room without blocking its thread
     /// (backpressure), and fails after [`QUEUE_FULL_TIMEOUT`](crate::transport::QUEUE_FULL_TIMEOUT).
     pub async fn send(&self, value: &T) -> Result<()> {
-        self.send_records(None, Vec::new(), std::slice::from_ref(value))
-            .await
+        let record = OutgoingRecord::new(self.encode(value)?);
+        self.handle.produce(vec![record]).await
     }
 
     /// Sends one record with a key: records with one key land on one partition, in order.
@@ -62,16 +62,20 @@ impl<T: 'static> Producer<T> {
         let records = values
             .iter()
             .map(|value| {
-                let payload = self.codec.encode(value).map_err(|e| {
-                    Error::Handler(format!("cannot encode for '{}': {e}", self.handle.topic()))
-                })?;
                 Ok(OutgoingRecord {
                     key: key.clone(),
-                    value: payload.into(),
+                    value: self.encode(value)?,
                     headers: headers.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         self.handle.produce(records).await
+    }
+
+    fn encode(&self, value: &T) -> Result<Bytes> {
+        let payload = self.codec.encode(value).map_err(|e| {
+            Error::Handler(format!("cannot encode for '{}': {e}", self.handle.topic()))
+        })?;
+        Ok(payload.into())
     }
 }

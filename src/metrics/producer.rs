@@ -3,7 +3,6 @@
 //! one place every record passes, whichever API, producer or dead-letter topic sent it), once
 //! per cluster address however many clients the process has for it.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -15,7 +14,7 @@ use super::{escape, header, lock_registry, Histogram};
 #[derive(Debug)]
 pub struct ClusterProducerMetrics {
     cluster: String,
-    topics: RwLock<HashMap<String, Arc<ProducerMetrics>>>,
+    topics: RwLock<Vec<(Box<str>, Arc<ProducerMetrics>)>>,
 }
 
 /// One topic's producer figures on one cluster; see [`render`](super::render) for their names.
@@ -76,17 +75,23 @@ impl ClusterProducerMetrics {
     }
 
     fn with_topic(&self, topic: &str, update: impl FnOnce(&ProducerMetrics)) {
-        // A read lock and a lookup: the topics of a process are few and soon all known.
-        if let Some(figures) = self
-            .topics
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(topic)
+        // A read lock and a scan: a cluster's producers send to few topics, and comparing a
+        // few short names costs less than hashing one (this runs twice per record).
+        let position = |topics: &[(Box<str>, Arc<ProducerMetrics>)]| {
+            topics.iter().position(|(name, _)| **name == *topic)
+        };
         {
-            return update(figures);
+            let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(index) = position(&topics) {
+                return update(&topics[index].1);
+            }
         }
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        update(topics.entry(topic.to_owned()).or_default());
+        let index = position(&topics).unwrap_or_else(|| {
+            topics.push((topic.into(), Arc::default()));
+            topics.len() - 1
+        });
+        update(&topics[index].1);
     }
 }
 
@@ -98,7 +103,7 @@ pub(super) fn render(out: &mut String, clusters: &[Arc<ClusterProducerMetrics>])
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let mut sorted: Vec<_> = known.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
         for (topic, figures) in sorted {
             let labels = format!(
                 "cluster=\"{}\",topic=\"{}\"",

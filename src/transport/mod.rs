@@ -143,13 +143,13 @@ pub async fn produce_when_room(
     mut records: Vec<OutgoingRecord>,
     tracker: Option<&Arc<DeliveryTracker>>,
 ) -> Result<()> {
+    records = cluster.try_produce_tracked(topic, records, tracker)?;
+    if records.is_empty() {
+        return Ok(()); // the common case, without reading the clock
+    }
     let deadline = tokio::time::Instant::now() + QUEUE_FULL_TIMEOUT;
     let mut pause = Duration::from_millis(1);
     loop {
-        records = cluster.try_produce_tracked(topic, records, tracker)?;
-        if records.is_empty() {
-            return Ok(());
-        }
         if tokio::time::Instant::now() >= deadline {
             return Err(Error::Transport {
                 cluster: cluster.id().to_string(),
@@ -161,6 +161,10 @@ pub async fn produce_when_room(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
+        records = cluster.try_produce_tracked(topic, records, tracker)?;
+        if records.is_empty() {
+            return Ok(());
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::native::{cached_high_watermark, to_record};
+use super::native::{cached_high_watermark, to_records, TopicNames};
 use super::rebalance::{Assigned, RebalanceCommitter};
 use super::{
     check_not_reserved, client_config, config_error, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
@@ -38,6 +38,8 @@ pub(super) struct KafkaConsumer {
     stored: BTreeMap<TopicPartition, i64>,
     /// A fatal error met while filling a batch, returned by the next poll.
     fatal: Option<Error>,
+    /// The topic names its records share.
+    topics: TopicNames,
 }
 
 impl fmt::Debug for KafkaConsumer {
@@ -95,6 +97,7 @@ impl KafkaConsumer {
             buffered: VecDeque::new(),
             stored: BTreeMap::new(),
             fatal: None,
+            topics: TopicNames::default(),
         };
         let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
         if consumer.in_group {
@@ -125,7 +128,7 @@ impl KafkaConsumer {
         while !assigned.flag.load(Ordering::Acquire) {
             tokio::select! {
                 received = self.consumer.recv() => match received {
-                    Ok(message) => self.buffered.push_back(to_record(&message)),
+                    Ok(message) => self.buffered.extend(to_records(&[message], &mut self.topics)),
                     Err(error) => tracing::warn!(cluster = %self.cluster, %error, "while joining the group"),
                 },
                 _ = assigned.notify.notified() => {}
@@ -221,18 +224,19 @@ impl ClusterConsumer for KafkaConsumer {
         }
         // One stream for the whole batch: creating one per message costs more than the message.
         let mut stream = self.consumer.stream();
+        let mut messages = Vec::new();
         if batch.is_empty() {
             // The only await: cancelling here loses nothing.
             let first = stream.next().await.expect("kafka streams never end");
             match first {
-                Ok(message) => batch.push(to_record(&message)),
+                Ok(message) => messages.push(message),
                 Err(error) => return Err(consumer_error(&self.cluster, &error)),
             }
         }
         // Whatever else is already fetched joins the batch, without waiting.
-        while batch.len() < max_records {
+        while batch.len() + messages.len() < max_records {
             match stream.next().now_or_never() {
-                Some(Some(Ok(message))) => batch.push(to_record(&message)),
+                Some(Some(Ok(message))) => messages.push(message),
                 Some(Some(Err(error))) => {
                     match consumer_error(&self.cluster, &error) {
                         fatal @ Error::Fatal { .. } => self.fatal = Some(fatal),
@@ -243,6 +247,7 @@ impl ClusterConsumer for KafkaConsumer {
                 Some(None) | None => break,
             }
         }
+        batch.extend(to_records(&messages, &mut self.topics));
         Ok(batch)
     }
 

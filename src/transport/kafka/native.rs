@@ -1,6 +1,9 @@
-//! What the clients read through librdkafka's C API where rust-rdkafka's safe API falls short:
-//! header keys that are not UTF-8 (rust-rdkafka panics on them), the cached high watermark
-//! (rust-rdkafka only offers the blocking query) and a delivered record's latency.
+//! Consumed messages turned into [`Record`]s a batch at a time, and what the clients read through
+//! librdkafka's C API where rust-rdkafka's safe API falls short: header keys that are not UTF-8
+//! (rust-rdkafka panics on them), the cached high watermark (rust-rdkafka only offers the
+//! blocking query) and a delivered record's latency.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -9,24 +12,59 @@ use rdkafka::message::{BorrowedMessage, Message};
 use super::rebalance::RebalanceCommitter;
 use crate::record::{Record, TimestampType};
 
-/// A consumed message as a [`Record`].
-pub(super) fn to_record(message: &BorrowedMessage<'_>) -> Record {
-    let headers = headers_of(message);
-    Record {
-        topic: message.topic().into(),
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
-        timestamp_type: match message.timestamp() {
-            rdkafka::Timestamp::LogAppendTime(_) => TimestampType::LogAppendTime,
-            _ => TimestampType::CreateTime,
-        },
-        key: message.key().map(Bytes::copy_from_slice),
-        value: message
-            .payload()
-            .map(Bytes::copy_from_slice)
-            .unwrap_or_default(),
-        headers,
+/// Consumed messages as [`Record`]s.
+///
+/// Their keys and payloads are copied into one buffer that the records share (one allocation per
+/// batch rather than two per record: at a hundred thousand records a second the allocator was a
+/// tenth of the consumer loop's time), and records of one topic share one topic name. A record
+/// kept after its batch keeps that buffer alive; batches are `max_poll_records` small.
+pub(super) fn to_records(messages: &[BorrowedMessage<'_>], topics: &mut TopicNames) -> Vec<Record> {
+    let size = messages
+        .iter()
+        .map(|message| message.key_len() + message.payload_len())
+        .sum();
+    let mut buffer = Vec::with_capacity(size);
+    for message in messages {
+        buffer.extend_from_slice(message.key().unwrap_or_default());
+        buffer.extend_from_slice(message.payload().unwrap_or_default());
+    }
+    let buffer = Bytes::from(buffer);
+    let mut start = 0;
+    let mut take = |len: usize| {
+        let bytes = buffer.slice(start..start + len);
+        start += len;
+        bytes
+    };
+    messages
+        .iter()
+        .map(|message| Record {
+            topic: topics.of(message.topic()),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+            timestamp_type: match message.timestamp() {
+                rdkafka::Timestamp::LogAppendTime(_) => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
+            key: message.key().map(|key| take(key.len())),
+            value: take(message.payload_len()),
+            headers: headers_of(message),
+        })
+        .collect()
+}
+
+/// The topic names a consumer has seen, shared by its records (a consumer reads few topics).
+#[derive(Debug, Default)]
+pub(super) struct TopicNames(Vec<Arc<str>>);
+
+impl TopicNames {
+    fn of(&mut self, topic: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|known| ***known == *topic) {
+            return known.clone();
+        }
+        let name: Arc<str> = topic.into();
+        self.0.push(name.clone());
+        name
     }
 }
 
