@@ -57,6 +57,38 @@ async def test_recorded_calls_are_deep_copies() -> None:
         )
 
 
+class Reading(BaseModel, extra="allow"):
+    sensor: str
+    value: float
+
+
+async def test_a_flat_message_changed_after_the_call_is_recorded_as_it_was() -> None:
+    # A message of plain fields is snapshotted by copying its fields, not deep-copied: the
+    # recorded call must still be what the producer was called with.
+    app = FastKafka(kafka_brokers=CLUSTER_A)
+
+    @app.consumes(topic="readings")
+    async def on_readings(msg: Reading) -> None:
+        await to_checked(msg)
+        msg.value = -1.0  # reassigned after the call: the producer's recorded call keeps 20.5
+        msg.unit = "K"  # type: ignore[attr-defined]  # an extra field too
+
+    @app.produces(topic="checked")
+    async def to_checked(msg: Reading) -> Reading:
+        return msg
+
+    async with Tester(app) as tester:
+        await tester.to_readings(Reading(sensor="t1", value=20.5, unit="C"))  # type: ignore[call-arg]
+        sent = Reading(sensor="t1", value=20.5, unit="C")  # type: ignore[call-arg]
+        await app.awaited_mocks.to_checked.assert_called_once_with(sent, timeout=5)
+        (recorded,) = app.mocks.to_checked.call_args.args
+        assert type(recorded) is Reading
+        assert recorded.model_fields_set == {"sensor", "value", "unit"}
+        assert recorded.model_dump() == {"sensor": "t1", "value": 20.5, "unit": "C"}
+        # What went out is the message as the consumer left it when the producer returned.
+        await tester.on_checked.assert_called_once_with(sent, timeout=5)
+
+
 async def test_a_failing_assertion_raises_after_its_timeout() -> None:
     app = forwarding_app()
     async with Tester(app) as tester:

@@ -12,8 +12,8 @@ that owns a real ``unittest.mock`` object: an ``AsyncMock`` for an ``async def``
   (default 60 s, FastKafka's) passes, then raises the last ``AssertionError``.
 
 Recording is lazy because a mock call costs tens of microseconds and most recorded calls of a
-busy test are never examined: a call is snapshotted when it happens (deep copies of its
-arguments, or a consumed record's raw bytes, decoded again later) and replayed into the mock
+busy test are never examined: a call is snapshotted when it happens (a copy of its arguments,
+or a consumed record's raw bytes, decoded again later) and replayed into the mock
 the moment anything reads the mock's call state (:data:`_CALL_STATE`), so every reader —
 including one holding a reference taken before the calls — sees all calls in order. A mock
 given a ``side_effect`` is called at once instead, so the side effect runs when the function
@@ -27,19 +27,34 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
+import decimal
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from unittest.mock import AsyncMock, MagicMock
+
+from pydantic import BaseModel
 
 __all__ = ["DEFAULT_TIMEOUT", "AwaitedMock", "CallRecorder", "MockNamespace"]
 
 DEFAULT_TIMEOUT = 60.0
 
 # A call waiting to be replayed, kept as a plain tuple (cheaper than a closure per call):
-# (None, args, kwargs) for deep-copied arguments, or (decode, raw, undecodable) for a message
-# recorded as its bytes.
+# (None, args, kwargs) for deep-copied arguments, (_FLAT, parts, None) for arguments that are
+# flat models or immutable values (see _flat_snapshot), or (decode, raw, undecodable) for a
+# message recorded as its bytes.
 Snapshot = tuple[Any, Any, Any]
+_FLAT = object()
+
+# Values a snapshot may share with the caller: nothing the caller does later can change them.
+_IMMUTABLE = frozenset(
+    {
+        str, int, float, bool, bytes, type(None), complex, decimal.Decimal, uuid.UUID,
+        datetime.datetime, datetime.date, datetime.time, datetime.timedelta,
+    }
+)  # fmt: skip
 
 # Reading any of these replays the pending calls first. The standard library's own assertions
 # read the call state through these public names too, so they see every call as well.
@@ -102,14 +117,19 @@ class CallRecorder:
         return self._mock
 
     def record(self, *args: Any, **kwargs: Any) -> Awaitable[Any] | None:
-        """Record a call with deep copies of its arguments.
+        """Record a call with copies of its arguments (deep copies, or for the usual
+        message of plain fields a copy of its fields, which is as good and 8x cheaper).
 
         Returns an awaitable to await at once when the mock has a ``side_effect`` (so it runs
         now, and what it raises reaches the caller), else None.
         """
         if self._has_side_effect():
             return self._call_now(args, kwargs)
-        self._add((None, copy.deepcopy(args), copy.deepcopy(kwargs)))
+        flat = None if kwargs else _flat_snapshot(args)
+        if flat is not None:
+            self._add((_FLAT, flat, None))
+        else:
+            self._add((None, copy.deepcopy(args), copy.deepcopy(kwargs)))
         return None
 
     def record_encoded(
@@ -132,6 +152,8 @@ class CallRecorder:
         for first, second, third in pending:
             if first is None:
                 args, kwargs = second, third
+            elif first is _FLAT:
+                args, kwargs = tuple(_restore(part) for part in second), {}
             else:
                 args, kwargs = (_decoded(first, second, third),), {}
             called = self._mock(*args, **kwargs)
@@ -169,6 +191,57 @@ class CallRecorder:
         with self._lock:
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
+
+
+def _flat_snapshot(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """What restores ``args`` as they are now, when each is an immutable value or a pydantic
+    model whose fields (and extra fields) all hold immutable values: copying such a model's
+    field dictionary is a snapshot, as a deep copy would be. None for anything else (nested
+    models, lists, private attributes), which the caller deep-copies."""
+    parts = []
+    for arg in args:
+        if type(arg) in _IMMUTABLE:
+            parts.append(arg)
+            continue
+        if not isinstance(arg, BaseModel) or arg.__pydantic_private__ is not None:
+            return None
+        fields, extra = arg.__dict__, arg.__pydantic_extra__
+        if not _IMMUTABLE.issuperset(map(type, fields.values())):
+            return None
+        if extra and not _IMMUTABLE.issuperset(map(type, extra.values())):
+            return None
+        parts.append(
+            _ModelState(
+                type(arg),
+                fields.copy(),
+                arg.__pydantic_fields_set__.copy(),
+                None if extra is None else extra.copy(),
+            )
+        )
+    return tuple(parts)
+
+
+class _ModelState(NamedTuple):
+    """A flat model as _flat_snapshot took it."""
+
+    model_class: type[BaseModel]
+    fields: dict[str, Any]
+    fields_set: set[str]
+    extra: dict[str, Any] | None
+
+
+def _restore(part: Any) -> Any:
+    """The value ``part`` of a flat snapshot stands for: a model is rebuilt as pydantic's own
+    ``__copy__`` builds one, without validating again."""
+    if type(part) is not _ModelState:
+        return part
+    model_class, fields, fields_set, extra = part
+    model = model_class.__new__(model_class)
+    object.__setattr__(model, "__dict__", fields)
+    object.__setattr__(model, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(model, "__pydantic_extra__", extra)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
 
 
 def _decoded(decode: Callable[[bytes], Any], raw: bytes, undecodable: Any) -> Any:
