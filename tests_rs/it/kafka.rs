@@ -53,6 +53,42 @@ async fn produced_records_keep_keys_headers_and_order() {
     consumer.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_unkeyed_and_empty_records_of_one_batch_keep_their_own_bytes() {
+    // A polled batch's keys and payloads share one buffer: each record must still see exactly
+    // its own key (or none) and payload (or an empty one).
+    let (_mock, id, transport) = setup(1);
+    let cluster = transport.cluster(&id).unwrap();
+    let mut consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let sent: Vec<OutgoingRecord> = (0..30)
+        .map(|i| {
+            let record = OutgoingRecord::new(if i % 5 == 0 {
+                String::new()
+            } else {
+                format!("v{i}")
+            });
+            if i % 3 == 0 {
+                record.with_key(format!("key-{i}"))
+            } else {
+                record
+            }
+        })
+        .collect();
+    cluster.produce("t", sent.clone()).unwrap();
+    cluster.flush().await.unwrap();
+    let got = poll_exactly(consumer.as_mut(), 30).await;
+    for (record, expected) in got.iter().zip(&sent) {
+        assert_eq!(record.key, expected.key, "key of offset {}", record.offset);
+        assert_eq!(
+            record.value, expected.value,
+            "value of offset {}",
+            record.offset
+        );
+        assert_eq!(&*record.topic, "t");
+    }
+    consumer.close().await.unwrap();
+}
+
 /// Produces one record whose only header has the key `key` (any bytes) with a plain
 /// rust-rdkafka producer: its `Header` type takes `&str` keys, so the C API adds the header.
 fn produce_with_raw_header_key(mock_servers: &str, key: &[u8], value: &[u8]) {
