@@ -221,12 +221,7 @@ class FastKafka:
                 options=kwargs,
                 on_abandon=runner.abandon,
                 max_poll_records_cap=chosen_executor.max_buffer_size,
-                # A batch handler sees one partition's records, in order, per call.
-                one_partition_per_call=spec.batch,
-                # A sequential handler sees one message at a time: how many are handed over
-                # at once is invisible to it, so the engine sizes that to its speed.
-                one_message_at_a_time=not spec.batch
-                and not isinstance(chosen_executor, DynamicTaskExecutor),
+                hand_over=_hand_over(spec, chosen_executor),
                 retry=None if retry is None else retry.as_engine_args(),
                 dead_letter_topic=dead_letter_topic,
                 dead_letter_brokers=dead_letter_override,
@@ -441,3 +436,14 @@ class FastKafka:
             f"consumers={[s.name for s in self._consumers]}, "
             f"producers={[s.name for s in self._producers]})"
         )
+
+
+def _hand_over(spec: ConsumerSpec, executor: Executor) -> _core._HandOver:
+    """How many records each call of a consumer's handler gets (the engine's ``HandOver``)."""
+    if spec.batch:
+        return "one_partition"  # a batch handler sees one partition's records, in order
+    if isinstance(executor, DynamicTaskExecutor):
+        return "up_to_max_poll_records"  # a call's records are all in flight at once
+    # One message after another: the size is invisible to it, so the engine sizes it to its
+    # speed, saving thread wake-ups per hand-over.
+    return "sized_to_handler"

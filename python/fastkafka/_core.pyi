@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, final
+from typing import Any, Literal, final
 
 __all__ = [
     "Cluster",
@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 __version__: str
+
+# How many records each call of a consumer's handler gets (the engine's `HandOver`).
+_HandOver = Literal["up_to_max_poll_records", "one_partition", "sized_to_handler"]
 
 @final
 class KafkaBrokers:
@@ -110,8 +113,7 @@ class Runtime:
         options: Mapping[str, Any] | None = None,
         on_abandon: Callable[[float], object] | None = None,
         max_poll_records_cap: int | None = None,
-        one_partition_per_call: bool = False,
-        one_message_at_a_time: bool = False,
+        hand_over: _HandOver = "up_to_max_poll_records",
         retry: tuple[int, float, float] | None = None,
         dead_letter_topic: str | None = None,
         dead_letter_brokers: KafkaBrokers | None = None,

@@ -15,7 +15,7 @@ use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record};
 use crate::runtime::{
-    ClusterChoice, ConsumerRegistration, ConsumerSettings, RunningRuntime, Runtime,
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, RunningRuntime, Runtime,
 };
 use crate::transport::memory::MemoryBroker;
 use crate::transport::{Cluster, Transport};
@@ -99,8 +99,7 @@ impl TestHarness {
                 Ok(Box::new(Forward(sender.clone())) as Box<dyn BatchHandler>)
             }),
             on_abandon: None,
-            one_partition_per_call: false,
-            one_message_at_a_time: false,
+            hand_over: HandOver::UpToMaxPollRecords,
         })?;
         let running = runtime.start(self.transport()).await?;
         Ok(Watch {

@@ -79,7 +79,7 @@ use crate::consumer_loop::BatchHandler;
 use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
 use crate::error::{Error, Result};
 use crate::runtime::{
-    ClusterChoice, ConsumerRegistration, ConsumerSettings, RunningRuntime, Runtime,
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, RunningRuntime, Runtime,
 };
 use crate::transport::{ClientProperties, Transport};
 
@@ -333,8 +333,11 @@ impl App {
                 Ok(Box::new(handler) as Box<dyn BatchHandler>)
             }),
             on_abandon: None,
-            one_partition_per_call: batch,
-            one_message_at_a_time: false,
+            hand_over: if batch {
+                HandOver::OnePartition
+            } else {
+                HandOver::UpToMaxPollRecords
+            },
         });
         if added.is_err() {
             self.channels.pop(); // not registered, so not documented either

@@ -25,8 +25,8 @@ use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
 use crate::runtime::{
-    options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandlerFactory,
-    Options, RunningRuntime, Runtime,
+    options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandOver,
+    HandlerFactory, Options, RunningRuntime, Runtime,
 };
 
 /// The asyncio loop (and context) of the current start, shared with the handler factories.
@@ -128,14 +128,14 @@ impl PyRuntime {
     /// Registers consumer `name` of `topic` on the app's cluster, on `brokers`, or on the
     /// cluster `bootstrap_servers` whatever the environment (test mirrors). `options` are
     /// the decorator's (FastKafka's names) over the app's; `max_poll_records_cap` bounds the
-    /// batch size (an executor's buffer); `one_partition_per_call` splits each polled batch by
-    /// partition (batch consumers); `one_message_at_a_time` (sequential consumers) lets the
-    /// loop grow hand-overs for a fast handler. `on_batch(records, deliveries)` is awaited for each
+    /// batch size (an executor's buffer); `hand_over` is how many records a call gets:
+    /// "up_to_max_poll_records", "one_partition" (batch consumers) or "sized_to_handler"
+    /// (sequential consumers; see `HandOver`). `on_batch(records, deliveries)` is awaited for each
     /// batch and returns what it could not process (see `handled_of`);
     /// `on_abandon(seconds)` is called on the loop when stopping gave up waiting for it.
     /// `retry` is (attempts, backoff s, max backoff s); `dead_letter_topic` is on the
     /// consumer's cluster, or on `dead_letter_brokers`'.
-    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, one_partition_per_call = false, one_message_at_a_time = false, retry = None, dead_letter_topic = None, dead_letter_brokers = None))]
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, hand_over = "up_to_max_poll_records", retry = None, dead_letter_topic = None, dead_letter_brokers = None))]
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
@@ -147,8 +147,7 @@ impl PyRuntime {
         options: Option<&Bound<'_, PyDict>>,
         on_abandon: Option<Py<PyAny>>,
         max_poll_records_cap: Option<usize>,
-        one_partition_per_call: bool,
-        one_message_at_a_time: bool,
+        hand_over: &str,
         retry: Option<(u32, f64, f64)>,
         dead_letter_topic: Option<String>,
         dead_letter_brokers: Option<&Bound<'_, PyKafkaBrokers>>,
@@ -216,8 +215,7 @@ impl PyRuntime {
                 settings,
                 handler,
                 on_abandon,
-                one_partition_per_call,
-                one_message_at_a_time,
+                hand_over: hand_over_of(hand_over, &place)?,
             })
             .map_err(to_py_err)?;
         Ok(())
@@ -364,6 +362,19 @@ fn options_of(options: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
             Ok((name.extract::<String>()?, value))
         })
         .collect()
+}
+
+/// `add_consumer`'s `hand_over` argument.
+fn hand_over_of(name: &str, place: &str) -> PyResult<HandOver> {
+    match name {
+        "up_to_max_poll_records" => Ok(HandOver::UpToMaxPollRecords),
+        "one_partition" => Ok(HandOver::OnePartition),
+        "sized_to_handler" => Ok(HandOver::SizedToHandler),
+        other => Err(to_py_err(Error::Config(format!(
+            "{place}: unknown hand_over {other:?}; use \"up_to_max_poll_records\", \
+             \"one_partition\" or \"sized_to_handler\""
+        )))),
+    }
 }
 
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {

@@ -69,13 +69,26 @@ pub struct ConsumerRegistration {
     pub handler: HandlerFactory,
     /// How to cancel a batch stuck at stop; without one, a stuck loop is left behind.
     pub on_abandon: Option<AbandonHook>,
-    /// Hand the handler one partition's records per call (batch consumers).
-    pub one_partition_per_call: bool,
-    /// Its handler takes one message after another, so the size of a hand-over is invisible
-    /// to it and the loop may grow it for a fast handler
-    /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]). Python's sequential
-    /// consumers; not Rust's, which run on the engine's threads with no hand-off to save.
-    pub one_message_at_a_time: bool,
+    /// How many records each call of its handler gets.
+    pub hand_over: HandOver,
+}
+
+/// How many records each call of a consumer's handler gets, which follows from what the
+/// handler does with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandOver {
+    /// Up to `max_poll_records`: the default, and the only choice for a handler that sees
+    /// the size (Rust handlers; Python's concurrent executor, which has a call's records in
+    /// flight at once).
+    #[default]
+    UpToMaxPollRecords,
+    /// One partition's records, in order, per call (batch consumers).
+    OnePartition,
+    /// Sized to ~20 ms of the handler's measured work, between `max_poll_records` and 2,000
+    /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): for a handler that takes
+    /// one message after another, to whom the size is invisible and for whom each hand-over
+    /// costs thread wake-ups (Python's sequential consumers; Rust's have no hand-off to save).
+    SizedToHandler,
 }
 
 impl fmt::Debug for ConsumerRegistration {

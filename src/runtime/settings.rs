@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::options::{check, kind_of, translate, Client, Options};
-use super::ClusterChoice;
+use super::{ClusterChoice, HandOver};
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::error::{Error, Result};
 use crate::transport::{ClientProperties, OffsetReset};
@@ -67,12 +67,12 @@ const MAX_HAND_OVER: usize = 2000;
 impl ConsumerSettings {
     /// How far the loop may grow a hand-over beyond `max_poll_records` for a fast handler
     /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): up to `MAX_HAND_OVER`
-    /// records, only for a handler to whom the batch size is invisible (one that takes one
-    /// message after another: a batch handler sees its batches, a concurrent one has as many
-    /// messages in flight as a batch holds).
-    pub fn max_poll_records_when_fast(&self, one_message_at_a_time: bool) -> Option<usize> {
+    /// records, only for a handler to whom the batch size is invisible
+    /// ([`HandOver::SizedToHandler`]).
+    pub fn max_poll_records_when_fast(&self, hand_over: HandOver) -> Option<usize> {
         let cap = self.hand_over_cap.unwrap_or(usize::MAX);
-        one_message_at_a_time.then(|| self.max_poll_records.max(MAX_HAND_OVER).min(cap))
+        (hand_over == HandOver::SizedToHandler)
+            .then(|| self.max_poll_records.max(MAX_HAND_OVER).min(cap))
     }
 
     /// Checks a consumer's options (given in `place`) and maps them.

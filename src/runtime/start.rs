@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::running::{RunningConsumer, RunningRuntime};
-use super::{ClusterChoice, ConsumerRegistration, ProducerHandle, Runtime};
+use super::{ClusterChoice, ConsumerRegistration, HandOver, ProducerHandle, Runtime};
 use crate::consumer_loop::failures::FailurePolicy;
 use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
@@ -152,11 +152,10 @@ impl Runtime {
         let config = ConsumerLoopConfig {
             name: consumer.name.as_str().into(),
             max_poll_records: settings.max_poll_records,
-            max_poll_records_when_fast: settings
-                .max_poll_records_when_fast(consumer.one_message_at_a_time),
+            max_poll_records_when_fast: settings.max_poll_records_when_fast(consumer.hand_over),
             commit_interval: settings.commit_interval,
             slow_batch_warning: slow_batch_warning(&settings.properties),
-            one_partition_per_call: consumer.one_partition_per_call,
+            one_partition_per_call: consumer.hand_over == HandOver::OnePartition,
             failures: FailurePolicy {
                 retry: settings.retry,
                 dead_letter,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fastkafka::runtime::{
-    AbandonHook, ClusterChoice, ConsumerRegistration, ConsumerSettings, Options, Runtime,
+    AbandonHook, ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, Options, Runtime,
 };
 use fastkafka::{BatchHandler, Error, KafkaBrokers, MemoryBroker, Record, Transport};
 use serde_json::json;
@@ -62,8 +62,7 @@ async fn a_batch_stuck_at_stop_is_abandoned_after_the_stop_timeout() {
                 *hook_waited.lock().unwrap() = Some(after);
                 hook_abandoned.notify_one();
             }) as AbandonHook),
-            one_partition_per_call: false,
-            one_message_at_a_time: false,
+            hand_over: HandOver::UpToMaxPollRecords,
         })
         .unwrap();
     let broker = MemoryBroker::new();
@@ -169,8 +168,7 @@ async fn a_fixed_cluster_ignores_the_environment_as_a_test_mirror_must() {
                 )
             }),
             on_abandon: None,
-            one_partition_per_call: false,
-            one_message_at_a_time: false,
+            hand_over: HandOver::UpToMaxPollRecords,
         })
         .unwrap();
     let broker = MemoryBroker::new();
