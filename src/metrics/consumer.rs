@@ -260,6 +260,9 @@ mod tests {
 
     #[test]
     fn a_consumers_figures_render_with_its_labels() {
+        let _rendering = super::super::RENDERING_IN_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let metrics = ConsumerMetrics::register(ConsumerLabels {
             consumer: "on_\"odd\"".into(),
             cluster: "k:9092".into(),

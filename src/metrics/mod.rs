@@ -123,6 +123,12 @@ pub fn render() -> String {
     out
 }
 
+/// Held by unit tests that render the registry: [`render`] holds each live consumer's figures
+/// while it writes them, so a test checking that a dropped consumer is gone must not render
+/// at the same time as another.
+#[cfg(test)]
+pub(crate) static RENDERING_IN_TESTS: Mutex<()> = Mutex::new(());
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -165,6 +165,9 @@ mod tests {
 
     #[test]
     fn one_series_per_cluster_and_topic_with_pending_and_latency() {
+        let _rendering = super::super::RENDERING_IN_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let first = ClusterProducerMetrics::of("p:9092").unwrap();
         let second = ClusterProducerMetrics::of("p:9092").unwrap();
         assert!(Arc::ptr_eq(&first, &second), "one per cluster address");
