@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::awaiting::AwaitingDelivery;
 use super::dead_letters::give_up;
 use super::failures::{Attempts, Failure, Handled, Rewind};
+use super::read_ahead::ReadAhead;
 use super::{BatchHandler, ConsumerLoopConfig};
 use crate::delivery::DeliveryTracker;
 use crate::error::Result;
@@ -83,22 +84,25 @@ pub(super) async fn handle_calls<H: BatchHandler>(
     paused: &mut Vec<(TopicPartition, Instant)>,
     awaiting: &mut VecDeque<AwaitingDelivery>,
     poll_size: &mut PollSize,
+    read_ahead: &mut ReadAhead,
 ) -> Result<()> {
     for records in calls {
         let tracker = DeliveryTracker::new();
         let started = Instant::now();
         let count = records.len();
-        let outcome = crate::delivery::tracking(
+        let handling = crate::delivery::tracking(
             tracker.clone(),
             handle_polled(handler, records, config, attempts),
-        )
-        .await?;
+        );
+        let outcome = read_ahead
+            .while_handling(consumer, poll_size.next(), handling)
+            .await?;
         let elapsed = started.elapsed();
         poll_size.observe(count, elapsed);
         if let Some(metrics) = &config.metrics {
             metrics.record_batch(outcome.counts, elapsed);
         }
-        pause_for_retry(consumer, paused, outcome.rewinds)?;
+        pause_for_retry(consumer, paused, read_ahead, outcome.rewinds)?;
         if !outcome.done.is_empty() {
             awaiting.push_back(AwaitingDelivery {
                 batch: outcome.done,
@@ -346,14 +350,16 @@ pub(super) fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
 }
 
 /// Pauses each partition to retry at its failed record, which is read again once the backoff
-/// is over ([`resume_due`]).
+/// is over ([`resume_due`]); what was read ahead of it is dropped, to be read again too.
 pub(super) fn pause_for_retry(
     consumer: &mut dyn ClusterConsumer,
     paused: &mut Vec<(TopicPartition, Instant)>,
+    read_ahead: &mut ReadAhead,
     rewinds: Vec<Rewind>,
 ) -> Result<()> {
     for rewind in rewinds {
         consumer.pause_at(&rewind.partition, rewind.offset)?;
+        read_ahead.forget(&rewind.partition);
         paused.retain(|(partition, _)| *partition != rewind.partition);
         paused.push((rewind.partition, Instant::now() + rewind.backoff));
     }

@@ -4,7 +4,8 @@
 //! One loop per subscribed consumer, as a tokio task. The handler gets a whole batch (up to
 //! `max_poll_records`) at once: for Python that means one GIL acquisition and one event-loop
 //! wake-up per batch instead of per message, which is where the throughput comes from
-//! (DESIGN.md §3).
+//! (DESIGN.md §3). While the handler works on a batch, the loop polls the next one
+//! (`read_ahead.rs`), so the handler's thread does not wait for the poll between batches.
 //!
 //! A loop that ends other than by [`ConsumerLoop::stop`] — its handler asked it to stop, its
 //! cluster closed it, or it panicked (a panic is caught and becomes an [`Error::Handler`]) —
@@ -28,6 +29,7 @@ mod awaiting;
 mod dead_letters;
 pub mod failures;
 mod handling;
+mod read_ahead;
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -44,6 +46,7 @@ use awaiting::{commit_stored, store_delivered, AwaitingDelivery, Progress};
 use failures::{Attempts, FailurePolicy, Handled};
 use handling::{by_partition, handle_calls, pause_for_retry, resume_due, PollSize};
 pub use handling::{slow_batch_warning, HAND_OVER_TARGET};
+use read_ahead::ReadAhead;
 
 use crate::error::{Error, Result};
 use crate::metrics::ConsumerMetrics;
@@ -252,6 +255,7 @@ async fn run<H: BatchHandler>(
     let mut paused: Vec<(TopicPartition, Instant)> = Vec::new();
     let mut next_metrics_refresh = Instant::now();
     let mut poll_size = PollSize::new(&config);
+    let mut read_ahead = ReadAhead::default();
     let outcome = loop {
         let commit_due = async {
             match config.commit_interval {
@@ -292,7 +296,12 @@ async fn run<H: BatchHandler>(
             () = backoff_over => Wake::Resume,
             () = oldest_settled => Wake::Settled,
             () = refresh_due => Wake::RefreshMetrics,
-            polled = consumer.poll(poll_size.next()) => Wake::Polled(polled),
+            polled = async {
+                match read_ahead.take() {
+                    Some(polled) => polled,
+                    None => consumer.poll(poll_size.next()).await,
+                }
+            } => Wake::Polled(polled),
         };
         let polled = match polled {
             Wake::Polled(polled) => Some(polled),
@@ -374,6 +383,7 @@ async fn run<H: BatchHandler>(
                 &mut paused,
                 &mut awaiting,
                 &mut poll_size,
+                &mut read_ahead,
             )
             .await
             {
@@ -392,7 +402,9 @@ async fn run<H: BatchHandler>(
         {
             Ok(Progress::GoOn { stored, rewinds }) => {
                 uncommitted |= stored;
-                if let Err(error) = pause_for_retry(consumer.as_mut(), &mut paused, rewinds) {
+                if let Err(error) =
+                    pause_for_retry(consumer.as_mut(), &mut paused, &mut read_ahead, rewinds)
+                {
                     break Err(error);
                 }
             }
