@@ -43,7 +43,7 @@ impl<T: 'static> Producer<T> {
     /// (backpressure), and fails after [`QUEUE_FULL_TIMEOUT`](crate::transport::QUEUE_FULL_TIMEOUT).
     pub async fn send(&self, value: &T) -> Result<()> {
         let record = OutgoingRecord::new(self.encode(value)?);
-        self.handle.produce(vec![record]).await
+        self.handle.produce_one(record).await
     }
 
     /// Sends one record with a key: records with one key land on one partition, in order.

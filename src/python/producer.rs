@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::transport::{hand_over, one_record, to_outgoing, RecordTuple};
+use super::transport::{hand_over, hand_over_one, one_record, to_outgoing, RecordTuple};
 use super::{to_py_err, DropOffThread};
 use crate::delivery::DeliveryTracker;
 use crate::runtime::ProducerHandle;
@@ -70,11 +70,11 @@ impl PyProducer {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let cluster = self.0.bound().map_err(to_py_err)?;
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
-        hand_over(
+        hand_over_one(
             py,
             &cluster,
             self.0.topic(),
-            vec![one_record(value, key)],
+            one_record(value, key),
             tracker,
         )
     }

@@ -225,7 +225,7 @@ impl PyCluster {
         value: &[u8],
         key: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        hand_over(py, &self.0, topic, vec![one_record(value, key)], None)
+        hand_over_one(py, &self.0, topic, one_record(value, key), None)
     }
 
     fn __repr__(&self) -> String {
@@ -247,6 +247,35 @@ pub(super) fn hand_over<'py>(
     let rest = cluster
         .try_produce_tracked(topic, records, tracker.as_ref())
         .map_err(to_py_err)?;
+    when_room(py, cluster, topic, rest, tracker)
+}
+
+/// [`hand_over`] for one record (`send`, the per-message path): no `Vec` unless the queue is
+/// full.
+pub(super) fn hand_over_one<'py>(
+    py: Python<'py>,
+    cluster: &Arc<dyn Cluster>,
+    topic: &str,
+    record: OutgoingRecord,
+    tracker: Option<Arc<DeliveryTracker>>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match cluster
+        .try_produce_one(topic, record, tracker.as_ref())
+        .map_err(to_py_err)?
+    {
+        None => Ok(None),
+        Some(record) => when_room(py, cluster, topic, vec![record], tracker),
+    }
+}
+
+/// None when a full queue left nothing (`rest` is empty), else the awaitable that sends `rest`.
+fn when_room<'py>(
+    py: Python<'py>,
+    cluster: &Arc<dyn Cluster>,
+    topic: &str,
+    rest: Vec<OutgoingRecord>,
+    tracker: Option<Arc<DeliveryTracker>>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     if rest.is_empty() {
         return Ok(None);
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tracing::Instrument;
 
+use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::OutgoingRecord;
 use crate::transport::Cluster;
@@ -68,23 +69,57 @@ impl ProducerHandle {
     /// from a consumer's handler, the records count towards that batch's deliveries
     /// ([`crate::delivery::current`]): its offsets are stored only once they are delivered.
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
+        let send = self.sending(records.len())?;
+        let unsent = send.span.in_scope(|| {
+            send.cluster
+                .try_produce_tracked(&self.0.topic, records, send.tracker.as_ref())
+        })?;
+        self.when_room(send, unsent).await
+    }
+
+    /// [`ProducerHandle::produce`] for one record: the per-message path, without a `Vec`.
+    pub async fn produce_one(&self, record: OutgoingRecord) -> Result<()> {
+        let send = self.sending(1)?;
+        let unsent = send.span.in_scope(|| {
+            send.cluster
+                .try_produce_one(&self.0.topic, record, send.tracker.as_ref())
+        })?;
+        match unsent {
+            None => Ok(()),
+            Some(record) => self.when_room(send, vec![record]).await,
+        }
+    }
+
+    /// A send of `count` records starting: its cluster, span and batch.
+    fn sending(&self, count: usize) -> Result<Sending> {
         let cluster = self.bound()?;
         let span = crate::spans::send(
             &self.0.name,
             &self.0.topic,
             cluster.id().bootstrap_servers(),
-            records.len(),
+            count,
         );
-        let tracker = crate::delivery::current();
-        // The client takes the records at once unless its queue is full: that common case
-        // stays synchronous, and the waiting future (large) is only built when needed —
-        // moving it through every call's future cost a Rust handler a tenth of its time.
-        let unsent = span
-            .in_scope(|| cluster.try_produce_tracked(&self.0.topic, records, tracker.as_ref()))?;
+        Ok(Sending {
+            cluster,
+            span,
+            tracker: crate::delivery::current(),
+        })
+    }
+
+    /// Sends what a full queue did not take. The client takes records at once unless its
+    /// queue is full: that common case stays synchronous, and the waiting future (large) is
+    /// only built when needed — moving it through every call's future cost a Rust handler a
+    /// tenth of its time.
+    async fn when_room(&self, send: Sending, unsent: Vec<OutgoingRecord>) -> Result<()> {
         if unsent.is_empty() {
             return Ok(());
         }
         let topic = self.0.topic.clone();
+        let Sending {
+            cluster,
+            span,
+            tracker,
+        } = send;
         Box::pin(async move {
             crate::transport::produce_when_room(&*cluster, &topic, unsent, tracker.as_ref())
                 .instrument(span)
@@ -103,4 +138,12 @@ impl ProducerHandle {
             cluster,
         )
     }
+}
+
+/// One send in progress: the cluster it goes to, its `send` span, and the tracker of the batch
+/// whose handler sends it (if any).
+struct Sending {
+    cluster: Arc<dyn Cluster>,
+    span: tracing::Span,
+    tracker: Option<Arc<DeliveryTracker>>,
 }

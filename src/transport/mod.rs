@@ -239,6 +239,19 @@ pub trait Cluster: Send + Sync + fmt::Debug {
         tracker: Option<&Arc<DeliveryTracker>>,
     ) -> Result<Vec<OutgoingRecord>>;
 
+    /// [`Cluster::try_produce_tracked`] for one record, without a `Vec` around it (the
+    /// per-message path of both APIs): `Some(record)` back when the client queue is full.
+    fn try_produce_one(
+        &self,
+        topic: &str,
+        record: OutgoingRecord,
+        tracker: Option<&Arc<DeliveryTracker>>,
+    ) -> Result<Option<OutgoingRecord>> {
+        Ok(self
+            .try_produce_tracked(topic, vec![record], tracker)?
+            .pop())
+    }
+
     /// Waits until everything produced so far is delivered (or failed).
     async fn flush(&self) -> Result<()>;
 

@@ -370,14 +370,24 @@ async fn a_full_producer_queue_is_awaited_without_blocking_the_runtime() {
             }
         }
     });
+    // Both ways to send: one record (the per-message path), and a batch.
     producer
-        .produce(vec![OutgoingRecord::new(&b"second"[..])])
+        .produce_one(OutgoingRecord::new(&b"second"[..]))
+        .await
+        .unwrap();
+    let after_second = ticks.load(Ordering::SeqCst);
+    assert!(
+        after_second > 0,
+        "the runtime went on while the send waited for room"
+    );
+    producer
+        .produce(vec![OutgoingRecord::new(&b"third"[..])])
         .await
         .unwrap();
     ticker.abort();
     assert!(
-        ticks.load(Ordering::SeqCst) > 0,
-        "the runtime went on while the send waited for room"
+        ticks.load(Ordering::SeqCst) > after_second,
+        "the runtime went on while the batch waited for room"
     );
     running.stop().await.unwrap();
 }

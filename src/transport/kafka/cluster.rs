@@ -81,6 +81,47 @@ impl KafkaCluster {
         })
     }
 
+    /// Hands one record to the client, counted in `tracker` (settled there if refused).
+    fn send_one(
+        &self,
+        topic: &str,
+        record: &OutgoingRecord,
+        tracker: &Arc<DeliveryTracker>,
+    ) -> std::result::Result<(), KafkaError> {
+        let headers = (!record.headers.is_empty()).then(|| {
+            record
+                .headers
+                .iter()
+                .fold(OwnedHeaders::new(), |headers, (name, value)| {
+                    headers.insert(rdkafka::message::Header {
+                        key: name,
+                        value: Some(&value[..]),
+                    })
+                })
+        });
+        let mut pending =
+            BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(topic, tracker.clone())
+                .payload(&record.value[..]);
+        if let Some(key) = &record.key {
+            pending = pending.key(&key[..]);
+        }
+        if let Some(headers) = headers {
+            pending = pending.headers(headers);
+        }
+        // Counted before the client has it: its delivery report may come at once.
+        tracker.sent(1);
+        self.producer.send(pending).map_err(|(error, _)| {
+            tracker.unsent();
+            error
+        })
+    }
+
+    fn count_sent(&self, topic: &str, count: usize) {
+        if let (Some(metrics), true) = (&self.producer_metrics, count > 0) {
+            metrics.sent(topic, count as u64);
+        }
+    }
+
     fn transport_error(&self, message: impl fmt::Display) -> Error {
         Error::Transport {
             cluster: self.id.to_string(),
@@ -131,50 +172,33 @@ impl Cluster for KafkaCluster {
     ) -> Result<Vec<OutgoingRecord>> {
         // Untracked records report to the cluster's own tracker, which nobody waits for.
         let tracker = tracker.unwrap_or(&self.untracked);
-        let count_sent = |count: usize| {
-            if let (Some(metrics), true) = (&self.producer_metrics, count > 0) {
-                metrics.sent(topic, count as u64);
-            }
-        };
         for (index, record) in records.iter().enumerate() {
-            let headers = (!record.headers.is_empty()).then(|| {
-                record
-                    .headers
-                    .iter()
-                    .fold(OwnedHeaders::new(), |headers, (name, value)| {
-                        headers.insert(rdkafka::message::Header {
-                            key: name,
-                            value: Some(&value[..]),
-                        })
-                    })
-            });
-            let mut pending = BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(
-                topic,
-                tracker.clone(),
-            )
-            .payload(&record.value[..]);
-            if let Some(key) = &record.key {
-                pending = pending.key(&key[..]);
-            }
-            if let Some(headers) = headers {
-                pending = pending.headers(headers);
-            }
-            // Counted before the client has it: its delivery report may come at once.
-            tracker.sent(1);
-            if let Err((error, _)) = self.producer.send(pending) {
-                tracker.unsent();
-                count_sent(index);
-                if matches!(
-                    error,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                ) {
+            if let Err(error) = self.send_one(topic, record, tracker) {
+                self.count_sent(topic, index);
+                if is_queue_full(&error) {
                     return Ok(records.into_iter().skip(index).collect());
                 }
                 return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
             }
         }
-        count_sent(records.len());
+        self.count_sent(topic, records.len());
         Ok(Vec::new())
+    }
+
+    fn try_produce_one(
+        &self,
+        topic: &str,
+        record: OutgoingRecord,
+        tracker: Option<&Arc<DeliveryTracker>>,
+    ) -> Result<Option<OutgoingRecord>> {
+        match self.send_one(topic, &record, tracker.unwrap_or(&self.untracked)) {
+            Ok(()) => {
+                self.count_sent(topic, 1);
+                Ok(None)
+            }
+            Err(error) if is_queue_full(&error) => Ok(Some(record)),
+            Err(error) => Err(self.transport_error(format!("cannot send to '{topic}': {error}"))),
+        }
     }
 
     fn delivery_failures(&self) -> u64 {
@@ -238,6 +262,13 @@ impl Cluster for KafkaCluster {
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
         KafkaConsumer::subscribe(&self.id, &self.properties, subscription).await
     }
+}
+
+fn is_queue_full(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+    )
 }
 
 /// How long one metadata request of [`KafkaCluster::check_reachable`] may take.
