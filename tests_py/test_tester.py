@@ -88,6 +88,13 @@ async def test_a_flat_message_changed_after_the_call_is_recorded_as_it_was() -> 
         # What went out is the message as the consumer left it when the producer returned.
         await tester.on_checked.assert_called_once_with(sent, timeout=5)
 
+        # Without extra fields at the call, one added afterwards is not in the recorded call.
+        await tester.to_readings(Reading(sensor="t2", value=1.0))
+        plain = Reading(sensor="t2", value=1.0)
+        await app.awaited_mocks.to_checked.assert_called_with(plain, timeout=5)
+        (recorded,) = app.mocks.to_checked.call_args.args
+        assert recorded.model_dump() == {"sensor": "t2", "value": 1.0}
+
 
 async def test_a_failing_assertion_raises_after_its_timeout() -> None:
     app = forwarding_app()
