@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::native::{cached_high_watermark, to_records, TopicNames};
 use super::rebalance::{Assigned, RebalanceCommitter};
 use super::{
-    check_not_reserved, client_config, config_error, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
+    check_not_reserved, config_error, consumer_config, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
 };
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
@@ -65,26 +65,7 @@ impl KafkaConsumer {
             ));
         }
         check_not_reserved(&subscription.properties)?;
-        let mut config = client_config(id, properties);
-        for (name, value) in &subscription.properties {
-            config.set(name, value);
-        }
-        config
-            .set("enable.auto.offset.store", "false")
-            .set("enable.auto.commit", "false")
-            .set(
-                "auto.offset.reset",
-                match subscription.auto_offset_reset {
-                    OffsetReset::Earliest => "earliest",
-                    OffsetReset::Latest => "latest",
-                },
-            );
-        match &subscription.group_id {
-            Some(group_id) => config.set("group.id", group_id),
-            // librdkafka wants a group id even for manual assignment; this one never joins a
-            // group (the consumer is assigned, not subscribed) and never commits.
-            None => config.set("group.id", standalone_group_id()),
-        };
+        let config = consumer_config(id, properties, &subscription);
         let context = RebalanceCommitter::default();
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
@@ -373,15 +354,6 @@ impl ClusterConsumer for KafkaConsumer {
         })?;
         committed
     }
-}
-
-fn standalone_group_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "fastkafka-standalone-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// What a consumer's error means: [`Error::Fatal`] when retrying cannot help — librdkafka
