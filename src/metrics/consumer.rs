@@ -136,10 +136,23 @@ impl ConsumerMetrics {
     /// The offsets stored for commit once `records` are done: per partition, the one after
     /// its last record there (the next one to read).
     pub fn set_stored(&self, records: &[Record]) {
-        let mut partitions = self.partitions();
+        // Per partition first (a batch holds runs of one partition, in a handful of them),
+        // then one map update each: this runs for every record a consumer handles.
+        let mut next: Vec<(i32, i64)> = Vec::new();
         for record in records {
-            let stored = &mut partitions.entry(record.partition).or_default().stored;
-            *stored = (*stored).max(record.offset + 1);
+            let after = record.offset + 1;
+            match next
+                .iter_mut()
+                .find(|(partition, _)| *partition == record.partition)
+            {
+                Some((_, stored)) => *stored = (*stored).max(after),
+                None => next.push((record.partition, after)),
+            }
+        }
+        let mut partitions = self.partitions();
+        for (partition, after) in next {
+            let stored = &mut partitions.entry(partition).or_default().stored;
+            *stored = (*stored).max(after);
         }
     }
 

@@ -5,25 +5,58 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::{escape, header, lock_registry, Histogram};
 
+/// How many topics of a cluster are found without taking a lock.
+const UNLOCKED_TOPICS: usize = 16;
+
+/// One topic's name and figures.
+type TopicFigures = (Box<str>, Arc<ProducerMetrics>);
+
 /// The producer figures of one cluster, per topic.
+///
+/// Each record is counted twice — sent on the thread that sends it, answered on the client's
+/// delivery-report thread — so finding its topic must not make the two threads contend: the
+/// first topics take slots that are found with plain reads (filled in order, never changed),
+/// and only a cluster with more topics than that looks the rest up under a lock.
 #[derive(Debug)]
 pub struct ClusterProducerMetrics {
     cluster: String,
-    topics: RwLock<Vec<(Box<str>, Arc<ProducerMetrics>)>>,
+    slots: [OnceLock<TopicFigures>; UNLOCKED_TOPICS],
+    /// The topics beyond the slots, and the lock that adds a topic anywhere.
+    more: Mutex<Vec<TopicFigures>>,
 }
 
 /// One topic's producer figures on one cluster; see [`render`](super::render) for their names.
+/// What the sending threads write and what the delivery-report thread writes are on cache
+/// lines of their own, so that neither thread's writes evict the other's.
 #[derive(Debug, Default)]
 pub struct ProducerMetrics {
-    sent: AtomicU64,
+    sent: OwnCacheLine<AtomicU64>,
+    answered: OwnCacheLine<Answered>,
+}
+
+#[derive(Debug, Default)]
+struct Answered {
     delivered: AtomicU64,
     failed: AtomicU64,
     delivery_seconds: Histogram,
+}
+
+/// A value alone on its cache lines (two: adjacent lines are fetched together).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct OwnCacheLine<T>(T);
+
+impl<T> std::ops::Deref for OwnCacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl ClusterProducerMetrics {
@@ -43,7 +76,8 @@ impl ClusterProducerMetrics {
         }
         let metrics = Arc::new(Self {
             cluster: bootstrap_servers.to_owned(),
-            topics: RwLock::default(),
+            slots: Default::default(),
+            more: Mutex::default(),
         });
         registry.clusters.push(metrics.clone());
         Some(metrics)
@@ -60,9 +94,15 @@ impl ClusterProducerMetrics {
     /// (when the client knows).
     pub fn delivered(&self, topic: &str, count: u64, latency: Option<Duration>) {
         self.with_topic(topic, |figures| {
-            figures.delivered.fetch_add(count, Ordering::Relaxed);
+            figures
+                .answered
+                .delivered
+                .fetch_add(count, Ordering::Relaxed);
             if let Some(latency) = latency {
-                figures.delivery_seconds.observe_many(latency, count);
+                figures
+                    .answered
+                    .delivery_seconds
+                    .observe_many(latency, count);
             }
         });
     }
@@ -70,47 +110,70 @@ impl ClusterProducerMetrics {
     /// `count` records of `topic` the client gave up on.
     pub fn failed(&self, topic: &str, count: u64) {
         self.with_topic(topic, |figures| {
-            figures.failed.fetch_add(count, Ordering::Relaxed);
+            figures.answered.failed.fetch_add(count, Ordering::Relaxed);
         });
     }
 
     fn with_topic(&self, topic: &str, update: impl FnOnce(&ProducerMetrics)) {
-        // A read lock and a scan: a cluster's producers send to few topics, and comparing a
-        // few short names costs less than hashing one (this runs twice per record).
-        let position = |topics: &[(Box<str>, Arc<ProducerMetrics>)]| {
-            topics.iter().position(|(name, _)| **name == *topic)
-        };
-        {
-            let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(index) = position(&topics) {
-                return update(&topics[index].1);
+        // Comparing a few short names costs less than hashing one.
+        for slot in &self.slots {
+            match slot.get() {
+                Some((name, figures)) if **name == *topic => return update(figures),
+                Some(_) => {}
+                None => break, // slots fill in order: the topic is not among them
             }
         }
-        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        let index = position(&topics).unwrap_or_else(|| {
-            topics.push((topic.into(), Arc::default()));
-            topics.len() - 1
-        });
-        update(&topics[index].1);
+        update(&self.add_or_find(topic));
+    }
+
+    /// The figures of `topic` when the unlocked scan did not find them: in the first free slot
+    /// if there is one, else among the rest. Under the lock, so a topic is added once.
+    fn add_or_find(&self, topic: &str) -> Arc<ProducerMetrics> {
+        let mut more = self.more.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in &self.slots {
+            match slot.get() {
+                Some((name, figures)) if **name == *topic => return figures.clone(),
+                Some(_) => {}
+                None => {
+                    let figures = Arc::<ProducerMetrics>::default();
+                    let _ = slot.set((topic.into(), figures.clone())); // only set under the lock
+                    return figures;
+                }
+            }
+        }
+        if let Some((_, figures)) = more.iter().find(|(name, _)| **name == *topic) {
+            return figures.clone();
+        }
+        let figures = Arc::<ProducerMetrics>::default();
+        more.push((topic.into(), figures.clone()));
+        figures
+    }
+
+    /// Every topic's figures, sorted by topic.
+    fn topics(&self) -> Vec<TopicFigures> {
+        let more = self.more.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut topics: Vec<TopicFigures> = self
+            .slots
+            .iter()
+            .map_while(OnceLock::get)
+            .chain(more.iter())
+            .cloned()
+            .collect();
+        topics.sort_by(|a, b| a.0.cmp(&b.0));
+        topics
     }
 }
 
 pub(super) fn render(out: &mut String, clusters: &[Arc<ClusterProducerMetrics>]) {
     let mut topics: Vec<(String, Arc<ProducerMetrics>)> = Vec::new();
     for cluster in clusters {
-        let known = cluster
-            .topics
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut sorted: Vec<_> = known.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        for (topic, figures) in sorted {
+        for (topic, figures) in cluster.topics() {
             let labels = format!(
                 "cluster=\"{}\",topic=\"{}\"",
                 escape(&cluster.cluster),
-                escape(topic)
+                escape(&topic)
             );
-            topics.push((labels, figures.clone()));
+            topics.push((labels, figures));
         }
     }
     header(
@@ -121,9 +184,9 @@ pub(super) fn render(out: &mut String, clusters: &[Arc<ClusterProducerMetrics>])
     );
     for (l, figures) in &topics {
         for (outcome, value) in [
-            ("sent", &figures.sent),
-            ("delivered", &figures.delivered),
-            ("failed", &figures.failed),
+            ("sent", &*figures.sent),
+            ("delivered", &figures.answered.delivered),
+            ("failed", &figures.answered.failed),
         ] {
             let value = value.load(Ordering::Relaxed);
             let _ = writeln!(
@@ -140,8 +203,8 @@ pub(super) fn render(out: &mut String, clusters: &[Arc<ClusterProducerMetrics>])
     );
     for (l, figures) in &topics {
         // A delivery report may be counted before its send is: never below zero.
-        let answered =
-            figures.delivered.load(Ordering::Relaxed) + figures.failed.load(Ordering::Relaxed);
+        let answered = figures.answered.delivered.load(Ordering::Relaxed)
+            + figures.answered.failed.load(Ordering::Relaxed);
         let sent = figures.sent.load(Ordering::Relaxed);
         let pending = sent.saturating_sub(answered);
         let _ = writeln!(out, "fastkafka_producer_records_pending{{{l}}} {pending}");
@@ -154,6 +217,7 @@ pub(super) fn render(out: &mut String, clusters: &[Arc<ClusterProducerMetrics>])
     );
     for (l, figures) in &topics {
         figures
+            .answered
             .delivery_seconds
             .render(out, "fastkafka_producer_delivery_seconds", l);
     }
@@ -188,6 +252,31 @@ mod tests {
         ] {
             assert!(text.contains(&line), "{line} not in\n{text}");
         }
-        assert_eq!(text.matches("outcome=\"sent\"").count(), 1, "{text}");
+        assert_eq!(
+            text.matches(&format!("{{{l},outcome=\"sent\"}}")).count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn topics_beyond_the_unlocked_slots_are_counted_once_each() {
+        let _rendering = super::super::RENDERING_IN_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let metrics = ClusterProducerMetrics::of("many:9092").unwrap();
+        let count = UNLOCKED_TOPICS + 4;
+        for round in 1..=2 {
+            for topic in 0..count {
+                metrics.sent(&format!("t{topic:02}"), round);
+            }
+        }
+        let text = super::super::render();
+        for topic in 0..count {
+            let line = format!(
+                "fastkafka_producer_records_total{{cluster=\"many:9092\",topic=\"t{topic:02}\",outcome=\"sent\"}} 3"
+            );
+            assert_eq!(text.matches(&line).count(), 1, "{line} once in\n{text}");
+        }
     }
 }
