@@ -29,6 +29,9 @@ pub struct ConsumerSettings {
     pub commit_interval: Option<Duration>,
     /// librdkafka properties of its client.
     pub properties: ClientProperties,
+    /// librdkafka properties of its client unless its cluster's or its own `properties` set
+    /// them: defaults of the API that registered it (see `src/python/runtime.rs`).
+    pub default_properties: ClientProperties,
     /// How a record whose handler failed (with a retryable error) is retried in place;
     /// `None`: it is not.
     pub retry: Option<RetryPolicy>,
@@ -55,6 +58,7 @@ impl Default for ConsumerSettings {
             hand_over_cap: None,
             commit_interval: Some(Duration::from_secs(5)),
             properties: ClientProperties::new(),
+            default_properties: ClientProperties::new(),
             retry: None,
             dead_letter: None,
         }

@@ -136,6 +136,7 @@ impl Runtime {
                 group_id: group_id.clone(),
                 auto_offset_reset: settings.auto_offset_reset,
                 properties: settings.properties.clone(),
+                default_properties: settings.default_properties.clone(),
             })
             .await?;
         tracing::info!(

@@ -78,6 +78,9 @@ pub struct Subscription {
     pub auto_offset_reset: OffsetReset,
     /// Further client properties for this consumer.
     pub properties: ClientProperties,
+    /// Client properties for this consumer unless the cluster's or its own `properties` set
+    /// them (Python apps bound the prefetch this way).
+    pub default_properties: ClientProperties,
 }
 
 impl Subscription {
@@ -92,6 +95,7 @@ impl Subscription {
             group_id: None,
             auto_offset_reset: OffsetReset::Earliest,
             properties: ClientProperties::new(),
+            default_properties: ClientProperties::new(),
         }
     }
 

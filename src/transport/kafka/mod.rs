@@ -11,8 +11,7 @@
 //!   returned and commits periodically and on close, and the rebalance callback commits before a
 //!   partition is taken away. That is the at-least-once guarantee.
 //! - Without a group, a consumer is assigned every partition of its topics (FastKafka's
-//!   behaviour with `group_id=None`) and commits nothing. Its prefetch is bounded far below
-//!   librdkafka's default unless options say otherwise (`PREFETCH_DEFAULTS`).
+//!   behaviour with `group_id=None`) and commits nothing.
 //!
 //! librdkafka calls block (metadata, synchronous commits, close), so they run on tokio's
 //! blocking pool, never on a runtime worker.
@@ -114,20 +113,8 @@ fn client_config(id: &ClusterId, properties: &ClientProperties) -> ClientConfig 
     config
 }
 
-/// How much a consumer's client prefetches unless its options say otherwise. librdkafka's
-/// own bound is 64 MB of payload per consumer (`queued.max.messages.kbytes`), and it keeps
-/// several hundred bytes of bookkeeping per record beyond the payload: for the 60-byte records
-/// of `make bench`, 1.5 MB (~25,000 records, a dozen hand-overs ahead of the handler) held 9 MB
-/// less than librdkafka's bound with the same throughput; at 1 MB the fetches paused long
-/// enough to starve the handler (-8%). The short backoff is librdkafka's advice for a low
-/// bound: a fetch waits 5 ms, not 1 s, once the queue has room again.
-const PREFETCH_DEFAULTS: [(&str, &str); 2] = [
-    ("queued.max.messages.kbytes", "1536"),
-    ("fetch.queue.backoff.ms", "5"),
-];
-
-/// The client configuration of a consumer on cluster `id`: the app's `properties`, the
-/// subscription's over them, [`PREFETCH_DEFAULTS`] where neither set them, and the settings
+/// The client configuration of a consumer on cluster `id`: the cluster's `properties`, the
+/// subscription's over them, its default properties where neither set them, and the settings
 /// fastkafka manages (offsets stored by the consumer loop only, its group or none).
 fn consumer_config(
     id: &ClusterId,
@@ -138,7 +125,7 @@ fn consumer_config(
     for (name, value) in &subscription.properties {
         config.set(name, value);
     }
-    for (name, value) in PREFETCH_DEFAULTS {
+    for (name, value) in &subscription.default_properties {
         if config.get(name).is_none() {
             config.set(name, value);
         }
@@ -253,20 +240,30 @@ mod tests {
     }
 
     #[test]
-    fn prefetch_is_bounded_unless_the_app_or_the_consumer_says_otherwise() {
+    fn a_consumers_default_properties_apply_unless_the_cluster_or_the_consumer_set_them() {
         let id = ClusterId::from_addresses(["k:9092"]);
-        let bounded = consumer_config(&id, &ClientProperties::new(), &Subscription::new(["t"]));
-        assert_eq!(bounded.get("queued.max.messages.kbytes"), Some("1536"));
-        assert_eq!(bounded.get("fetch.queue.backoff.ms"), Some("5"));
-
-        let app = properties(&[("queued.max.messages.kbytes", "65536")]);
-        let by_app = consumer_config(&id, &app, &Subscription::new(["t"]));
-        assert_eq!(by_app.get("queued.max.messages.kbytes"), Some("65536"));
-
         let mut subscription = Subscription::new(["t"]);
+        subscription.default_properties = properties(&[
+            ("queued.max.messages.kbytes", "1536"),
+            ("fetch.queue.backoff.ms", "5"),
+        ]);
+        let defaults = consumer_config(&id, &ClientProperties::new(), &subscription);
+        assert_eq!(defaults.get("queued.max.messages.kbytes"), Some("1536"));
+        assert_eq!(defaults.get("fetch.queue.backoff.ms"), Some("5"));
+
+        let cluster = properties(&[("queued.max.messages.kbytes", "65536")]);
+        let by_cluster = consumer_config(&id, &cluster, &subscription);
+        assert_eq!(by_cluster.get("queued.max.messages.kbytes"), Some("65536"));
+
         subscription.properties = properties(&[("fetch.queue.backoff.ms", "1000")]);
-        let by_consumer = consumer_config(&id, &app, &subscription);
+        let by_consumer = consumer_config(&id, &cluster, &subscription);
         assert_eq!(by_consumer.get("fetch.queue.backoff.ms"), Some("1000"));
         assert_eq!(by_consumer.get("queued.max.messages.kbytes"), Some("65536"));
+        let rust = consumer_config(&id, &ClientProperties::new(), &Subscription::new(["t"]));
+        assert_eq!(
+            rust.get("queued.max.messages.kbytes"),
+            None,
+            "librdkafka's own default"
+        );
     }
 }
