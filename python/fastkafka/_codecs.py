@@ -55,7 +55,9 @@ def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Enc
         return avro_encoder
     if encoder == "json":
         adapter = TypeAdapter(model)
-        to_json = adapter.serializer.to_json
+        # A model's own serializer, as for decoding: TypeAdapter's costs 15% more per message.
+        serializer = getattr(model, "__pydantic_serializer__", None) or adapter.serializer
+        to_json = serializer.to_json
 
         def encode_json(message: Any) -> bytes:
             if not isinstance(message, model):
