@@ -54,19 +54,24 @@ class MirrorProducer:
 
     async def __call__(self, message: Any, key: bytes | None = None) -> Any:
         """Send ``message`` (a list is sent as one batch) and return it."""
-        items = message if isinstance(message, list) else [message]
-        encoded = [self._encoded(item) for item in items]
-        if key is None and len(items) == 1 and type(message) is self._model:
+        if key is None and type(message) is self._model:  # the common case, kept short
+            value = self._encoded(message)
             # An unvalidated model_construct() may not decode again: then the call is
             # recorded with the object itself.
-            side_effect = self.recorder.record_encoded(self._decode, encoded[0], message)
-        elif key is None:
-            side_effect = self.recorder.record(message)
+            side_effect = self.recorder.record_encoded(self._decode, value, message)
+            if side_effect is not None:
+                await side_effect
+            backpressure = self._producer.send(value)
         else:
-            side_effect = self.recorder.record(message, key)
-        if side_effect is not None:
-            await side_effect
-        backpressure = self._producer.produce([(key, value, None) for value in encoded])
+            items = message if isinstance(message, list) else [message]
+            encoded = [self._encoded(item) for item in items]
+            if key is None:
+                side_effect = self.recorder.record(message)
+            else:
+                side_effect = self.recorder.record(message, key)
+            if side_effect is not None:
+                await side_effect
+            backpressure = self._producer.produce([(key, value, None) for value in encoded])
         if backpressure is not None:
             await backpressure
         return message
