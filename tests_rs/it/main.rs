@@ -14,6 +14,7 @@ mod tansu;
 
 mod app_examples;
 mod memory_broker;
+mod read_ahead;
 mod runtime;
 mod spans;
 
