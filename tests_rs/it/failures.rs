@@ -23,6 +23,14 @@ pub(super) struct Seen {
     pub(super) attempts: HashMap<String, u32>,
 }
 
+/// What a handler will see, and the signal it fires after each message.
+pub(super) fn watched() -> (Arc<Mutex<Seen>>, Arc<Notify>) {
+    (
+        Arc::new(Mutex::new(Seen::default())),
+        Arc::new(Notify::new()),
+    )
+}
+
 /// Waits (up to [`WAIT`]) until `condition` holds on `seen`, woken by `changed`.
 pub(super) async fn until(seen: &Mutex<Seen>, changed: &Notify, condition: impl Fn(&Seen) -> bool) {
     tokio::time::timeout(WAIT, async {
@@ -96,10 +104,7 @@ pub(super) fn json(text: &str) -> OutgoingRecord {
 async fn a_failing_record_is_retried_in_place_while_other_partitions_go_on() {
     let one = brokers("server_1:9092");
     let mut app = App::new(one.clone());
-    let (seen, changed) = (
-        Arc::new(Mutex::new(Seen::default())),
-        Arc::new(Notify::new()),
-    );
+    let (seen, changed) = watched();
     let (record, wake) = (seen.clone(), changed.clone());
     app.consumer_with_metadata(
         "signals",
@@ -195,10 +200,7 @@ async fn a_failing_record_is_retried_in_place_while_other_partitions_go_on() {
 async fn what_cannot_be_processed_is_dead_lettered_with_why_and_then_committed() {
     let (one, two) = (brokers("server_1:9092"), brokers("server_2:9092"));
     let mut app = App::new(one.clone());
-    let (seen, changed) = (
-        Arc::new(Mutex::new(Seen::default())),
-        Arc::new(Notify::new()),
-    );
+    let (seen, changed) = watched();
     let (record, wake) = (seen.clone(), changed.clone());
     app.consumer("signals", None, Json, move |msg: TestMsg| {
         let (seen, wake) = (record.clone(), wake.clone());
@@ -327,10 +329,7 @@ async fn undeliverable_outputs_hold_back_only_their_own_partition() {
     let mut app = App::new(one.clone());
     let to_two = app.producer::<TestMsg>("out", Some(&two), Json).unwrap();
     let to_three = app.producer::<TestMsg>("out", Some(&three), Json).unwrap();
-    let (seen, changed) = (
-        Arc::new(Mutex::new(Seen::default())),
-        Arc::new(Notify::new()),
-    );
+    let (seen, changed) = watched();
     let (record, wake) = (seen.clone(), changed.clone());
     app.consumer_with_metadata(
         "signals",

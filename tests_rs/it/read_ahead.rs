@@ -1,15 +1,13 @@
 //! Reading ahead: while a handler works on a batch, the consumer loop polls the next one; what
 //! it read ahead must never overtake a record being retried.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fastkafka::app::{App, Json, TestHarness};
 use fastkafka::{Cluster, MemoryBroker, RetryPolicy, TopicPartition};
-use tokio::sync::Notify;
 
 use super::app_examples::forwarding::common::{brokers, TestMsg};
-use super::failures::{json, until, Seen};
+use super::failures::{json, until, watched};
 
 #[tokio::test]
 async fn a_retry_in_place_keeps_order_when_the_next_batch_was_already_read_ahead() {
@@ -17,10 +15,7 @@ async fn a_retry_in_place_keeps_order_when_the_next_batch_was_already_read_ahead
     // retry must drop what was read ahead of its partition, or records after the failed one
     // would be handled before it.
     let mut app = App::new(brokers("server_1:9092"));
-    let (seen, changed) = (
-        Arc::new(Mutex::new(Seen::default())),
-        Arc::new(Notify::new()),
-    );
+    let (seen, changed) = watched();
     let (record, wake) = (seen.clone(), changed.clone());
     app.consumer("signals", None, Json, move |msg: TestMsg| {
         let (seen, wake) = (record.clone(), wake.clone());
