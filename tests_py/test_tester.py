@@ -96,6 +96,46 @@ async def test_a_flat_message_changed_after_the_call_is_recorded_as_it_was() -> 
         assert recorded.model_dump() == {"sensor": "t2", "value": 1.0}
 
 
+class Sample(BaseModel):
+    sensor: str
+    value: float = 0.0
+
+
+async def test_a_plain_message_changed_after_the_call_is_recorded_as_it_was() -> None:
+    # A model without extra fields is kept as its field values: the recorded call must still
+    # be what was called, down to which fields were set, on the app's and the mirror's side.
+    app = FastKafka(kafka_brokers=CLUSTER_A)
+
+    @app.consumes(topic="samples")
+    async def on_samples(msg: Sample) -> None:
+        await to_checked(msg)
+        msg.value = -1.0
+
+    @app.produces(topic="checked")
+    async def to_checked(msg: Sample) -> Sample:
+        return msg
+
+    async with Tester(app) as tester:
+        sent = Sample(sensor="t1")
+        await tester.to_samples(sent)
+        sent.sensor = "changed by the test"
+        await app.awaited_mocks.to_checked.assert_called_once_with(Sample(sensor="t1"), timeout=5)
+        (recorded,) = app.mocks.to_checked.call_args.args
+        assert type(recorded) is Sample
+        assert recorded.model_dump() == {"sensor": "t1", "value": 0.0}
+        assert recorded.model_fields_set == {"sensor", "value"}  # both were in the JSON
+        (mirrored,) = tester.mocks.to_samples.call_args.args
+        assert mirrored == Sample(sensor="t1")
+        assert mirrored.model_fields_set == {"sensor"}  # as the test built it
+        await tester.on_checked.assert_called_once_with(Sample(sensor="t1", value=0.0), timeout=5)
+
+        # An unvalidated message the consumer cannot decode is recorded as it was sent.
+        unvalidated = Sample.model_construct(sensor=7)
+        await tester.to_samples(unvalidated)
+        tester.mocks.to_samples.assert_called_with(Sample.model_construct(sensor=7))
+        assert tester.mocks.to_samples.call_args.args[0] is not unvalidated
+
+
 async def test_a_failing_assertion_raises_after_its_timeout() -> None:
     app = forwarding_app()
     async with Tester(app) as tester:

@@ -100,6 +100,12 @@ class ConsumerSpec:
     def name(self) -> str:
         return self.function.__name__
 
+    @property
+    def redecodes(self) -> bool:
+        """Whether ``decode`` may run again on a record it decoded: a named codec is pure,
+        a custom decoder may have effects of its own and runs once per record."""
+        return isinstance(self.codec, str)
+
     @classmethod
     def build(
         cls,

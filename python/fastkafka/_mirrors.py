@@ -41,10 +41,10 @@ class MirrorProducer:
         self._model = spec.message_type
         # Only a named codec has a known encoder for the consumer's decoder.
         self._encode = make_encoder(spec.codec, spec.message_type) if spec.codec == "avro" else None
-        # Decodes what this mirror encodes: recording a sent message as its bytes, decoded
-        # again when a test looks, is much cheaper than a deep copy.
-        self._decode = make_decoder(mirror_codec(spec.codec), spec.message_type)
-        self.recorder = CallRecorder(name)
+        # Decodes what this mirror encodes: a sent message that is not a flat model is
+        # recorded as its bytes, decoded again when a test looks (cheaper than a deep copy).
+        decode = make_decoder(mirror_codec(spec.codec), spec.message_type)
+        self.recorder = CallRecorder(name, decode=decode)
         self.__name__ = name
 
     @property
@@ -56,9 +56,7 @@ class MirrorProducer:
         """Send ``message`` (a list is sent as one batch) and return it."""
         if key is None and type(message) is self._model:  # the common case, kept short
             value = self._encoded(message)
-            # An unvalidated model_construct() may not decode again: then the call is
-            # recorded with the object itself.
-            side_effect = self.recorder.record_encoded(self._decode, value, message)
+            side_effect = self.recorder.record_message(message, value)
             if side_effect is not None:
                 await side_effect
             backpressure = self._producer.send(value)
@@ -99,7 +97,7 @@ class MirrorConsumer:
         # The app functions this mirror serves (several apps may produce to one topic).
         self.functions: list[str] = []
         self._decode = decode
-        self.recorder = CallRecorder(name)
+        self.recorder = CallRecorder(name, decode=decode)
         self.awaited = AwaitedMock(self.recorder)
 
     async def handle_batch(
@@ -119,6 +117,6 @@ class MirrorConsumer:
                     describe_decode_error(error, record.value),
                 )
                 continue
-            side_effect = self.recorder.record_encoded(self._decode, record.value)
+            side_effect = self.recorder.record_raw(record.value)
             if side_effect is not None:
                 await side_effect

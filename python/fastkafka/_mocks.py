@@ -19,6 +19,13 @@ including one holding a reference taken before the calls — sees all calls in o
 given a ``side_effect`` is called at once instead, so the side effect runs when the function
 is called, as it would with a plain mock.
 
+A busy test keeps every pending snapshot until the end, so their shape is what costs: each
+object the garbage collector must keep walking, and each new allocation kept alive, slowed
+the Tester's round trip more than building the snapshots did. The usual calls therefore keep
+nothing the collector tracks: a consumed record is kept as its raw ``bytes`` (which exist
+anyway), and the usual message — one flat model — as a tuple of its field values, which the
+collector stops tracking at its first pass.
+
 Waiting is driven by a signal fired after each recorded call: an assertion is re-checked after
 each new call, never on a timer, so a test takes as long as the app needs and no longer.
 """
@@ -29,6 +36,7 @@ import asyncio
 import copy
 import datetime
 import decimal
+import operator
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -41,12 +49,17 @@ __all__ = ["DEFAULT_TIMEOUT", "AwaitedMock", "CallRecorder", "MockNamespace"]
 
 DEFAULT_TIMEOUT = 60.0
 
-# A call waiting to be replayed, kept as a plain tuple (cheaper than a closure per call):
-# (None, args, kwargs) for deep-copied arguments, (_FLAT, parts, None) for arguments that are
-# flat models or immutable values (see _flat_snapshot), or (decode, raw, undecodable) for a
-# message recorded as its bytes.
-Snapshot = tuple[Any, Any, Any]
+# A call waiting to be replayed, one of (never a closure: that would be an object per call):
+# - raw bytes: one argument, what the recorder's decode makes of them (record_raw);
+# - (_FIELDS, layout index, field values, names of the fields set or None for all): one flat
+#   model (record's usual case; see _Layout);
+# - (_FLAT, parts, None): arguments that are flat models or immutable values (_flat_snapshot);
+# - (_DECODED_OR, raw, message): one argument, decode(raw), or message if that fails;
+# - (None, args, kwargs): deep-copied arguments.
+Snapshot = Any
 _FLAT = object()
+_FIELDS = object()
+_DECODED_OR = object()
 # Marks a flat model's state among a flat snapshot's parts: (_MODEL, model class, field values,
 # names of the fields set, extra fields or None). A plain tuple: a NamedTuple cost 0.5 us more
 # per recorded call, and names in a tuple (not a set) are dropped from the garbage collector's
@@ -101,9 +114,19 @@ class RecordingMagicMock(_ReplaysPendingCalls, MagicMock):
 
 class CallRecorder:
     """The mock of one function, the calls not yet replayed into it, and a signal fired after
-    each recorded call."""
+    each recorded call.
 
-    def __init__(self, name: str, *, is_async: bool = True) -> None:
+    ``decode`` turns the raw bytes given to :meth:`record_raw` and :meth:`record_message` into
+    the message; it must be pure, as it runs again whenever a test looks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        is_async: bool = True,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> None:
         self.name = name
         mock_class = RecordingAsyncMock if is_async else RecordingMagicMock
         self._mock: AsyncMock | MagicMock = mock_class(name=name)
@@ -112,9 +135,14 @@ class CallRecorder:
         self._mock_state: dict[str, Any] = self._mock.__dict__
         self._mock_state[_RECORDER] = self
         self._is_async = is_async
+        self._decode = decode
         self._lock = threading.Lock()
         self._pending: list[Snapshot] = []
         self._waiters: list[asyncio.Future[None]] = []
+        # The field layouts of the model classes seen, found by class and kept by index (a
+        # snapshot holding the class itself would stay tracked by the garbage collector).
+        self._layout_of: dict[type, _Layout | None] = {}
+        self._layouts: list[_Layout] = []
 
     @property
     def mock(self) -> AsyncMock | MagicMock:
@@ -130,6 +158,11 @@ class CallRecorder:
         """
         if self._mock_state.get("_mock_side_effect") is not None:
             return self._call_now(args, kwargs)
+        if len(args) == 1 and not kwargs:
+            fields = self._fields_snapshot(args[0])
+            if fields is not None:
+                self._add(fields)
+                return None
         flat = None if kwargs else _flat_snapshot(args)
         if flat is not None:
             self._add((_FLAT, flat, None))
@@ -137,14 +170,25 @@ class CallRecorder:
             self._add((None, copy.deepcopy(args), copy.deepcopy(kwargs)))
         return None
 
-    def record_encoded(
-        self, decode: Callable[[bytes], Any], raw: bytes, undecodable: Any = None
-    ) -> Awaitable[Any] | None:
-        """Record a call with one argument, the message ``decode(raw)`` (or ``undecodable``
-        if that fails); returns what :meth:`record` returns."""
+    def record_raw(self, raw: bytes) -> Awaitable[Any] | None:
+        """Record a call with one argument, the message the recorder's ``decode`` makes of
+        ``raw`` (a consumed record's value); returns what :meth:`record` returns."""
+        assert self._decode is not None, "record_raw needs a recorder made with decode="
         if self._mock_state.get("_mock_side_effect") is not None:
-            return self._call_now((_decoded(decode, raw, undecodable),), {})
-        self._add((decode, raw, undecodable))
+            return self._call_now((self._decode(raw),), {})
+        self._add(raw)
+        return None
+
+    def record_message(self, message: Any, raw: bytes) -> Awaitable[Any] | None:
+        """Record a call with one argument, ``message``, whose encoding is ``raw``: a copy of
+        its fields when it is a flat model, else ``raw`` decoded again when a test looks (or
+        ``message`` itself, if an unvalidated ``model_construct()`` does not decode); returns
+        what :meth:`record` returns."""
+        assert self._decode is not None, "record_message needs a recorder made with decode="
+        if self._mock_state.get("_mock_side_effect") is not None:
+            return self._call_now((_decoded(self._decode, raw, message),), {})
+        fields = self._fields_snapshot(message)
+        self._add((_DECODED_OR, raw, message) if fields is None else fields)
         return None
 
     def flush(self) -> None:
@@ -154,16 +198,58 @@ class CallRecorder:
             if not self._pending:
                 return
             pending, self._pending = self._pending, []
-        for first, second, third in pending:
-            if first is None:
-                args, kwargs = second, third
-            elif first is _FLAT:
-                args, kwargs = tuple(_restore(part) for part in second), {}
+        for snapshot in pending:
+            kwargs: dict[str, Any] = {}
+            if type(snapshot) is bytes:
+                assert self._decode is not None
+                args: tuple[Any, ...] = (self._decode(snapshot),)
+            elif snapshot[0] is _FIELDS:
+                _, index, values, fields_set = snapshot
+                args = (self._layouts[index].rebuild(values, fields_set),)
+            elif snapshot[0] is _FLAT:
+                args = tuple(_restore(part) for part in snapshot[1])
+            elif snapshot[0] is _DECODED_OR:
+                assert self._decode is not None
+                args = (_decoded(self._decode, snapshot[1], snapshot[2]),)
             else:
-                args, kwargs = (_decoded(first, second, third),), {}
+                _, args, kwargs = snapshot
             called = self._mock(*args, **kwargs)
             if self._is_async:
                 _run_to_completion(called)
+
+    def _fields_snapshot(self, message: Any) -> Snapshot | None:
+        """A snapshot of ``message`` as its field values, when it is a model whose fields all
+        hold immutable values and that has no extra or private attributes; else None."""
+        kind = type(message)
+        try:
+            layout = self._layout_of[kind]
+        except KeyError:
+            layout = self._learn_layout(kind)
+        if layout is None:
+            return None
+        if message.__pydantic_extra__ is not None or message.__pydantic_private__ is not None:
+            return None
+        fields = message.__dict__
+        if len(fields) != len(layout.names):
+            return None  # a field deleted, or model_construct() without one
+        try:
+            values = layout.values_of(fields)
+        except KeyError:  # an attribute set around pydantic in place of a field
+            return None
+        for value in values:
+            if type(value) not in _IMMUTABLE:
+                return None
+        fields_set = message.__pydantic_fields_set__
+        every = fields_set == layout.name_set
+        return (_FIELDS, layout.index, values, None if every else tuple(fields_set))
+
+    def _learn_layout(self, kind: type) -> _Layout | None:
+        layout = None
+        if issubclass(kind, BaseModel) and kind.model_fields:
+            layout = _Layout(kind, len(self._layouts))
+            self._layouts.append(layout)
+        self._layout_of[kind] = layout
+        return layout
 
     def next_call(self) -> asyncio.Future[None]:
         """A future resolved by the next recorded call."""
@@ -195,6 +281,35 @@ class CallRecorder:
         with self._lock:
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
+
+
+class _Layout:
+    """How a snapshot of one model class's field values is taken and turned back into a model:
+    the values in declaration order, read with one C call."""
+
+    def __init__(self, model_class: type[BaseModel], index: int) -> None:
+        self.model_class = model_class
+        self.index = index
+        self.names = tuple(model_class.model_fields)
+        self.name_set = frozenset(self.names)
+        getter = operator.itemgetter(*self.names)
+        # itemgetter of one name returns the value, not a 1-tuple.
+        self.values_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            getter if len(self.names) > 1 else (lambda fields: (getter(fields),))
+        )
+
+    def rebuild(self, values: tuple[Any, ...], fields_set: tuple[str, ...] | None) -> Any:
+        """The model the snapshot stands for, built as pydantic's own ``__copy__`` builds one,
+        without validating again."""
+        model_class = self.model_class
+        model = model_class.__new__(model_class)
+        object.__setattr__(model, "__dict__", dict(zip(self.names, values, strict=True)))
+        object.__setattr__(
+            model, "__pydantic_fields_set__", set(self.names if fields_set is None else fields_set)
+        )
+        object.__setattr__(model, "__pydantic_extra__", None)
+        object.__setattr__(model, "__pydantic_private__", None)
+        return model
 
 
 def _flat_snapshot(args: tuple[Any, ...]) -> tuple[Any, ...] | None:

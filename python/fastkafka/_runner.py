@@ -56,9 +56,9 @@ class ConsumerRunner:
         self._fail = fail
         self._spec = spec
         self._with_metadata = "metadata" in spec.parameters
-        # A named codec is pure, so a recorded call can decode the raw bytes again later; a
-        # custom decoder may have effects of its own and runs once per record.
-        self._redecode = isinstance(spec.codec, str)
+        # Whether a recorded call may be kept as its raw bytes and decoded again later (the
+        # recorder then decodes with spec.decode: see FastKafka.create_mocks).
+        self._redecode = spec.redecodes
         executor = spec.executor
         self._slots = (
             asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
@@ -149,9 +149,7 @@ class ConsumerRunner:
             try:
                 if recorder is not None:
                     side_effect = (
-                        recorder.record_encoded(decode, value)
-                        if redecode
-                        else recorder.record(message)
+                        recorder.record_raw(value) if redecode else recorder.record(message)
                     )
                     if side_effect is not None:
                         await side_effect
