@@ -352,3 +352,50 @@ async fn a_waiting_consumer_wakes_when_a_record_arrives() {
         .unwrap();
     assert_eq!(values(&waiting.await.unwrap()), ["late"]);
 }
+
+#[tokio::test]
+async fn a_waiting_consumer_of_two_topics_wakes_for_either_and_not_for_others() {
+    let broker = MemoryBroker::new();
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let mut consumer = cluster
+        .subscribe(Subscription::new(["t", "u"]))
+        .await
+        .unwrap();
+    let mut other = cluster.subscribe(Subscription::new(["v"])).await.unwrap();
+    for (topic, value) in [("u", "to u"), ("t", "to t")] {
+        let waiting = tokio::spawn(async move {
+            let records = poll_exactly(consumer.as_mut(), 1).await;
+            (consumer, records)
+        });
+        tokio::task::yield_now().await;
+        cluster
+            .produce(topic, vec![OutgoingRecord::new(value)])
+            .unwrap();
+        let records;
+        (consumer, records) = waiting.await.unwrap();
+        assert_eq!(values(&records), [value]);
+    }
+    assert_nothing_arrives(other.as_mut()).await;
+}
+
+#[tokio::test]
+async fn a_waiting_group_member_takes_over_the_partition_its_owner_leaves() {
+    let broker = MemoryBroker::with_default_partitions(1);
+    let cluster = broker.cluster(&cluster_id("a")).unwrap();
+    let group = Subscription::new(["t"]).with_group("g");
+    let mut owner = cluster.subscribe(group.clone()).await.unwrap();
+    let mut idle = cluster.subscribe(group).await.unwrap();
+    cluster
+        .produce("t", vec![OutgoingRecord::new("first")])
+        .unwrap();
+    let first = poll_exactly(owner.as_mut(), 1).await;
+    owner.store_offsets(&first).unwrap();
+    // The second member owns nothing: it waits until the owner's leaving wakes it.
+    cluster
+        .produce("t", vec![OutgoingRecord::new("second")])
+        .unwrap();
+    let waiting = tokio::spawn(async move { poll_exactly(idle.as_mut(), 1).await });
+    tokio::task::yield_now().await;
+    owner.close().await.unwrap();
+    assert_eq!(values(&waiting.await.unwrap()), ["second"]);
+}

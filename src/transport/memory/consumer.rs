@@ -7,8 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
-use super::{lock, ClusterShared, ClusterState, Group};
+use super::{lock, wake, ClusterShared, ClusterState, Group};
 use crate::error::Result;
 use crate::record::{Record, TopicPartition};
 use crate::transport::{ClusterConsumer, OffsetReset};
@@ -19,6 +20,9 @@ pub(super) struct MemoryConsumer {
     shared: Arc<ClusterShared>,
     membership: Option<(String, u64)>,
     topics: Vec<Arc<str>>,
+    /// Woken when a record lands in one of its topics or its group changes; registered with
+    /// its topics until it leaves.
+    wake_up: Arc<Notify>,
     reset: OffsetReset,
     /// Next offset to read, per owned partition.
     positions: BTreeMap<TopicPartition, i64>,
@@ -52,10 +56,17 @@ impl MemoryConsumer {
         reset: OffsetReset,
         group_id: Option<String>,
     ) -> Self {
+        let wake_up = Arc::new(Notify::new());
+        for topic in &topics {
+            if let Some(topic) = state.topics.get_mut(topic) {
+                topic.readers = topic.readers.iter().chain([&wake_up]).cloned().collect();
+            }
+        }
         let mut consumer = MemoryConsumer {
             shared,
             membership: None,
             topics: topics.clone(),
+            wake_up,
             reset,
             positions: BTreeMap::new(),
             stored: HashMap::new(),
@@ -195,11 +206,21 @@ impl MemoryConsumer {
                 }
             }
         }
+        for topic in &self.topics {
+            if let Some(topic) = state.topics.get_mut(topic) {
+                let others = topic
+                    .readers
+                    .iter()
+                    .filter(|r| !Arc::ptr_eq(r, &self.wake_up));
+                topic.readers = others.cloned().collect();
+            }
+        }
         self.positions.clear();
         self.stored.clear();
         self.paused.clear();
+        let everyone = state.all_readers();
         drop(state);
-        self.shared.changed.notify_waiters();
+        wake(&everyone);
     }
 }
 
@@ -209,28 +230,21 @@ impl ClusterConsumer for MemoryConsumer {
         let max_records = max_records.max(1);
         let shared = self.shared.clone();
         loop {
-            // Register interest before looking, so a wake-up between the look and the wait
-            // is not lost.
-            let changed = shared.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let released = {
+            let (batch, released) = {
                 let mut state = lock(&shared.state);
                 let released = self.rebalance(&mut state);
                 let batch = self.take_records(&state, max_records);
-                if !batch.is_empty() {
-                    drop(state);
-                    if released {
-                        self.shared.changed.notify_waiters();
-                    }
-                    return Ok(batch);
-                }
-                released
+                // Others may be waiting for the partitions this member gave up.
+                (batch, released.then(|| state.all_readers()))
             };
-            if released {
-                self.shared.changed.notify_waiters();
+            if let Some(everyone) = released {
+                wake(&everyone);
             }
-            changed.await;
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+            // A wake-up sent since the look above is kept until this wait: none is lost.
+            self.wake_up.notified().await;
         }
     }
 
@@ -298,7 +312,11 @@ impl ClusterConsumer for MemoryConsumer {
 
 impl Drop for MemoryConsumer {
     fn drop(&mut self) {
-        if self.membership.is_some() {
+        let registered = lock(&self.shared.state)
+            .topics
+            .values()
+            .any(|topic| topic.readers.iter().any(|r| Arc::ptr_eq(r, &self.wake_up)));
+        if self.membership.is_some() || registered {
             self.leave(false);
         }
     }

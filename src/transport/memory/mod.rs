@@ -2,10 +2,12 @@
 //!
 //! Shape (after mini-redis's `Db`): a [`MemoryBroker`] holds one [`MemoryCluster`] per
 //! [`ClusterId`], so clusters are isolated namespaces of topics. Each cluster's state sits
-//! behind a std [`Mutex`] with a [`Notify`] beside it: every critical section is short and never
-//! spans an `.await`, so a blocking mutex is both correct and faster than an async one, and the
-//! `Notify` lets consumers sleep until a producer, a rebalance or a shutdown wakes them — no
-//! busy polling.
+//! behind a std [`Mutex`]: every critical section is short and never spans an `.await`, so a
+//! blocking mutex is both correct and faster than an async one. Each consumer sleeps on a
+//! [`Notify`] of its own until a record lands in one of its topics or its group changes — no
+//! busy polling, and a produce wakes only the consumers of its topic (one shared `Notify` woke
+//! every idle consumer of the cluster per record: a thread wake-up each, most of a Tester
+//! round trip's system time).
 //!
 //! What it models:
 //! - topics created on first use (produce or subscribe) with the broker's default partition
@@ -137,8 +139,6 @@ pub struct MemoryCluster {
 #[derive(Default)]
 struct ClusterShared {
     state: Mutex<ClusterState>,
-    /// Woken on every produce, group change and partition release.
-    changed: Notify,
     /// Why the cluster refuses deliveries now (a test's outage), if it does; `is_refusing`
     /// spares every produce the lock while it does not.
     refusing: Mutex<Option<String>>,
@@ -158,6 +158,9 @@ struct Topic {
     name: Arc<str>,
     partitions: Vec<Vec<Record>>,
     next_keyless_partition: usize,
+    /// The wake-ups of the consumers subscribed to it, woken after each append. Shared, so an
+    /// append takes them with one reference count, not a copy.
+    readers: Arc<[Arc<Notify>]>,
 }
 
 #[derive(Default)]
@@ -178,6 +181,7 @@ impl ClusterState {
                     name,
                     partitions: vec![Vec::new(); default_partitions],
                     next_keyless_partition: 0,
+                    readers: Arc::new([]),
                 },
             );
         }
@@ -189,6 +193,18 @@ impl ClusterState {
             .get(&tp.topic)
             .and_then(|t| t.partitions.get(tp.partition as usize))
             .map_or(0, |log| log.len() as i64)
+    }
+
+    /// Every consumer's wake-up, for a change that may concern any of them (a member joined or
+    /// left, a partition was released).
+    fn all_readers(&self) -> Vec<Arc<Notify>> {
+        let mut all: Vec<Arc<Notify>> = Vec::new();
+        for reader in self.topics.values().flat_map(|topic| topic.readers.iter()) {
+            if !all.iter().any(|known| Arc::ptr_eq(known, reader)) {
+                all.push(reader.clone());
+            }
+        }
+        all
     }
 
     fn partitions_of(&self, topic: &Arc<str>) -> i32 {
@@ -266,8 +282,9 @@ impl MemoryCluster {
                 headers: record.headers,
             });
         }
+        let readers = topic.readers.clone();
         drop(state);
-        self.shared.changed.notify_waiters();
+        wake(&readers);
     }
 
     /// See [`MemoryBroker::create_topic`].
@@ -399,10 +416,19 @@ impl Cluster for MemoryCluster {
             subscription.auto_offset_reset,
             subscription.group_id,
         );
-        drop(state);
         // A new member changes the others' target assignment: wake them to give partitions up.
-        self.shared.changed.notify_waiters();
+        let everyone = state.all_readers();
+        drop(state);
+        wake(&everyone);
         Ok(Box::new(consumer))
+    }
+}
+
+/// Wakes each consumer: one that is not waiting finds the wake-up at its next wait and looks
+/// again, so none is lost between a consumer's look and its wait.
+fn wake(readers: &[Arc<Notify>]) {
+    for reader in readers {
+        reader.notify_one();
     }
 }
 
