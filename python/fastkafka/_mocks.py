@@ -53,7 +53,7 @@ DEFAULT_TIMEOUT = 60.0
 # A call waiting to be replayed, one of (never a closure: that would be an object per call):
 # - raw bytes: one argument, what the recorder's decode makes of them (record_raw);
 # - (_FIELDS, layout index, field values, names of the fields set or None for all): one flat
-#   model (record's usual case; see _Layout);
+#   model (record's usual case; see _Layout for the values);
 # - (_FLAT, parts, None): arguments that are flat models or immutable values (_flat_snapshot);
 # - (_DECODED_OR, raw, message): one argument, decode(raw), or message if that fails;
 # - (None, args, kwargs): deep-copied arguments.
@@ -244,9 +244,13 @@ class CallRecorder:
             values = layout.values_of(fields)
         except KeyError:  # an attribute set around pydantic in place of a field
             return None
-        for value in values:
-            if type(value) not in _IMMUTABLE:
+        if layout.one_field:
+            if type(values) not in _IMMUTABLE:
                 return None
+        else:
+            for value in values:
+                if type(value) not in _IMMUTABLE:
+                    return None
         fields_set = message.__pydantic_fields_set__
         every = fields_set == layout.name_set
         return (_FIELDS, layout.index, values, None if every else tuple(fields_set))
@@ -302,17 +306,18 @@ class _Layout:
         self.index = index
         self.names = tuple(model_class.model_fields)
         self.name_set = frozenset(self.names)
-        getter = operator.itemgetter(*self.names)
-        # itemgetter of one name returns the value, not a 1-tuple.
-        self.values_of: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            getter if len(self.names) > 1 else (lambda fields: (getter(fields),))
-        )
+        # The field values in declaration order; for one field (itemgetter of one name) the
+        # value itself, not a 1-tuple.
+        self.values_of: Callable[[dict[str, Any]], Any] = operator.itemgetter(*self.names)
+        self.one_field = len(self.names) == 1
 
-    def rebuild(self, values: tuple[Any, ...], fields_set: tuple[str, ...] | None) -> Any:
+    def rebuild(self, values: Any, fields_set: tuple[str, ...] | None) -> Any:
         """The model the snapshot stands for, built as pydantic's own ``__copy__`` builds one,
         without validating again."""
         model_class = self.model_class
         model = model_class.__new__(model_class)
+        if self.one_field:
+            values = (values,)
         object.__setattr__(model, "__dict__", dict(zip(self.names, values, strict=True)))
         object.__setattr__(
             model, "__pydantic_fields_set__", set(self.names if fields_set is None else fields_set)
