@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import _core
-from ._codecs import Decode, Encode, make_decoder, make_encoder
+from ._codecs import Decode, Encode, make_decoder, make_encoder, make_instance_encoder
 from ._events import EventMetadata, KafkaEvent, normalize_headers
 from .exceptions import ConfigError
 from .executors import Executor, SequentialExecutor
@@ -172,6 +172,8 @@ class ProducerSpec:
     brokers: _core.KafkaBrokers | None
     message_type: type[BaseModel]
     encode: Encode
+    # encode, for a message_type instance (the common case).
+    encode_instance: Encode
     codec: str | Callable[..., Any]
     description: str | None
     # Whether it returns a list (one batch per call) and a KafkaEvent (with a key), as
@@ -220,6 +222,7 @@ class ProducerSpec:
             brokers=brokers,
             message_type=model,
             encode=make_encoder(encoder, model),
+            encode_instance=make_instance_encoder(encoder, model),
             codec=encoder,
             description=description,
             batch=batch,
@@ -239,7 +242,7 @@ class ProducerSpec:
         is full (backpressure), else None."""
         tracker = current_deliveries.get()
         if trace_headers is None and isinstance(returned, self.message_type):
-            return producer.send(self.encode(returned), None, tracker)  # the common case
+            return producer.send(self.encode_instance(returned), None, tracker)  # the common case
         if isinstance(returned, KafkaEvent):
             key, headers = (
                 returned.key,
