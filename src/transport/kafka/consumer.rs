@@ -129,7 +129,13 @@ impl KafkaConsumer {
         let consumer = self.consumer.clone();
         let topics = topics.to_vec();
         let assignment = tokio::task::spawn_blocking(move || {
-            let mut assignment = TopicPartitionList::new();
+            // Each partition's start is resolved now, all in one request per broker: a logical
+            // start ("earliest") left to the client is resolved partition by partition, and
+            // each partition starts fetching only once its own answer is back — on a broker
+            // that holds fetches, a partition resolved late waits a whole fetch more. "Latest"
+            // fixed now also means that a record produced after `subscribe` returned is
+            // always seen.
+            let mut wanted = TopicPartitionList::new();
             for topic in &topics {
                 let metadata = consumer
                     .client()
@@ -146,24 +152,44 @@ impl KafkaConsumer {
                         "topic '{topic}' does not exist (or has no partitions); create it first"
                     ));
                 }
+                // ListOffsets reads -2 as "the earliest offset", -1 as "the latest".
+                let start = match reset {
+                    OffsetReset::Earliest => Offset::Beginning,
+                    OffsetReset::Latest => Offset::End,
+                };
                 for partition in 0..partitions as i32 {
-                    // "Latest" is fixed now, not when fetching starts, so that a record
-                    // produced after `subscribe` returned is always seen.
-                    let start = match reset {
-                        OffsetReset::Earliest => Offset::Beginning,
-                        OffsetReset::Latest => {
-                            let (_, high) = consumer
-                                .fetch_watermarks(topic, partition, BLOCKING_CALL_TIMEOUT)
-                                .map_err(|e| format!("no offsets for '{topic}': {e}"))?;
-                            Offset::Offset(high)
-                        }
-                    };
-                    assignment
+                    wanted
                         .add_partition_offset(topic, partition, start)
                         .map_err(|e| e.to_string())?;
                 }
             }
-            consumer.assign(&assignment).map_err(|e| e.to_string())
+            let resolved = consumer
+                .offsets_for_times(wanted, BLOCKING_CALL_TIMEOUT)
+                .map_err(|e| format!("no start offsets for {topics:?}: {e}"))?;
+            for mut element in resolved.elements() {
+                let (topic, partition) = (element.topic().to_owned(), element.partition());
+                if let Err(error) = element.error() {
+                    return Err(format!(
+                        "no start offset for '{topic}' [{partition}]: {error}"
+                    ));
+                }
+                match (element.offset(), reset) {
+                    (Offset::Offset(_), _) => {}
+                    // No concrete answer: the client resolves "earliest" itself when fetching.
+                    (_, OffsetReset::Earliest) => {
+                        element
+                            .set_offset(Offset::Beginning)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    (answer, OffsetReset::Latest) => {
+                        return Err(format!(
+                            "no latest offset for '{topic}' [{partition}]: the cluster answered \
+                             {answer:?}"
+                        ));
+                    }
+                }
+            }
+            consumer.assign(&resolved).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| self.transport_error(e))?;
