@@ -55,19 +55,22 @@ DEFAULT_TIMEOUT = 60.0
 
 # A call waiting to be replayed, one of (never a closure: that would be an object per call):
 # - raw bytes: one argument, what the recorder's decode makes of them (record_raw);
-# - (_FIELDS, layout index, field values, names of the fields set or None for all): one flat
-#   model (record's usual case; see _Layout for the values);
+# - a fields snapshot (_FIELDS, ...; see _fields_snapshot): one flat model, record's usual case;
 # - (_FLAT, parts, None): arguments that are flat models or immutable values (_flat_snapshot);
 # - (_DECODED_OR, raw, message): one argument, decode(raw), or message if that fails;
 # - (None, args, kwargs): deep-copied arguments.
 Snapshot = Any
 _FLAT = object()
-_FIELDS = object()
 _DECODED_OR = object()
-# Marks a flat model's state among a flat snapshot's parts: (_MODEL, model class, field values,
-# names of the fields set, extra fields or None). A plain tuple: a NamedTuple cost 0.5 us more
-# per recorded call, and names in a tuple (not a set) are dropped from the garbage collector's
-# watch at its first pass, where a set stays tracked for as long as the call is pending.
+# Marks a flat model without extra fields: (_FIELDS, its class's index in _LAYOUTS, its field
+# values, the names of the fields set or None for all). Only the class's index, not the class:
+# a tuple holding a class stays tracked by the garbage collector; this one is dropped from its
+# watch at its first pass.
+_FIELDS = object()
+# Marks a flat model with extra fields among a flat snapshot's parts: (_MODEL, model class,
+# field values, names of the fields set, extra fields or None). A plain tuple: a NamedTuple
+# cost 0.5 us more per recorded call, and names in a tuple (not a set) are dropped from the
+# garbage collector's watch at its first pass, where a set stays tracked while it is pending.
 _MODEL = object()
 
 # Values a snapshot may share with the caller: nothing the caller does later can change them.
@@ -155,10 +158,6 @@ class CallRecorder:
         self._pending: collections.deque[Snapshot] = collections.deque()
         self._lock = threading.Lock()
         self._waiters: list[asyncio.Future[None]] = []
-        # The field layouts of the model classes seen, found by class and kept by index (a
-        # snapshot holding the class itself would stay tracked by the garbage collector).
-        self._layout_of: dict[type, _Layout | None] = {}
-        self._layouts: list[_Layout] = []
 
     @property
     def mock(self) -> AsyncMock | MagicMock:
@@ -175,7 +174,7 @@ class CallRecorder:
         if self._mock_state.get("_mock_side_effect") is not None:
             return self._call_now(args, kwargs)
         if len(args) == 1 and not kwargs:
-            fields = self._fields_snapshot(args[0])
+            fields = _fields_snapshot(args[0])
             if fields is not None:
                 self._add(fields)
                 return None
@@ -203,7 +202,7 @@ class CallRecorder:
         assert self._decode is not None, "record_message needs a recorder made with decode="
         if self._mock_state.get("_mock_side_effect") is not None:
             return self._call_now((_decoded(self._decode, raw, message),), {})
-        fields = self._fields_snapshot(message)
+        fields = _fields_snapshot(message)
         self._add((_DECODED_OR, raw, message) if fields is None else fields)
         return None
 
@@ -223,8 +222,7 @@ class CallRecorder:
                 assert self._decode is not None
                 args: tuple[Any, ...] = (self._decode(snapshot),)
             elif snapshot[0] is _FIELDS:
-                _, index, values, fields_set = snapshot
-                args = (self._layouts[index].rebuild(values, fields_set),)
+                args = (_restore(snapshot),)
             elif snapshot[0] is _FLAT:
                 args = tuple(_restore(part) for part in snapshot[1])
             elif snapshot[0] is _DECODED_OR:
@@ -235,47 +233,6 @@ class CallRecorder:
             called = self._mock(*args, **kwargs)
             if self._is_async:
                 _run_to_completion(called)
-
-    def _fields_snapshot(self, message: Any) -> Snapshot | None:
-        """A snapshot of ``message`` as its field values, when it is a model whose fields all
-        hold immutable values and that has no extra or private attributes; else None."""
-        kind = type(message)
-        try:
-            layout = self._layout_of[kind]
-        except KeyError:
-            layout = self._learn_layout(kind)
-        if layout is None:
-            return None
-        if message.__pydantic_extra__ is not None or message.__pydantic_private__ is not None:
-            return None
-        fields = message.__dict__
-        if len(fields) != len(layout.names):
-            return None  # a field deleted, or model_construct() without one
-        try:
-            values = layout.values_of(fields)
-        except KeyError:  # an attribute set around pydantic in place of a field
-            return None
-        if layout.one_field:
-            if type(values) not in _IMMUTABLE:
-                return None
-        else:
-            for value in values:
-                if type(value) not in _IMMUTABLE:
-                    return None
-        fields_set = message.__pydantic_fields_set__
-        every = fields_set == layout.name_set
-        return (_FIELDS, layout.index, values, None if every else tuple(fields_set))
-
-    def _learn_layout(self, kind: type) -> _Layout | None:
-        with self._lock:  # once per class; two threads must not take the same index
-            if kind in self._layout_of:
-                return self._layout_of[kind]
-            layout = None
-            if issubclass(kind, BaseModel) and kind.model_fields:
-                layout = _Layout(kind, len(self._layouts))
-                self._layouts.append(layout)
-            self._layout_of[kind] = layout
-            return layout
 
     def next_call(self) -> asyncio.Future[None]:
         """A future resolved by the next recorded call."""
@@ -309,8 +266,8 @@ class CallRecorder:
 
 
 class _Layout:
-    """How a snapshot of one model class's field values is taken and turned back into a model:
-    the values in declaration order, read with one C call."""
+    """How a fields snapshot of one model class is taken and turned back into a model: the
+    field values in declaration order, read with one C call."""
 
     def __init__(self, model_class: type[BaseModel], index: int) -> None:
         self.model_class = model_class
@@ -322,32 +279,70 @@ class _Layout:
         self.values_of: Callable[[dict[str, Any]], Any] = operator.itemgetter(*self.names)
         self.one_field = len(self.names) == 1
 
-    def rebuild(self, values: Any, fields_set: tuple[str, ...] | None) -> Any:
-        """The model the snapshot stands for, built as pydantic's own ``__copy__`` builds one,
-        without validating again."""
-        model_class = self.model_class
-        model = model_class.__new__(model_class)
-        if self.one_field:
-            values = (values,)
-        object.__setattr__(model, "__dict__", dict(zip(self.names, values, strict=True)))
-        object.__setattr__(
-            model, "__pydantic_fields_set__", set(self.names if fields_set is None else fields_set)
-        )
-        object.__setattr__(model, "__pydantic_extra__", None)
-        object.__setattr__(model, "__pydantic_private__", None)
-        return model
+
+# The layouts of the model classes snapshotted so far, by class and by index.
+_LAYOUT_OF: dict[type, _Layout | None] = {}
+_LAYOUTS: list[_Layout] = []
+_LAYOUTS_LOCK = threading.Lock()
+
+
+def _layout(kind: type) -> _Layout | None:
+    """The layout of model class ``kind`` (None for anything else), made on first use."""
+    try:
+        return _LAYOUT_OF[kind]
+    except KeyError:
+        pass
+    with _LAYOUTS_LOCK:  # two threads must not give two classes one index
+        if kind not in _LAYOUT_OF:
+            layout = None
+            if issubclass(kind, BaseModel) and kind.model_fields:
+                layout = _Layout(kind, len(_LAYOUTS))
+                _LAYOUTS.append(layout)
+            _LAYOUT_OF[kind] = layout
+        return _LAYOUT_OF[kind]
+
+
+def _fields_snapshot(message: Any) -> Snapshot | None:
+    """A snapshot of ``message`` as its field values (see _FIELDS), when it is a model whose
+    fields all hold immutable values and that has no extra or private attributes; else None."""
+    layout = _layout(type(message))
+    if layout is None:
+        return None
+    if message.__pydantic_extra__ is not None or message.__pydantic_private__ is not None:
+        return None
+    fields = message.__dict__
+    if len(fields) != len(layout.names):
+        return None  # a field deleted, or model_construct() without one
+    try:
+        values = layout.values_of(fields)
+    except KeyError:  # an attribute set around pydantic in place of a field
+        return None
+    if layout.one_field:
+        if type(values) not in _IMMUTABLE:
+            return None
+    else:
+        for value in values:
+            if type(value) not in _IMMUTABLE:
+                return None
+    fields_set = message.__pydantic_fields_set__
+    every = fields_set == layout.name_set
+    return (_FIELDS, layout.index, values, None if every else tuple(fields_set))
 
 
 def _flat_snapshot(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """What restores ``args`` as they are now, when each is an immutable value or a pydantic
     model whose fields (and extra fields) all hold immutable values: copying such a model's
-    field dictionary is a snapshot, as a deep copy would be. None for anything else (nested
-    models, lists, private attributes), which the caller deep-copies."""
+    fields is a snapshot, as a deep copy would be. None for anything else (nested models,
+    lists, private attributes), which the caller deep-copies."""
     parts = []
     for arg in args:
         kind = type(arg)
         if kind in _IMMUTABLE:
             parts.append(arg)
+            continue
+        fields_only = _fields_snapshot(arg)
+        if fields_only is not None:
+            parts.append(fields_only)
             continue
         if not isinstance(arg, BaseModel) or arg.__pydantic_private__ is not None:
             return None
@@ -367,11 +362,27 @@ def _flat_snapshot(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
 
 
 def _restore(part: Any) -> Any:
-    """The value ``part`` of a flat snapshot stands for: a model is rebuilt as pydantic's own
+    """The value ``part`` of a snapshot stands for: a model is rebuilt as pydantic's own
     ``__copy__`` builds one, without validating again."""
-    if type(part) is not tuple or part[0] is not _MODEL:
+    if type(part) is not tuple:
         return part
-    _, model_class, fields, fields_set, extra = part
+    if part[0] is _FIELDS:
+        _, index, values, fields_set = part
+        layout = _LAYOUTS[index]
+        if layout.one_field:
+            values = (values,)
+        fields = dict(zip(layout.names, values, strict=True))
+        names_set = layout.names if fields_set is None else fields_set
+        return _model(layout.model_class, fields, names_set, None)
+    if part[0] is _MODEL:
+        _, model_class, fields, fields_set, extra = part
+        return _model(model_class, fields, fields_set, extra)
+    return part
+
+
+def _model(
+    model_class: type[BaseModel], fields: dict[str, Any], fields_set: tuple[str, ...], extra: Any
+) -> BaseModel:
     model = model_class.__new__(model_class)
     object.__setattr__(model, "__dict__", fields)
     object.__setattr__(model, "__pydantic_fields_set__", set(fields_set))
