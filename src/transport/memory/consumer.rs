@@ -59,7 +59,7 @@ impl MemoryConsumer {
         let wake_up = Arc::new(Notify::new());
         for topic in &topics {
             if let Some(topic) = state.topics.get_mut(topic) {
-                topic.readers = topic.readers.iter().chain([&wake_up]).cloned().collect();
+                topic.add_reader(&wake_up);
             }
         }
         let mut consumer = MemoryConsumer {
@@ -206,13 +206,9 @@ impl MemoryConsumer {
                 }
             }
         }
-        for topic in &self.topics {
-            if let Some(topic) = state.topics.get_mut(topic) {
-                let others = topic
-                    .readers
-                    .iter()
-                    .filter(|r| !Arc::ptr_eq(r, &self.wake_up));
-                topic.readers = others.cloned().collect();
+        for topic in self.topics.drain(..) {
+            if let Some(topic) = state.topics.get_mut(&topic) {
+                topic.remove_reader(&self.wake_up);
             }
         }
         self.positions.clear();
@@ -312,11 +308,9 @@ impl ClusterConsumer for MemoryConsumer {
 
 impl Drop for MemoryConsumer {
     fn drop(&mut self) {
-        let registered = lock(&self.shared.state)
-            .topics
-            .values()
-            .any(|topic| topic.readers.iter().any(|r| Arc::ptr_eq(r, &self.wake_up)));
-        if self.membership.is_some() || registered {
+        // Not left yet (`leave` empties `topics`): a group member gives its partitions up, and
+        // every consumer stops being woken by its topics.
+        if !self.topics.is_empty() {
             self.leave(false);
         }
     }

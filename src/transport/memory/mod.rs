@@ -171,6 +171,17 @@ struct Group {
     owners: HashMap<TopicPartition, u64>,
 }
 
+impl Topic {
+    fn add_reader(&mut self, reader: &Arc<Notify>) {
+        self.readers = self.readers.iter().chain([reader]).cloned().collect();
+    }
+
+    fn remove_reader(&mut self, reader: &Arc<Notify>) {
+        let others = self.readers.iter().filter(|r| !Arc::ptr_eq(r, reader));
+        self.readers = others.cloned().collect();
+    }
+}
+
 impl ClusterState {
     fn topic(&mut self, name: &str, default_partitions: usize) -> &mut Topic {
         if !self.topics.contains_key(name) {
