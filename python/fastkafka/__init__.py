@@ -18,8 +18,8 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
   (OpenTelemetry spans and ``traceparent`` headers, optional);
 - ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
-  (real mocks, recorded lazily, and waiting assertions), ``_threads`` (the thread pools for
-  blocking work);
+  (real mocks, recorded lazily, and waiting assertions) with ``_snapshots`` (what a recorded
+  call keeps until a test looks), ``_threads`` (the thread pools for blocking work);
 - ``_core``: the Rust extension module (``src/python/``); its types are in ``_core.pyi``.
 """
 

@@ -19,12 +19,8 @@ including one holding a reference taken before the calls — sees all calls in o
 given a ``side_effect`` is called at once instead, so the side effect runs when the function
 is called, as it would with a plain mock.
 
-A busy test keeps every pending snapshot until the end, so their shape is what costs: each
-object the garbage collector must keep walking, and each new allocation kept alive, slowed
-the Tester's round trip more than building the snapshots did. The usual calls therefore keep
-nothing the collector tracks: a consumed record is kept as its raw ``bytes`` (which exist
-anyway), and the usual message — one flat model — as a tuple of its field values, which the
-collector stops tracking at its first pass.
+What a pending call keeps is ``fastkafka._snapshots``'s business: a busy test keeps them all,
+so their shape is what a test pays for.
 
 Waiting is driven by a signal fired after each recorded call: an assertion is re-checked after
 each new call, never on a timer, so a test takes as long as the app needs and no longer.
@@ -35,16 +31,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
-import datetime
-import decimal
 import functools
-import operator
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from ._snapshots import Snapshot, fields_snapshot, flat_snapshot, restore
 
 if TYPE_CHECKING:
     from unittest.mock import AsyncMock, MagicMock
@@ -55,32 +47,12 @@ DEFAULT_TIMEOUT = 60.0
 
 # A call waiting to be replayed, one of (never a closure: that would be an object per call):
 # - raw bytes: one argument, what the recorder's decode makes of them (record_raw);
-# - a fields snapshot (_FIELDS, ...; see _fields_snapshot): one flat model, record's usual case;
-# - (_FLAT, parts, None): arguments that are flat models or immutable values (_flat_snapshot);
+# - a fields snapshot (_snapshots.fields_snapshot): one flat model, record()'s usual case;
+# - (_FLAT, parts, None): flat models and immutable values (_snapshots.flat_snapshot);
 # - (_DECODED_OR, raw, message): one argument, decode(raw), or message if that fails;
 # - (None, args, kwargs): deep-copied arguments.
-Snapshot = Any
 _FLAT = object()
 _DECODED_OR = object()
-# Marks a flat model without extra fields: (_FIELDS, its class's index in _LAYOUTS, its field
-# values, the names of the fields set or None for all). Only the class's index, not the class:
-# a tuple holding a class stays tracked by the garbage collector; this one is dropped from its
-# watch at its first pass.
-_FIELDS = object()
-# Marks a flat model with extra fields among a flat snapshot's parts: (_MODEL, model class,
-# field values, names of the fields set, extra fields or None). A plain tuple: a NamedTuple
-# cost 0.5 us more per recorded call, and names in a tuple (not a set) are dropped from the
-# garbage collector's watch at its first pass, where a set stays tracked while it is pending.
-_MODEL = object()
-
-# Values a snapshot may share with the caller: nothing the caller does later can change them.
-_IMMUTABLE = frozenset(
-    {
-        str, int, float, bool, bytes, type(None), complex, decimal.Decimal, uuid.UUID,
-        datetime.datetime, datetime.date, datetime.time, datetime.timedelta,
-    }
-)  # fmt: skip
-
 # Reading any of these replays the pending calls first. The standard library's own assertions
 # read the call state through these public names too, so they see every call as well.
 _CALL_STATE = frozenset(
@@ -174,11 +146,11 @@ class CallRecorder:
         if self._mock_state.get("_mock_side_effect") is not None:
             return self._call_now(args, kwargs)
         if len(args) == 1 and not kwargs:
-            fields = _fields_snapshot(args[0])
+            fields = fields_snapshot(args[0])
             if fields is not None:
                 self._add(fields)
                 return None
-        flat = None if kwargs else _flat_snapshot(args)
+        flat = None if kwargs else flat_snapshot(args)
         if flat is not None:
             self._add((_FLAT, flat, None))
         else:
@@ -202,7 +174,7 @@ class CallRecorder:
         assert self._decode is not None, "record_message needs a recorder made with decode="
         if self._mock_state.get("_mock_side_effect") is not None:
             return self._call_now((_decoded(self._decode, raw, message),), {})
-        fields = _fields_snapshot(message)
+        fields = fields_snapshot(message)
         self._add((_DECODED_OR, raw, message) if fields is None else fields)
         return None
 
@@ -221,15 +193,15 @@ class CallRecorder:
             if type(snapshot) is bytes:
                 assert self._decode is not None
                 args: tuple[Any, ...] = (self._decode(snapshot),)
-            elif snapshot[0] is _FIELDS:
-                args = (_restore(snapshot),)
+            elif snapshot[0] is None:
+                _, args, kwargs = snapshot
             elif snapshot[0] is _FLAT:
-                args = tuple(_restore(part) for part in snapshot[1])
+                args = tuple(restore(part) for part in snapshot[1])
             elif snapshot[0] is _DECODED_OR:
                 assert self._decode is not None
                 args = (_decoded(self._decode, snapshot[1], snapshot[2]),)
             else:
-                _, args, kwargs = snapshot
+                args = (restore(snapshot),)
             called = self._mock(*args, **kwargs)
             if self._is_async:
                 _run_to_completion(called)
@@ -263,132 +235,6 @@ class CallRecorder:
         with self._lock:
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
-
-
-class _Layout:
-    """How a fields snapshot of one model class is taken and turned back into a model: the
-    field values in declaration order, read with one C call."""
-
-    def __init__(self, model_class: type[BaseModel], index: int) -> None:
-        self.model_class = model_class
-        self.index = index
-        self.names = tuple(model_class.model_fields)
-        self.name_set = frozenset(self.names)
-        # The field values in declaration order; for one field (itemgetter of one name) the
-        # value itself, not a 1-tuple.
-        self.values_of: Callable[[dict[str, Any]], Any] = operator.itemgetter(*self.names)
-        self.one_field = len(self.names) == 1
-
-
-# The layouts of the model classes snapshotted so far, by class and by index.
-_LAYOUT_OF: dict[type, _Layout | None] = {}
-_LAYOUTS: list[_Layout] = []
-_LAYOUTS_LOCK = threading.Lock()
-
-
-def _layout(kind: type) -> _Layout | None:
-    """The layout of model class ``kind`` (None for anything else), made on first use."""
-    try:
-        return _LAYOUT_OF[kind]
-    except KeyError:
-        pass
-    with _LAYOUTS_LOCK:  # two threads must not give two classes one index
-        if kind not in _LAYOUT_OF:
-            layout = None
-            if issubclass(kind, BaseModel) and kind.model_fields:
-                layout = _Layout(kind, len(_LAYOUTS))
-                _LAYOUTS.append(layout)
-            _LAYOUT_OF[kind] = layout
-        return _LAYOUT_OF[kind]
-
-
-def _fields_snapshot(message: Any) -> Snapshot | None:
-    """A snapshot of ``message`` as its field values (see _FIELDS), when it is a model whose
-    fields all hold immutable values and that has no extra or private attributes; else None."""
-    layout = _layout(type(message))
-    if layout is None:
-        return None
-    if message.__pydantic_extra__ is not None or message.__pydantic_private__ is not None:
-        return None
-    fields = message.__dict__
-    if len(fields) != len(layout.names):
-        return None  # a field deleted, or model_construct() without one
-    try:
-        values = layout.values_of(fields)
-    except KeyError:  # an attribute set around pydantic in place of a field
-        return None
-    if layout.one_field:
-        if type(values) not in _IMMUTABLE:
-            return None
-    else:
-        for value in values:
-            if type(value) not in _IMMUTABLE:
-                return None
-    fields_set = message.__pydantic_fields_set__
-    every = fields_set == layout.name_set
-    return (_FIELDS, layout.index, values, None if every else tuple(fields_set))
-
-
-def _flat_snapshot(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """What restores ``args`` as they are now, when each is an immutable value or a pydantic
-    model whose fields (and extra fields) all hold immutable values: copying such a model's
-    fields is a snapshot, as a deep copy would be. None for anything else (nested models,
-    lists, private attributes), which the caller deep-copies."""
-    parts = []
-    for arg in args:
-        kind = type(arg)
-        if kind in _IMMUTABLE:
-            parts.append(arg)
-            continue
-        fields_only = _fields_snapshot(arg)
-        if fields_only is not None:
-            parts.append(fields_only)
-            continue
-        if not isinstance(arg, BaseModel) or arg.__pydantic_private__ is not None:
-            return None
-        fields, extra = arg.__dict__, arg.__pydantic_extra__
-        for value in fields.values():
-            if type(value) not in _IMMUTABLE:
-                return None
-        if extra:
-            for value in extra.values():
-                if type(value) not in _IMMUTABLE:
-                    return None
-        fields_set = tuple(arg.__pydantic_fields_set__)
-        parts.append(
-            (_MODEL, kind, fields.copy(), fields_set, None if extra is None else extra.copy())
-        )
-    return tuple(parts)
-
-
-def _restore(part: Any) -> Any:
-    """The value ``part`` of a snapshot stands for: a model is rebuilt as pydantic's own
-    ``__copy__`` builds one, without validating again."""
-    if type(part) is not tuple:
-        return part
-    if part[0] is _FIELDS:
-        _, index, values, fields_set = part
-        layout = _LAYOUTS[index]
-        if layout.one_field:
-            values = (values,)
-        fields = dict(zip(layout.names, values, strict=True))
-        names_set = layout.names if fields_set is None else fields_set
-        return _model(layout.model_class, fields, names_set, None)
-    if part[0] is _MODEL:
-        _, model_class, fields, fields_set, extra = part
-        return _model(model_class, fields, fields_set, extra)
-    return part
-
-
-def _model(
-    model_class: type[BaseModel], fields: dict[str, Any], fields_set: tuple[str, ...], extra: Any
-) -> BaseModel:
-    model = model_class.__new__(model_class)
-    object.__setattr__(model, "__dict__", fields)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields_set))
-    object.__setattr__(model, "__pydantic_extra__", extra)
-    object.__setattr__(model, "__pydantic_private__", None)
-    return model
 
 
 def _decoded(decode: Callable[[bytes], Any], raw: bytes, undecodable: Any) -> Any:
