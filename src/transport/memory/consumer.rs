@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{lock, wake, ClusterShared, ClusterState, Group};
+use super::state::{lock, wake, ClusterShared, ClusterState, Group};
 use crate::error::Result;
 use crate::record::{Record, TopicPartition};
 use crate::transport::{ClusterConsumer, OffsetReset};

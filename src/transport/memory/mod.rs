@@ -4,7 +4,7 @@
 //! [`ClusterId`], so clusters are isolated namespaces of topics. Each cluster's state sits
 //! behind a std [`Mutex`]: every critical section is short and never spans an `.await`, so a
 //! blocking mutex is both correct and faster than an async one. Each consumer sleeps on a
-//! [`Notify`] of its own until a record lands in one of its topics or its group changes — no
+//! [`Notify`](tokio::sync::Notify) of its own until a record lands in one of its topics or its group changes — no
 //! busy polling, and a produce wakes only the consumers of its topic (one shared `Notify` woke
 //! every idle consumer of the cluster per record: a thread wake-up each, most of a Tester
 //! round trip's system time).
@@ -23,24 +23,27 @@
 //! - `auto_offset_reset` applies where a group has no committed offset.
 //!
 //! # Layout
-//! - this file: [`MemoryBroker`], [`MemoryCluster`] and the state they share;
+//! - this file: [`MemoryBroker`] and [`MemoryCluster`];
+//! - `state.rs`: the state a cluster's producers and consumers share — topics with their
+//!   readers' wake-ups, groups;
 //! - `consumer.rs`: the consumer — group membership, cooperative rebalances, offsets;
 //! - `partitioner.rs`: the Java client's murmur2 partitioner.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 
 mod consumer;
 mod partitioner;
+mod state;
 
 use consumer::MemoryConsumer;
 use partitioner::key_partition;
+use state::{lock, wake, ClusterShared, ClusterState};
 
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
@@ -134,121 +137,6 @@ pub struct MemoryCluster {
     shared: Arc<ClusterShared>,
     /// What it was sent and delivered, per topic ([`crate::metrics`]); `None` when off.
     producer_metrics: Option<Arc<ClusterProducerMetrics>>,
-}
-
-#[derive(Default)]
-struct ClusterShared {
-    state: Mutex<ClusterState>,
-    /// Why the cluster refuses deliveries now (a test's outage), if it does; `is_refusing`
-    /// spares every produce the lock while it does not.
-    refusing: Mutex<Option<String>>,
-    is_refusing: AtomicBool,
-    /// Records refused so far.
-    delivery_failures: AtomicU64,
-}
-
-#[derive(Default)]
-struct ClusterState {
-    topics: HashMap<Arc<str>, Topic>,
-    groups: HashMap<String, Group>,
-    next_member_id: u64,
-}
-
-struct Topic {
-    name: Arc<str>,
-    partitions: Vec<Vec<Record>>,
-    next_keyless_partition: usize,
-    /// The wake-ups of the consumers subscribed to it, woken after each append. Shared, so an
-    /// append takes them with one reference count, not a copy.
-    readers: Arc<[Arc<Notify>]>,
-}
-
-#[derive(Default)]
-struct Group {
-    /// Member id → the topics it subscribed to. Ids grow with join time.
-    members: BTreeMap<u64, Vec<Arc<str>>>,
-    committed: HashMap<TopicPartition, i64>,
-    owners: HashMap<TopicPartition, u64>,
-}
-
-impl Topic {
-    fn add_reader(&mut self, reader: &Arc<Notify>) {
-        self.readers = self.readers.iter().chain([reader]).cloned().collect();
-    }
-
-    fn remove_reader(&mut self, reader: &Arc<Notify>) {
-        let others = self.readers.iter().filter(|r| !Arc::ptr_eq(r, reader));
-        self.readers = others.cloned().collect();
-    }
-}
-
-impl ClusterState {
-    fn topic(&mut self, name: &str, default_partitions: usize) -> &mut Topic {
-        if !self.topics.contains_key(name) {
-            let name: Arc<str> = name.into();
-            self.topics.insert(
-                name.clone(),
-                Topic {
-                    name,
-                    partitions: vec![Vec::new(); default_partitions],
-                    next_keyless_partition: 0,
-                    readers: Arc::new([]),
-                },
-            );
-        }
-        self.topics.get_mut(name).expect("inserted above")
-    }
-
-    fn end_offset(&self, tp: &TopicPartition) -> i64 {
-        self.topics
-            .get(&tp.topic)
-            .and_then(|t| t.partitions.get(tp.partition as usize))
-            .map_or(0, |log| log.len() as i64)
-    }
-
-    /// Every consumer's wake-up, for a change that may concern any of them (a member joined or
-    /// left, a partition was released).
-    fn all_readers(&self) -> Vec<Arc<Notify>> {
-        let mut all: Vec<Arc<Notify>> = Vec::new();
-        for reader in self.topics.values().flat_map(|topic| topic.readers.iter()) {
-            if !all.iter().any(|known| Arc::ptr_eq(known, reader)) {
-                all.push(reader.clone());
-            }
-        }
-        all
-    }
-
-    fn partitions_of(&self, topic: &Arc<str>) -> i32 {
-        self.topics
-            .get(topic)
-            .map_or(0, |t| t.partitions.len() as i32)
-    }
-
-    /// The partitions `member` of `group` should own under the current membership.
-    fn target_assignment(&self, group: &Group, member: u64) -> Vec<TopicPartition> {
-        let Some(topics) = group.members.get(&member) else {
-            return Vec::new();
-        };
-        let mut target = Vec::new();
-        for topic in topics {
-            let subscribers: Vec<u64> = group
-                .members
-                .iter()
-                .filter(|(_, their)| their.contains(topic))
-                .map(|(id, _)| *id)
-                .collect();
-            let me = subscribers
-                .iter()
-                .position(|id| *id == member)
-                .expect("a member subscribes to its own topics");
-            for partition in 0..self.partitions_of(topic) {
-                if partition as usize % subscribers.len() == me {
-                    target.push(TopicPartition::new(topic.clone(), partition));
-                }
-            }
-        }
-        target
-    }
 }
 
 impl MemoryCluster {
@@ -433,22 +321,6 @@ impl Cluster for MemoryCluster {
         wake(&everyone);
         Ok(Box::new(consumer))
     }
-}
-
-/// Wakes each consumer: one that is not waiting finds the wake-up at its next wait and looks
-/// again, so none is lost between a consumer's look and its wait.
-fn wake(readers: &[Arc<Notify>]) {
-    for reader in readers {
-        reader.notify_one();
-    }
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section leaves the state consistent
-/// before anything that could panic, so a panic elsewhere must not take the broker down.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn now_ms() -> i64 {
