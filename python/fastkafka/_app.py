@@ -362,9 +362,7 @@ class FastKafka:
     def create_mocks(self) -> None:
         """Record every call of the app's functions in ``app.mocks`` / ``app.awaited_mocks``."""
         self._recorders = {
-            s.name: CallRecorder(
-                s.name, is_async=s.is_async, decode=s.decode if s.redecodes else None
-            )
+            s.name: CallRecorder(s.name, is_async=s.is_async, decode=s.redecode)
             for s in self._consumers
         }
         self._recorders.update({s.name: CallRecorder(s.name) for s in self._producers})

@@ -101,10 +101,10 @@ class ConsumerSpec:
         return self.function.__name__
 
     @property
-    def redecodes(self) -> bool:
-        """Whether ``decode`` may run again on a record it decoded: a named codec is pure,
-        a custom decoder may have effects of its own and runs once per record."""
-        return isinstance(self.codec, str)
+    def redecode(self) -> Decode | None:
+        """``decode`` if it may run again on a record it decoded (a named codec is pure), else
+        None (a custom decoder may have effects of its own and runs once per record)."""
+        return self.decode if isinstance(self.codec, str) else None
 
     @classmethod
     def build(

@@ -58,7 +58,7 @@ class ConsumerRunner:
         self._with_metadata = "metadata" in spec.parameters
         # Whether a recorded call may be kept as its raw bytes and decoded again later (the
         # recorder then decodes with spec.decode: see FastKafka.create_mocks).
-        self._redecode = spec.redecodes
+        self._redecode = spec.redecode is not None
         executor = spec.executor
         self._slots = (
             asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None

@@ -10,6 +10,8 @@ mod hand_over;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]
+mod kafka_groupless;
+#[cfg(feature = "kafka")]
 mod tansu;
 
 mod app_examples;
