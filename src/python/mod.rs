@@ -146,52 +146,6 @@ fn cluster_id(bootstrap_servers: &str) -> ClusterId {
     ClusterId::from_addresses(bootstrap_servers.split(',').map(str::trim))
 }
 
-/// Owns a value whose drop may block — the last handle to a librdkafka client joins the
-/// client's threads — and drops it on a thread of its own. Python objects are dropped with the
-/// GIL held, and a librdkafka thread may be waiting for the GIL (to log) at that moment:
-/// joining it there would deadlock the interpreter.
-pub(crate) struct DropOffThread<T: Send + 'static>(Option<T>);
-
-impl<T: Send + 'static> DropOffThread<T> {
-    fn new(value: T) -> Self {
-        Self(Some(value))
-    }
-}
-
-impl<T: Send + 'static> DropOffThread<T> {
-    /// The value, to drop or use where dropping it is safe (off the GIL).
-    fn into_inner(mut self) -> T {
-        self.0.take().expect("present until dropped")
-    }
-}
-
-impl<T: Send + 'static> std::ops::DerefMut for DropOffThread<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        self.0.as_mut().expect("present until dropped")
-    }
-}
-
-impl<T: Send + 'static> std::ops::Deref for DropOffThread<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        self.0.as_ref().expect("present until dropped")
-    }
-}
-
-impl<T: Send + 'static> Drop for DropOffThread<T> {
-    fn drop(&mut self) {
-        if let Some(value) = self.0.take() {
-            let spawned = std::thread::Builder::new()
-                .name("fastkafka-drop".to_owned())
-                .spawn(move || drop(value));
-            if let Err(error) = spawned {
-                tracing::error!(%error, "could not drop a Kafka client off the Python thread");
-            }
-        }
-    }
-}
-
 /// The engine of `fastkafka`: transports, the app runtime, records.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {

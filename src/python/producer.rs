@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
+use super::to_py_err;
 use super::transport::{hand_over, hand_over_one, one_record, to_outgoing, RecordTuple};
-use super::{to_py_err, DropOffThread};
 use crate::delivery::DeliveryTracker;
 use crate::runtime::ProducerHandle;
+use crate::transport::DropOffThread;
 
 /// A registered producer: sends to its topic while its app runs.
 #[pyclass(name = "Producer", module = "fastkafka._core", frozen)]

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::batches::PyBatchHandler;
 use super::producer::PyProducer;
 use super::transport::{transport_of, PyKafkaBrokers};
-use super::{attach_if_open, block_on, cluster_id, to_py_err, DropOffThread};
+use super::{attach_if_open, block_on, cluster_id, to_py_err};
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
@@ -28,6 +28,7 @@ use crate::runtime::{
     options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandOver,
     HandlerFactory, Options, RunningRuntime, Runtime,
 };
+use crate::transport::DropOffThread;
 
 /// How much a Python consumer's client prefetches unless options say otherwise. librdkafka's
 /// own bound is 64 MB of payload per consumer (`queued.max.messages.kbytes`), plus several

@@ -8,12 +8,13 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use super::record::PyRecord;
-use super::{cluster_id, to_py_err, DropOffThread};
+use super::{cluster_id, to_py_err};
 use crate::config::KafkaBrokers;
 use crate::delivery::DeliveryTracker;
 use crate::error::Error;
 use crate::record::OutgoingRecord;
 use crate::transport::memory::MemoryBroker;
+use crate::transport::DropOffThread;
 use crate::transport::{ClientProperties, Cluster, Transport};
 
 /// FastKafka's `kafka_brokers`: environment name → one broker `{url, port, ...}` or a list.

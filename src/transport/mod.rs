@@ -12,9 +12,14 @@
 //!   [`ClusterConsumer::store_offsets`] and only stored offsets are ever committed, which is
 //!   what makes delivery at-least-once.
 
+#[cfg(any(feature = "kafka", feature = "python"))]
+mod drop_off;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+
+#[cfg(any(feature = "kafka", feature = "python"))]
+pub(crate) use drop_off::DropOffThread;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -20,14 +20,15 @@ use crate::error::{Error, Result};
 use crate::metrics::ClusterProducerMetrics;
 use crate::record::OutgoingRecord;
 use crate::transport::{
-    ClientProperties, Cluster, ClusterConsumer, Subscription, QUEUE_FULL_TIMEOUT,
+    ClientProperties, Cluster, ClusterConsumer, DropOffThread, Subscription, QUEUE_FULL_TIMEOUT,
 };
 
 /// One real cluster and its producer client.
 pub struct KafkaCluster {
     id: ClusterId,
     properties: ClientProperties,
-    producer: ThreadedProducer<DeliveryReporter>,
+    /// Closed off the dropping thread: an app's stop returns once everything is flushed.
+    producer: DropOffThread<ThreadedProducer<DeliveryReporter>>,
     delivery_failures: Arc<AtomicU64>,
     /// The last authentication or TLS failure librdkafka reported: the start fails with it
     /// at once instead of waiting out its timeout.
@@ -69,7 +70,7 @@ impl KafkaCluster {
         Ok(Self {
             id: id.clone(),
             properties: properties.clone(),
-            producer,
+            producer: DropOffThread::new(producer),
             delivery_failures,
             security_failure,
             security_protocol: producer_properties
@@ -212,7 +213,7 @@ impl Cluster for KafkaCluster {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let attempt = CHECK_ATTEMPT.min(deadline - tokio::time::Instant::now());
-            let producer = self.producer.clone();
+            let producer = (*self.producer).clone();
             let fetched = tokio::task::spawn_blocking(move || {
                 producer.client().fetch_metadata(None, attempt)
             })
@@ -252,7 +253,7 @@ impl Cluster for KafkaCluster {
     }
 
     async fn flush(&self) -> Result<()> {
-        let producer = self.producer.clone();
+        let producer = (*self.producer).clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(BLOCKING_CALL_TIMEOUT))
             .await
             .map_err(|e| self.transport_error(e))?;
