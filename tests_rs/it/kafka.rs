@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use fastkafka::delivery::DeliveryTracker;
 use fastkafka::transport::kafka::KafkaTransport;
 use fastkafka::{ClientProperties, ClusterId, OutgoingRecord, Subscription, Transport};
 use rdkafka::mocking::MockCluster;
@@ -49,6 +50,25 @@ async fn produced_records_keep_keys_headers_and_order() {
     assert_eq!(got[7].key.as_deref(), Some(&b"k7"[..]));
     assert_eq!(got[7].headers, vec![("h".to_owned(), "v".into())]);
     consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_returns_once_every_record_sent_has_its_delivery_settled() {
+    // A stop flushes, then reports the failed deliveries and commits: a flush that returned
+    // while delivery reports were still being served would let it miss a failed record.
+    let (_mock, id, transport) = setup(2);
+    let cluster = transport.cluster(&id).unwrap();
+    let tracker = DeliveryTracker::new();
+    let records = (0..2_000)
+        .map(|i| OutgoingRecord::new(i.to_string()))
+        .collect();
+    let refused = cluster
+        .try_produce_tracked("t", records, Some(&tracker))
+        .unwrap();
+    assert!(refused.is_empty(), "the client queue took every record");
+    cluster.flush().await.unwrap();
+    assert_eq!(tracker.pending(), 0, "records unsettled after the flush");
+    assert!(tracker.outcome().is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
