@@ -310,6 +310,29 @@ async fn an_unreachable_cluster_fails_the_start_naming_it() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_stops_answering_fails_the_next_check() {
+    // A client's first check may take the answer it got when connecting; a later start of the
+    // same app (its clients kept) must ask again, not trust that cached answer.
+    let (mock, id, transport) = setup(1);
+    let cluster = transport.cluster(&id).unwrap();
+    let bound = std::time::Duration::from_secs(5);
+    cluster.check_reachable(bound).await.unwrap();
+    mock.broker_down(1).unwrap();
+    let error = cluster
+        .check_reachable(std::time::Duration::from_millis(1500))
+        .await
+        .expect_err("a cluster whose only broker is down is unreachable");
+    assert!(
+        error
+            .to_string()
+            .contains("no answer to a metadata request"),
+        "{error}"
+    );
+    mock.broker_up(1).unwrap();
+    cluster.check_reachable(bound).await.unwrap();
+}
+
 /// `kafka_brokers` whose `localhost` environment is the mock cluster `id`.
 fn localhost_brokers(id: &ClusterId) -> fastkafka::KafkaBrokers {
     serde_json::from_value(serde_json::json!({

@@ -2,7 +2,7 @@
 //! the app that sends there.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +35,8 @@ pub struct KafkaCluster {
     security_failure: Arc<Mutex<Option<String>>>,
     /// The client's `security.protocol`, for errors.
     security_protocol: String,
+    /// Whether a start's check found the cluster answering (see [`answered_since_connecting`]).
+    checked: AtomicBool,
     /// Where records sent outside a consumer's batch report; nobody waits for it.
     untracked: Arc<DeliveryTracker>,
     /// What it was sent, per topic ([`crate::metrics`]; the reporter counts the answers).
@@ -77,6 +79,7 @@ impl KafkaCluster {
                 .get("security.protocol")
                 .or_else(|| properties.get("security.protocol"))
                 .map_or_else(|| "plaintext".to_owned(), |p| p.to_lowercase()),
+            checked: AtomicBool::new(false),
             untracked: DeliveryTracker::new(),
             producer_metrics,
         })
@@ -211,16 +214,26 @@ impl Cluster for KafkaCluster {
         // failure (which librdkafka reports to the client context, and retries forever)
         // fails the start at once, saying so.
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut first_attempt = true;
         loop {
             let attempt = CHECK_ATTEMPT.min(deadline - tokio::time::Instant::now());
             let producer = (*self.producer).clone();
+            let answer_since_connecting = first_attempt && !self.checked.load(Ordering::Relaxed);
+            first_attempt = false;
             let fetched = tokio::task::spawn_blocking(move || {
-                producer.client().fetch_metadata(None, attempt)
+                if answer_since_connecting {
+                    answered_since_connecting(&producer, attempt)
+                } else {
+                    producer.client().fetch_metadata(None, attempt).map(drop)
+                }
             })
             .await
             .map_err(|e| self.transport_error(e))?;
             let error = match fetched {
-                Ok(_) => return Ok(()),
+                Ok(()) => {
+                    self.checked.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(error) => error,
             };
             if let Some(failure) = self
@@ -281,6 +294,29 @@ fn flush_until_delivered(producer: &ThreadedProducer<DeliveryReporter>) -> Kafka
         RDKafkaErrorCode::NoError => Ok(()),
         error => Err(KafkaError::Flush(error)),
     }
+}
+
+/// Whether a broker answered the metadata request a new client sends by itself when it
+/// connects, waiting up to `timeout` for it. That answer comes ~50 ms before one to a request
+/// of our own: librdkafka then retires the bootstrap connection for one to the broker the
+/// answer names, and opens it only after its connection throttle (half of
+/// `reconnect.backoff.ms`). Only for a client's first check: the answer stays cached.
+fn answered_since_connecting(
+    producer: &ThreadedProducer<DeliveryReporter>,
+    timeout: Duration,
+) -> KafkaResult<()> {
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the pointer is the live client `producer` owns for the whole call.
+    let controller = unsafe {
+        rdkafka::bindings::rd_kafka_controllerid(producer.client().native_ptr(), timeout_ms)
+    };
+    // -1: no answer yet, or one without a controller (a broker too old to name it).
+    if controller == -1 {
+        return Err(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::OperationTimedOut,
+        ));
+    }
+    Ok(())
 }
 
 fn is_queue_full(error: &KafkaError) -> bool {
