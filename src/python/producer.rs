@@ -10,11 +10,10 @@ use super::to_py_err;
 use super::transport::{hand_over, hand_over_one, one_record, to_outgoing, RecordTuple};
 use crate::delivery::DeliveryTracker;
 use crate::runtime::ProducerHandle;
-use crate::transport::DropOffThread;
 
 /// A registered producer: sends to its topic while its app runs.
 #[pyclass(name = "Producer", module = "fastkafka._core", frozen)]
-pub(super) struct PyProducer(pub(super) DropOffThread<ProducerHandle>);
+pub(super) struct PyProducer(pub(super) ProducerHandle);
 
 #[pymethods]
 impl PyProducer {

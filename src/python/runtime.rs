@@ -258,7 +258,7 @@ impl PyRuntime {
             .map_err(to_py_err)?;
         self.runtime
             .add_producer(name, topic, choice(brokers, bootstrap_servers), properties)
-            .map(|handle| PyProducer(DropOffThread::new(handle)))
+            .map(PyProducer)
             .map_err(to_py_err)
     }
 

@@ -14,7 +14,6 @@ use crate::delivery::DeliveryTracker;
 use crate::error::Error;
 use crate::record::OutgoingRecord;
 use crate::transport::memory::MemoryBroker;
-use crate::transport::DropOffThread;
 use crate::transport::{ClientProperties, Cluster, Transport};
 
 /// FastKafka's `kafka_brokers`: environment name → one broker `{url, port, ...}` or a list.
@@ -132,7 +131,7 @@ fn cluster_of(
 ) -> PyResult<PyCluster> {
     transport
         .cluster_with(&cluster_id(bootstrap_servers), producer_properties)
-        .map(|cluster| PyCluster(DropOffThread::new(cluster)))
+        .map(PyCluster)
         .map_err(to_py_err)
 }
 
@@ -140,7 +139,7 @@ fn cluster_of(
 /// client it creates.
 #[cfg(feature = "kafka")]
 #[pyclass(name = "KafkaTransport", module = "fastkafka._core", frozen)]
-pub(super) struct PyKafkaTransport(DropOffThread<Arc<crate::transport::kafka::KafkaTransport>>);
+pub(super) struct PyKafkaTransport(Arc<crate::transport::kafka::KafkaTransport>);
 
 #[cfg(feature = "kafka")]
 #[pymethods]
@@ -149,7 +148,7 @@ impl PyKafkaTransport {
     #[pyo3(signature = (properties = ClientProperties::new()))]
     fn new(properties: ClientProperties) -> PyResult<Self> {
         crate::transport::kafka::KafkaTransport::new(properties)
-            .map(|transport| Self(DropOffThread::new(Arc::new(transport))))
+            .map(|transport| Self(Arc::new(transport)))
             .map_err(to_py_err)
     }
 
@@ -161,7 +160,7 @@ impl PyKafkaTransport {
         bootstrap_servers: &str,
         producer_properties: ClientProperties,
     ) -> PyResult<PyCluster> {
-        cluster_of(&**self.0, bootstrap_servers, &producer_properties)
+        cluster_of(&*self.0, bootstrap_servers, &producer_properties)
     }
 }
 
@@ -193,7 +192,7 @@ pub(super) type RecordTuple = (Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec
 
 /// One cluster, to produce to directly (tests use it to feed an app raw bytes).
 #[pyclass(name = "Cluster", module = "fastkafka._core", frozen)]
-pub(super) struct PyCluster(DropOffThread<Arc<dyn Cluster>>);
+pub(super) struct PyCluster(Arc<dyn Cluster>);
 
 #[pymethods]
 impl PyCluster {

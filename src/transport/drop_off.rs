@@ -1,9 +1,10 @@
 //! [`DropOffThread`]: closing a librdkafka client blocks — the last handle joins the client's
 //! threads, and rust-rdkafka's producer polling thread first finishes its 100 ms poll — so the
-//! last handle is dropped on a thread of its own. Two callers need that: a stopping app, which
-//! returns once everything is flushed instead of waiting for threads to wind down, and Python,
-//! which drops objects with the GIL held while a librdkafka thread may be waiting for the GIL
-//! (to log): joining that thread there would deadlock the interpreter.
+//! last handle is dropped on a thread of its own. A Kafka cluster holds its producer client so,
+//! which lets a stopping app return once everything is flushed and lets any owner of a cluster
+//! (a producer handle, a transport, Python's wrappers) drop it anywhere. Python's runtime
+//! objects hold their consumers so too: Python drops objects with the GIL held while a
+//! librdkafka thread may be waiting for the GIL (to log), and joining it there would deadlock.
 
 /// Owns a value whose drop may block and drops it on a thread of its own.
 pub(crate) struct DropOffThread<T: Send + 'static>(Option<T>);
