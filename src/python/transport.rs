@@ -147,8 +147,10 @@ impl PyKafkaTransport {
     #[new]
     #[pyo3(signature = (properties = ClientProperties::new()))]
     fn new(properties: ClientProperties) -> PyResult<Self> {
+        // Python sends from its event loop's thread, which runs every handler: handing records
+        // to librdkafka happens on a thread of each cluster's own (see `with_send_lanes`).
         crate::transport::kafka::KafkaTransport::new(properties)
-            .map(|transport| Self(Arc::new(transport)))
+            .map(|transport| Self(Arc::new(transport.with_send_lanes())))
             .map_err(to_py_err)
     }
 

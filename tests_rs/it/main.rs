@@ -12,6 +12,8 @@ mod kafka;
 #[cfg(feature = "kafka")]
 mod kafka_groupless;
 #[cfg(feature = "kafka")]
+mod kafka_send_lane;
+#[cfg(feature = "kafka")]
 mod tansu;
 
 mod app_examples;

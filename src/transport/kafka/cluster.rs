@@ -13,6 +13,7 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::ClientContext;
 
 use super::consumer::KafkaConsumer;
+use super::send_lane::{LaneClient, SendLane};
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
@@ -41,13 +42,17 @@ pub struct KafkaCluster {
     untracked: Arc<DeliveryTracker>,
     /// What it was sent, per topic ([`crate::metrics`]; the reporter counts the answers).
     producer_metrics: Option<Arc<ClusterProducerMetrics>>,
+    /// Where records wait for the client when a thread of their own hands them over.
+    lane: Option<Arc<SendLane>>,
 }
 
 impl KafkaCluster {
+    /// `with_lane`: records are handed to the client from a [`SendLane`]'s thread.
     pub(super) fn connect(
         id: &ClusterId,
         properties: &ClientProperties,
         producer_properties: &ClientProperties,
+        with_lane: bool,
     ) -> Result<Self> {
         let mut config = client_config(id, properties);
         // librdkafka's own default (`consistent_random`, CRC32) puts a key on another
@@ -66,10 +71,37 @@ impl KafkaCluster {
             security_failure: security_failure.clone(),
             metrics: producer_metrics.clone(),
         };
-        let producer = config
+        let producer: ThreadedProducer<DeliveryReporter> = config
             .create_with_context(reporter)
             .map_err(|e| config_error(id, "producer", e))?;
+        let lane = if with_lane {
+            let client = LaneClient {
+                cluster: id.clone(),
+                producer: producer.clone(),
+                failures: delivery_failures.clone(),
+                metrics: producer_metrics.clone(),
+            };
+            let setting = |name: &str, default: usize| {
+                config
+                    .get(name)
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(default)
+            };
+            let lane = SendLane::start(
+                client,
+                setting("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES),
+                setting("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES),
+            )
+            .map_err(|error| Error::Transport {
+                cluster: id.to_string(),
+                message: format!("cannot start the thread that sends its records: {error}"),
+            })?;
+            Some(Arc::new(lane))
+        } else {
+            None
+        };
         Ok(Self {
+            lane,
             id: id.clone(),
             properties: properties.clone(),
             producer: DropOffThread::new(producer),
@@ -92,31 +124,10 @@ impl KafkaCluster {
         record: &OutgoingRecord,
         tracker: &Arc<DeliveryTracker>,
     ) -> std::result::Result<(), KafkaError> {
-        let headers = (!record.headers.is_empty()).then(|| {
-            record
-                .headers
-                .iter()
-                .fold(OwnedHeaders::new(), |headers, (name, value)| {
-                    headers.insert(rdkafka::message::Header {
-                        key: name,
-                        value: Some(&value[..]),
-                    })
-                })
-        });
-        let mut pending =
-            BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(topic, tracker.clone())
-                .payload(&record.value[..]);
-        if let Some(key) = &record.key {
-            pending = pending.key(&key[..]);
-        }
-        if let Some(headers) = headers {
-            pending = pending.headers(headers);
-        }
         // Counted before the client has it: its delivery report may come at once.
         tracker.sent(1);
-        self.producer.send(pending).map_err(|(error, _)| {
+        hand_to_client(&self.producer, topic, record, tracker.clone()).inspect_err(|_| {
             tracker.unsent();
-            error
         })
     }
 
@@ -176,6 +187,11 @@ impl Cluster for KafkaCluster {
     ) -> Result<Vec<OutgoingRecord>> {
         // Untracked records report to the cluster's own tracker, which nobody waits for.
         let tracker = tracker.unwrap_or(&self.untracked);
+        if let Some(lane) = &self.lane {
+            return lane.take(topic, records, tracker).map_err(|error| {
+                self.transport_error(format!("cannot send to '{topic}': {error}"))
+            });
+        }
         for (index, record) in records.iter().enumerate() {
             if let Err(error) = self.send_one(topic, record, tracker) {
                 self.count_sent(topic, index);
@@ -195,7 +211,13 @@ impl Cluster for KafkaCluster {
         record: OutgoingRecord,
         tracker: Option<&Arc<DeliveryTracker>>,
     ) -> Result<Option<OutgoingRecord>> {
-        match self.send_one(topic, &record, tracker.unwrap_or(&self.untracked)) {
+        let tracker = tracker.unwrap_or(&self.untracked);
+        if let Some(lane) = &self.lane {
+            return lane.take_one(topic, record, tracker).map_err(|error| {
+                self.transport_error(format!("cannot send to '{topic}': {error}"))
+            });
+        }
+        match self.send_one(topic, &record, tracker) {
             Ok(()) => {
                 self.count_sent(topic, 1);
                 Ok(None)
@@ -266,11 +288,23 @@ impl Cluster for KafkaCluster {
     }
 
     async fn flush(&self) -> Result<()> {
-        let producer = (*self.producer).clone();
-        let flushed = tokio::task::spawn_blocking(move || flush_until_delivered(&producer))
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        flushed.map_err(|e| self.transport_error(format!("flush failed: {e}")))
+        let (producer, lane) = ((*self.producer).clone(), self.lane.clone());
+        // Whatever a lane holds goes to the client first, then the client's queue is flushed.
+        let flushed = tokio::task::spawn_blocking(move || {
+            let drained = lane.is_none_or(|lane| lane.drain(BLOCKING_CALL_TIMEOUT));
+            drained.then(|| flush_until_delivered(&producer))
+        })
+        .await
+        .map_err(|e| self.transport_error(e))?;
+        match flushed {
+            Some(flushed) => {
+                flushed.map_err(|e| self.transport_error(format!("flush failed: {e}")))
+            }
+            None => Err(self.transport_error(format!(
+                "flush failed: records still waiting for room in the producer queue after \
+                 {BLOCKING_CALL_TIMEOUT:?}"
+            ))),
+        }
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
@@ -319,7 +353,59 @@ fn answered_since_connecting(
     Ok(())
 }
 
-fn is_queue_full(error: &KafkaError) -> bool {
+/// Hands one record to `producer`, whose delivery report settles it in `tracker` (where the
+/// caller counted it).
+pub(super) fn hand_to_client(
+    producer: &ThreadedProducer<DeliveryReporter>,
+    topic: &str,
+    record: &OutgoingRecord,
+    tracker: Arc<DeliveryTracker>,
+) -> std::result::Result<(), KafkaError> {
+    let headers = (!record.headers.is_empty()).then(|| {
+        record
+            .headers
+            .iter()
+            .fold(OwnedHeaders::new(), |headers, (name, value)| {
+                headers.insert(rdkafka::message::Header {
+                    key: name,
+                    value: Some(&value[..]),
+                })
+            })
+    });
+    let mut pending =
+        BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(topic, tracker)
+            .payload(&record.value[..]);
+    if let Some(key) = &record.key {
+        pending = pending.key(&key[..]);
+    }
+    if let Some(headers) = headers {
+        pending = pending.headers(headers);
+    }
+    producer.send(pending).map_err(|(error, _)| error)
+}
+
+/// A record that will not reach `cluster`: logged with its topic, counted, and failed in its
+/// tracker (so the batch that produced it is handled again).
+pub(super) fn report_undelivered(
+    cluster: &ClusterId,
+    failures: &AtomicU64,
+    metrics: Option<&ClusterProducerMetrics>,
+    topic: &str,
+    error: &dyn fmt::Display,
+    tracker: &DeliveryTracker,
+) {
+    failures.fetch_add(1, Ordering::Relaxed);
+    if let Some(metrics) = metrics {
+        metrics.failed(topic, 1);
+    }
+    tracing::error!(topic, %error, "record not delivered");
+    tracker.failed(Error::Transport {
+        cluster: cluster.to_string(),
+        message: format!("record to '{topic}' not delivered: {error}"),
+    });
+}
+
+pub(super) fn is_queue_full(error: &KafkaError) -> bool {
     matches!(
         error,
         KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
@@ -329,9 +415,13 @@ fn is_queue_full(error: &KafkaError) -> bool {
 /// How long one metadata request of [`KafkaCluster::check_reachable`] may take.
 const CHECK_ATTEMPT: Duration = Duration::from_millis(500);
 
+/// librdkafka's defaults of `message.max.bytes` and `queue.buffering.max.messages`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+const DEFAULT_QUEUE_MESSAGES: usize = 100_000;
+
 /// Settles each record in the tracker it was sent for; logs and counts failed deliveries;
 /// remembers authentication and TLS failures for the start's check.
-struct DeliveryReporter {
+pub(super) struct DeliveryReporter {
     cluster: ClusterId,
     failures: Arc<AtomicU64>,
     security_failure: Arc<Mutex<Option<String>>>,
@@ -373,17 +463,14 @@ impl ProducerContext for DeliveryReporter {
                     metrics.delivered(message.topic(), 1, super::native::latency(message));
                 }
             }
-            Err((error, message)) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                if let Some(metrics) = &self.metrics {
-                    metrics.failed(message.topic(), 1);
-                }
-                tracing::error!(topic = message.topic(), %error, "record not delivered");
-                tracker.failed(Error::Transport {
-                    cluster: self.cluster.to_string(),
-                    message: format!("record to '{}' not delivered: {error}", message.topic()),
-                });
-            }
+            Err((error, message)) => report_undelivered(
+                &self.cluster,
+                &self.failures,
+                self.metrics.as_deref(),
+                message.topic(),
+                error,
+                &tracker,
+            ),
         }
     }
 }
