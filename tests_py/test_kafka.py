@@ -288,6 +288,30 @@ async def test_undelivered_records_are_logged_with_topic_and_counted(
     ]
 
 
+async def test_a_record_too_large_fails_the_producer_call_and_the_producer_goes_on(
+    two_clusters: list[TansuBroker],
+) -> None:
+    """Records wait for the client in a lane (SendLane), yet one the client would refuse as too
+    large still fails the call that sent it, naming the topic, as librdkafka's refusal did."""
+    cluster = two_clusters[0]
+    cluster.create_topic("predictions")
+    app = FastKafka(kafka_brokers=brokers_of(cluster), bootstrap_servers_id="development")
+
+    @app.produces(topic="predictions", max_request_size=1_000)
+    async def to_predictions(msg: TestMsg) -> TestMsg:
+        return msg
+
+    async with app:
+        with pytest.raises(TransportError) as refused:
+            await to_predictions(TestMsg(msg="x" * 2_000))
+        assert "cannot send to 'predictions'" in str(refused.value)
+        assert "MessageSizeTooLarge" in str(refused.value)
+        await to_predictions(TestMsg(msg="fits"))
+    assert await read_all(cluster.bootstrap_servers, "predictions", 1) == [
+        (None, TestMsg(msg="fits").model_dump_json().encode())
+    ]
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, read, released)."""
     with socket.socket() as probe:
