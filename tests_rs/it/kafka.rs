@@ -274,15 +274,20 @@ async fn the_forwarding_example_crosses_two_real_clusters() {
     on_two.close().await.unwrap();
 }
 
+/// A loopback port nothing listens on (bound and released).
+pub(super) fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_fails_the_start_naming_it() {
     use fastkafka::app::{App, Json};
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port(); // bound and released: nothing listens there now
+    let port = closed_port();
     let brokers: fastkafka::KafkaBrokers = serde_json::from_value(serde_json::json!({
         "development": {"url": "127.0.0.1", "port": port}
     }))

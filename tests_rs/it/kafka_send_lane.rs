@@ -9,7 +9,7 @@ use fastkafka::delivery::DeliveryTracker;
 use fastkafka::transport::kafka::KafkaTransport;
 use fastkafka::{ClientProperties, Cluster, ClusterId, OutgoingRecord, Subscription, Transport};
 
-use super::kafka::setup;
+use super::kafka::{closed_port, setup};
 use super::{poll_exactly, values, WAIT};
 
 fn properties(pairs: &[(&str, &str)]) -> ClientProperties {
@@ -133,17 +133,12 @@ async fn a_lane_refuses_exactly_the_records_the_client_refuses_as_too_large() {
     direct.flush().await.unwrap();
 }
 
-/// While the client's queue is full the lane takes nothing: the caller gets its record back
-/// (and awaits room), the lane never piles up records. Once the queue has room again (here:
-/// its records time out, failing their deliveries), the lane takes records again.
+/// The lane holds at most as many records as the client's queue: with both full, the caller
+/// gets its record back (and awaits room) instead of records piling up. Once the queue has room
+/// again (here: its records time out, failing their deliveries), the lane takes records again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_client_queue_hands_records_back_to_the_caller() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let id = ClusterId::from_addresses([format!("127.0.0.1:{closed_port}")]);
+    let id = ClusterId::from_addresses([format!("127.0.0.1:{}", closed_port())]);
     let cluster = laned(
         &id,
         properties(&[
