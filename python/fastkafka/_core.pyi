@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension module (``src/python/``); checked by mypy.stubtest."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, final
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "MemoryBroker",
     "Producer",
     "Record",
+    "RecordBatch",
     "RunningRuntime",
     "Runtime",
     "__version__",
@@ -98,7 +99,7 @@ class Runtime:
         name: str,
         topic: str,
         on_batch: Callable[
-            [list[Record], DeliveryTracker],
+            [RecordBatch, DeliveryTracker],
             Awaitable[
                 tuple[
                     int | None,
@@ -180,5 +181,13 @@ class Record:
     def value(self) -> bytes: ...
     @property
     def headers(self) -> list[tuple[str, bytes]]: ...
+
+@final
+class RecordBatch:
+    @property
+    def values(self) -> list[bytes]: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> Record: ...
+    def __iter__(self) -> Iterator[Record]: ...
 
 def render_metrics() -> str: ...

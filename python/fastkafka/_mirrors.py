@@ -101,12 +101,13 @@ class MirrorConsumer:
         self.awaited = AwaitedMock(self.recorder)
 
     async def handle_batch(
-        self, records: list[_core.Record], deliveries: _core.DeliveryTracker
+        self, records: _core.RecordBatch, deliveries: _core.DeliveryTracker
     ) -> None:
-        for record in records:
+        for index, value in enumerate(records.values):
             try:
-                self._decode(record.value)
+                self._decode(value)
             except Exception as error:
+                record = records[index]
                 logger.error(
                     "%s: the app produced a record that cannot be decoded "
                     "(topic=%s partition=%d offset=%d): %s",
@@ -114,9 +115,9 @@ class MirrorConsumer:
                     record.topic,
                     record.partition,
                     record.offset,
-                    describe_decode_error(error, record.value),
+                    describe_decode_error(error, value),
                 )
                 continue
-            side_effect = self.recorder.record_raw(record.value)
+            side_effect = self.recorder.record_raw(value)
             if side_effect is not None:
                 await side_effect

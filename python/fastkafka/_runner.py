@@ -64,12 +64,12 @@ class ConsumerRunner:
             asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
         )
         # The batch being handled and the task handling it, for a stop that times out.
-        self._in_flight: tuple[asyncio.Task[Any] | None, list[_core.Record]] | None = None
+        self._in_flight: tuple[asyncio.Task[Any] | None, _core.RecordBatch] | None = None
         # The task abandon() cancelled: its CancelledError is the stop's, not a failure.
         self._abandoned: asyncio.Task[Any] | None = None
 
     async def handle_batch(
-        self, records: list[_core.Record], deliveries: _core.DeliveryTracker
+        self, records: _core.RecordBatch, deliveries: _core.DeliveryTracker
     ) -> Report:
         self._in_flight = (asyncio.current_task(), records)
         # What the handlers send now counts towards this batch (see current_deliveries).
@@ -114,7 +114,7 @@ class ConsumerRunner:
             task.cancel()
 
     async def _handle_batch(
-        self, records: list[_core.Record], failures: list[Failure]
+        self, records: _core.RecordBatch, failures: list[Failure]
     ) -> int | None:
         """Handles ``records``, adding what fails to ``failures``; returns the index it stopped
         after, at a retryable failure (the records after it were not handled), or None."""
@@ -139,12 +139,11 @@ class ConsumerRunner:
         recorder = self._recorder()
         decode, function, is_async = spec.decode, spec.function, spec.is_async
         redecode = self._redecode
-        for index, record in enumerate(records):
-            value = record.value
+        for index, value in enumerate(records.values):
             try:
                 message = decode(value)
             except Exception as error:
-                failures.append(self._undecodable(index, record, error))
+                failures.append(self._undecodable(index, records[index], error))
                 continue
             try:
                 if recorder is not None:
@@ -163,7 +162,7 @@ class ConsumerRunner:
         return None
 
     async def _handle_traced(
-        self, tracing: Tracing, records: list[_core.Record], failures: list[Failure]
+        self, tracing: Tracing, records: _core.RecordBatch, failures: list[Failure]
     ) -> int | None:
         """``_handle_batch`` with a span per record, or per call of a batch handler."""
         if self._spec.batch:
@@ -237,7 +236,7 @@ class ConsumerRunner:
         return True
 
     async def _handle_partition_batch(
-        self, records: list[_core.Record], failures: list[Failure]
+        self, records: _core.RecordBatch, failures: list[Failure]
     ) -> None:
         messages, metadata, decoded = [], [], []
         for index, record in enumerate(records):

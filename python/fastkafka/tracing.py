@@ -17,7 +17,7 @@ This is Python's side only because OpenTelemetry's SDK is: the engine's own span
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -87,9 +87,7 @@ class Tracing:
             yield span
 
     @contextmanager
-    def processing_batch(
-        self, spec: ConsumerSpec, records: Sequence[_core.Record]
-    ) -> Iterator[Span]:
+    def processing_batch(self, spec: ConsumerSpec, records: _core.RecordBatch) -> Iterator[Span]:
         """The consumer span of one batch handler call, linked to each record's context (a
         batch has many parents, so none of them is its parent)."""
         links = []

@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use pyo3_async_runtimes::TaskLocals;
 
 use super::attach_if_open;
 use super::producer::PyDeliveryTracker;
-use super::record::PyRecord;
+use super::record::PyRecordBatch;
 use crate::consumer_loop::failures::{Failure, FailureKind, Handled};
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
@@ -29,9 +28,10 @@ impl BatchHandler for PyBatchHandler {
         // While the interpreter finalizes there is no Python to hand a batch to: the loop
         // ends (nothing stored, so the batch is consumed again by the next run).
         let tracker = crate::delivery::current().unwrap_or_default();
+        let records = records.to_vec(); // reference counts only, before taking the GIL
         super::keep_thread_state();
         let handled = attach_if_open(|py| {
-            let batch = PyList::new(py, records.iter().map(|r| PyRecord(r.clone())))?;
+            let batch = PyRecordBatch::new(py, records)?;
             let coroutine = self
                 .on_batch
                 .bind(py)

@@ -5,8 +5,9 @@
 //! pythonize and is checked once, by [`crate::config`] and [`crate::runtime::options`]. An app
 //! is a [`crate::runtime::Runtime`] (`runtime.rs`): the same registrations, start, supervision
 //! and stop as a Rust app, with Python batch handlers. Records reach Python a *batch* at a
-//! time: per batch, a consumer loop takes the GIL once to build a list of `Record`s and
-//! schedules the app's batch coroutine on the asyncio loop that started the app.
+//! time: per batch, a consumer loop takes the GIL once to build a `RecordBatch` (the payloads as
+//! `bytes`, each record's other fields only when asked for) and schedules the app's batch
+//! coroutine on the asyncio loop that started the app.
 //!
 //! Why two event loops: Kafka I/O, waiting and offset bookkeeping live on the one tokio
 //! runtime owned by Rust (pyo3-async-runtimes'); handlers are Python coroutines and run on the
@@ -21,7 +22,7 @@
 //! - `transport.rs`: `KafkaBrokers`, `MemoryBroker`, `KafkaTransport`, `Cluster`;
 //! - `runtime.rs`: `Runtime`, `RunningRuntime` — an app's engine; `batches.rs`: a batch handed
 //!   to Python and its report back; `producer.rs`: `Producer`, `DeliveryTracker`;
-//! - `record.rs`: `Record`; `logging.rs`: `tracing` → Python `logging`;
+//! - `record.rs`: `Record`, `RecordBatch`; `logging.rs`: `tracing` → Python `logging`;
 //! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page.
 
 mod batches;
@@ -165,6 +166,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::PyProducer>()?;
     m.add_class::<producer::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;
+    m.add_class::<record::PyRecordBatch>()?;
     m.add_function(wrap_pyfunction!(docs::asyncapi_docs, m)?)?;
     m.add_function(wrap_pyfunction!(render_metrics, m)?)?;
     Ok(())

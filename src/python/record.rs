@@ -1,9 +1,16 @@
-//! `Record`: a consumed record as Python handlers see it — read-only views over the engine's
-//! record, built once per batch.
+//! `Record`: a consumed record as Python sees it — read-only views over the engine's record;
+//! and `RecordBatch`, the records of one batch handed to Python.
+//!
+//! A batch's payloads are built as `bytes` at once, in one list: decoding them is all a
+//! handler's common path needs, so it reads that list and nothing else. A record's other
+//! fields come as a `Record`, built only when asked for (metadata, a failure, a span): at a
+//! hundred thousand records a second, a Python object per record that the handler never sees
+//! was a tenth of the time Python's thread spent between batches.
 
 use bytes::Bytes;
+use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use crate::record::Record;
 
@@ -84,5 +91,56 @@ impl PyRecord {
             self.0.key.as_ref().map_or(0, Bytes::len),
             self.0.value.len()
         )
+    }
+}
+
+/// The records of one batch: a sequence of `Record`, and their payloads as `values`.
+#[pyclass(name = "RecordBatch", module = "fastkafka._core", frozen, sequence)]
+pub(super) struct PyRecordBatch {
+    records: Vec<Record>,
+    values: Py<PyList>,
+}
+
+impl PyRecordBatch {
+    pub(super) fn new(py: Python<'_>, records: Vec<Record>) -> PyResult<Self> {
+        let values = PyList::new(py, records.iter().map(|r| PyBytes::new(py, &r.value)))?;
+        Ok(Self {
+            records,
+            values: values.unbind(),
+        })
+    }
+}
+
+#[pymethods]
+impl PyRecordBatch {
+    /// The records' payloads, in batch order.
+    #[getter]
+    fn values<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        self.values.bind(py).clone()
+    }
+
+    fn __len__(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The record at `index` (negative: from the end).
+    fn __getitem__(&self, index: isize) -> PyResult<PyRecord> {
+        let len = self.records.len() as isize;
+        let at = if index < 0 { index + len } else { index };
+        usize::try_from(at)
+            .ok()
+            .and_then(|at| self.records.get(at))
+            .map(|record| PyRecord(record.clone()))
+            .ok_or_else(|| PyIndexError::new_err(format!("index {index} out of a batch of {len}")))
+    }
+
+    /// The records, each built now (the paths that iterate read them all).
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
+        let records = self.records.iter().map(|record| PyRecord(record.clone()));
+        PyList::new(py, records)?.try_iter()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RecordBatch(<{} records>)", self.records.len())
     }
 }
