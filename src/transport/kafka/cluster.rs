@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use super::consumer::KafkaConsumer;
+use super::native;
 use super::send_lane::{LaneClient, SendLane};
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
 use crate::config::ClusterId;
@@ -36,7 +37,8 @@ pub struct KafkaCluster {
     security_failure: Arc<Mutex<Option<String>>>,
     /// The client's `security.protocol`, for errors.
     security_protocol: String,
-    /// Whether a start's check found the cluster answering (see [`answered_since_connecting`]).
+    /// Whether a start's check found the cluster answering (see
+    /// [`native::answered_since_connecting`]).
     checked: AtomicBool,
     /// Where records sent outside a consumer's batch report; nobody waits for it.
     untracked: Arc<DeliveryTracker>,
@@ -244,7 +246,7 @@ impl Cluster for KafkaCluster {
             first_attempt = false;
             let fetched = tokio::task::spawn_blocking(move || {
                 if answer_since_connecting {
-                    answered_since_connecting(&producer, attempt)
+                    native::answered_since_connecting(producer.client(), attempt)
                 } else {
                     producer.client().fetch_metadata(None, attempt).map(drop)
                 }
@@ -292,7 +294,7 @@ impl Cluster for KafkaCluster {
         // Whatever a lane holds goes to the client first, then the client's queue is flushed.
         let flushed = tokio::task::spawn_blocking(move || {
             let drained = lane.is_none_or(|lane| lane.drain(BLOCKING_CALL_TIMEOUT));
-            drained.then(|| flush_until_delivered(&producer))
+            drained.then(|| native::flush_until_delivered(producer.client()))
         })
         .await
         .map_err(|e| self.transport_error(e))?;
@@ -310,47 +312,6 @@ impl Cluster for KafkaCluster {
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
         KafkaConsumer::subscribe(&self.id, &self.properties, subscription).await
     }
-}
-
-/// Waits until every record handed to `producer` has its delivery report served, for at most
-/// [`BLOCKING_CALL_TIMEOUT`]. librdkafka's own flush does exactly that when reports come as
-/// events, served by the producer's polling thread: it waits on the count of records in
-/// flight. rust-rdkafka's `flush` instead calls it without a timeout and then polls the
-/// report queue itself for 100 ms at a time, a queue the polling thread empties first: every
-/// flush with a record in flight took 100 ms, and every stop of an app paid it.
-fn flush_until_delivered(producer: &ThreadedProducer<DeliveryReporter>) -> KafkaResult<()> {
-    let timeout_ms = i32::try_from(BLOCKING_CALL_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: the pointer is the live client `producer` owns for the whole call; librdkafka's
-    // flush may be called from any thread.
-    let code =
-        unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms) };
-    match RDKafkaErrorCode::from(code) {
-        RDKafkaErrorCode::NoError => Ok(()),
-        error => Err(KafkaError::Flush(error)),
-    }
-}
-
-/// Whether a broker answered the metadata request a new client sends by itself when it
-/// connects, waiting up to `timeout` for it. That answer comes ~50 ms before one to a request
-/// of our own: librdkafka then retires the bootstrap connection for one to the broker the
-/// answer names, and opens it only after its connection throttle (half of
-/// `reconnect.backoff.ms`). Only for a client's first check: the answer stays cached.
-fn answered_since_connecting(
-    producer: &ThreadedProducer<DeliveryReporter>,
-    timeout: Duration,
-) -> KafkaResult<()> {
-    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: the pointer is the live client `producer` owns for the whole call.
-    let controller = unsafe {
-        rdkafka::bindings::rd_kafka_controllerid(producer.client().native_ptr(), timeout_ms)
-    };
-    // -1: no answer yet, or one without a controller (a broker too old to name it).
-    if controller == -1 {
-        return Err(KafkaError::MetadataFetch(
-            RDKafkaErrorCode::OperationTimedOut,
-        ));
-    }
-    Ok(())
 }
 
 /// Hands one record to `producer`, whose delivery report settles it in `tracker` (where the

@@ -1,15 +1,22 @@
 //! Consumed messages turned into [`Record`]s a batch at a time, and what the clients read through
 //! librdkafka's C API where rust-rdkafka's safe API falls short: header keys that are not UTF-8
 //! (rust-rdkafka panics on them), the cached high watermark (rust-rdkafka only offers the
-//! blocking query) and a delivered record's latency.
+//! blocking query), a delivered record's latency, a flush that waits on librdkafka's count of
+//! records in flight and the answer a new client got when it connected.
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use bytes::Bytes;
+use rdkafka::client::Client;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::ClientContext;
 
 use super::rebalance::RebalanceCommitter;
+use super::BLOCKING_CALL_TIMEOUT;
 use crate::record::{Record, TimestampType};
 
 /// Consumed messages as [`Record`]s.
@@ -145,4 +152,43 @@ pub(super) fn latency(message: &BorrowedMessage<'_>) -> Option<std::time::Durati
     u64::try_from(micros)
         .ok()
         .map(std::time::Duration::from_micros)
+}
+
+/// Waits until every record handed to the producer `client` has its delivery report served, for at most
+/// [`BLOCKING_CALL_TIMEOUT`]. librdkafka's own flush does exactly that when reports come as
+/// events, served by the producer's polling thread: it waits on the count of records in
+/// flight. rust-rdkafka's `flush` instead calls it without a timeout and then polls the
+/// report queue itself for 100 ms at a time, a queue the polling thread empties first: every
+/// flush with a record in flight took 100 ms, and every stop of an app paid it.
+pub(super) fn flush_until_delivered<C: ClientContext>(client: &Client<C>) -> KafkaResult<()> {
+    let timeout_ms = i32::try_from(BLOCKING_CALL_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the pointer is the live client `client` is for the whole call; librdkafka's
+    // flush may be called from any thread.
+    let code = unsafe { rdkafka::bindings::rd_kafka_flush(client.native_ptr(), timeout_ms) };
+    match RDKafkaErrorCode::from(code) {
+        RDKafkaErrorCode::NoError => Ok(()),
+        error => Err(KafkaError::Flush(error)),
+    }
+}
+
+/// Whether a broker answered the metadata request a new client sends by itself when it
+/// connects, waiting up to `timeout` for it. That answer comes ~50 ms before one to a request
+/// of our own: librdkafka then retires the bootstrap connection for one to the broker the
+/// answer names, and opens it only after its connection throttle (half of
+/// `reconnect.backoff.ms`). Only for a client's first check: the answer stays cached.
+pub(super) fn answered_since_connecting<C: ClientContext>(
+    client: &Client<C>,
+    timeout: Duration,
+) -> KafkaResult<()> {
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the pointer is the live client `client` is for the whole call.
+    let controller =
+        unsafe { rdkafka::bindings::rd_kafka_controllerid(client.native_ptr(), timeout_ms) };
+    // -1: no answer yet, or one without a controller (a broker too old to name it).
+    if controller == -1 {
+        return Err(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::OperationTimedOut,
+        ));
+    }
+    Ok(())
 }
