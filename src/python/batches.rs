@@ -28,7 +28,7 @@ impl BatchHandler for PyBatchHandler {
         // While the interpreter finalizes there is no Python to hand a batch to: the loop
         // ends (nothing stored, so the batch is consumed again by the next run).
         let tracker = crate::delivery::current().unwrap_or_default();
-        let records = records.to_vec(); // reference counts only, before taking the GIL
+        let records = records.to_vec(); // payloads by reference count; before taking the GIL
         super::keep_thread_state();
         let handled = attach_if_open(|py| {
             let batch = PyRecordBatch::new(py, records)?;
