@@ -139,6 +139,11 @@ impl KafkaCluster {
         }
     }
 
+    /// The client (or its lane) refused a record for `topic`.
+    fn refused(&self, topic: &str, error: KafkaError) -> Error {
+        self.transport_error(format!("cannot send to '{topic}': {error}"))
+    }
+
     fn transport_error(&self, message: impl fmt::Display) -> Error {
         Error::Transport {
             cluster: self.id.to_string(),
@@ -190,9 +195,9 @@ impl Cluster for KafkaCluster {
         // Untracked records report to the cluster's own tracker, which nobody waits for.
         let tracker = tracker.unwrap_or(&self.untracked);
         if let Some(lane) = &self.lane {
-            return lane.take(topic, records, tracker).map_err(|error| {
-                self.transport_error(format!("cannot send to '{topic}': {error}"))
-            });
+            return lane
+                .take(topic, records, tracker)
+                .map_err(|error| self.refused(topic, error));
         }
         for (index, record) in records.iter().enumerate() {
             if let Err(error) = self.send_one(topic, record, tracker) {
@@ -200,7 +205,7 @@ impl Cluster for KafkaCluster {
                 if is_queue_full(&error) {
                     return Ok(records.into_iter().skip(index).collect());
                 }
-                return Err(self.transport_error(format!("cannot send to '{topic}': {error}")));
+                return Err(self.refused(topic, error));
             }
         }
         self.count_sent(topic, records.len());
@@ -215,9 +220,9 @@ impl Cluster for KafkaCluster {
     ) -> Result<Option<OutgoingRecord>> {
         let tracker = tracker.unwrap_or(&self.untracked);
         if let Some(lane) = &self.lane {
-            return lane.take_one(topic, record, tracker).map_err(|error| {
-                self.transport_error(format!("cannot send to '{topic}': {error}"))
-            });
+            return lane
+                .take_one(topic, record, tracker)
+                .map_err(|error| self.refused(topic, error));
         }
         match self.send_one(topic, &record, tracker) {
             Ok(()) => {
@@ -225,7 +230,7 @@ impl Cluster for KafkaCluster {
                 Ok(None)
             }
             Err(error) if is_queue_full(&error) => Ok(Some(record)),
-            Err(error) => Err(self.transport_error(format!("cannot send to '{topic}': {error}"))),
+            Err(error) => Err(self.refused(topic, error)),
         }
     }
 
