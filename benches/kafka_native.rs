@@ -5,7 +5,9 @@
 //! CONTENDER is `app` or `rdkafka`; prints one JSON line with the figures `bench_kafka.py` reads
 //! (the same as `kafka_workloads.py`'s). Both consume `bench_in` in a group, decode the JSON with
 //! serde, hand it to a trivial async handler and produce it to `out_<GROUP prefix>`; the loop
-//! stores each record's offset after producing it, as the app does after its batch.
+//! stores each record's offset after producing it, as the app does after its batch. Both ask the
+//! broker to hold a fetch for at most `BENCH_FETCH_WAIT_MS` (10 by default), as every contender
+//! of `kafka_workloads.py` does, and for the same reason (Tansu holds each fetch for its wait).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -104,6 +106,11 @@ fn peak_rss_mb() -> f64 {
     kb / 1024.0
 }
 
+/// `fetch.wait.max.ms` for every consumer: see the module docs.
+fn fetch_wait_ms() -> String {
+    std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "10".to_owned())
+}
+
 fn brokers(servers: &str) -> KafkaBrokers {
     let (url, port) = servers.split_once(':').expect("host:port");
     serde_json::from_value(serde_json::json!({"localhost": {"url": url, "port": port}})).unwrap()
@@ -123,7 +130,8 @@ async fn app(servers: &str, group: &str, out: &str, records: usize) -> Arc<Clock
         }
     })
     .unwrap()
-    .group_id(group);
+    .group_id(group)
+    .property("fetch.wait.max.ms", fetch_wait_ms());
     let transport = Arc::new(KafkaTransport::new(Default::default()).unwrap());
     let running = app.start(transport).await.unwrap();
     clock.done.notified().await;
@@ -138,6 +146,7 @@ async fn rdkafka_loop(servers: &str, group: &str, out: &str, records: usize) -> 
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms())
         .create()
         .unwrap();
     let producer: BaseProducer = ClientConfig::new()
