@@ -8,6 +8,9 @@ topics, and stops everything on exit.
 Quirks of Tansu 0.6.0 this works around (DESIGN.md §9): no automatic topic creation (topics are
 created here), IPv4 only (brokers advertise 127.0.0.1), and a storage engine that stops serving
 when a client fetches past the end of a log — so every run gets fresh ports and fresh storage.
+Not worked around here: Tansu holds every fetch for its whole ``fetch.wait.max.ms`` (half of it
+when that is 250 ms or more) even when it has records to return, so a client receives at most
+one fetch's worth per wait; ``benches/bench_kafka.py`` gives every contender a 10 ms wait.
 
 Used by the pytest fixtures (``tests_py/conftest.py``) and from the command line::
 

@@ -32,13 +32,14 @@ use crate::transport::DropOffThread;
 
 /// How much a Python consumer's client prefetches unless options say otherwise. librdkafka's
 /// own bound is 64 MB of payload per consumer (`queued.max.messages.kbytes`), plus several
-/// hundred bytes of bookkeeping per record: far more than a handler on one asyncio thread gets
-/// through before the next fetch. For the 60-byte records of `make bench`, 1.5 MB (~25,000
-/// records, a dozen hand-overs) held 9 MB less with the same throughput; 1 MB let fetches
-/// pause long enough to starve the handler (-8%). The short backoff is librdkafka's advice for
-/// a low bound: a fetch waits 5 ms, not 1 s, once the queue has room. Rust apps keep
-/// librdkafka's defaults: a Rust handler can drain 1.5 MB faster than the broker refills it
-/// (-15% in `make bench`).
+/// hundred bytes of bookkeeping per record: for small records, far more memory than a handler
+/// on one asyncio thread can use. The bound is also the most a client fetches per round trip
+/// (librdkafka lowers `fetch.max.bytes` to it), so it must cover a distant cluster's round
+/// trip at the handler's pace: 1.5 MB allows ~30 MB/s at 50 ms, where 256 KB (60 instead of
+/// 74 MB RSS in `make bench`, same throughput on its local broker) would cap a consumer at
+/// ~5 MB/s. The short backoff is librdkafka's advice for a low bound: a fetch waits 5 ms, not
+/// 1 s, once the queue has room. Rust apps keep librdkafka's defaults: a Rust handler can
+/// drain 1.5 MB faster than a broker that paces its fetches (Tansu) refills it.
 const PREFETCH_DEFAULTS: [(&str, &str); 2] = [
     ("queued.max.messages.kbytes", "1536"),
     ("fetch.queue.backoff.ms", "5"),
