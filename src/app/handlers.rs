@@ -50,6 +50,8 @@ impl Metadata {
     }
 }
 
+/// A handler called once per message: `handler` gets the decoded message and its record (from
+/// which a handler that wants its [`Metadata`] has it built).
 pub(super) struct EachMessage<T, C, F> {
     pub(super) codec: Arc<C>,
     pub(super) handler: Arc<F>,
@@ -63,7 +65,7 @@ impl<T, C, F, Fut, E> BatchHandler for EachMessage<T, C, F>
 where
     T: Send + 'static,
     C: Codec<T>,
-    F: Fn(T, Metadata) -> Fut + Send + Sync + 'static,
+    F: Fn(T, &Record) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
@@ -105,14 +107,14 @@ impl<T, C, F, Fut, E> EachMessage<T, C, F>
 where
     T: Send + 'static,
     C: Codec<T>,
-    F: Fn(T, Metadata) -> Fut + Send + Sync + 'static,
+    F: Fn(T, &Record) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: fmt::Display + Send + 'static,
 {
     /// Decodes and handles the record at `index`; says why if that fails.
     async fn handle_one(&self, index: usize, record: &Record) -> Option<Failure> {
         match self.codec.decode(&record.value) {
-            Ok(value) => (self.handler)(value, Metadata::of(record))
+            Ok(value) => (self.handler)(value, record)
                 .instrument(crate::spans::process(record))
                 .await
                 .err()
