@@ -1,5 +1,5 @@
 //! [`DropOffThread`]: closing a librdkafka client blocks — the last handle joins the client's
-//! threads, and rust-rdkafka's producer polling thread first finishes its 100 ms poll — so the
+//! threads, and a producer first purges what it still holds and serves those reports — so the
 //! last handle is dropped on a thread of its own. A Kafka cluster holds its producer client so,
 //! which lets a stopping app return once everything is flushed and lets any owner of a cluster
 //! (a producer handle, a transport, Python's wrappers) drop it anywhere. Python's runtime

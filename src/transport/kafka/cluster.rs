@@ -9,11 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::consumer::KafkaConsumer;
 use super::native;
+use super::reports::ReportedProducer;
 use super::send_lane::{LaneClient, SendLane};
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
 use crate::config::ClusterId;
@@ -30,7 +31,7 @@ pub struct KafkaCluster {
     id: ClusterId,
     properties: ClientProperties,
     /// Closed off the dropping thread: an app's stop returns once everything is flushed.
-    producer: DropOffThread<ThreadedProducer<DeliveryReporter>>,
+    producer: DropOffThread<ReportedProducer>,
     delivery_failures: Arc<AtomicU64>,
     /// The last authentication or TLS failure librdkafka reported: the start fails with it
     /// at once instead of waiting out its timeout.
@@ -73,9 +74,13 @@ impl KafkaCluster {
             security_failure: security_failure.clone(),
             metrics: producer_metrics.clone(),
         };
-        let producer: ThreadedProducer<DeliveryReporter> = config
+        let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
             .map_err(|e| config_error(id, "producer", e))?;
+        let producer = ReportedProducer::start(client).map_err(|error| Error::Transport {
+            cluster: id.to_string(),
+            message: format!("cannot start the thread that serves its delivery reports: {error}"),
+        })?;
         let lane = if with_lane {
             let client = LaneClient {
                 cluster: id.clone(),
@@ -322,7 +327,7 @@ impl Cluster for KafkaCluster {
 /// Hands one record to `producer`, whose delivery report settles it in `tracker` (where the
 /// caller counted it).
 pub(super) fn hand_to_client(
-    producer: &ThreadedProducer<DeliveryReporter>,
+    producer: &BaseProducer<DeliveryReporter>,
     topic: &str,
     record: &OutgoingRecord,
     tracker: Arc<DeliveryTracker>,
@@ -392,6 +397,19 @@ pub(super) struct DeliveryReporter {
     failures: Arc<AtomicU64>,
     security_failure: Arc<Mutex<Option<String>>>,
     metrics: Option<Arc<ClusterProducerMetrics>>,
+}
+
+impl DeliveryReporter {
+    /// A reporter for `cluster` that counts nowhere but its own failures.
+    #[cfg(test)]
+    pub(super) fn for_tests(cluster: &ClusterId) -> Self {
+        Self {
+            cluster: cluster.clone(),
+            failures: Arc::default(),
+            security_failure: Arc::default(),
+            metrics: None,
+        }
+    }
 }
 
 impl ClientContext for DeliveryReporter {

@@ -1,8 +1,8 @@
 //! The Kafka transport: real clusters through librdkafka (rust-rdkafka), behind the `kafka`
 //! feature.
 //!
-//! - One [`KafkaCluster`] per [`ClusterId`], holding the cluster's one producer client — a
-//!   `ThreadedProducer`, whose own thread serves delivery reports, so [`Cluster::produce`] only
+//! - One [`KafkaCluster`] per [`ClusterId`], holding the cluster's one producer client, whose
+//!   own thread serves delivery reports (`reports.rs`), so [`Cluster::produce`] only
 //!   enqueues and returns (FastKafka's semantics: a send returns once the client has the
 //!   record). Delivery failures are logged with topic and error and counted.
 //! - One librdkafka consumer per subscription. Offsets are never stored automatically
@@ -20,6 +20,7 @@
 //! - this file: [`KafkaTransport`] and the clients' configuration (a consumer's defaults
 //!   included);
 //! - `cluster.rs`: [`KafkaCluster`], the producer client and its delivery reports;
+//!   `reports.rs`: the thread that serves them, asleep while there are none;
 //!   `send_lane.rs`: the lane a cluster's records may wait in for a thread of its own to hand
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
 //! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, and which
@@ -29,6 +30,7 @@ mod cluster;
 mod consumer;
 mod native;
 mod rebalance;
+mod reports;
 mod send_lane;
 
 use std::collections::{BTreeMap, HashMap};

@@ -156,9 +156,9 @@ pub(super) fn latency(message: &BorrowedMessage<'_>) -> Option<std::time::Durati
 
 /// Waits until every record handed to the producer `client` has its delivery report served, for at most
 /// [`BLOCKING_CALL_TIMEOUT`]. librdkafka's own flush does exactly that when reports come as
-/// events, served by the producer's polling thread: it waits on the count of records in
-/// flight. rust-rdkafka's `flush` instead calls it without a timeout and then polls the
-/// report queue itself for 100 ms at a time, a queue the polling thread empties first: every
+/// events, served by the client's report thread (`reports.rs`): it waits on the count of
+/// records in flight. rust-rdkafka's `flush` instead calls it without a timeout and then polls
+/// the report queue itself for 100 ms at a time, a queue the report thread empties first: every
 /// flush with a record in flight took 100 ms, and every stop of an app paid it.
 pub(super) fn flush_until_delivered<C: ClientContext>(client: &Client<C>) -> KafkaResult<()> {
     let timeout_ms = i32::try_from(BLOCKING_CALL_TIMEOUT.as_millis()).unwrap_or(i32::MAX);

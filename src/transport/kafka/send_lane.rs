@@ -30,9 +30,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::ThreadedProducer;
 
-use super::cluster::{hand_to_client, is_queue_full, report_undelivered, DeliveryReporter};
+use super::cluster::{hand_to_client, is_queue_full, report_undelivered};
+use super::reports::ReportedProducer;
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::metrics::ClusterProducerMetrics;
@@ -54,7 +54,7 @@ const ROOM_POLL: Duration = Duration::from_millis(1);
 /// reported to.
 pub(super) struct LaneClient {
     pub(super) cluster: ClusterId,
-    pub(super) producer: ThreadedProducer<DeliveryReporter>,
+    pub(super) producer: ReportedProducer,
     pub(super) failures: Arc<AtomicU64>,
     pub(super) metrics: Option<Arc<ClusterProducerMetrics>>,
 }
