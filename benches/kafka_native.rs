@@ -2,10 +2,13 @@
 //! rust-rdkafka loop, on the input `benches/bench_kafka.py` filled.
 //!
 //! `cargo bench --features kafka --bench kafka_native -- SERVERS CONTENDER GROUP`, where
-//! CONTENDER is `app` or `rdkafka`; prints one JSON line with the figures `bench_kafka.py` reads
-//! (the same as `kafka_workloads.py`'s). Both consume `bench_in` in a group, decode the JSON with
-//! serde, hand it to a trivial async handler and produce it to `out_<GROUP prefix>`; the loop
-//! stores each record's offset after producing it, as the app does after its batch. Both ask the
+//! CONTENDER is `app`, `rdkafka` or `rdkafka_acked`; prints one JSON line with the figures
+//! `bench_kafka.py` reads (the same as `kafka_workloads.py`'s). Each consumes `bench_in` in a
+//! group, decodes the JSON with serde, hands it to a trivial async handler and produces it to
+//! `out_<GROUP prefix>`. The `rdkafka` loop stores each record's offset once its output is
+//! queued, not acknowledged: a delivery that fails after that loses the input. The app stores a
+//! batch's offsets once its outputs are acknowledged, and so does `rdkafka_acked`, the way a
+//! loop written by hand usually does it: produce a batch, `flush`, store. All ask the
 //! broker to hold a fetch for at most `BENCH_FETCH_WAIT_MS` (10 by default), as every contender
 //! of `kafka_workloads.py` does, and for the same reason (Tansu holds each fetch for its wait).
 
@@ -17,9 +20,9 @@ use fastkafka::app::{App, Json};
 use fastkafka::transport::kafka::KafkaTransport;
 use fastkafka::KafkaBrokers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -176,6 +179,83 @@ async fn rdkafka_loop(servers: &str, group: &str, out: &str, records: usize) -> 
     clock
 }
 
+/// The loop a careful hand-writer gives the app's guarantee: an input's offset is stored only
+/// once its output is acknowledged. It consumes up to `ACKED_BATCH` records, produces their
+/// outputs, waits for every acknowledgement and then stores the batch's offsets.
+async fn rdkafka_acked_loop(servers: &str, group: &str, out: &str, records: usize) -> Arc<Clock> {
+    const ACKED_BATCH: usize = 500;
+    let clock = Clock::new(records);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms())
+        .create()
+        .unwrap();
+    let producer: BaseProducer<FailureCount> = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create_with_context(FailureCount::default())
+        .unwrap();
+    consumer.subscribe(&["bench_in"]).unwrap();
+    let mut batch = Vec::with_capacity(ACKED_BATCH);
+    while clock.count.load(Ordering::Relaxed) < records {
+        let Some(first) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        batch.push(first);
+        while batch.len() < ACKED_BATCH {
+            match consumer.poll(Duration::ZERO) {
+                Some(polled) => batch.push(polled),
+                None => break,
+            }
+        }
+        for message in batch.iter().flatten() {
+            let decoded: TestMsg =
+                serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
+            let payload = serde_json::to_vec(&handle(decoded).await).unwrap();
+            let mut record = BaseRecord::<(), [u8]>::to(out).payload(&payload[..]);
+            while let Err((_, returned)) = producer.send(record) {
+                producer.poll(Duration::from_millis(1)); // the queue is full: let it drain
+                record = returned;
+            }
+            clock.tick();
+        }
+        // Not `flush`: rust-rdkafka's polls for 100 ms at a time whatever comes meanwhile, which
+        // held this loop at ~5,000 records/s.
+        while producer.in_flight_count() > 0 {
+            producer.poll(Duration::from_millis(1));
+        }
+        assert_eq!(
+            producer.context().failed.load(Ordering::Relaxed),
+            0,
+            "a delivery failed"
+        );
+        for message in batch.drain(..).flatten() {
+            consumer.store_offset_from_message(&message).unwrap();
+        }
+    }
+    clock
+}
+
+/// Counts failed deliveries, which `rdkafka_acked_loop` must not store past.
+#[derive(Default)]
+struct FailureCount {
+    failed: AtomicUsize,
+}
+
+impl ClientContext for FailureCount {}
+
+impl ProducerContext for FailureCount {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` adds `--bench`; what follows the `--` is ours.
@@ -184,7 +264,7 @@ async fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let [servers, contender, group] = &arguments[..] else {
-        eprintln!("usage: kafka_native SERVERS app|rdkafka GROUP");
+        eprintln!("usage: kafka_native SERVERS app|rdkafka|rdkafka_acked GROUP");
         std::process::exit(2);
     };
     let records = std::env::var("BENCH_RECORDS").map_or(100_000, |n| n.parse().unwrap());
@@ -192,6 +272,7 @@ async fn main() {
     let clock = match contender.as_str() {
         "app" => app(servers, group, &out, records).await,
         "rdkafka" => rdkafka_loop(servers, group, &out, records).await,
+        "rdkafka_acked" => rdkafka_acked_loop(servers, group, &out, records).await,
         other => panic!("unknown contender {other}"),
     };
     println!("{}", clock.report());
