@@ -215,8 +215,13 @@ mod tests {
             .handle
             .as_ref()
             .is_some_and(|h| !h.is_finished()));
-        let reports = Arc::downgrade(&other._reports);
+        // The thread holds the client while it runs: once the last handle is dropped, nothing
+        // does.
+        let client = Arc::downgrade(&other.client);
         drop(other);
-        assert!(reports.upgrade().is_none());
+        assert!(
+            client.upgrade().is_none(),
+            "the thread still holds the client"
+        );
     }
 }
