@@ -20,7 +20,7 @@ use fastkafka::app::{App, Json};
 use fastkafka::transport::kafka::KafkaTransport;
 use fastkafka::KafkaBrokers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
@@ -142,8 +142,8 @@ async fn app(servers: &str, group: &str, out: &str, records: usize) -> Arc<Clock
     clock
 }
 
-async fn rdkafka_loop(servers: &str, group: &str, out: &str, records: usize) -> Arc<Clock> {
-    let clock = Clock::new(records);
+/// A consumer of `bench_in` in `group` that stores offsets only when told (both loops).
+fn bench_consumer(servers: &str, group: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("group.id", group)
@@ -152,25 +152,39 @@ async fn rdkafka_loop(servers: &str, group: &str, out: &str, records: usize) -> 
         .set("fetch.wait.max.ms", fetch_wait_ms())
         .create()
         .unwrap();
+    consumer.subscribe(&["bench_in"]).unwrap();
+    consumer
+}
+
+/// Decodes `message`, hands it to the handler and produces the result to `out`, waiting while
+/// the producer's queue is full (both loops).
+async fn forward<C>(producer: &BaseProducer<C>, out: &str, message: &BorrowedMessage<'_>)
+where
+    C: ProducerContext<DeliveryOpaque = ()>,
+{
+    let decoded: TestMsg = serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
+    let payload = serde_json::to_vec(&handle(decoded).await).unwrap();
+    let mut record = BaseRecord::<(), [u8]>::to(out).payload(&payload[..]);
+    while let Err((_, returned)) = producer.send(record) {
+        producer.poll(Duration::from_millis(1)); // the queue is full: let it drain
+        record = returned;
+    }
+}
+
+async fn rdkafka_loop(servers: &str, group: &str, out: &str, records: usize) -> Arc<Clock> {
+    let clock = Clock::new(records);
+    let consumer = bench_consumer(servers, group);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .create()
         .unwrap();
-    consumer.subscribe(&["bench_in"]).unwrap();
     while clock.count.load(Ordering::Relaxed) < records {
         let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
             producer.poll(Duration::ZERO);
             continue;
         };
         let Ok(message) = polled else { continue };
-        let decoded: TestMsg =
-            serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
-        let payload = serde_json::to_vec(&handle(decoded).await).unwrap();
-        let mut record = BaseRecord::<(), [u8]>::to(out).payload(&payload[..]);
-        while let Err((_, returned)) = producer.send(record) {
-            producer.poll(Duration::from_millis(1)); // the queue is full: let it drain
-            record = returned;
-        }
+        forward(&producer, out, &message).await;
         producer.poll(Duration::ZERO);
         consumer.store_offset_from_message(&message).unwrap();
         clock.tick();
@@ -185,19 +199,11 @@ async fn rdkafka_loop(servers: &str, group: &str, out: &str, records: usize) -> 
 async fn rdkafka_acked_loop(servers: &str, group: &str, out: &str, records: usize) -> Arc<Clock> {
     const ACKED_BATCH: usize = 500;
     let clock = Clock::new(records);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms())
-        .create()
-        .unwrap();
+    let consumer = bench_consumer(servers, group);
     let producer: BaseProducer<FailureCount> = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .create_with_context(FailureCount::default())
         .unwrap();
-    consumer.subscribe(&["bench_in"]).unwrap();
     let mut batch = Vec::with_capacity(ACKED_BATCH);
     while clock.count.load(Ordering::Relaxed) < records {
         let Some(first) = consumer.poll(Duration::from_millis(100)) else {
@@ -211,14 +217,7 @@ async fn rdkafka_acked_loop(servers: &str, group: &str, out: &str, records: usiz
             }
         }
         for message in batch.iter().flatten() {
-            let decoded: TestMsg =
-                serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
-            let payload = serde_json::to_vec(&handle(decoded).await).unwrap();
-            let mut record = BaseRecord::<(), [u8]>::to(out).payload(&payload[..]);
-            while let Err((_, returned)) = producer.send(record) {
-                producer.poll(Duration::from_millis(1)); // the queue is full: let it drain
-                record = returned;
-            }
+            forward(&producer, out, message).await;
             clock.tick();
         }
         // Not `flush`: rust-rdkafka's polls for 100 ms at a time whatever comes meanwhile, which
