@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::consumer::KafkaConsumer;
 use super::native;
-use super::reports::ReportedProducer;
+use super::reports::{DeliveryReporter, ReportedProducer};
 use super::send_lane::{LaneClient, SendLane};
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
 use crate::config::ClusterId;
@@ -389,72 +388,3 @@ const CHECK_ATTEMPT: Duration = Duration::from_millis(500);
 /// librdkafka's defaults of `message.max.bytes` and `queue.buffering.max.messages`.
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 const DEFAULT_QUEUE_MESSAGES: usize = 100_000;
-
-/// Settles each record in the tracker it was sent for; logs and counts failed deliveries;
-/// remembers authentication and TLS failures for the start's check.
-pub(super) struct DeliveryReporter {
-    cluster: ClusterId,
-    failures: Arc<AtomicU64>,
-    security_failure: Arc<Mutex<Option<String>>>,
-    metrics: Option<Arc<ClusterProducerMetrics>>,
-}
-
-impl DeliveryReporter {
-    /// A reporter for `cluster` that counts nowhere but its own failures.
-    #[cfg(test)]
-    pub(super) fn for_tests(cluster: &ClusterId) -> Self {
-        Self {
-            cluster: cluster.clone(),
-            failures: Arc::default(),
-            security_failure: Arc::default(),
-            metrics: None,
-        }
-    }
-}
-
-impl ClientContext for DeliveryReporter {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let code = match &error {
-            KafkaError::Global(code) => Some(*code),
-            _ => None,
-        };
-        if matches!(
-            code,
-            Some(
-                RDKafkaErrorCode::Authentication
-                    | RDKafkaErrorCode::SaslAuthenticationFailed
-                    | RDKafkaErrorCode::SSL
-            )
-        ) {
-            // librdkafka's reasons name the mechanism and the broker, never the password.
-            *self
-                .security_failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(format!("{error}: {reason}"));
-        }
-        tracing::error!(target: "librdkafka", cluster = %self.cluster, "{error}: {reason}");
-    }
-}
-
-impl ProducerContext for DeliveryReporter {
-    type DeliveryOpaque = Arc<DeliveryTracker>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<DeliveryTracker>) {
-        match result {
-            Ok(message) => {
-                tracker.delivered();
-                if let Some(metrics) = &self.metrics {
-                    metrics.delivered(message.topic(), 1, super::native::latency(message));
-                }
-            }
-            Err((error, message)) => report_undelivered(
-                &self.cluster,
-                &self.failures,
-                self.metrics.as_deref(),
-                message.topic(),
-                error,
-                &tracker,
-            ),
-        }
-    }
-}

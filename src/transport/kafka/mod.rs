@@ -19,8 +19,8 @@
 //! # Layout
 //! - this file: [`KafkaTransport`] and the clients' configuration (a consumer's defaults
 //!   included);
-//! - `cluster.rs`: [`KafkaCluster`], the producer client and its delivery reports;
-//!   `reports.rs`: the thread that serves them, asleep while there are none;
+//! - `cluster.rs`: [`KafkaCluster`] and its producer client; `reports.rs`: the thread that
+//!   serves the client's delivery reports (asleep while there are none) and what each does;
 //!   `send_lane.rs`: the lane a cluster's records may wait in for a thread of its own to hand
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
 //! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, and which

@@ -11,6 +11,9 @@
 //! not empty (`rd_kafka_queue_cb_event_enable`, as rust-rdkafka's own stream consumer does),
 //! then serves everything queued through rust-rdkafka's `BaseProducer::poll` — so delivery
 //! reports reach the [`DeliveryReporter`] exactly as before — and sleeps again.
+//!
+//! The [`DeliveryReporter`] (the client's context) is here too: what the thread does with each
+//! report.
 
 use std::ffi::c_void;
 use std::ops::Deref;
@@ -20,9 +23,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::bindings as ffi;
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::ClientContext;
 
-use super::cluster::DeliveryReporter;
+use super::cluster::report_undelivered;
+use super::native;
+use crate::config::ClusterId;
+use crate::delivery::DeliveryTracker;
+use crate::metrics::ClusterProducerMetrics;
 
 /// How long the thread sleeps without a call from librdkafka before it looks at the queue
 /// anyway: a safety net, never the way reports are noticed.
@@ -157,22 +167,83 @@ fn serve(client: Arc<BaseProducer<DeliveryReporter>>, wake: &Arc<Wake>) {
     }
 }
 
+/// Settles each record in the tracker it was sent for; logs and counts failed deliveries;
+/// remembers authentication and TLS failures for the start's check.
+pub(super) struct DeliveryReporter {
+    pub(super) cluster: ClusterId,
+    /// Failed deliveries, counted for [`crate::transport::Cluster::delivery_failures`].
+    pub(super) failures: Arc<AtomicU64>,
+    pub(super) security_failure: Arc<Mutex<Option<String>>>,
+    pub(super) metrics: Option<Arc<ClusterProducerMetrics>>,
+}
+
+impl ClientContext for DeliveryReporter {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = match &error {
+            KafkaError::Global(code) => Some(*code),
+            _ => None,
+        };
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL
+            )
+        ) {
+            // librdkafka's reasons name the mechanism and the broker, never the password.
+            *self
+                .security_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(format!("{error}: {reason}"));
+        }
+        tracing::error!(target: "librdkafka", cluster = %self.cluster, "{error}: {reason}");
+    }
+}
+
+impl ProducerContext for DeliveryReporter {
+    type DeliveryOpaque = Arc<DeliveryTracker>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tracker: Arc<DeliveryTracker>) {
+        match result {
+            Ok(message) => {
+                tracker.delivered();
+                if let Some(metrics) = &self.metrics {
+                    metrics.delivered(message.topic(), 1, native::latency(message));
+                }
+            }
+            Err((error, message)) => report_undelivered(
+                &self.cluster,
+                &self.failures,
+                self.metrics.as_deref(),
+                message.topic(),
+                error,
+                &tracker,
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::producer::PurgeConfig;
     use rdkafka::ClientConfig;
 
     use super::*;
-    use crate::config::ClusterId;
 
     fn client() -> BaseProducer<DeliveryReporter> {
         let cluster = ClusterId::from_addresses(["127.0.0.1:1"]);
         ClientConfig::new()
             // Nothing listens there; one connection attempt per 10 s keeps librdkafka quiet.
-            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("bootstrap.servers", "127.0.0.1:1")
             .set("reconnect.backoff.ms", "10000")
             .set("reconnect.backoff.max.ms", "10000")
-            .create_with_context(DeliveryReporter::for_tests(&cluster))
+            .create_with_context(DeliveryReporter {
+                cluster,
+                failures: Arc::default(),
+                security_failure: Arc::default(),
+                metrics: None,
+            })
             .unwrap()
     }
 
