@@ -1,14 +1,22 @@
 //! Delivery tracking: which records a batch's handler produced, to any cluster, and whether
-//! each was acknowledged — so that an input's offset is stored only once everything its
-//! handler produced is delivered (at-least-once *across* clusters).
+//! each was acknowledged — so that an input's offset is stored only once everything done on
+//! its behalf is delivered (at-least-once *across* clusters).
 //!
 //! The consumer loop gives each batch a [`DeliveryTracker`] and makes it [`current`] while the
 //! handler runs (a tokio task-local, so a Rust producer called from the handler finds it;
 //! Python handlers get it handed over with the batch and pass it to their producer calls).
 //! A transport counts each record it accepts for a tracker ([`DeliveryTracker::sent`]) and
 //! settles it when the cluster answers ([`DeliveryTracker::delivered`] or
-//! [`DeliveryTracker::failed`]). The loop stores a batch's offsets once its tracker is
-//! settled without failure, in batch order; a failure makes it handle the batch again.
+//! [`DeliveryTracker::failed`]); a send refused before the client took it is a delivery
+//! failure too ([`DeliveryTracker::refused`]). The loop stores a batch's offsets once its
+//! tracker is settled without failure, in batch order; a failure makes it handle the batch
+//! again (or dead-letter it, as the consumer's policy says).
+//!
+//! Work a handler starts and does not await is tied to its batch as well: a task started
+//! with [`spawn`] (Rust) or `asyncio.create_task` inside a handler (Python, see
+//! `python/fastkafka/_tasks.py`) counts as pending until it ends, and its sends count
+//! towards the batch. A plain `tokio::spawn` does not carry the task-local: what it sends is
+//! tied to no input, like sends from code outside any handler.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +59,37 @@ impl DeliveryTracker {
         self.pending.fetch_add(count, Ordering::AcqRel);
     }
 
+    /// A send was refused before the client took it (the queue stayed full, the record is too
+    /// large, the topic is unknown): a delivery failure like one the cluster reports, without
+    /// a record to wait for.
+    pub fn refused(&self, error: Error) {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(error);
+    }
+
+    /// Whether some delivery failed already: the batch will be handled again (or
+    /// dead-lettered), so what its handler does next is moot.
+    pub fn has_failed(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Work on the batch's behalf started (a task its handler spawned): the batch is not
+    /// settled until [`DeliveryTracker::work_finished`] is called for it.
+    pub fn work_started(&self) {
+        self.sent(1);
+    }
+
+    /// Work counted by [`DeliveryTracker::work_started`] ended (its sends, if any, are
+    /// counted on their own).
+    pub fn work_finished(&self) {
+        self.settle_one();
+    }
+
     /// A record counted by [`DeliveryTracker::sent`] was not taken after all (a full queue).
     pub fn unsent(&self) {
         self.settle_one();
@@ -77,12 +116,14 @@ impl DeliveryTracker {
         }
     }
 
-    /// Whether every record sent so far was acknowledged or failed.
+    /// Whether every record sent so far was acknowledged or failed, and every task started
+    /// for the batch ended.
     pub fn is_settled(&self) -> bool {
         self.pending.load(Ordering::Acquire) == 0
     }
 
-    /// How many records are still waiting for their cluster's answer.
+    /// How many records are still waiting for their cluster's answer, plus the tasks started
+    /// on the batch's behalf that have not ended.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Acquire)
     }
@@ -109,6 +150,37 @@ impl DeliveryTracker {
     }
 }
 
+/// Spawns `future` on the current tokio runtime, tied to the batch whose handler calls this: the
+/// batch's offsets are stored only after the task ended and everything it sent was
+/// acknowledged, and its sends count towards the batch. Outside a handler it is a plain
+/// `tokio::spawn`. (A plain `tokio::spawn` from a handler ties nothing: its sends belong to
+/// no input, and the input may commit before they are acknowledged.)
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let Some(tracker) = current() else {
+        return tokio::spawn(future);
+    };
+    tracker.work_started();
+    // Dropped when the task ends, is aborted or panics: the batch never waits forever.
+    let finished = WorkFinished(tracker.clone());
+    tokio::spawn(tracking(tracker, async move {
+        let _finished = finished;
+        future.await
+    }))
+}
+
+/// Ends a [`spawn`]ed task's work on its batch when dropped.
+struct WorkFinished(Arc<DeliveryTracker>);
+
+impl Drop for WorkFinished {
+    fn drop(&mut self) {
+        self.0.work_finished();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +200,56 @@ mod tests {
         tracker.failed(Error::Handler("second".into()));
         waiting.await.unwrap();
         assert_eq!(tracker.outcome(), Err(Error::Handler("first".into())));
+    }
+
+    #[tokio::test]
+    async fn a_spawned_task_holds_its_batch_until_it_ends_and_its_sends_count() {
+        let tracker = DeliveryTracker::new();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let task = tracking(tracker.clone(), async {
+            spawn(async move {
+                wait.await.unwrap();
+                current()
+                    .expect("the task sees its batch's tracker")
+                    .sent(1);
+            })
+        })
+        .await;
+        assert!(!tracker.is_settled(), "held while the task runs");
+        go.send(()).unwrap();
+        task.await.unwrap();
+        assert_eq!(
+            tracker.pending(),
+            1,
+            "the task ended; its send is still pending"
+        );
+        tracker.delivered();
+        assert!(tracker.is_settled());
+    }
+
+    #[tokio::test]
+    async fn a_spawned_task_that_panics_or_is_aborted_lets_its_batch_go() {
+        let tracker = DeliveryTracker::new();
+        let (panicking, pending) = tracking(tracker.clone(), async {
+            (
+                spawn(async { panic!("boom") }),
+                spawn(std::future::pending::<()>()),
+            )
+        })
+        .await;
+        assert!(panicking.await.is_err());
+        pending.abort();
+        let _ = pending.await;
+        assert!(tracker.is_settled());
+        assert_eq!(tracker.outcome(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_refused_send_is_a_failure_without_anything_to_wait_for() {
+        let tracker = DeliveryTracker::new();
+        tracker.refused(Error::Handler("queue full".into()));
+        assert!(tracker.is_settled() && tracker.has_failed());
+        assert_eq!(tracker.outcome(), Err(Error::Handler("queue full".into())));
     }
 
     #[tokio::test]

@@ -18,6 +18,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A client refused a record larger than its cluster takes (`message.max.bytes`): sending
+    /// it again cannot help, unlike the failures of [`Error::Transport`].
+    #[error("cluster {cluster}: {message}")]
+    RecordTooLarge {
+        /// The cluster's identity (its bootstrap servers).
+        cluster: String,
+        /// What the client said, with the topic.
+        message: String,
+    },
     /// A cluster refused a client for good (its credentials or permissions were rejected, or
     /// it was fenced by a newer member with its `group.instance.id`): retrying cannot help,
     /// so the consumer ends and its app fails.

@@ -37,7 +37,8 @@
 //!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`;
 //!   [`consumer_loop::failures`]: what happens to records a handler could not process
 //!   ([`RetryPolicy`], dead-letter topics).
-//! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced.
+//! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced,
+//!   and [`delivery::spawn`], a task tied to the input its handler was handling.
 //! - [`metrics`]: the consumers' and producers' figures in Prometheus' text format.
 //! - `spans`: the engine's `tracing` spans (handler calls, messages, sends), listed there.
 //! - [`error`]: the one [`Error`] enum.

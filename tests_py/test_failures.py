@@ -4,6 +4,7 @@ saying where they came from and why, never stopping the consumer."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from fastkafka import FastKafka, RetryPolicy
 from fastkafka.exceptions import ConfigError
+from fastkafka.executors import DynamicTaskExecutor
 from fastkafka.failures import DEAD_LETTER_HEADERS
 from fastkafka.testing import Tester
 
@@ -154,6 +156,29 @@ async def test_outputs_that_cannot_be_delivered_send_the_input_to_the_dead_lette
     assert "cluster 2 is down" in letter.error_message
     assert letter.attempts == 2
     assert handled.ids == [7, 7], "handled once more before giving up, as the policy says"
+
+
+async def test_the_dynamic_executor_counts_attempts_per_record_so_retries_end() -> None:
+    # Two records of one partition that always fail, the later one failing first: failures
+    # reach the loop in completion order, and each record still gets exactly its attempts.
+    app = FastKafka(kafka_brokers=CLUSTER_1)
+    attempts: dict[int, int] = {}
+
+    @app.consumes(
+        executor=DynamicTaskExecutor(size=2),
+        retry=quick(attempts=3, retry_on=(Flaky,)),
+        dead_letter_topic="jobs_dlt",
+    )
+    async def on_jobs(job: Job) -> None:
+        attempts[job.n] = attempts.get(job.n, 0) + 1
+        await asyncio.sleep(0.01 if job.n == 0 else 0)  # the later record fails first
+        raise Flaky(f"job {job.n} times out")
+
+    async with Tester(app) as tester:
+        await tester.to_jobs([Job(n=0), Job(n=1)])
+        letters = await tester.wait_for_dead_letters(on_jobs, count=2, timeout=TIMEOUT)
+    assert sorted((letter.offset, letter.attempts) for letter in letters) == [(0, 3), (1, 3)]
+    assert attempts == {0: 3, 1: 3}
 
 
 def test_bad_failure_settings_fail_at_decoration_naming_the_value() -> None:

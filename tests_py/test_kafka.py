@@ -312,6 +312,47 @@ async def test_a_record_too_large_fails_the_producer_call_and_the_producer_goes_
     ]
 
 
+async def test_a_refused_send_is_a_delivery_failure_retried_not_a_handler_error_skipped(
+    two_clusters: list[TansuBroker],
+) -> None:
+    """The producer call fails in the handler (a record too large for the client), and the
+    handler does not even look at the error: the input is not skipped and committed, as a
+    handler's error would be by default, but read and handled again with backoff until its
+    output goes through."""
+    source, destination = two_clusters
+    source.create_topic("signals")
+    destination.create_topic("predictions")
+    await produce(source.bootstrap_servers, "signals", signal_records("first"))
+    oversized = True
+    attempts: list[str] = []
+    retried = asyncio.Event()
+    app = FastKafka(kafka_brokers=brokers_of(source), bootstrap_servers_id="development", **FAST)
+
+    @app.produces(topic="predictions", brokers=brokers_of(destination), max_request_size=1_000)
+    async def to_predictions(msg: TestMsg) -> TestMsg:
+        return msg
+
+    @app.consumes(topic="signals", group_id="forwarding")
+    async def on_signals(msg: TestMsg) -> None:
+        attempts.append(msg.msg)
+        if len(attempts) >= 2:
+            retried.set()
+        try:
+            await to_predictions(TestMsg(msg=msg.msg * (1_000 if oversized else 1)))
+        except TransportError:
+            pass  # a handler that swallows the error must not lose the output either
+
+    async with app:
+        await asyncio.wait_for(retried.wait(), TIMEOUT)
+        oversized = False
+        assert await read_all(destination.bootstrap_servers, "predictions", 1) == [
+            (None, TestMsg(msg="first").model_dump_json().encode())
+        ]
+    committed = await committed_offsets(source.bootstrap_servers, "forwarding", "signals", 1)
+    assert committed == {0: 1}, "committed once its output was delivered"
+    assert set(attempts) == {"first"}
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, read, released)."""
     with socket.socket() as probe:

@@ -6,8 +6,8 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - :class:`FastKafka` (``_app``): the application and its decorators, a facade over the
   engine's app runtime (``_core.Runtime``: registrations, client options, start and stop);
   ``_lifecycle`` is one run of it (background tasks, the first failure) and the transport it
-  runs on, ``_runner`` handles one consumer's batches on the event loop, ``_benchmark`` counts
-  ``@app.benchmark``;
+  runs on, ``_runner`` handles one consumer's batches on the event loop, ``_tasks`` ties the
+  tasks a handler starts to its input, ``_benchmark`` counts ``@app.benchmark``;
 - :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
 - ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors (``_mirrors``)
   and mocks;

@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import _core
+from ._tasks import tie_tasks_to_inputs, untied_context
 from ._threads import run_lifecycle
 from .exceptions import AppNotStartedError, HandlerError, TransportError
 
@@ -69,6 +70,8 @@ class AppRun:
         # with throw_exceptions=True (or a BaseException), else the runtime's report.
         self._failure: BaseException | None = None
         self._failed: asyncio.Event | None = None
+        # Undoes tie_tasks_to_inputs while the app runs.
+        self._untie: Callable[[], None] | None = None
 
     @property
     def is_started(self) -> bool:
@@ -85,6 +88,8 @@ class AppRun:
         if self.is_started:
             raise RuntimeError("the app is already running")
         self._failure, self._failed = None, asyncio.Event()
+        # Before the first batch can arrive: tasks its handler starts hold it open (_tasks).
+        untie = tie_tasks_to_inputs()
         starting = asyncio.ensure_future(
             run_lifecycle(runtime.start, transport, asyncio.get_running_loop(), self.consumer_ended)
         )
@@ -96,9 +101,19 @@ class AppRun:
             started = await asyncio.gather(starting, return_exceptions=True)
             if isinstance(started[0], _core.RunningRuntime):
                 await run_lifecycle(started[0].stop)
+            untie()
             raise
+        except BaseException:
+            untie()
+            raise
+        self._untie = untie
         for function in background:
-            task = asyncio.create_task(function(), name=f"fastkafka background {function.__name__}")
+            # Tied to no input, even when an app is started from inside a handler.
+            task = asyncio.create_task(
+                function(),
+                name=f"fastkafka background {function.__name__}",
+                context=untied_context(),
+            )
             task.add_done_callback(_log_background_end)
             self._tasks.append(task)
         if self._tasks:
@@ -122,6 +137,9 @@ class AppRun:
         except HandlerError:
             pass  # logged by the runtime; the app's own failure, if any, is raised below
         finally:
+            untie, self._untie = self._untie, None
+            if untie is not None:
+                untie()
             failure, self._failure = self._failure, None
         if failure is not None:
             raise failure

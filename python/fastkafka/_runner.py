@@ -260,6 +260,12 @@ class ConsumerRunner:
     ) -> bool:
         """Report a handler's failure (or fail the app if its executor throws exceptions);
         False if the failure is to be retried."""
+        deliveries = current_deliveries.get()
+        if deliveries is not None and deliveries.failed:
+            # A send for this batch failed (the producer call's error, or one the handler
+            # raised after it): a delivery failure, not a handler's. The engine reads the batch
+            # again (or dead-letters it) as for any undeliverable output; the rest is moot.
+            return False
         if self._spec.executor.throw_exceptions:
             self._fail(error)
             raise error

@@ -29,6 +29,9 @@ const LAST_REDELIVERY: Duration = Duration::from_secs(30);
 pub(super) struct AwaitingDelivery {
     pub(super) batch: Vec<Record>,
     pub(super) tracker: Arc<DeliveryTracker>,
+    /// What is awaited are the batch's dead letters (its outputs had failed): if they fail
+    /// too, the batch is read again after a backoff, not dead-lettered again at once.
+    pub(super) dead_lettered: bool,
 }
 
 pub(super) enum Progress {
@@ -94,21 +97,25 @@ pub(super) async fn store_delivered(
                     .dead_letter
                     .as_ref()
                     .map(|_| config.failures.retry.map_or(1, |policy| policy.attempts));
-                if dead_letter_after.is_some_and(|limit| attempt >= limit) {
+                if !delivered.dead_lettered
+                    && dead_letter_after.is_some_and(|limit| attempt >= limit)
+                {
                     let tracker = DeliveryTracker::new();
                     crate::delivery::tracking(
                         tracker.clone(),
                         dead_letter_undelivered(config, &delivered.batch, &error, attempt),
                     )
                     .await?;
-                    undelivered.processed(first);
                     if let Some(metrics) = &config.metrics {
                         metrics.record_dead_lettered(delivered.batch.len() as u64);
                     }
-                    // Stored like any batch once the dead letters are acknowledged.
+                    // Stored like any batch once the dead letters are acknowledged; the count
+                    // of attempts is forgotten then (report_recovery), not before: letters
+                    // that fail hold the input back with the backoff of its attempts.
                     awaiting.push_front(AwaitingDelivery {
                         batch: delivered.batch,
                         tracker,
+                        dead_lettered: true,
                     });
                     continue;
                 }

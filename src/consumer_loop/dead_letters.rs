@@ -35,7 +35,9 @@ pub(super) async fn dead_letter_undelivered(
     give_up(config, &failed, &failure, attempts).await
 }
 
-/// Dead-letters `failed` if the consumer has a dead-letter topic, else logs and skips them.
+/// Dead-letters `failed` if the consumer has a dead-letter topic, else logs and skips them. Runs
+/// inside the call's delivery tracking: a letter that is not delivered (or is refused) fails
+/// the tracker, so the input is not stored and is read again.
 pub(super) async fn give_up(
     config: &ConsumerLoopConfig,
     failed: &[&Record],
@@ -93,15 +95,20 @@ pub(super) async fn give_up(
     );
     for record in failed {
         let letter = dead_letter_record(record, &config.name, failure, attempts);
-        let Err(refused) = dead_letter.produce(vec![letter.clone()]).await else {
-            continue;
+        let refused = match dead_letter.produce_letter(letter.clone()).await {
+            Ok(()) => continue,
+            Err(refused @ Error::RecordTooLarge { .. }) => refused,
+            // Any other refusal (a full queue, an unknown topic, a stopped app) already failed
+            // the input's delivery tracker: the input is held back and read again, as for an
+            // undeliverable output, and the letter goes whole when it can.
+            Err(_) => return Ok(()),
         };
-        // The client refused the letter itself (larger than `message.max.bytes`, say): the
-        // letter goes without the record's key and value, saying why, rather than not at all.
+        // The letter itself is too large for the dead-letter cluster: it goes without the
+        // record's key, value and headers, saying why, rather than not at all.
         tracing::error!(
             target: "fastkafka::consumer",
-            "{}: the dead letter of topic={} partition={} offset={} was refused ({refused}); \
-             sending it without the record's key and value",
+            "{}: the dead letter of topic={} partition={} offset={} is too large ({refused}); \
+             sending it without the record's key, value and headers",
             config.name,
             record.topic,
             record.partition,
@@ -116,7 +123,13 @@ pub(super) async fn give_up(
             headers::VALUE_DROPPED.to_owned(),
             Bytes::from(refused.to_string()),
         ));
-        dead_letter.produce(vec![bare]).await?;
+        if let Err(error) = dead_letter.produce_letter(bare).await {
+            // Held back like any refusal (see above), this one included.
+            if let Some(tracker) = crate::delivery::current() {
+                tracker.refused(error);
+            }
+            return Ok(());
+        }
     }
     Ok(())
 }

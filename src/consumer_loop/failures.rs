@@ -148,10 +148,13 @@ impl Handled {
     }
 }
 
-/// How often each partition's failing record was handled, so that attempts are counted across
-/// batches (and across rebalances that give the partition back to this member).
+/// How often each failing record was handled, so that attempts are counted across batches (and
+/// across rebalances that give the partition back to this member). Counted per record, not per
+/// partition's latest failure: a concurrent handler reports failures in completion order, and a
+/// count that reset whenever another record of the partition failed would never reach a
+/// policy's limit.
 #[derive(Debug, Default)]
-pub(super) struct Attempts(HashMap<TopicPartition, (i64, u32)>);
+pub(super) struct Attempts(HashMap<(TopicPartition, i64), u32>);
 
 impl Attempts {
     /// Whether no record is counted (the common case: nothing to look up).
@@ -161,27 +164,20 @@ impl Attempts {
 
     /// Counts one more failed attempt at `record`; returns the count.
     pub(super) fn failed(&mut self, record: &Record) -> u32 {
-        let entry = self
+        let count = self
             .0
-            .entry(record.topic_partition())
-            .or_insert((record.offset, 0));
-        if entry.0 != record.offset {
-            *entry = (record.offset, 0);
-        }
-        entry.1 += 1;
-        entry.1
+            .entry((record.topic_partition(), record.offset))
+            .or_insert(0);
+        *count += 1;
+        *count
     }
 
     /// Forgets `record`'s count once it is processed; returns how many attempts it failed.
     pub(super) fn processed(&mut self, record: &Record) -> Option<u32> {
-        let tp = record.topic_partition();
-        match self.0.get(&tp) {
-            Some(&(offset, failed)) if offset == record.offset => {
-                self.0.remove(&tp);
-                Some(failed)
-            }
-            _ => None,
+        if self.0.is_empty() {
+            return None;
         }
+        self.0.remove(&(record.topic_partition(), record.offset))
     }
 }
 

@@ -107,6 +107,7 @@ pub(super) async fn handle_calls<H: BatchHandler>(
             awaiting.push_back(AwaitingDelivery {
                 batch: outcome.done,
                 tracker,
+                dead_lettered: false,
             });
         }
     }
@@ -237,7 +238,19 @@ async fn handle_once<H: BatchHandler>(
     rewinds: &mut Vec<Rewind>,
     counts: &mut BatchCounts,
 ) -> Result<Option<usize>> {
-    let handled = handle_watched(handler, records, config).await?;
+    let mut handled = handle_watched(handler, records, config).await?;
+    if crate::delivery::current().is_some_and(|tracker| tracker.has_failed()) {
+        // A send made for this call failed (or was refused): once its tracker settles, the
+        // call's records are read and handled again, or dead-lettered, as undeliverable
+        // outputs are. What the handler reported, and the records it did not reach, are moot.
+        return Ok(None);
+    }
+    // In record order, whatever order they were reported in (a concurrent handler reports them
+    // as they complete): the first failing record of a partition is the one it rewinds to, and
+    // the later ones are read again after it without counting an attempt.
+    handled
+        .failures
+        .sort_by_key(|failure| failure.indices.first().copied());
     for failure in &handled.failures {
         let failed: Vec<&Record> = failure
             .indices
@@ -248,7 +261,12 @@ async fn handle_once<H: BatchHandler>(
             continue;
         };
         if is_rewound(rewinds, first) {
-            continue; // a concurrent handler's later record of a partition already rewound
+            // A concurrent handler's later record of a partition already rewound: it is read
+            // and handled again after the earlier one, but this run was one of its attempts.
+            if failure.retryable && config.failures.retry.is_some() {
+                attempts.failed(first);
+            }
+            continue;
         }
         counts.failed += failed.len() as u64;
         let attempt = match (failure.retryable, config.failures.retry) {

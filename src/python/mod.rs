@@ -110,7 +110,9 @@ pub(crate) fn to_py_err(error: Error) -> PyErr {
     Python::attach(|py| {
         let class_name = match &error {
             Error::Config(_) => "ConfigError",
-            Error::Transport { .. } | Error::Fatal { .. } => "TransportError",
+            Error::Transport { .. } | Error::RecordTooLarge { .. } | Error::Fatal { .. } => {
+                "TransportError"
+            }
             Error::Closed(_) => "ClosedError",
             Error::Handler(_) | Error::ConsumerEnded { .. } => "HandlerError",
         };

@@ -54,8 +54,8 @@ impl PyProducer {
         records: Vec<RecordTuple>,
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let cluster = self.0.bound().map_err(to_py_err)?;
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
+        let cluster = self.0.bound_for(tracker.as_ref()).map_err(to_py_err)?;
         hand_over(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
     }
 
@@ -68,8 +68,8 @@ impl PyProducer {
         key: Option<&[u8]>,
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let cluster = self.0.bound().map_err(to_py_err)?;
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
+        let cluster = self.0.bound_for(tracker.as_ref()).map_err(to_py_err)?;
         hand_over_one(
             py,
             &cluster,
@@ -92,9 +92,27 @@ pub(super) struct PyDeliveryTracker(pub(super) Arc<DeliveryTracker>);
 
 #[pymethods]
 impl PyDeliveryTracker {
-    /// How many records are still waiting for their cluster's answer.
+    /// How many records are still waiting for their cluster's answer, plus the tasks started
+    /// while handling the batch that have not ended.
     #[getter]
     fn pending(&self) -> usize {
         self.0.pending()
+    }
+
+    /// Whether a send made for the batch failed or was refused: the batch will be handled
+    /// again (or dead-lettered), so handling the rest of it now is moot.
+    #[getter]
+    fn failed(&self) -> bool {
+        self.0.has_failed()
+    }
+
+    /// A task started while handling the batch: its offsets wait until `work_finished`.
+    fn work_started(&self) {
+        self.0.work_started();
+    }
+
+    /// A task counted by `work_started` ended.
+    fn work_finished(&self) {
+        self.0.work_finished();
     }
 }

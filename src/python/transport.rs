@@ -111,6 +111,23 @@ impl PyMemoryBroker {
             .collect()
     }
 
+    /// The offset `group_id` committed for `topic`'s `partition` on the cluster
+    /// `bootstrap_servers` (the next record it will read), or None before its first commit.
+    fn committed_offset(
+        &self,
+        bootstrap_servers: &str,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<i64> {
+        self.0
+            .memory_cluster(&cluster_id(bootstrap_servers))
+            .committed_offset(
+                group_id,
+                &crate::record::TopicPartition::new(topic, partition),
+            )
+    }
+
     /// Creates `topic` with `partitions` partitions on the cluster `bootstrap_servers`.
     fn create_topic(
         &self,
@@ -246,8 +263,7 @@ pub(super) fn hand_over<'py>(
     records: Vec<OutgoingRecord>,
     tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let rest = cluster
-        .try_produce_tracked(topic, records, tracker.as_ref())
+    let rest = crate::transport::try_produce(&**cluster, topic, records, tracker.as_ref())
         .map_err(to_py_err)?;
     when_room(py, cluster, topic, rest, tracker)
 }
@@ -261,8 +277,7 @@ pub(super) fn hand_over_one<'py>(
     record: OutgoingRecord,
     tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match cluster
-        .try_produce_one(topic, record, tracker.as_ref())
+    match crate::transport::try_produce_one(&**cluster, topic, record, tracker.as_ref())
         .map_err(to_py_err)?
     {
         None => Ok(None),

@@ -64,6 +64,12 @@ impl ProducerHandle {
         self.cluster().ok_or(Error::Closed("the producer's app"))
     }
 
+    /// [`ProducerHandle::bound`] for a send counted in `tracker`: a send while the app is
+    /// stopped is refused, which fails the batch it was made for.
+    pub fn bound_for(&self, tracker: Option<&Arc<DeliveryTracker>>) -> Result<Arc<dyn Cluster>> {
+        crate::transport::refused_for(tracker, self.bound())
+    }
+
     /// Hands `records` to the cluster's client in order, awaiting room while its queue is
     /// full (never blocking a thread); see [`crate::transport::produce_when_room`]. Called
     /// from a consumer's handler, the records count towards that batch's deliveries
@@ -71,8 +77,12 @@ impl ProducerHandle {
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
         let send = self.sending(records.len())?;
         let unsent = send.span.in_scope(|| {
-            send.cluster
-                .try_produce_tracked(&self.0.topic, records, send.tracker.as_ref())
+            crate::transport::try_produce(
+                &*send.cluster,
+                &self.0.topic,
+                records,
+                send.tracker.as_ref(),
+            )
         })?;
         self.when_room(send, unsent).await
     }
@@ -81,8 +91,12 @@ impl ProducerHandle {
     pub async fn produce_one(&self, record: OutgoingRecord) -> Result<()> {
         let send = self.sending(1)?;
         let unsent = send.span.in_scope(|| {
-            send.cluster
-                .try_produce_one(&self.0.topic, record, send.tracker.as_ref())
+            crate::transport::try_produce_one(
+                &*send.cluster,
+                &self.0.topic,
+                record,
+                send.tracker.as_ref(),
+            )
         })?;
         match unsent {
             None => Ok(()),
@@ -90,9 +104,26 @@ impl ProducerHandle {
         }
     }
 
+    /// One dead letter: [`ProducerHandle::produce`], except that a letter too large for the
+    /// cluster is refused without failing the batch, so that it can go again without the
+    /// record it carries (`consumer_loop/dead_letters.rs`).
+    pub(crate) async fn produce_letter(&self, letter: OutgoingRecord) -> Result<()> {
+        let send = self.sending(1)?;
+        let taken = send.span.in_scope(|| {
+            send.cluster
+                .try_produce_tracked(&self.0.topic, vec![letter], send.tracker.as_ref())
+        });
+        let unsent = match taken {
+            Err(too_large @ Error::RecordTooLarge { .. }) => return Err(too_large),
+            taken => crate::transport::refused_for(send.tracker.as_ref(), taken)?,
+        };
+        self.when_room(send, unsent).await
+    }
+
     /// A send of `count` records starting: its cluster, span and batch.
     fn sending(&self, count: usize) -> Result<Sending> {
-        let cluster = self.bound()?;
+        let tracker = crate::delivery::current();
+        let cluster = self.bound_for(tracker.as_ref())?;
         let span = crate::spans::send(
             &self.0.name,
             &self.0.topic,
@@ -102,7 +133,7 @@ impl ProducerHandle {
         Ok(Sending {
             cluster,
             span,
-            tracker: crate::delivery::current(),
+            tracker,
         })
     }
 

@@ -141,12 +141,62 @@ pub trait Transport: Send + Sync + fmt::Debug {
 /// How long [`produce_when_room`] waits for room in a full client queue before failing.
 pub const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Hands `records` to `cluster`'s client without waiting, counting each taken record in
+/// `tracker`; returns what a full queue did not take. A refusal (the record is too large, the
+/// topic unknown, the producer closed) fails `tracker` as well as the call: for the batch it
+/// was sent for, a refused send is a delivery failure, whatever the handler does with the
+/// error. Both facades send through this and [`try_produce_one`].
+pub fn try_produce(
+    cluster: &dyn Cluster,
+    topic: &str,
+    records: Vec<OutgoingRecord>,
+    tracker: Option<&Arc<DeliveryTracker>>,
+) -> Result<Vec<OutgoingRecord>> {
+    refused_for(
+        tracker,
+        cluster.try_produce_tracked(topic, records, tracker),
+    )
+}
+
+/// [`try_produce`] for one record: `Some(record)` back when the client queue is full.
+pub fn try_produce_one(
+    cluster: &dyn Cluster,
+    topic: &str,
+    record: OutgoingRecord,
+    tracker: Option<&Arc<DeliveryTracker>>,
+) -> Result<Option<OutgoingRecord>> {
+    refused_for(tracker, cluster.try_produce_one(topic, record, tracker))
+}
+
+pub(crate) fn refused_for<T>(
+    tracker: Option<&Arc<DeliveryTracker>>,
+    result: Result<T>,
+) -> Result<T> {
+    if let (Err(error), Some(tracker)) = (&result, tracker) {
+        tracker.refused(error.clone());
+    }
+    result
+}
+
 /// Produces `records` in order, waiting asynchronously — never blocking a thread — while the
 /// client queue is full: this is how a producer call *awaits* backpressure. Fails if the
 /// queue stays full for [`QUEUE_FULL_TIMEOUT`].
 ///
-/// Each record taken is counted in `tracker` (the producing batch's, see [`crate::delivery`]).
+/// Each record taken is counted in `tracker` (the producing batch's, see [`crate::delivery`]);
+/// a failure fails `tracker` too, as [`try_produce`] says.
 pub async fn produce_when_room(
+    cluster: &dyn Cluster,
+    topic: &str,
+    records: Vec<OutgoingRecord>,
+    tracker: Option<&Arc<DeliveryTracker>>,
+) -> Result<()> {
+    refused_for(
+        tracker,
+        produce_when_room_untracked_failure(cluster, topic, records, tracker).await,
+    )
+}
+
+async fn produce_when_room_untracked_failure(
     cluster: &dyn Cluster,
     topic: &str,
     mut records: Vec<OutgoingRecord>,

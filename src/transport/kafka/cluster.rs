@@ -145,7 +145,16 @@ impl KafkaCluster {
 
     /// The client (or its lane) refused a record for `topic`.
     fn refused(&self, topic: &str, error: KafkaError) -> Error {
-        self.transport_error(format!("cannot send to '{topic}': {error}"))
+        let message = format!("cannot send to '{topic}': {error}");
+        match error {
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                Error::RecordTooLarge {
+                    cluster: self.id.to_string(),
+                    message,
+                }
+            }
+            _ => self.transport_error(message),
+        }
     }
 
     fn transport_error(&self, message: impl fmt::Display) -> Error {
