@@ -75,7 +75,7 @@ impl KafkaCluster {
         };
         let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
-            .map_err(|e| config_error(id, "producer", e))?;
+            .map_err(|e| config_error(id, "producer", &config, e))?;
         let producer = ReportedProducer::start(client).map_err(|error| Error::Transport {
             cluster: id.to_string(),
             message: format!("cannot start the thread that serves its delivery reports: {error}"),

@@ -70,7 +70,7 @@ impl KafkaConsumer {
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
             .create_with_context(context)
-            .map_err(|e| config_error(id, "consumer", e))?;
+            .map_err(|e| config_error(id, "consumer", &config, e))?;
         let mut consumer = KafkaConsumer {
             cluster: id.clone(),
             consumer: Arc::new(consumer),

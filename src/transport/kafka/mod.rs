@@ -195,10 +195,42 @@ fn check_not_reserved(properties: &ClientProperties) -> Result<()> {
     }
 }
 
-fn config_error(id: &ClusterId, client: &str, error: KafkaError) -> Error {
+/// librdkafka refused `config`: the error names the property, never its value. librdkafka's
+/// own text quotes the value (`Invalid value "..." for configuration property "..."`), and a
+/// misspelled secret (`sasl.pasword`) is not recognisably secret, so every configured value is
+/// taken out of what it says.
+fn config_error(id: &ClusterId, client: &str, config: &ClientConfig, error: KafkaError) -> Error {
+    let said = match error {
+        KafkaError::ClientConfig(_, description, key, _) => {
+            format!("property '{key}': {description}")
+        }
+        KafkaError::ClientCreation(description) => description,
+        other => other.to_string(),
+    };
     Error::Config(format!(
-        "invalid {client} configuration for cluster {id}: {error}"
+        "invalid {client} configuration for cluster {id}: {}",
+        without_values(&said, config)
     ))
+}
+
+/// `text` with every value of `config` shown as `***`: quoted values whatever their length,
+/// bare ones from four characters (shorter ones, like `1`, are no secret and would mangle the
+/// text).
+fn without_values(text: &str, config: &ClientConfig) -> String {
+    let mut values: Vec<&str> = config
+        .config_map()
+        .into_values()
+        .filter(|value| !value.is_empty())
+        .collect();
+    values.sort_by_key(|value| std::cmp::Reverse(value.len())); // the longest first
+    let mut cleaned = text.to_owned();
+    for value in values {
+        cleaned = cleaned.replace(&format!("\"{value}\""), "\"***\"");
+        if value.len() >= 4 {
+            cleaned = cleaned.replace(value, "***");
+        }
+    }
+    cleaned
 }
 
 fn first_difference<'a>(a: &'a ClientProperties, b: &'a ClientProperties) -> Option<&'a str> {
@@ -232,6 +264,29 @@ fn redacted(properties: &ClientProperties) -> BTreeMap<&str, &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn librdkafkas_refusals_name_the_property_without_its_value() {
+        let id = ClusterId::from_addresses(["k:9092"]);
+        for (name, value) in [
+            ("sasl.pasword", "hunter2"),
+            ("security.protocol", "hunter2-ssl"),
+            ("linger.ms", "-hunter2"),
+        ] {
+            let mut config = ClientConfig::new();
+            config.set("bootstrap.servers", "k:9092").set(name, value);
+            let Err(error) = config.create::<rdkafka::producer::BaseProducer>() else {
+                panic!("librdkafka took {name}={value}");
+            };
+            assert!(
+                error.to_string().contains("hunter2"),
+                "librdkafka quotes it: {error}"
+            );
+            let ours = config_error(&id, "producer", &config, error).to_string();
+            assert!(!ours.contains("hunter2"), "{ours}");
+            assert!(ours.contains(name), "names the property: {ours}");
+        }
+    }
 
     #[test]
     fn secrets_never_show_in_debug_output() {
