@@ -32,7 +32,8 @@
 //! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
-//!   in-memory implementation, [`MemoryBroker`].
+//!   in-memory implementation, [`MemoryBroker`]; [`transport::undelivered`], failed
+//!   deliveries logged one line per episode.
 //! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets once its outputs
 //!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`;
 //!   [`consumer_loop::failures`]: what happens to records a handler could not process

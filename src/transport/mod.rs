@@ -17,6 +17,7 @@ mod drop_off;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+pub mod undelivered;
 
 #[cfg(any(feature = "kafka", feature = "python"))]
 pub(crate) use drop_off::DropOffThread;

@@ -2,7 +2,7 @@
 //! the app that sends there.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::metrics::ClusterProducerMetrics;
 use crate::record::OutgoingRecord;
+use crate::transport::undelivered::Undelivered;
 use crate::transport::{
     ClientProperties, Cluster, ClusterConsumer, DropOffThread, Subscription, QUEUE_FULL_TIMEOUT,
 };
@@ -31,7 +32,7 @@ pub struct KafkaCluster {
     properties: ClientProperties,
     /// Closed off the dropping thread: an app's stop returns once everything is flushed.
     producer: DropOffThread<ReportedProducer>,
-    delivery_failures: Arc<AtomicU64>,
+    undelivered: Arc<Undelivered>,
     /// The last authentication or TLS failure librdkafka reported: the start fails with it
     /// at once instead of waiting out its timeout.
     security_failure: Arc<Mutex<Option<String>>>,
@@ -64,12 +65,12 @@ impl KafkaCluster {
         for (name, value) in producer_properties {
             config.set(name, value);
         }
-        let delivery_failures = Arc::new(AtomicU64::new(0));
+        let undelivered = Arc::new(Undelivered::new(id));
         let security_failure = Arc::new(Mutex::new(None));
         let producer_metrics = ClusterProducerMetrics::of(id.bootstrap_servers());
         let reporter = DeliveryReporter {
             cluster: id.clone(),
-            failures: delivery_failures.clone(),
+            undelivered: undelivered.clone(),
             security_failure: security_failure.clone(),
             metrics: producer_metrics.clone(),
         };
@@ -84,7 +85,7 @@ impl KafkaCluster {
             let client = LaneClient {
                 cluster: id.clone(),
                 producer: producer.clone(),
-                failures: delivery_failures.clone(),
+                undelivered: undelivered.clone(),
                 metrics: producer_metrics.clone(),
             };
             let setting = |name: &str, default: usize| {
@@ -111,7 +112,7 @@ impl KafkaCluster {
             id: id.clone(),
             properties: properties.clone(),
             producer: DropOffThread::new(producer),
-            delivery_failures,
+            undelivered,
             security_failure,
             security_protocol: producer_properties
                 .get("security.protocol")
@@ -248,7 +249,7 @@ impl Cluster for KafkaCluster {
     }
 
     fn delivery_failures(&self) -> u64 {
-        self.delivery_failures.load(Ordering::Relaxed)
+        self.undelivered.total()
     }
 
     async fn check_reachable(&self, timeout: Duration) -> Result<()> {
@@ -367,17 +368,16 @@ pub(super) fn hand_to_client(
 /// tracker (so the batch that produced it is handled again).
 pub(super) fn report_undelivered(
     cluster: &ClusterId,
-    failures: &AtomicU64,
+    undelivered: &Undelivered,
     metrics: Option<&ClusterProducerMetrics>,
     topic: &str,
     error: &dyn fmt::Display,
     tracker: &DeliveryTracker,
 ) {
-    failures.fetch_add(1, Ordering::Relaxed);
     if let Some(metrics) = metrics {
         metrics.failed(topic, 1);
     }
-    tracing::error!(topic, %error, "record not delivered");
+    undelivered.failed(topic, 1, error);
     tracker.failed(Error::Transport {
         cluster: cluster.to_string(),
         message: format!("record to '{topic}' not delivered: {error}"),

@@ -33,6 +33,7 @@ use super::native;
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::metrics::ClusterProducerMetrics;
+use crate::transport::undelivered::Undelivered;
 
 /// How long the thread sleeps without a call from librdkafka before it looks at the queue
 /// anyway: a safety net, never the way reports are noticed.
@@ -171,8 +172,9 @@ fn serve(client: Arc<BaseProducer<DeliveryReporter>>, wake: &Arc<Wake>) {
 /// remembers authentication and TLS failures for the start's check.
 pub(super) struct DeliveryReporter {
     pub(super) cluster: ClusterId,
-    /// Failed deliveries, counted for [`crate::transport::Cluster::delivery_failures`].
-    pub(super) failures: Arc<AtomicU64>,
+    /// Failed deliveries, counted for [`crate::transport::Cluster::delivery_failures`] and
+    /// logged one line per episode.
+    pub(super) undelivered: Arc<Undelivered>,
     pub(super) security_failure: Arc<Mutex<Option<String>>>,
     pub(super) metrics: Option<Arc<ClusterProducerMetrics>>,
 }
@@ -208,13 +210,14 @@ impl ProducerContext for DeliveryReporter {
         match result {
             Ok(message) => {
                 tracker.delivered();
+                self.undelivered.delivered(message.topic());
                 if let Some(metrics) = &self.metrics {
                     metrics.delivered(message.topic(), 1, native::latency(message));
                 }
             }
             Err((error, message)) => report_undelivered(
                 &self.cluster,
-                &self.failures,
+                &self.undelivered,
                 self.metrics.as_deref(),
                 message.topic(),
                 error,
@@ -233,6 +236,7 @@ mod tests {
 
     fn client() -> BaseProducer<DeliveryReporter> {
         let cluster = ClusterId::from_addresses(["127.0.0.1:1"]);
+        let undelivered = Arc::new(Undelivered::new(&cluster));
         ClientConfig::new()
             // Nothing listens there; one connection attempt per 10 s keeps librdkafka quiet.
             .set("bootstrap.servers", "127.0.0.1:1")
@@ -240,7 +244,7 @@ mod tests {
             .set("reconnect.backoff.max.ms", "10000")
             .create_with_context(DeliveryReporter {
                 cluster,
-                failures: Arc::default(),
+                undelivered,
                 security_failure: Arc::default(),
                 metrics: None,
             })

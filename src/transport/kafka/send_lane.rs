@@ -25,7 +25,6 @@
 //! busy caller never pays a wake-up) and parks once the lane has been empty for a while.
 
 use std::mem;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,6 +36,7 @@ use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::metrics::ClusterProducerMetrics;
 use crate::record::OutgoingRecord;
+use crate::transport::undelivered::Undelivered;
 use crate::transport::QUEUE_FULL_TIMEOUT;
 
 /// The most records a lane holds, whatever the client's queue takes.
@@ -55,7 +55,7 @@ const ROOM_POLL: Duration = Duration::from_millis(1);
 pub(super) struct LaneClient {
     pub(super) cluster: ClusterId,
     pub(super) producer: ReportedProducer,
-    pub(super) failures: Arc<AtomicU64>,
+    pub(super) undelivered: Arc<Undelivered>,
     pub(super) metrics: Option<Arc<ClusterProducerMetrics>>,
 }
 
@@ -305,7 +305,7 @@ fn hand_over_waiting_for_room(client: &LaneClient, laned: Laned) {
         }
         Some(error) => report_undelivered(
             &client.cluster,
-            &client.failures,
+            &client.undelivered,
             client.metrics.as_deref(),
             &topic,
             &error,

@@ -91,7 +91,7 @@ impl MemoryBroker {
                 Arc::new(MemoryCluster {
                     id: id.clone(),
                     default_partitions: self.shared.default_partitions,
-                    shared: Arc::new(ClusterShared::default()),
+                    shared: Arc::new(ClusterShared::new(id)),
                     producer_metrics: ClusterProducerMetrics::of(id.bootstrap_servers()),
                 })
             })
@@ -262,6 +262,7 @@ impl Cluster for MemoryCluster {
         match refusing {
             None => {
                 self.append(topic, records);
+                self.shared.undelivered.delivered(topic);
                 if let Some(metrics) = &self.producer_metrics {
                     metrics.delivered(topic, count as u64, Some(Duration::ZERO));
                 }
@@ -270,10 +271,7 @@ impl Cluster for MemoryCluster {
                 if let Some(metrics) = &self.producer_metrics {
                     metrics.failed(topic, count as u64);
                 }
-                self.shared
-                    .delivery_failures
-                    .fetch_add(count as u64, Ordering::Relaxed);
-                tracing::error!(cluster = %self.id, topic, "{count} record(s) not delivered: {reason}");
+                self.shared.undelivered.failed(topic, count as u64, &reason);
                 if let Some(tracker) = tracker {
                     tracker.sent(count);
                     for _ in 0..count {
@@ -289,7 +287,7 @@ impl Cluster for MemoryCluster {
     }
 
     fn delivery_failures(&self) -> u64 {
-        self.shared.delivery_failures.load(Ordering::Relaxed)
+        self.shared.undelivered.total()
     }
 
     async fn flush(&self) -> Result<()> {

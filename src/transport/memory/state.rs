@@ -2,22 +2,34 @@
 //! its readers) and its consumer groups, behind one mutex, and how readers are woken.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::config::ClusterId;
 use crate::record::{Record, TopicPartition};
+use crate::transport::undelivered::Undelivered;
 
-#[derive(Default)]
 pub(super) struct ClusterShared {
     pub(super) state: Mutex<ClusterState>,
     /// Why the cluster refuses deliveries now (a test's outage), if it does; `is_refusing`
     /// spares every produce the lock while it does not.
     pub(super) refusing: Mutex<Option<String>>,
     pub(super) is_refusing: AtomicBool,
-    /// Records refused so far.
-    pub(super) delivery_failures: AtomicU64,
+    /// Records refused so far, logged one line per episode.
+    pub(super) undelivered: Undelivered,
+}
+
+impl ClusterShared {
+    pub(super) fn new(id: &ClusterId) -> Self {
+        Self {
+            state: Mutex::default(),
+            refusing: Mutex::default(),
+            is_refusing: AtomicBool::default(),
+            undelivered: Undelivered::new(id),
+        }
+    }
 }
 
 #[derive(Default)]
