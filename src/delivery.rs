@@ -12,6 +12,12 @@
 //! tracker is settled without failure, in batch order; a failure makes it handle the batch
 //! again (or dead-letter it, as the consumer's policy says).
 //!
+//! A refusal happens inside the handler's call, so it can be pinned on the record being handled:
+//! the facade that sees the producer's error come out of a handler takes it
+//! ([`DeliveryTracker::take_refusal`]) and reports that record as undelivered, which retries
+//! just that record in place. A refusal nobody took (the handler swallowed the error, or a task
+//! it started was refused) fails the whole batch, like a failure the cluster reports.
+//!
 //! Work a handler starts and does not await is tied to its batch as well: a task started
 //! with [`spawn`] (Rust) or `asyncio.create_task` inside a handler (Python, see
 //! `python/fastkafka/_tasks.py`) counts as pending until it ends, and its sends count
@@ -31,7 +37,17 @@ use crate::error::Error;
 pub struct DeliveryTracker {
     pending: AtomicUsize,
     failure: Mutex<Option<Error>>,
+    /// Refused sends not pinned on a record yet (see the module docs).
+    refusals: Mutex<Refusals>,
     settled: Notify,
+}
+
+/// Refused sends of a batch that no record was blamed for.
+#[derive(Debug, Default)]
+struct Refusals {
+    unblamed: usize,
+    /// The first unblamed refusal's error.
+    first: Option<Error>,
 }
 
 tokio::task_local! {
@@ -63,19 +79,41 @@ impl DeliveryTracker {
     /// large, the topic is unknown): a delivery failure like one the cluster reports, without
     /// a record to wait for.
     pub fn refused(&self, error: Error) {
-        self.failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(error);
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        refusals.unblamed += 1;
+        refusals.first.get_or_insert(error);
     }
 
-    /// Whether some delivery failed already: the batch will be handled again (or
-    /// dead-lettered), so what its handler does next is moot.
+    /// Blames one refused send on the record whose handler the caller saw fail with that
+    /// refusal's error: it no longer fails the whole batch. Returns the (first) refusal's
+    /// error, or `None` if there is none to blame. Another refusal, swallowed by the handler,
+    /// still fails the batch.
+    pub fn take_refusal(&self) -> Option<Error> {
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        if refusals.unblamed == 0 {
+            return None;
+        }
+        refusals.unblamed -= 1;
+        if refusals.unblamed == 0 {
+            refusals.first.take()
+        } else {
+            refusals.first.clone()
+        }
+    }
+
+    /// Whether some delivery failed, or a refusal was not pinned on a record: the batch will be
+    /// handled again (or dead-lettered), so what its handler reported is moot.
     pub fn has_failed(&self) -> bool {
         self.failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+            || self
+                .refusals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unblamed
+                > 0
     }
 
     /// Work on the batch's behalf started (a task its handler spawned): the batch is not
@@ -141,9 +179,12 @@ impl DeliveryTracker {
         }
     }
 
-    /// The first delivery failure, if any (meaningful once settled).
+    /// The first delivery failure, or else a refusal no record was blamed for, if any
+    /// (meaningful once settled).
     pub fn outcome(&self) -> Result<(), Error> {
-        match &*self.failure.lock().unwrap_or_else(PoisonError::into_inner) {
+        let failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        let refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        match failure.as_ref().or(refusals.first.as_ref()) {
             Some(error) => Err(error.clone()),
             None => Ok(()),
         }
@@ -206,13 +247,13 @@ mod tests {
     async fn a_spawned_task_holds_its_batch_until_it_ends_and_its_sends_count() {
         let tracker = DeliveryTracker::new();
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
-        let task = tracking(tracker.clone(), async {
-            spawn(async move {
+        let [task] = tracking(tracker.clone(), async {
+            [spawn(async move {
                 wait.await.unwrap();
                 current()
                     .expect("the task sees its batch's tracker")
                     .sent(1);
-            })
+            })]
         })
         .await;
         assert!(!tracker.is_settled(), "held while the task runs");
@@ -245,11 +286,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_send_is_a_failure_without_anything_to_wait_for() {
+    async fn a_refused_send_fails_the_batch_unless_a_record_takes_the_blame() {
         let tracker = DeliveryTracker::new();
         tracker.refused(Error::Handler("queue full".into()));
         assert!(tracker.is_settled() && tracker.has_failed());
         assert_eq!(tracker.outcome(), Err(Error::Handler("queue full".into())));
+        assert_eq!(
+            tracker.take_refusal(),
+            Some(Error::Handler("queue full".into()))
+        );
+        assert!(!tracker.has_failed());
+        assert_eq!(tracker.outcome(), Ok(()));
+
+        // Two refusals, one blamed: the other (a handler swallowed it) still fails the batch.
+        tracker.refused(Error::Handler("too large".into()));
+        tracker.refused(Error::Handler("too large".into()));
+        assert!(tracker.take_refusal().is_some());
+        assert!(tracker.has_failed() && tracker.outcome().is_err());
     }
 
     #[tokio::test]

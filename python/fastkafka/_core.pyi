@@ -106,7 +106,7 @@ class Runtime:
             Awaitable[
                 tuple[
                     int | None,
-                    list[tuple[list[int], str | None, bool, str, str, str | None]],
+                    list[tuple[list[int], str | None, bool, str, str, str | None, bool]],
                 ]
                 | None
             ],
@@ -167,6 +167,7 @@ class DeliveryTracker:
     def pending(self) -> int: ...
     @property
     def failed(self) -> bool: ...
+    def take_refusal(self) -> str | None: ...
     def work_started(self) -> None: ...
     def work_finished(self) -> None: ...
 

@@ -30,8 +30,9 @@ __all__ = ["ConsumerRunner"]
 consumer_logger = logging.getLogger("fastkafka.consumer")
 
 # A failure as the engine reads it: (indices in the batch handed over, the model an undecodable
-# record should have been or None, retryable, error type, message, traceback or None).
-Failure = tuple[list[int], str | None, bool, str, str, str | None]
+# record should have been or None, retryable, error type, message, traceback or None, whether
+# it is an output the client refused).
+Failure = tuple[list[int], str | None, bool, str, str, str | None, bool]
 # What handle_batch returns: None when all went well, else (the index the handler stopped
 # after, at a retryable failure, or None; the failures).
 Report = tuple[int | None, list[Failure]] | None
@@ -261,26 +262,49 @@ class ConsumerRunner:
         """Report a handler's failure (or fail the app if its executor throws exceptions);
         False if the failure is to be retried."""
         deliveries = current_deliveries.get()
-        if deliveries is not None and deliveries.failed:
-            # A send for this batch failed (the producer call's error, or one the handler
-            # raised after it): a delivery failure, not a handler's. The engine reads the batch
-            # again (or dead-letters it) as for any undeliverable output; the rest is moot.
-            return False
+        if deliveries is not None:
+            refusal = deliveries.take_refusal() if _is_refusal(error) else None
+            if refusal is not None:
+                # The producer call this handler made was refused: a delivery failure of this
+                # record, retried in place until it goes (dead-lettered only by policy), never
+                # a handler error to skip.
+                failures.append((indices, None, True, "DeliveryFailed", refusal, None, True))
+                return False
+            if deliveries.failed:
+                # A send for this batch failed and no record is to blame for it (its error was
+                # swallowed, or a delivery failed): the engine reads the batch again (or
+                # dead-letters it) as for any undeliverable output; the rest is moot.
+                return False
         if self._spec.executor.throw_exceptions:
             self._fail(error)
             raise error
         retry = self._spec.retry
         retryable = retry is not None and retry.covers(error)
         details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        failures.append((indices, None, retryable, type(error).__name__, str(error), details))
+        failures.append(
+            (indices, None, retryable, type(error).__name__, str(error), details, False)
+        )
         return not retryable
 
     def _undecodable(self, index: int, record: _core.Record, error: Exception) -> Failure:
         described = describe_decode_error(error, record.value)
         model = self._spec.message_type.__name__
-        return ([index], model, False, type(error).__name__, described, None)
+        return ([index], model, False, type(error).__name__, described, None, False)
+
+
+def _is_refusal(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised from or while handling, a send the client refused
+    for the batch (the engine marks those exceptions)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if getattr(current, "fastkafka_refused", False):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _mark_failed(tracing: Tracing, span: Any, failures: list[Failure]) -> None:
-    for _, _, _, error_type, message, details in failures:
+    for _, _, _, error_type, message, details, _ in failures:
         tracing.failed(span, error_type, message, details)

@@ -174,14 +174,27 @@ where
     }
 }
 
+/// What a handler's error reports: an undelivered output when one of its sends was refused (the
+/// refusal is blamed on these records, which are retried in place), else a handler error.
 fn handler_failure(indices: Vec<usize>, error: &dyn fmt::Display) -> Failure {
-    Failure {
-        indices,
-        kind: FailureKind::Handler,
-        retryable: true,
-        error_type: "HandlerError".to_owned(),
-        message: error.to_string(),
-        details: None,
+    let refusal = crate::delivery::current().and_then(|tracker| tracker.take_refusal());
+    match refusal {
+        Some(refusal) => Failure {
+            indices,
+            kind: FailureKind::Undelivered,
+            retryable: true,
+            error_type: "DeliveryFailed".to_owned(),
+            message: refusal.to_string(),
+            details: None,
+        },
+        None => Failure {
+            indices,
+            kind: FailureKind::Handler,
+            retryable: true,
+            error_type: "HandlerError".to_owned(),
+            message: error.to_string(),
+            details: None,
+        },
     }
 }
 

@@ -12,18 +12,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::dead_letters::dead_letter_undelivered;
-use super::failures::{Attempts, Rewind};
+use super::failures::{redelivery_backoff, Attempts, Rewind, LAST_REDELIVERY};
 use super::handling::is_rewound;
 use super::ConsumerLoopConfig;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
 use crate::transport::ClusterConsumer;
-
-/// The wait before a batch whose outputs were not delivered is read again, doubling up to
-/// [`LAST_REDELIVERY`] while deliveries keep failing.
-const FIRST_REDELIVERY: Duration = Duration::from_millis(100);
-const LAST_REDELIVERY: Duration = Duration::from_secs(30);
 
 /// A handled batch whose outputs may still be on their way to their clusters.
 pub(super) struct AwaitingDelivery {
@@ -119,9 +114,7 @@ pub(super) async fn store_delivered(
                     });
                     continue;
                 }
-                let backoff = FIRST_REDELIVERY
-                    .saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1).min(16)))
-                    .min(LAST_REDELIVERY);
+                let backoff = redelivery_backoff(attempt);
                 let rewound = rewind(awaiting, &delivered.batch, backoff);
                 log_undelivered(config, &delivered.batch, &error, attempt, backoff, &rewound);
                 rewinds.extend(rewound);

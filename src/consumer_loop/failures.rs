@@ -110,7 +110,9 @@ pub enum FailureKind {
     },
     /// The handler raised or returned an error.
     Handler,
-    /// What the handler produced for them could not be delivered.
+    /// What the handler produced for them could not be delivered: refused by the client while
+    /// handling them (retried in place like a retryable handler error, whatever the policy's
+    /// `retry_on`; never skipped), or failed once sent (the whole batch is read again).
     Undelivered,
 }
 
@@ -147,6 +149,17 @@ impl Handled {
         Self::default()
     }
 }
+
+/// The wait before an input whose outputs were not delivered is read again after `attempt`
+/// failed attempts: 100 ms, doubling up to [`LAST_REDELIVERY`] while deliveries keep failing.
+pub(super) fn redelivery_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+        .min(LAST_REDELIVERY)
+}
+
+/// The longest wait of [`redelivery_backoff`].
+pub(super) const LAST_REDELIVERY: Duration = Duration::from_secs(30);
 
 /// How often each failing record was handled, so that attempts are counted across batches (and
 /// across rebalances that give the partition back to this member). Counted per record, not per

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::awaiting::AwaitingDelivery;
 use super::dead_letters::give_up;
-use super::failures::{Attempts, Failure, Handled, Rewind};
+use super::failures::{redelivery_backoff, Attempts, Failure, FailureKind, Handled, Rewind};
 use super::read_ahead::ReadAhead;
 use super::{BatchHandler, ConsumerLoopConfig};
 use crate::delivery::DeliveryTracker;
@@ -260,33 +260,50 @@ async fn handle_once<H: BatchHandler>(
         let Some(&first) = failed.first() else {
             continue;
         };
+        // A refused output is never skipped: it is retried in place until it goes, or until a
+        // dead-letter topic takes its input after the policy's attempts (one without a policy).
+        let undelivered = failure.kind == FailureKind::Undelivered;
+        let retried = undelivered || (failure.retryable && config.failures.retry.is_some());
         if is_rewound(rewinds, first) {
             // A concurrent handler's later record of a partition already rewound: it is read
             // and handled again after the earlier one, but this run was one of its attempts.
-            if failure.retryable && config.failures.retry.is_some() {
+            if retried {
                 attempts.failed(first);
             }
             continue;
         }
         counts.failed += failed.len() as u64;
-        let attempt = match (failure.retryable, config.failures.retry) {
-            (true, Some(policy)) => {
-                let attempt = attempts.failed(first);
-                if attempt < policy.attempts {
-                    let backoff = policy.backoff_before(attempt + 1);
-                    log_retry(config, first, failure, attempt, policy.attempts, backoff);
-                    rewinds.push(Rewind {
-                        partition: first.topic_partition(),
-                        offset: first.offset,
-                        backoff,
-                    });
-                    counts.retried += 1;
-                    continue;
-                }
-                attempts.processed(first);
-                attempt
+        let attempt = if retried {
+            let attempt = attempts.failed(first);
+            let policy = config.failures.retry;
+            let limit = if undelivered {
+                let dead_letter_after = policy.map_or(1, |policy| policy.attempts);
+                config
+                    .failures
+                    .dead_letter
+                    .as_ref()
+                    .map(|_| dead_letter_after)
+            } else {
+                policy.map(|policy| policy.attempts)
+            };
+            if limit.is_none_or(|limit| attempt < limit) {
+                let backoff = match (undelivered, policy) {
+                    (false, Some(policy)) => policy.backoff_before(attempt + 1),
+                    _ => redelivery_backoff(attempt),
+                };
+                log_retry(config, first, failure, attempt, limit, backoff);
+                rewinds.push(Rewind {
+                    partition: first.topic_partition(),
+                    offset: first.offset,
+                    backoff,
+                });
+                counts.retried += 1;
+                continue;
             }
-            _ => 1,
+            attempts.processed(first);
+            attempt
+        } else {
+            1
         };
         give_up(config, &failed, failure, attempt).await?;
         match config.failures.dead_letter {
@@ -305,13 +322,17 @@ fn log_retry(
     record: &Record,
     failure: &Failure,
     attempt: u32,
-    of: u32,
+    of: Option<u32>,
     backoff: Duration,
 ) {
-    tracing::warn!(
-        target: "fastkafka::consumer",
-        "{}: handler failed on attempt {attempt} of {of} (topic={} partition={} offset={}): \
-         {}: {}; the partition pauses and the record is handled again in {backoff:?}",
+    let what = match failure.kind {
+        FailureKind::Undelivered => "its output was refused",
+        _ => "handler failed",
+    };
+    let of = of.map_or_else(String::new, |of| format!(" of {of}"));
+    let line = format_args!(
+        "{}: {what} on attempt {attempt}{of} (topic={} partition={} offset={}): {}: {}; the \
+         partition pauses and the record is handled again in {backoff:?}",
         config.name,
         record.topic,
         record.partition,
@@ -319,6 +340,13 @@ fn log_retry(
         failure.error_type,
         failure.message,
     );
+    // An output refused until it goes through can take many attempts: the first and every
+    // tenth are warnings, the others debug lines.
+    if failure.kind != FailureKind::Undelivered || attempt % 10 == 1 {
+        tracing::warn!(target: "fastkafka::consumer", "{line}");
+    } else {
+        tracing::debug!(target: "fastkafka::consumer", "{line}");
+    }
 }
 
 /// Hands `batch` to `handler`, and warns once if it takes longer than the configured limit.

@@ -55,7 +55,7 @@ impl BatchHandler for PyBatchHandler {
 }
 
 /// A failure as `ConsumerRunner` reports it: (indices, the model an undecodable record should
-/// have been, retryable, error type, message, traceback).
+/// have been, retryable, error type, message, traceback, whether it is a refused output).
 type PyFailure = (
     Vec<usize>,
     Option<String>,
@@ -63,6 +63,7 @@ type PyFailure = (
     String,
     String,
     Option<String>,
+    bool,
 );
 
 /// What `on_batch` returned: `None` when everything was handled, else (the index it stopped
@@ -77,16 +78,19 @@ fn handled_of(report: &Bound<'_, PyAny>) -> PyResult<Handled> {
         failures: failures
             .into_iter()
             .map(
-                |(indices, undecodable_as, retryable, error_type, message, details)| Failure {
-                    indices,
-                    kind: match undecodable_as {
-                        Some(into) => FailureKind::Undecodable { into },
-                        None => FailureKind::Handler,
-                    },
-                    retryable,
-                    error_type,
-                    message,
-                    details,
+                |(indices, undecodable_as, retryable, error_type, message, details, refused)| {
+                    Failure {
+                        indices,
+                        kind: match (undecodable_as, refused) {
+                            (Some(into), _) => FailureKind::Undecodable { into },
+                            (None, true) => FailureKind::Undelivered,
+                            (None, false) => FailureKind::Handler,
+                        },
+                        retryable,
+                        error_type,
+                        message,
+                        details,
+                    }
                 },
             )
             .collect(),

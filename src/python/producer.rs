@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::to_py_err;
-use super::transport::{hand_over, hand_over_one, one_record, to_outgoing, RecordTuple};
+use super::transport::{
+    hand_over, hand_over_one, one_record, refused_err, to_outgoing, RecordTuple,
+};
 use crate::delivery::DeliveryTracker;
 use crate::runtime::ProducerHandle;
 
@@ -55,7 +56,10 @@ impl PyProducer {
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
-        let cluster = self.0.bound_for(tracker.as_ref()).map_err(to_py_err)?;
+        let cluster = self
+            .0
+            .bound_for(tracker.as_ref())
+            .map_err(|error| refused_err(error, tracker.is_some()))?;
         hand_over(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
     }
 
@@ -69,7 +73,10 @@ impl PyProducer {
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let tracker = tracker.map(|tracker| tracker.get().0.clone());
-        let cluster = self.0.bound_for(tracker.as_ref()).map_err(to_py_err)?;
+        let cluster = self
+            .0
+            .bound_for(tracker.as_ref())
+            .map_err(|error| refused_err(error, tracker.is_some()))?;
         hand_over_one(
             py,
             &cluster,
@@ -99,11 +106,18 @@ impl PyDeliveryTracker {
         self.0.pending()
     }
 
-    /// Whether a send made for the batch failed or was refused: the batch will be handled
-    /// again (or dead-lettered), so handling the rest of it now is moot.
+    /// Whether a send made for the batch failed, or was refused and not blamed on a record
+    /// (`take_refusal`): the batch will be handled again (or dead-lettered), so handling the
+    /// rest of it now is moot.
     #[getter]
     fn failed(&self) -> bool {
         self.0.has_failed()
+    }
+
+    /// Blames one refused send on the record whose handler raised its error (an exception
+    /// with `fastkafka_refused` set): returns the refusal's message, or None if there is none.
+    fn take_refusal(&self) -> Option<String> {
+        self.0.take_refusal().map(|error| error.to_string())
     }
 
     /// A task started while handling the batch: its offsets wait until `work_finished`.

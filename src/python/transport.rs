@@ -264,7 +264,7 @@ pub(super) fn hand_over<'py>(
     tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let rest = crate::transport::try_produce(&**cluster, topic, records, tracker.as_ref())
-        .map_err(to_py_err)?;
+        .map_err(|error| refused_err(error, tracker.is_some()))?;
     when_room(py, cluster, topic, rest, tracker)
 }
 
@@ -278,7 +278,7 @@ pub(super) fn hand_over_one<'py>(
     tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     match crate::transport::try_produce_one(&**cluster, topic, record, tracker.as_ref())
-        .map_err(to_py_err)?
+        .map_err(|error| refused_err(error, tracker.is_some()))?
     {
         None => Ok(None),
         Some(record) => when_room(py, cluster, topic, vec![record], tracker),
@@ -298,11 +298,26 @@ fn when_room<'py>(
     }
     let (cluster, topic) = (Arc::clone(cluster), topic.to_owned());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let tracked = tracker.is_some();
         crate::transport::produce_when_room(&*cluster, &topic, rest, tracker.as_ref())
             .await
-            .map_err(to_py_err)
+            .map_err(|error| refused_err(error, tracked))
     })
     .map(Some)
+}
+
+/// A refused send's exception. One made for a batch (`tracked`) carries `fastkafka_refused`,
+/// so that the consumer's runner can blame the refusal on the record whose handler raised it
+/// (`DeliveryTracker.take_refusal`).
+pub(super) fn refused_err(error: Error, tracked: bool) -> PyErr {
+    let raised = to_py_err(error);
+    if tracked {
+        Python::attach(|py| {
+            // An exception instance takes attributes; failing that, the batch fails whole.
+            let _ = raised.value(py).setattr("fastkafka_refused", true);
+        });
+    }
+    raised
 }
 
 pub(super) fn to_outgoing(records: Vec<RecordTuple>) -> Vec<OutgoingRecord> {
