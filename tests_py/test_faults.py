@@ -1,5 +1,5 @@
 """Nothing lost under faults: the forwarding app on two real clusters (Tansu), with worker
-processes, under scenarios 1, 3, 6 and 7 of `make faults` with small streams (the full sizes
+processes, under scenarios 1, 3, 6, 7 and 8 of `make faults` with small streams (the full sizes
 and the other scenarios are in `make faults`). Counted by reading the topics back."""
 
 from __future__ import annotations
@@ -44,3 +44,11 @@ async def test_records_failing_twice_are_delivered_once_in_each_keys_order() -> 
     assert (row.lost, row.delivered, row.duplicated) == (0, SIZE, 0), row
     for key, ids in row.order_by_key.items():
         assert ids == sorted(ids), f"key {key!r} out of order"
+
+
+@pytest.mark.timeout(300)
+async def test_a_stop_with_the_destination_down_ends_within_its_timeout_and_loses_nothing() -> None:
+    row = await harness.run("8 SIGTERM, destination down", SIZE, 0)
+    assert row.stop_status == 0, row
+    assert row.stop_seconds is not None and row.stop_seconds < 10, row
+    assert (row.lost, row.delivered) == (0, SIZE), row

@@ -47,11 +47,11 @@ async def serve(app: FastKafka) -> None:
     logger.info("app stopped")
 
 
-def abandon_after(stop_timeout: float) -> float:
-    """How long a worker waits for its batches in flight when the command gives it
-    ``stop_timeout`` seconds: a fifth of that (1 to 5 s) is kept back for committing, leaving
-    the groups and flushing after abandoning them, so the worker still exits on its own before
-    the command kills it."""
+def worker_stop_timeout(stop_timeout: float) -> float:
+    """The app's stop timeout in a worker the command gives ``stop_timeout`` seconds: the
+    runtime bounds its whole stop by it (batches in flight, outputs, commits, flush), and a
+    fifth (1 to 5 s) is kept back for the interpreter's exit, so that the worker still exits on
+    its own before the command kills it."""
     reserve = min(5.0, max(1.0, stop_timeout / 5))
     return max(0.0, stop_timeout - reserve)
 
@@ -64,7 +64,7 @@ def run_worker(
 ) -> None:
     app = import_app(import_string)
     app.set_kafka_broker(kafka_broker)
-    app.stop_timeout = min(app.stop_timeout, abandon_after(stop_timeout))
+    app.stop_timeout = min(app.stop_timeout, worker_stop_timeout(stop_timeout))
     # Workers of one app share each consumer's partitions instead of each reading everything.
     app.use_default_groups(import_string)
     # The command serves every worker's figures from these files (fastkafka.metrics).

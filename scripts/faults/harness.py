@@ -10,7 +10,7 @@ an independent client (aiokafka), never from the app's own counters:
 
     python scripts/faults/harness.py [--size 20000] [--only NAME ...] [--markdown FILE]
 
-`tests_py/test_faults.py` runs scenarios 1, 3, 6 and 7 with small streams in `make test`.
+`tests_py/test_faults.py` runs scenarios 1, 3, 6, 7 and 8 with small streams in `make test`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class Row:
     seconds: float
     notes: list[str] = field(default_factory=list)
     out_at_fault: int | None = None
+    # For a scenario that stops `fastkafka run` (8): how long the stop took, its exit status.
+    stop_seconds: float | None = None
+    stop_status: int | None = None
     # Items in the order they arrived on `out`, per key (for the order check).
     order_by_key: dict[bytes, list[int]] = field(default_factory=dict, repr=False)
 
@@ -71,10 +74,17 @@ class Stream:
 
 
 class Worker:
-    """One `fastkafka run` worker process of the fault app."""
+    """One `fastkafka run` worker process of the fault app — or, with ``cli_stop_timeout``,
+    the `fastkafka run` command itself with one worker and that stop timeout."""
 
     def __init__(
-        self, source: TansuBroker, dest: TansuBroker, log: Path, flaky: bool, item_delay: float
+        self,
+        source: TansuBroker,
+        dest: TansuBroker,
+        log: Path,
+        flaky: bool,
+        item_delay: float,
+        cli_stop_timeout: float | None = None,
     ) -> None:
         environment = {
             **os.environ,
@@ -85,18 +95,16 @@ class Worker:
         }
         self.log = log
         self.peak_mib = 0.0
+        if cli_stop_timeout is None:
+            command = [sys.executable, "-m", "fastkafka._worker", "fault_app:app"]
+            command += ["--kafka-broker", "development", "--stop-timeout", "20"]
+        else:
+            command = [str(Path(sys.executable).with_name("fastkafka")), "run", "fault_app:app"]
+            command += ["--num-workers", "1", "--kafka-broker", "development"]
+            command += ["--stop-timeout", str(cli_stop_timeout)]
         with log.open("ab") as output:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "fastkafka._worker",
-                    "fault_app:app",
-                    "--kafka-broker",
-                    "development",
-                    "--stop-timeout",
-                    "20",
-                ],
+                command,
                 cwd=HERE,
                 env=environment,
                 stdout=output,
@@ -139,10 +147,13 @@ class Scenario:
         self.workers: list[Worker] = []
         # How many records `out` held when the fault struck (it must strike mid-stream).
         self.out_at_fault: int | None = None
+        # How long a stop the scenario timed took, and the exit status it ended with.
+        self.stop_seconds: float | None = None
+        self.stop_status: int | None = None
 
-    def start_worker(self, flaky: bool = False) -> Worker:
+    def start_worker(self, flaky: bool = False, cli_stop_timeout: float | None = None) -> Worker:
         log = self.workdir / f"worker_{len(self.workers) + 1}.log"
-        worker = Worker(self.source, self.dest, log, flaky, self.item_delay)
+        worker = Worker(self.source, self.dest, log, flaky, self.item_delay, cli_stop_timeout)
         self.workers.append(worker)
         return worker
 
@@ -310,6 +321,7 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
             row = await scenario.tally(name, stream, records_in, started)
             peak = max(worker.peak_rss_mib() for worker in scenario.workers)
             row.out_at_fault = scenario.out_at_fault
+            row.stop_seconds, row.stop_status = scenario.stop_seconds, scenario.stop_status
             if scenario.out_at_fault is not None:
                 notes.insert(0, f"struck at {scenario.out_at_fault} delivered")
             row.notes = [*notes, f"worker peak RSS {peak:.0f} MiB"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,28 @@ async def flaky_handler(scenario: Scenario, stream: Stream) -> list[str]:
     return ["every 97th item fails twice"]
 
 
+async def stopped_with_destination_down(scenario: Scenario, stream: Stream) -> list[str]:
+    """8. SIGTERM to `fastkafka run --stop-timeout 10` while the destination is down: the worker
+    ends by itself within the stop timeout (the command kills none) and the command exits 0;
+    outputs still undelivered leave their inputs uncommitted, so a restart with the destination
+    back delivers them."""
+    command = scenario.start_worker(cli_stop_timeout=10)
+    await scenario.strike_after(stream.items // 5)
+    scenario.dest.kill()
+    await asyncio.sleep(2)  # the outage before the stop: outputs pile up for the destination
+    stopping = time.monotonic()
+    command.signal(signal.SIGTERM)
+    scenario.stop_status = await asyncio.to_thread(command.wait, 60)
+    scenario.stop_seconds = time.monotonic() - stopping
+    killed = "Killed worker" in command.log.read_text(errors="replace")
+    scenario.dest.start()
+    scenario.start_worker()
+    return [
+        f"stopped in {scenario.stop_seconds:.1f} s (stop timeout 10 s), exit status "
+        f"{scenario.stop_status}{', a worker was killed' if killed else ''}"
+    ]
+
+
 def poison_records(
     count: int, seed: int = 6
 ) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
@@ -109,4 +132,5 @@ SCENARIOS: dict[str, Fault] = {
     "5 worker joins and leaves": worker_joins_and_leaves,
     "6 poison": poison,
     "7 handler fails twice": flaky_handler,
+    "8 SIGTERM, destination down": stopped_with_destination_down,
 }

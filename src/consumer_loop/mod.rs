@@ -13,13 +13,10 @@
 //! running on with a dead consumer.
 //!
 //! Delivery is at-least-once, across clusters: offsets are stored only after the handler returned
-//! for the batch *and* everything it produced was acknowledged ([`crate::delivery`]) — in batch
-//! order, up to `max_batches_awaiting_delivery` batches waiting while the loop polls on; a
-//! batch whose outputs failed has its partitions paused and rewound to it, so it is read and
-//! handled again with backoff until they are delivered, other partitions going on (or, with
-//! a dead-letter topic, it is dead-lettered once the retry policy's attempts are used up). Only
-//! stored offsets are committed — periodically, on stop, and by the transport when a
-//! rebalance takes a partition away.
+//! for the batch *and* everything done on its behalf was acknowledged ([`crate::delivery`]), in
+//! batch order (`awaiting.rs`: what happens when outputs fail). Only stored offsets are
+//! committed — periodically, on stop (`stopping.rs`), and by the transport when a rebalance
+//! takes a partition away.
 //!
 //! A handler reports the records it could not process ([`Handled`]) and [`failures`] decides
 //! what happens to them: retried in place, dead-lettered, or logged and skipped. An `Err` from
@@ -30,10 +27,11 @@ mod dead_letters;
 pub mod failures;
 mod handling;
 mod read_ahead;
+mod stopping;
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -107,8 +105,8 @@ pub struct ConsumerLoopConfig {
     /// acknowledgement time (`linger.ms` and a round trip): at 8 batches of 100 it capped a
     /// Rust app at ~120k records/s in `make bench`; 64 lifts it.
     pub max_batches_awaiting_delivery: usize,
-    /// At stop, how long the loop waits for the outputs of handled batches still on their way
-    /// (a destination that is down would otherwise hold the stop for `message.timeout.ms`).
+    /// At stop, how long at most the loop waits for the outputs of handled batches still on
+    /// their way (less if [`ConsumerLoop::stop_by`]'s deadline comes first).
     pub delivery_grace_at_stop: Duration,
     /// Retries and dead letters for what the handler could not process.
     pub failures: FailurePolicy,
@@ -137,6 +135,9 @@ impl Default for ConsumerLoopConfig {
 #[derive(Debug)]
 pub struct ConsumerLoop {
     shutdown: watch::Sender<bool>,
+    /// Set when stopping: when the stop must be over, if it has a deadline
+    /// ([`ConsumerLoop::stop_by`]).
+    stop_deadline: Arc<OnceLock<Option<Instant>>>,
     task: JoinHandle<Result<()>>,
     failure: watch::Receiver<Option<Error>>,
 }
@@ -166,8 +167,10 @@ impl ConsumerLoop {
         let (shutdown, stop_requested) = watch::channel(false);
         let (report_failure, failure) = watch::channel(None);
         let name = config.name.clone();
+        let stop_deadline = Arc::new(OnceLock::new());
+        let deadline = stop_deadline.clone();
         let task = tokio::spawn(async move {
-            let looping = run(consumer, handler, config, stop_requested.clone());
+            let looping = run(consumer, handler, config, stop_requested.clone(), deadline);
             let outcome = AssertUnwindSafe(looping)
                 .catch_unwind()
                 .await
@@ -187,6 +190,7 @@ impl ConsumerLoop {
         });
         Self {
             shutdown,
+            stop_deadline,
             task,
             failure,
         }
@@ -205,6 +209,17 @@ impl ConsumerLoop {
     /// Asks the loop to stop, waits for the batch in flight to finish, commits and leaves the
     /// group. Returns the handler's error if that is what ended the loop.
     pub async fn stop(self) -> Result<()> {
+        self.stop_with(None).await
+    }
+
+    /// [`ConsumerLoop::stop`], over by `deadline` unless its handler does not return (see
+    /// `stopping.rs`: what is not acknowledged or committed by then is consumed again).
+    pub async fn stop_by(self, deadline: Instant) -> Result<()> {
+        self.stop_with(Some(deadline)).await
+    }
+
+    async fn stop_with(self, deadline: Option<Instant>) -> Result<()> {
+        let _ = self.stop_deadline.set(deadline);
         // The receiver is gone only if the task already ended; its result says why.
         let _ = self.shutdown.send(true);
         match self.task.await {
@@ -238,6 +253,7 @@ async fn run<H: BatchHandler>(
     mut handler: H,
     config: ConsumerLoopConfig,
     mut stop_requested: watch::Receiver<bool>,
+    stop_deadline: Arc<OnceLock<Option<Instant>>>,
 ) -> Result<()> {
     let mut last_commit = Instant::now();
     // Whether offsets were stored since the last commit: an idle consumer commits them when
@@ -419,31 +435,16 @@ async fn run<H: BatchHandler>(
             last_commit = Instant::now();
         }
     };
-    if outcome.is_ok() {
-        // Stopping: store what is delivered within the grace period (a delivery that failed
-        // is not retried any more, one still on its way is not waited for longer: their
-        // batches are consumed again by the next run).
-        let settling = store_delivered(
-            &mut awaiting,
-            0,
-            consumer.as_mut(),
-            &config,
-            &mut undelivered,
-            &mut stop_requested,
-        );
-        if tokio::time::timeout(config.delivery_grace_at_stop, settling)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "{}: {} handled batch(es) still waited for their outputs to be acknowledged \
-                 {:?} after stop; they are not committed and will be consumed again",
-                config.name,
-                awaiting.len(),
-                config.delivery_grace_at_stop,
-            );
-        }
-    }
-    let closed = consumer.close().await;
+    // Asked to stop: what handled batches produced is waited for and stored first.
+    let closed = stopping::finish(
+        consumer,
+        &mut awaiting,
+        &config,
+        &mut undelivered,
+        &mut stop_requested,
+        stop_deadline.get().copied().flatten(),
+        outcome.is_ok(),
+    )
+    .await;
     outcome.and(closed)
 }

@@ -72,11 +72,20 @@ impl RunningRuntime {
 
     /// Stops every consumer concurrently — each finishes its batch in flight, commits and
     /// leaves its group — then unbinds and flushes the producers, reporting what was not
-    /// delivered. A batch still running after the stop timeout is abandoned (its consumer's
-    /// abandon hook cancels it; its offsets are not committed); a loop that still does not end
-    /// after as long again is left behind, logged. Returns the first consumer error.
+    /// delivered; the whole stop is over within the stop timeout. A batch still running after
+    /// half of it is abandoned (its consumer's abandon hook cancels it; its offsets are not
+    /// committed); consumers have until four fifths of it to settle their outputs, commit and
+    /// leave, and a loop that still does not end is left behind, logged; the producers' flush
+    /// gets what is left. Whatever is not acknowledged by then was not committed and is consumed
+    /// again by the next run. Returns the first consumer error.
     pub async fn stop(self) -> Result<()> {
         let timeout = self.stop_timeout;
+        let started = tokio::time::Instant::now();
+        let (abandon_at, consumers_by, deadline) = (
+            started + timeout / 2,
+            started + timeout.mul_f64(0.8),
+            started + timeout,
+        );
         let stops = self.consumers.into_iter().map(|consumer| async move {
             let RunningConsumer {
                 name,
@@ -84,15 +93,17 @@ impl RunningRuntime {
                 running,
                 on_abandon,
             } = consumer;
-            let stopping = running.stop();
+            let stopping = running.stop_by(consumers_by);
             tokio::pin!(stopping);
-            let outcome = match tokio::time::timeout(timeout, &mut stopping).await {
+            let outcome = match tokio::time::timeout_at(abandon_at, &mut stopping).await {
                 Ok(outcome) => Some(outcome),
                 Err(_) => {
                     if let Some(abandon) = &on_abandon {
-                        abandon(timeout);
+                        abandon(abandon_at - started);
                     }
-                    tokio::time::timeout(timeout, &mut stopping).await.ok()
+                    tokio::time::timeout_at(consumers_by, &mut stopping)
+                        .await
+                        .ok()
                 }
             };
             match &outcome {
@@ -120,11 +131,22 @@ impl RunningRuntime {
                 }
             }
         }
-        let flushed = futures_util::future::join_all(
-            clusters
-                .iter()
-                .map(|cluster| crate::transport::flush_and_report(&**cluster)),
-        )
+        let flushed = futures_util::future::join_all(clusters.iter().map(|cluster| async move {
+            let flushing = crate::transport::flush_and_report(&**cluster);
+            match tokio::time::timeout_at(deadline, flushing).await {
+                Ok(flushed) => flushed,
+                Err(_) => {
+                    tracing::warn!(
+                        "the stop timeout ({timeout:?}) ran out with records still on their way \
+                         to {}: they are not delivered; the inputs they were produced for were \
+                         not committed and are consumed again by the next run (records sent \
+                         outside any handler are lost)",
+                        cluster.id(),
+                    );
+                    Ok(())
+                }
+            }
+        }))
         .await;
         let mut outcomes = stopped.into_iter().chain(flushed);
         outcomes.find(Result::is_err).unwrap_or(Ok(()))

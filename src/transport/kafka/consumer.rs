@@ -24,9 +24,10 @@ use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{ClientProperties, ClusterConsumer, OffsetReset, Subscription};
 
-/// A seek is a request to librdkafka's own thread, answered in microseconds; the bound only
-/// keeps a wedged client from holding the loop.
-const SEEK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Seeks are asynchronous (a zero timeout): the call runs on the consumer loop's tokio worker
+/// thread, which must never wait on librdkafka. librdkafka raises the partition's version
+/// barrier in the call itself, so records fetched before the seek are dropped all the same.
+const SEEK_TIMEOUT: std::time::Duration = std::time::Duration::ZERO;
 
 pub(super) struct KafkaConsumer {
     cluster: ClusterId,
