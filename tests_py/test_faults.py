@@ -1,6 +1,7 @@
 """Nothing lost under faults: the forwarding app on two real clusters (Tansu), with worker
-processes, under scenarios 1, 3, 6, 7 and 8 of `make faults` with small streams (the full sizes
-and the other scenarios are in `make faults`). Counted by reading the topics back."""
+processes, under scenarios of `make faults` with small streams: 1 (with each way of writing the
+handler), 3, 6, 7 and 8 (the full sizes and the other scenarios are in `make faults`). Counted
+by reading the topics back."""
 
 from __future__ import annotations
 
@@ -51,4 +52,12 @@ async def test_a_stop_with_the_destination_down_ends_within_its_timeout_and_lose
     row = await harness.run("8 SIGTERM, destination down", SIZE, 0)
     assert row.stop_status == 0, row
     assert row.stop_seconds is not None and row.stop_seconds < 10, row
+    assert (row.lost, row.delivered) == (0, SIZE), row
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("shape", ["task", "dynamic", "batch", "defaults"])
+async def test_a_destination_outage_loses_nothing_whatever_the_handlers_shape(shape: str) -> None:
+    row = await harness.run(f"1 destination killed, {shape}", SIZE, 0)
+    assert row.out_at_fault is not None and row.out_at_fault < SIZE, "struck mid-stream"
     assert (row.lost, row.delivered) == (0, SIZE), row

@@ -2,7 +2,12 @@
 1, produce each item to `out` on cluster 2 with the same key — with a retry policy and a
 dead-letter topic (`in_dlt`, on cluster 1). Clusters come from FAULTS_SOURCE / FAULTS_DEST
 (host:port); FAULTS_FLAKY=1 makes every 97th item fail twice before it goes through;
-FAULTS_ITEM_DELAY (seconds, default 0) is spent per item, so that a fault lands mid-stream."""
+FAULTS_ITEM_DELAY (seconds, default 0) is spent per item, so that a fault lands mid-stream.
+
+FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
+item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
+returns), `dynamic` (DynamicTaskExecutor, 8 at a time), `batch` (a batch consumer
+sending a list), `defaults` (the guide's handler without retry policy or dead-letter topic)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 from items import Item, key_of
 
 from fastkafka import FastKafka, KafkaEvent, RetryPolicy
+from fastkafka.executors import DynamicTaskExecutor, SequentialExecutor
 
 
 def brokers(address: str) -> dict[str, dict[str, Any]]:
@@ -41,14 +47,20 @@ async def to_out(item: Item) -> KafkaEvent[Item]:
     return KafkaEvent(item, key=key_of(item.id))
 
 
-@app.consumes(
-    topic="in",
-    group_id="forwarders",
-    auto_commit_interval_ms=1000,
-    retry=RetryPolicy(attempts=3, backoff=0.05, max_backoff=1.0),
-    dead_letter_topic="in_dlt",
-)
-async def on_in(item: Item) -> None:
+SHAPE = os.environ.get("FAULTS_SHAPE", "guide")
+FAILURES: dict[str, Any] = {
+    "retry": RetryPolicy(attempts=3, backoff=0.05, max_backoff=1.0),
+    "dead_letter_topic": "in_dlt",
+}
+OPTIONS: dict[str, Any] = {
+    "topic": "in",
+    "group_id": "forwarders",
+    "auto_commit_interval_ms": 1000,
+    **({} if SHAPE == "defaults" else FAILURES),
+}
+
+
+async def handle(item: Item) -> None:
     if FLAKY and item.id % 97 == 0:
         failed_attempts[item.id] = failed_attempts.get(item.id, 0) + 1
         if failed_attempts[item.id] <= 2:
@@ -56,3 +68,41 @@ async def on_in(item: Item) -> None:
     if ITEM_DELAY:
         await asyncio.sleep(ITEM_DELAY)  # the work a real handler would do
     await to_out(item)
+
+
+if SHAPE in ("guide", "defaults", "dynamic"):
+    executor = DynamicTaskExecutor(size=8) if SHAPE == "dynamic" else SequentialExecutor()
+
+    @app.consumes(executor=executor, **OPTIONS)
+    async def on_in(item: Item) -> None:
+        await handle(item)
+
+elif SHAPE == "task":
+
+    async def send_later(item: Item) -> None:
+        await asyncio.sleep(ITEM_DELAY * 5)
+        await to_out(item)
+
+    @app.consumes(**OPTIONS)
+    async def on_in(item: Item) -> None:
+        if ITEM_DELAY:
+            await asyncio.sleep(ITEM_DELAY)  # the work a real handler would do
+        # Sends after the handler returned, from a task tied to this input.
+        asyncio.create_task(send_later(item))  # noqa: RUF006
+
+elif SHAPE == "batch":
+
+    @app.produces(
+        topic="out", brokers=brokers(os.environ["FAULTS_DEST"]), **{"message.timeout.ms": 3000}
+    )
+    async def to_out_many(items: list[Item]) -> list[Item]:
+        return items
+
+    @app.consumes(**OPTIONS)
+    async def on_in(items: list[Item]) -> None:
+        if ITEM_DELAY:
+            await asyncio.sleep(ITEM_DELAY * len(items))
+        await to_out_many(items)
+
+else:
+    raise ValueError(f"unknown FAULTS_SHAPE {SHAPE!r}")

@@ -85,6 +85,7 @@ class Worker:
         flaky: bool,
         item_delay: float,
         cli_stop_timeout: float | None = None,
+        shape: str = "guide",
     ) -> None:
         environment = {
             **os.environ,
@@ -92,6 +93,7 @@ class Worker:
             "FAULTS_DEST": dest.bootstrap_servers,
             "FAULTS_FLAKY": "1" if flaky else "0",
             "FAULTS_ITEM_DELAY": str(item_delay),
+            "FAULTS_SHAPE": shape,
         }
         self.log = log
         self.peak_mib = 0.0
@@ -150,10 +152,14 @@ class Scenario:
         # How long a stop the scenario timed took, and the exit status it ended with.
         self.stop_seconds: float | None = None
         self.stop_status: int | None = None
+        # How the fault app's handler is written (fault_app.py's FAULTS_SHAPE).
+        self.shape = "guide"
 
     def start_worker(self, flaky: bool = False, cli_stop_timeout: float | None = None) -> Worker:
         log = self.workdir / f"worker_{len(self.workers) + 1}.log"
-        worker = Worker(self.source, self.dest, log, flaky, self.item_delay, cli_stop_timeout)
+        worker = Worker(
+            self.source, self.dest, log, flaky, self.item_delay, cli_stop_timeout, self.shape
+        )
         self.workers.append(worker)
         return worker
 

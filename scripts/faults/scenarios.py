@@ -107,6 +107,16 @@ async def stopped_with_destination_down(scenario: Scenario, stream: Stream) -> l
     ]
 
 
+def shaped(shape: str, fault: Fault) -> Fault:
+    """``fault`` with the fault app's handler written as ``shape`` (fault_app.py)."""
+
+    async def run(scenario: Scenario, stream: Stream) -> list[str]:
+        scenario.shape = shape
+        return [f"handler shape: {shape}", *await fault(scenario, stream)]
+
+    return run
+
+
 def poison_records(
     count: int, seed: int = 6
 ) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
@@ -133,4 +143,9 @@ SCENARIOS: dict[str, Fault] = {
     "6 poison": poison,
     "7 handler fails twice": flaky_handler,
     "8 SIGTERM, destination down": stopped_with_destination_down,
+    # The fault matrix: the same outage under each way a handler can be written.
+    "1 destination killed, task": shaped("task", destination_killed),
+    "1 destination killed, dynamic": shaped("dynamic", destination_killed),
+    "1 destination killed, batch": shaped("batch", destination_killed),
+    "1 destination killed, defaults": shaped("defaults", destination_killed),
 }
