@@ -139,6 +139,38 @@ async def test_a_scram_user_produces_and_consumes(
     await round_trip(app, arrived)
 
 
+async def test_a_consume_only_app_starts_on_a_secure_cluster_with_its_consumers_credentials(
+    secured: dict[str, Any],
+) -> None:
+    """No producer of the reader sends to the cluster: the client that checks it at start must
+    still connect with the credentials given on the consumer's decorator."""
+    address = secured["broker"].bootstrap_servers
+    host, port = address.split(":")
+    credentials: dict[str, Any] = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": PASSWORD,
+    }
+    reader = FastKafka(
+        kafka_brokers={"secure": {"url": host, "port": int(port)}},
+        bootstrap_servers_id="secure",
+        start_timeout=8,
+        **FAST,
+    )
+    arrived = asyncio.Event()
+
+    @reader.consumes(topic="notes", group_id=f"readers-{free_port()}", **credentials)
+    async def on_notes(note: Note) -> None:
+        if note.text == "for a consume-only app":
+            arrived.set()
+
+    writer, _ = app_on(address, **credentials)
+    async with reader, writer:
+        await writer.to_notes(Note(text="for a consume-only app"))  # type: ignore[attr-defined]
+        await asyncio.wait_for(arrived.wait(), 30)
+
+
 async def test_a_wrong_password_fails_the_start_naming_the_cluster_not_the_password(
     secured: dict[str, Any],
 ) -> None:

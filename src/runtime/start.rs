@@ -6,13 +6,48 @@ use std::sync::Arc;
 
 use super::running::{RunningConsumer, RunningRuntime};
 use super::{ClusterChoice, ConsumerRegistration, HandOver, ProducerHandle, Runtime};
+use crate::config::ClusterId;
 use crate::consumer_loop::failures::FailurePolicy;
 use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{ConsumerLabels, ConsumerMetrics};
-use crate::transport::{Cluster, Subscription, Transport};
+use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
+
+/// Whether a client property is about how to connect securely (TLS, SASL).
+fn is_security_property(name: &str) -> bool {
+    ["security.", "sasl.", "ssl.", "enable.ssl."]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
 
 impl Runtime {
+    /// For a cluster no producer sends to: the security properties of the first consumer that
+    /// reads from it or dead-letters to it, so that the client that checks it at start (and
+    /// sends dead letters to it) connects as the consumers do. Without them a consume-only
+    /// TLS or SASL cluster could not start.
+    fn consumers_security_on(&self, id: &ClusterId) -> Result<ClientProperties> {
+        for consumer in &self.consumers {
+            let dead_letters_to = consumer
+                .settings
+                .dead_letter
+                .as_ref()
+                .and_then(|target| target.cluster.as_ref())
+                .unwrap_or(&consumer.cluster);
+            if self.cluster_of(&consumer.cluster)? == *id
+                || self.cluster_of(dead_letters_to)? == *id
+            {
+                return Ok(consumer
+                    .settings
+                    .properties
+                    .iter()
+                    .filter(|(name, _)| is_security_property(name))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect());
+            }
+        }
+        Ok(ClientProperties::new())
+    }
+
     /// Brings the app up on `transport`; returns once every consumer is subscribed.
     ///
     /// Every cluster must answer within the start timeout first: an unreachable one fails the
@@ -36,11 +71,10 @@ impl Runtime {
             match clusters.iter_mut().find(|(cluster, _)| *cluster.id() == id) {
                 Some((_, names)) => names.push(name),
                 None => {
-                    let producer = properties
-                        .iter()
-                        .find(|(known, _)| *known == id)
-                        .map(|(_, properties)| properties.clone())
-                        .unwrap_or_default();
+                    let producer = match properties.iter().find(|(known, _)| *known == id) {
+                        Some((_, properties)) => properties.clone(),
+                        None => self.consumers_security_on(&id)?,
+                    };
                     clusters.push((transport.cluster_with(&id, &producer)?, vec![name]));
                 }
             }
