@@ -30,6 +30,13 @@ async def holds_within(seconds: float, condition: Callable[[], bool]) -> bool:
     return True
 
 
+def committed_orders(tester: Tester) -> Callable[[], int | None]:
+    """What group ``shipping`` committed of ``orders`` (one partition) on cluster 1, now."""
+    broker = tester.broker
+    assert broker is not None
+    return lambda: broker.committed_offset("one:9092", "shipping", "orders", 0)
+
+
 def shipping_app(handled: Handled, release: asyncio.Event, untied: bool = False) -> FastKafka:
     """Consumes orders and ships each from a task its handler starts and does not await."""
     app = FastKafka(kafka_brokers=CLUSTER_1)
@@ -57,12 +64,7 @@ async def test_an_input_commits_only_after_the_task_its_handler_started_sent_and
     handled, release = Handled(), asyncio.Event()
     app = shipping_app(handled, release)
     async with Tester(app) as tester:
-        assert tester.broker is not None
-        broker = tester.broker
-
-        def committed() -> int | None:
-            return broker.committed_offset("one:9092", "shipping", "orders", 0)
-
+        committed = committed_orders(tester)
         await tester.to_orders(Order(id=1))
         await handled.until(lambda ids: ids == [1])
         # The consumer commits every millisecond: a stored offset would show at once.
@@ -78,13 +80,12 @@ async def test_a_task_started_in_a_fresh_context_is_tied_to_no_input() -> None:
     handled, release = Handled(), asyncio.Event()
     app = shipping_app(handled, release, untied=True)
     async with Tester(app) as tester:
-        assert tester.broker is not None
-        broker = tester.broker
+        committed = committed_orders(tester)
         await tester.to_orders(Order(id=1))
         await handled.until(lambda ids: ids == [1])
-        assert await holds_within(
-            TIMEOUT, lambda: broker.committed_offset("one:9092", "shipping", "orders", 0) == 1
-        ), "an untied task does not hold its input open"
+        assert await holds_within(TIMEOUT, lambda: committed() == 1), (
+            "an untied task does not hold its input open"
+        )
         release.set()
         await tester.awaited_mocks.on_shipments.assert_called_with(Order(id=1), timeout=TIMEOUT)
 
@@ -107,10 +108,7 @@ async def test_background_tasks_never_hold_an_input_open() -> None:
         handled.add(order.id)
 
     async with Tester(app) as tester:
-        assert tester.broker is not None
-        broker = tester.broker
+        committed = committed_orders(tester)
         await tester.to_orders(Order(id=1))
         await handled.until(lambda ids: ids == [1])
-        assert await holds_within(
-            TIMEOUT, lambda: broker.committed_offset("one:9092", "shipping", "orders", 0) == 1
-        )
+        assert await holds_within(TIMEOUT, lambda: committed() == 1)
