@@ -104,10 +104,14 @@ pub(crate) fn keep_thread_state() {
     KEPT.set(kept.is_some());
 }
 
-/// Raises `error` as the matching class of `fastkafka.exceptions`.
+/// Raises `error` as the matching class of `fastkafka.exceptions`. Called on engine threads too
+/// (an awaitable's failure), so it enters Python through the gate: once the interpreter is
+/// exiting, the error becomes a plain `RuntimeError` built without entering Python (nobody is
+/// left to catch it).
 pub(crate) fn to_py_err(error: Error) -> PyErr {
     static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-    Python::attach(|py| {
+    let message = error.to_string();
+    let raised = attach_if_open(|py| {
         let class_name = match &error {
             Error::Config(_) => "ConfigError",
             Error::Transport { .. } | Error::RecordTooLarge { .. } | Error::Fatal { .. } => {
@@ -126,7 +130,20 @@ pub(crate) fn to_py_err(error: Error) -> PyErr {
             },
             Err(import_error) => import_error,
         }
-    })
+    });
+    raised.unwrap_or_else(|| pyo3::exceptions::PyRuntimeError::new_err(message))
+}
+
+/// `future`, except that its output is never handed back while the interpreter exits: an
+/// awaitable built with `future_into_py` enters Python on an engine thread to complete, outside
+/// [`attach_if_open`]'s gate, so once the gate is closed it stays pending instead (its event
+/// loop is gone by then anyway).
+pub(crate) async fn unless_exiting<F: std::future::Future>(future: F) -> F::Output {
+    let output = future.await;
+    if !PYTHON_OPEN.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    output
 }
 
 /// Runs `future` on the engine's runtime, blocking the calling thread with the GIL released.

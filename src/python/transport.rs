@@ -299,7 +299,9 @@ fn when_room<'py>(
     let (cluster, topic) = (Arc::clone(cluster), topic.to_owned());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let tracked = tracker.is_some();
-        crate::transport::produce_when_room(&*cluster, &topic, rest, tracker.as_ref())
+        let sending =
+            crate::transport::produce_when_room(&*cluster, &topic, rest, tracker.as_ref());
+        super::unless_exiting(sending)
             .await
             .map_err(|error| refused_err(error, tracked))
     })
@@ -312,7 +314,7 @@ fn when_room<'py>(
 pub(super) fn refused_err(error: Error, tracked: bool) -> PyErr {
     let raised = to_py_err(error);
     if tracked {
-        Python::attach(|py| {
+        super::attach_if_open(|py| {
             // An exception instance takes attributes; failing that, the batch fails whole.
             let _ = raised.value(py).setattr("fastkafka_refused", true);
         });
