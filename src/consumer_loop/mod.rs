@@ -53,7 +53,7 @@ use crate::transport::{ClientProperties, ClusterConsumer};
 
 /// The wait after a failed poll, doubling up to [`LAST_RETRY`] while failures go on.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(5);
+const LAST_RETRY: Duration = Duration::from_secs(2);
 /// How often the loop reads its consumer's lag and rebalances into its metrics.
 const METRICS_REFRESH: Duration = Duration::from_millis(500);
 
@@ -259,8 +259,8 @@ async fn run<H: BatchHandler>(
     // Whether offsets were stored since the last commit: an idle consumer commits them when
     // the interval is up, not only after its next batch.
     let mut uncommitted = false;
-    let mut retry_after = FIRST_RETRY;
-    let mut failed_polls = 0_u64;
+    // While polls fail: the next backoff, since when they fail and how many did.
+    let (mut retry_after, mut failing) = (FIRST_RETRY, None::<(Instant, u64)>);
     // Handled batches whose outputs are not all acknowledged yet, oldest first.
     let mut awaiting: VecDeque<AwaitingDelivery> = VecDeque::new();
     // Failed attempts per partition's failing record, and the partitions paused for a retry
@@ -346,12 +346,13 @@ async fn run<H: BatchHandler>(
         if let Some(polled) = polled {
             let batch = match polled {
                 Ok(batch) => {
-                    if failed_polls > 0 {
+                    if let Some((since, failed)) = failing.take() {
                         tracing::info!(
-                            "{}: polling works again after {failed_polls} failed attempt(s)",
-                            config.name
+                            "{}: polling works again after {:.1?} of failing ({failed} failed \
+                             attempt(s))",
+                            config.name,
+                            since.elapsed(),
                         );
-                        failed_polls = 0;
                     }
                     retry_after = FIRST_RETRY;
                     batch
@@ -359,10 +360,9 @@ async fn run<H: BatchHandler>(
                 // Retrying cannot help: the loop ends and the app fails, naming the cause.
                 Err(error @ (Error::Closed(_) | Error::Fatal { .. })) => break Err(error),
                 Err(error) => {
-                    // A cluster that keeps failing must not turn this loop into a busy loop, nor
-                    // its log into a wall of retries: one warning when polling starts failing,
-                    // one line when it works again, the attempts between at debug level.
-                    if failed_polls == 0 {
+                    // No busy loop, no wall of retries: a warning when polling starts failing,
+                    // a line when it works again, the attempts between at debug level.
+                    if failing.is_none() {
                         tracing::warn!(
                             %error,
                             "{}: poll failed; retrying with backoff ({retry_after:?} doubling to \
@@ -372,7 +372,7 @@ async fn run<H: BatchHandler>(
                     } else {
                         tracing::debug!(%error, "{}: poll failed again", config.name);
                     }
-                    failed_polls += 1;
+                    failing.get_or_insert((Instant::now(), 0)).1 += 1;
                     tokio::select! {
                         biased;
                         _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),

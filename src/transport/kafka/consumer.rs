@@ -238,7 +238,32 @@ impl ClusterConsumer for KafkaConsumer {
             let first = stream.next().await.expect("kafka streams never end");
             match first {
                 Ok(message) => messages.push(message),
-                Err(error) => return Err(consumer_error(&self.cluster, &error)),
+                Err(error) => {
+                    let failed = consumer_error(&self.cluster, &error);
+                    if matches!(failed, Error::Fatal { .. }) {
+                        return Err(failed);
+                    }
+                    // Errors queued during an outage come out one per poll, and the loop backs
+                    // off after each: take every one already queued now, so that a cluster
+                    // that is back is read again at the next poll, not after one backoff per
+                    // stale error.
+                    loop {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(message))) => {
+                                messages.push(message);
+                                break;
+                            }
+                            Some(Some(Err(error))) => {
+                                if let fatal @ Error::Fatal { .. } =
+                                    consumer_error(&self.cluster, &error)
+                                {
+                                    return Err(fatal);
+                                }
+                            }
+                            Some(None) | None => return Err(failed),
+                        }
+                    }
+                }
             }
         }
         // Whatever else is already fetched joins the batch, without waiting.
