@@ -298,9 +298,10 @@ async fn a_failing_cluster_is_logged_once_per_state_change_not_per_retry() {
         shown[0].starts_with("on_signals: poll failed; retrying with backoff"),
         "{shown:?}"
     );
+    // Paused time: the backoffs were 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s.
     assert_eq!(
         shown[1],
-        "on_signals: polling works again after 5 failed attempt(s)"
+        "on_signals: polling works again after 3.1s of failing (5 failed attempt(s))"
     );
 }
 
