@@ -200,27 +200,31 @@ fn log_undelivered(
 
 /// Logs, once, that a partition whose outputs had failed is delivered again.
 fn report_recovery(config: &ConsumerLoopConfig, undelivered: &mut Attempts, batch: &[Record]) {
-    if undelivered.is_empty() {
-        return;
-    }
-    let mut seen: Vec<TopicPartition> = Vec::new();
+    // Every record is looked up, not only each partition's first: a batch read again after a
+    // rewind may start elsewhere than the one that failed, and a count left behind would keep
+    // the loop handing over one partition per call for good.
+    let mut reported: Vec<TopicPartition> = Vec::new();
     for record in batch {
+        if undelivered.is_empty() {
+            return;
+        }
+        let Some(failed) = undelivered.processed(record) else {
+            continue;
+        };
         let partition = record.topic_partition();
-        if seen.contains(&partition) {
+        if reported.contains(&partition) {
             continue;
         }
-        seen.push(partition);
-        if let Some(failed) = undelivered.processed(record) {
-            tracing::info!(
-                target: "fastkafka::consumer",
-                "{}: topic={} partition={} offset={} delivered after {failed} failed \
-                 attempt(s); going on",
-                config.name,
-                record.topic,
-                record.partition,
-                record.offset,
-            );
-        }
+        reported.push(partition);
+        tracing::info!(
+            target: "fastkafka::consumer",
+            "{}: topic={} partition={} offset={} delivered after {failed} failed attempt(s); \
+             going on",
+            config.name,
+            record.topic,
+            record.partition,
+            record.offset,
+        );
     }
 }
 
