@@ -1,7 +1,7 @@
 """Nothing lost under faults: the forwarding app on two real clusters (Tansu), with worker
 processes, under scenarios of `make faults` with small streams: 1 (with each way of writing the
-handler), 3, 6, 7 and 8 (the full sizes and the other scenarios are in `make faults`). Counted
-by reading the topics back."""
+handler), 3, 6, 7, 8 and 9 for 8 s (the full sizes and the other scenarios are in `make
+faults`). Counted by reading the topics back."""
 
 from __future__ import annotations
 
@@ -59,5 +59,12 @@ async def test_a_stop_with_the_destination_down_ends_within_its_timeout_and_lose
 @pytest.mark.parametrize("shape", ["task", "dynamic", "batch", "defaults"])
 async def test_a_destination_outage_loses_nothing_whatever_the_handlers_shape(shape: str) -> None:
     row = await harness.run(f"1 destination killed, {shape}", SIZE, 0)
+    assert row.out_at_fault is not None and row.out_at_fault < SIZE, "struck mid-stream"
+    assert (row.lost, row.delivered) == (0, SIZE), row
+
+
+@pytest.mark.timeout(300)
+async def test_a_destination_blackholed_past_the_message_timeout_loses_nothing() -> None:
+    row = await harness.run("9 destination blackholed 8 s", SIZE, 0)
     assert row.out_at_fault is not None and row.out_at_fault < SIZE, "struck mid-stream"
     assert (row.lost, row.delivered) == (0, SIZE), row

@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from blackhole import BlackholeProxy  # noqa: E402
 from items import Item, key_of  # noqa: E402
 from local_kafka import TansuBroker, local_clusters  # noqa: E402
 from scenarios import SCENARIOS, poison_records  # noqa: E402
@@ -80,7 +81,7 @@ class Worker:
     def __init__(
         self,
         source: TansuBroker,
-        dest: TansuBroker,
+        dest: str,
         log: Path,
         flaky: bool,
         item_delay: float,
@@ -90,7 +91,7 @@ class Worker:
         environment = {
             **os.environ,
             "FAULTS_SOURCE": source.bootstrap_servers,
-            "FAULTS_DEST": dest.bootstrap_servers,
+            "FAULTS_DEST": dest,
             "FAULTS_FLAKY": "1" if flaky else "0",
             "FAULTS_ITEM_DELAY": str(item_delay),
             "FAULTS_SHAPE": shape,
@@ -154,11 +155,21 @@ class Scenario:
         self.stop_status: int | None = None
         # How the fault app's handler is written (fault_app.py's FAULTS_SHAPE).
         self.shape = "guide"
+        # Where workers reach the destination (a proxy in front of it, for a blackhole).
+        self.dest_address = dest.bootstrap_servers
+        # What the scenario started that the run must stop.
+        self.proxy: BlackholeProxy | None = None
 
     def start_worker(self, flaky: bool = False, cli_stop_timeout: float | None = None) -> Worker:
         log = self.workdir / f"worker_{len(self.workers) + 1}.log"
         worker = Worker(
-            self.source, self.dest, log, flaky, self.item_delay, cli_stop_timeout, self.shape
+            self.source,
+            self.dest_address,
+            log,
+            flaky,
+            self.item_delay,
+            cli_stop_timeout,
+            self.shape,
         )
         self.workers.append(worker)
         return worker
@@ -340,6 +351,8 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
                     worker.wait(30)
                 if worker.process.poll() is None:
                     worker.signal(signal.SIGKILL)
+            if scenario.proxy is not None:
+                await scenario.proxy.close()
             keep_logs(name, scenario)
 
 

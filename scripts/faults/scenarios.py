@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from blackhole import BlackholeProxy
 from items import Item
 
 if TYPE_CHECKING:
@@ -107,6 +108,26 @@ async def stopped_with_destination_down(scenario: Scenario, stream: Stream) -> l
     ]
 
 
+def destination_blackholed(seconds: float) -> Fault:
+    """9. The destination is blackholed for ``seconds`` (a proxy in front of it, which the broker
+    advertises, stops moving bytes without closing a connection), then restored."""
+
+    async def fault(scenario: Scenario, stream: Stream) -> list[str]:
+        scenario.proxy = proxy = await BlackholeProxy.start(scenario.dest.port)
+        scenario.dest.stop()
+        scenario.dest.advertised_url = f"tcp://{proxy.address}"
+        scenario.dest.start()
+        scenario.dest_address = proxy.address
+        scenario.start_worker()
+        await scenario.strike_after(stream.items // 5)
+        proxy.blackhole()
+        await asyncio.sleep(seconds)  # the outage itself
+        proxy.restore()
+        return [f"destination blackholed {seconds:.0f} s (message.timeout.ms = 3 s)"]
+
+    return fault
+
+
 def shaped(shape: str, fault: Fault) -> Fault:
     """``fault`` with the fault app's handler written as ``shape`` (fault_app.py)."""
 
@@ -143,6 +164,8 @@ SCENARIOS: dict[str, Fault] = {
     "6 poison": poison,
     "7 handler fails twice": flaky_handler,
     "8 SIGTERM, destination down": stopped_with_destination_down,
+    "9 destination blackholed 8 s": destination_blackholed(8),
+    "9 destination blackholed 35 s": destination_blackholed(35),
     # The fault matrix: the same outage under each way a handler can be written.
     "1 destination killed, task": shaped("task", destination_killed),
     "1 destination killed, dynamic": shaped("dynamic", destination_killed),
