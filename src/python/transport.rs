@@ -263,7 +263,7 @@ pub(super) fn hand_over<'py>(
     records: Vec<OutgoingRecord>,
     tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let rest = crate::transport::try_produce(&**cluster, topic, records, tracker.as_ref())
+    let rest = crate::transport::try_produce_in_batch(&**cluster, topic, records, tracker.as_ref())
         .map_err(|error| refused_err(error, tracker.is_some()))?;
     when_room(py, cluster, topic, rest, tracker)
 }
@@ -277,7 +277,7 @@ pub(super) fn hand_over_one<'py>(
     record: OutgoingRecord,
     tracker: Option<Arc<DeliveryTracker>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match crate::transport::try_produce_one(&**cluster, topic, record, tracker.as_ref())
+    match crate::transport::try_produce_one_in_batch(&**cluster, topic, record, tracker.as_ref())
         .map_err(|error| refused_err(error, tracker.is_some()))?
     {
         None => Ok(None),

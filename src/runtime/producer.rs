@@ -77,7 +77,7 @@ impl ProducerHandle {
     pub async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<()> {
         let send = self.sending(records.len())?;
         let unsent = send.span.in_scope(|| {
-            crate::transport::try_produce(
+            crate::transport::try_produce_in_batch(
                 &*send.cluster,
                 &self.0.topic,
                 records,
@@ -91,7 +91,7 @@ impl ProducerHandle {
     pub async fn produce_one(&self, record: OutgoingRecord) -> Result<()> {
         let send = self.sending(1)?;
         let unsent = send.span.in_scope(|| {
-            crate::transport::try_produce_one(
+            crate::transport::try_produce_one_in_batch(
                 &*send.cluster,
                 &self.0.topic,
                 record,

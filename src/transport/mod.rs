@@ -146,8 +146,8 @@ pub const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(30);
 /// `tracker`; returns what a full queue did not take. A refusal (the record is too large, the
 /// topic unknown, the producer closed) fails `tracker` as well as the call: for the batch it
 /// was sent for, a refused send is a delivery failure, whatever the handler does with the
-/// error. Both facades send through this and [`try_produce_one`].
-pub fn try_produce(
+/// error. Both facades send through this and [`try_produce_one_in_batch`].
+pub fn try_produce_in_batch(
     cluster: &dyn Cluster,
     topic: &str,
     records: Vec<OutgoingRecord>,
@@ -159,8 +159,8 @@ pub fn try_produce(
     )
 }
 
-/// [`try_produce`] for one record: `Some(record)` back when the client queue is full.
-pub fn try_produce_one(
+/// [`try_produce_in_batch`] for one record: `Some(record)` back when the client queue is full.
+pub fn try_produce_one_in_batch(
     cluster: &dyn Cluster,
     topic: &str,
     record: OutgoingRecord,
@@ -184,7 +184,7 @@ pub(crate) fn refused_for<T>(
 /// queue stays full for [`QUEUE_FULL_TIMEOUT`].
 ///
 /// Each record taken is counted in `tracker` (the producing batch's, see [`crate::delivery`]);
-/// a failure fails `tracker` too, as [`try_produce`] says.
+/// a failure fails `tracker` too, as [`try_produce_in_batch`] says.
 pub async fn produce_when_room(
     cluster: &dyn Cluster,
     topic: &str,
