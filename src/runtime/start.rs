@@ -50,11 +50,13 @@ impl Runtime {
 
     /// Brings the app up on `transport`; returns once every consumer is subscribed.
     ///
-    /// Every cluster must answer within the start timeout first: an unreachable one fails the
-    /// start with an error naming it, the environment and the functions that use it. Then the
-    /// producers are bound and the consumers subscribe concurrently; if one fails, those that
-    /// started are stopped again and the first error is returned.
+    /// Every cluster must answer first: an unreachable one fails the start with an error naming
+    /// it, the environment and the functions that use it. Then the producers are bound and the
+    /// consumers subscribe concurrently; if one fails, those that started are stopped again and
+    /// the first error is returned. The start timeout bounds all of it: a subscription still
+    /// unfinished then (a group that never settles) fails the start like an error.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningRuntime> {
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
         let properties = self.producer_properties_by_cluster()?;
         let mut clusters: Vec<(Arc<dyn Cluster>, Vec<&str>)> = Vec::new();
         let users = self
@@ -82,13 +84,9 @@ impl Runtime {
         let checks = clusters.iter().map(|(cluster, names)| {
             let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
             async move {
-                crate::transport::check_at_start(
-                    &**cluster,
-                    &self.environment,
-                    &names,
-                    self.start_timeout,
-                )
-                .await
+                let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+                crate::transport::check_at_start(&**cluster, &self.environment, &names, timeout)
+                    .await
             }
         });
         for checked in futures_util::future::join_all(checks).await {
@@ -131,7 +129,22 @@ impl Runtime {
                 .zip(dead_letters)
                 .map(|(consumer, dead_letter)| {
                     let cluster = cluster_for(&consumer.cluster);
-                    async move { self.subscribe(cluster?, consumer, dead_letter).await }
+                    async move {
+                        let cluster = cluster?;
+                        let id = cluster.id().to_string();
+                        let subscribing = self.subscribe(cluster, consumer, dead_letter);
+                        match tokio::time::timeout_at(deadline, subscribing).await {
+                            Ok(subscribed) => subscribed,
+                            Err(_) => Err(Error::Transport {
+                                cluster: id,
+                                message: format!(
+                                    "consumer '{}' was not subscribed within the start timeout \
+                                     ({:?})",
+                                    consumer.name, self.start_timeout
+                                ),
+                            }),
+                        }
+                    }
                 });
         let subscribed = futures_util::future::join_all(subscriptions).await;
         let mut first_error = None;

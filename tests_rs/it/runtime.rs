@@ -185,3 +185,93 @@ async fn a_fixed_cluster_ignores_the_environment_as_a_test_mirror_must() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
     running.stop().await.unwrap();
 }
+
+/// The in-memory broker, except that subscribing to `stuck` never finishes (a group that never
+/// settles): the seam's test double for a start that cannot complete.
+#[derive(Debug)]
+struct StuckSubscriptions(MemoryBroker);
+
+#[derive(Debug)]
+struct StuckCluster(Arc<dyn fastkafka::Cluster>);
+
+impl Transport for StuckSubscriptions {
+    fn cluster_with(
+        &self,
+        id: &fastkafka::ClusterId,
+        producer: &fastkafka::ClientProperties,
+    ) -> fastkafka::Result<Arc<dyn fastkafka::Cluster>> {
+        Ok(Arc::new(StuckCluster(self.0.cluster_with(id, producer)?)))
+    }
+}
+
+#[async_trait]
+impl fastkafka::Cluster for StuckCluster {
+    fn id(&self) -> &fastkafka::ClusterId {
+        self.0.id()
+    }
+
+    fn produce(
+        &self,
+        topic: &str,
+        records: Vec<fastkafka::OutgoingRecord>,
+    ) -> fastkafka::Result<()> {
+        self.0.produce(topic, records)
+    }
+
+    fn try_produce_tracked(
+        &self,
+        topic: &str,
+        records: Vec<fastkafka::OutgoingRecord>,
+        tracker: Option<&Arc<fastkafka::delivery::DeliveryTracker>>,
+    ) -> fastkafka::Result<Vec<fastkafka::OutgoingRecord>> {
+        self.0.try_produce_tracked(topic, records, tracker)
+    }
+
+    async fn flush(&self) -> fastkafka::Result<()> {
+        self.0.flush().await
+    }
+
+    async fn subscribe(
+        &self,
+        subscription: fastkafka::Subscription,
+    ) -> fastkafka::Result<Box<dyn fastkafka::ClusterConsumer>> {
+        if subscription.topics == ["stuck"] {
+            std::future::pending::<()>().await;
+        }
+        self.0.subscribe(subscription).await
+    }
+}
+
+#[tokio::test]
+async fn the_start_timeout_bounds_the_whole_start_and_names_the_consumer_it_waited_for() {
+    let mut runtime = Runtime::new(localhost());
+    runtime.set_start_timeout(Duration::from_millis(200));
+    for (name, topic) in [("on_jobs", "jobs"), ("on_stuck", "stuck")] {
+        runtime
+            .add_consumer(ConsumerRegistration {
+                name: name.into(),
+                topic: topic.into(),
+                cluster: ClusterChoice::App,
+                settings: ConsumerSettings::default(),
+                handler: Arc::new(|| {
+                    Ok(Box::new(Counting(Arc::default(), Arc::default())) as Box<dyn BatchHandler>)
+                }),
+                on_abandon: None,
+                hand_over: HandOver::UpToMaxPollRecords,
+            })
+            .unwrap();
+    }
+    let started = tokio::time::timeout(
+        WAIT,
+        runtime.start(Arc::new(StuckSubscriptions(MemoryBroker::new()))),
+    )
+    .await
+    .expect("the start ends by itself");
+    let error = started.expect_err("a subscription that never finishes fails the start");
+    assert!(
+        error
+            .to_string()
+            .contains("consumer 'on_stuck' was not subscribed within the start timeout (200ms)"),
+        "{error}"
+    );
+}
