@@ -98,7 +98,9 @@ class FastKafka:
 
     @property
     def stop_timeout(self) -> float:
-        """How long stopping waits for a batch in flight before abandoning it (seconds)."""
+        """How long stopping may take in all (seconds): a batch in flight is abandoned at half
+        of it, outputs still unacknowledged later are given up (their inputs stay uncommitted),
+        then the final commits and the producers' flush get the rest."""
         return self._runtime.stop_timeout
 
     @stop_timeout.setter
@@ -107,7 +109,8 @@ class FastKafka:
 
     @property
     def start_timeout(self) -> float:
-        """How long starting waits for each cluster to answer (seconds)."""
+        """How long starting may take in all (seconds): every cluster answering, every consumer
+        subscribed."""
         return self._runtime.start_timeout
 
     @start_timeout.setter

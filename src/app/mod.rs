@@ -113,13 +113,14 @@ impl App {
         }
     }
 
-    /// How long [`App::start`] waits for each cluster to answer (default 30 s).
+    /// How long [`App::start`] may take in all: clusters checked, consumers subscribed (default
+    /// 30 s).
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.runtime.set_start_timeout(timeout);
         self
     }
 
-    /// How long stopping waits for a batch in flight (default 30 s); see
+    /// How long stopping may take in all (default 30 s); see
     /// [`RunningRuntime::stop`](crate::runtime::RunningRuntime::stop).
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.runtime.set_stop_timeout(timeout);

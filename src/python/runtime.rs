@@ -81,7 +81,7 @@ impl PyRuntime {
         })
     }
 
-    /// How long starting waits for each cluster to answer, in seconds.
+    /// How long starting may take in all, in seconds: clusters checked, consumers subscribed.
     #[getter]
     fn start_timeout(&self) -> f64 {
         self.runtime.start_timeout().as_secs_f64()
@@ -94,7 +94,8 @@ impl PyRuntime {
         Ok(())
     }
 
-    /// How long stopping waits for a batch in flight before abandoning it, in seconds.
+    /// How long stopping may take in all, in seconds: batches in flight, outputs awaiting
+    /// acknowledgement, commits, the producers' flush.
     #[getter]
     fn stop_timeout(&self) -> f64 {
         self.runtime.stop_timeout().as_secs_f64()

@@ -172,12 +172,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// How long starting waits for each cluster to answer (default 30 s).
+    /// How long starting may take in all — clusters checked, consumers subscribed (default
+    /// 30 s); see [`Runtime::start`].
     pub fn set_start_timeout(&mut self, timeout: Duration) {
         self.start_timeout = timeout;
     }
 
-    /// How long stopping waits for a batch in flight before abandoning it (default 30 s).
+    /// How long stopping may take in all (default 30 s); see [`RunningRuntime::stop`].
     pub fn set_stop_timeout(&mut self, timeout: Duration) {
         self.stop_timeout = timeout;
     }
