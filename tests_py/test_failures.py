@@ -158,6 +158,35 @@ async def test_outputs_that_cannot_be_delivered_send_the_input_to_the_dead_lette
     assert handled.ids == [7, 7], "handled once more before giving up, as the policy says"
 
 
+async def test_a_dead_letter_cluster_that_is_down_holds_the_input_back_until_it_takes_it() -> None:
+    app = FastKafka(kafka_brokers=CLUSTER_1)
+    attempts = Handled()
+
+    @app.consumes(
+        group_id="jobs",
+        auto_commit_interval_ms=1,
+        dead_letter_topic="jobs_dlt",
+        dead_letter_brokers=CLUSTER_2,
+    )
+    async def on_jobs(job: Job) -> None:
+        attempts.add(job.n)
+        raise ValueError(f"job {job.n} is invalid")
+
+    async with Tester(app) as tester:
+        broker = tester.broker
+        assert broker is not None
+        broker.refuse_deliveries("two:9092", "the dead-letter cluster is down")
+        await tester.to_jobs(Job(n=1))
+        # Handled again and again while its letter cannot go, and meanwhile not committed.
+        await attempts.until(lambda ids: len(ids) >= 3)
+        assert broker.committed_offset("one:9092", "jobs", "jobs", 0) is None
+        assert tester.dead_letters(on_jobs) == []
+        broker.refuse_deliveries("two:9092", None)
+        (letter,) = await tester.wait_for_dead_letters(on_jobs, timeout=TIMEOUT)
+    assert (letter.error_type, letter.offset) == ("ValueError", 0)
+    assert Job.model_validate_json(letter.value) == Job(n=1), "the letter carries the record"
+
+
 async def test_the_dynamic_executor_counts_attempts_per_record_so_retries_end() -> None:
     # Two records of one partition that always fail, the later one failing first: failures
     # reach the loop in completion order, and each record still gets exactly its attempts.
