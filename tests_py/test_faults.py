@@ -1,6 +1,6 @@
 """Nothing lost under faults: the forwarding app on two real clusters (Tansu), with worker
 processes, under scenarios of `make faults` with small streams: 1 (with each way of writing the
-handler), 3, 6, 7, 8 and 9 for 8 s (the full sizes and the other scenarios are in `make
+handler), 3, 6, 7, 8, 9 for 8 s and 10 (the full sizes and the other scenarios are in `make
 faults`). Counted by reading the topics back."""
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ async def test_a_fault_mid_stream_loses_nothing(scenario: str) -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_poison_is_dead_lettered_and_everything_else_delivered() -> None:
-    row = await harness.run("6 poison", SIZE, 500)
+@pytest.mark.parametrize(
+    "scenario",
+    ["6 poison", "10 dead-letter cluster killed"],  # the second with its letters' cluster down
+)
+async def test_poison_is_dead_lettered_and_everything_else_delivered(scenario: str) -> None:
+    row = await harness.run(scenario, SIZE, 500)
     poison = len(harness.poison_records(500))
     assert (row.lost, row.delivered, row.dead_lettered) == (0, SIZE, poison), row
     assert row.records_in == SIZE + poison

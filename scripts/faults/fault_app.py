@@ -1,8 +1,9 @@
 """The app `make faults` puts under faults: the guide's forwarding app — consume `in` on cluster
 1, produce each item to `out` on cluster 2 with the same key — with a retry policy and a
-dead-letter topic (`in_dlt`, on cluster 1). Clusters come from FAULTS_SOURCE / FAULTS_DEST
-(host:port); FAULTS_FLAKY=1 makes every 97th item fail twice before it goes through;
-FAULTS_ITEM_DELAY (seconds, default 0) is spent per item, so that a fault lands mid-stream.
+dead-letter topic (`in_dlt`, on cluster 1, or on FAULTS_DLT's cluster when set). Clusters come
+from FAULTS_SOURCE / FAULTS_DEST (host:port); FAULTS_FLAKY=1 makes every 97th item fail twice
+before it goes through; FAULTS_ITEM_DELAY (seconds, default 0) is spent per item, so that a
+fault lands mid-stream.
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
@@ -52,6 +53,8 @@ FAILURES: dict[str, Any] = {
     "retry": RetryPolicy(attempts=3, backoff=0.05, max_backoff=1.0),
     "dead_letter_topic": "in_dlt",
 }
+if "FAULTS_DLT" in os.environ:  # the dead-letter topic on a cluster of its own
+    FAILURES["dead_letter_brokers"] = brokers(os.environ["FAULTS_DLT"])
 OPTIONS: dict[str, Any] = {
     "topic": "in",
     "group_id": "forwarders",

@@ -87,6 +87,7 @@ class Worker:
         item_delay: float,
         cli_stop_timeout: float | None = None,
         shape: str = "guide",
+        dlt: str | None = None,
     ) -> None:
         environment = {
             **os.environ,
@@ -95,6 +96,7 @@ class Worker:
             "FAULTS_FLAKY": "1" if flaky else "0",
             "FAULTS_ITEM_DELAY": str(item_delay),
             "FAULTS_SHAPE": shape,
+            **({"FAULTS_DLT": dlt} if dlt is not None else {}),
         }
         self.log = log
         self.peak_mib = 0.0
@@ -159,6 +161,8 @@ class Scenario:
         self.dest_address = dest.bootstrap_servers
         # What the scenario started that the run must stop.
         self.proxy: BlackholeProxy | None = None
+        # Where the dead-letter topic `in_dlt` lives: the source, or a cluster of its own.
+        self.dlt = source
 
     def start_worker(self, flaky: bool = False, cli_stop_timeout: float | None = None) -> Worker:
         log = self.workdir / f"worker_{len(self.workers) + 1}.log"
@@ -170,6 +174,7 @@ class Scenario:
             self.item_delay,
             cli_stop_timeout,
             self.shape,
+            None if self.dlt is self.source else self.dlt.bootstrap_servers,
         )
         self.workers.append(worker)
         return worker
@@ -285,7 +290,7 @@ class Scenario:
 
     async def count(self, name: str, stream: Stream, records_in: int, started: float) -> Row:
         out = await self.read("out", self.dest)
-        dead = await self.read_headers("in_dlt", self.source)
+        dead = await self.read_headers("in_dlt", self.dlt)
         ids = [Item.model_validate_json(value).id for _, value in out]
         # A dead letter names the input it stands for; an item's also carries the item.
         dead_at = {
@@ -315,22 +320,29 @@ class Scenario:
 
 
 @contextlib.asynccontextmanager
-async def clusters() -> AsyncIterator[tuple[TansuBroker, TansuBroker]]:
-    with local_clusters(2) as (source, dest):
+async def clusters(
+    dead_letters_apart: bool,
+) -> AsyncIterator[tuple[TansuBroker, TansuBroker, TansuBroker]]:
+    """Source, destination and the dead-letter topic's cluster: the source's own, or with
+    ``dead_letters_apart`` a third cluster."""
+    with local_clusters(3 if dead_letters_apart else 2) as brokers:
+        source, dest = brokers[0], brokers[1]
+        dlt = brokers[2] if dead_letters_apart else source
         source.create_topic("in", PARTITIONS)
-        source.create_topic("in_dlt", 1)
+        dlt.create_topic("in_dlt", 1)
         dest.create_topic("out", PARTITIONS)
-        yield source, dest
+        yield source, dest, dlt
 
 
 async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002) -> Row:
     """Runs one scenario on fresh clusters and tallies it; the app spends ``item_delay``
     seconds per item, so that the fault strikes mid-stream."""
     stream = Stream(items=size)
-    if name.startswith("6"):
+    if name.split()[0] in ("6", "10"):
         stream.poison = poison_records(poison_count)
-    async with clusters() as (source, dest):
+    async with clusters(dead_letters_apart=name.startswith("10")) as (source, dest, dlt):
         scenario = Scenario(source, dest, source.directory.parent, item_delay)
+        scenario.dlt = dlt
         records_in = await scenario.produce(stream)
         started = time.monotonic()
         try:

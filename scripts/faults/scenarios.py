@@ -128,6 +128,17 @@ def destination_blackholed(seconds: float) -> Fault:
     return fault
 
 
+async def dead_letter_cluster_killed(scenario: Scenario, stream: Stream) -> list[str]:
+    """10. The dead-letter topic's own cluster is killed (kill -9) mid-stream, poison in the
+    stream, and restarted: inputs whose letters cannot go are held back, not lost."""
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    scenario.dlt.kill()
+    await asyncio.sleep(6)  # the outage itself
+    scenario.dlt.start()
+    return [f"dead-letter cluster down 6 s; {len(stream.poison)} poison records"]
+
+
 def shaped(shape: str, fault: Fault) -> Fault:
     """``fault`` with the fault app's handler written as ``shape`` (fault_app.py)."""
 
@@ -166,6 +177,7 @@ SCENARIOS: dict[str, Fault] = {
     "8 SIGTERM, destination down": stopped_with_destination_down,
     "9 destination blackholed 8 s": destination_blackholed(8),
     "9 destination blackholed 35 s": destination_blackholed(35),
+    "10 dead-letter cluster killed": dead_letter_cluster_killed,
     # The fault matrix: the same outage under each way a handler can be written.
     "1 destination killed, task": shaped("task", destination_killed),
     "1 destination killed, dynamic": shaped("dynamic", destination_killed),
