@@ -98,9 +98,7 @@ class FastKafka:
 
     @property
     def stop_timeout(self) -> float:
-        """How long stopping may take in all (seconds): a batch in flight is abandoned at half
-        of it, outputs still unacknowledged later are given up (their inputs stay uncommitted),
-        then the final commits and the producers' flush get the rest."""
+        """How long stopping may take in all, flushes included (seconds; see the README)."""
         return self._runtime.stop_timeout
 
     @stop_timeout.setter
@@ -109,8 +107,7 @@ class FastKafka:
 
     @property
     def start_timeout(self) -> float:
-        """How long starting may take in all (seconds): every cluster answering, every consumer
-        subscribed."""
+        """How long starting may take in all: clusters answering, consumers subscribed (s)."""
         return self._runtime.start_timeout
 
     @start_timeout.setter

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::awaiting::AwaitingDelivery;
 use super::dead_letters::give_up;
 use super::failures::{redelivery_backoff, Attempts, Failure, FailureKind, Handled, Rewind};
+use super::poll_size::PollSize;
 use super::read_ahead::ReadAhead;
 use super::{BatchHandler, ConsumerLoopConfig};
 use crate::delivery::DeliveryTracker;
@@ -31,45 +32,6 @@ pub fn slow_batch_warning(properties: &ClientProperties) -> Option<Duration> {
         .and_then(|value| value.parse::<u64>().ok())
         .unwrap_or(300_000);
     Some(Duration::from_millis(interval_ms * 4 / 5))
-}
-
-/// About how long handling one hand-over should take when the loop may size it
-/// ([`ConsumerLoopConfig::max_poll_records_when_fast`]).
-pub const HAND_OVER_TARGET: Duration = Duration::from_millis(20);
-
-/// How many records the next poll asks for: `max_poll_records`, or — when the handler takes one
-/// message at a time — as many as it handles in [`HAND_OVER_TARGET`], within bounds.
-#[derive(Debug)]
-pub(super) struct PollSize {
-    floor: usize,
-    cap: Option<usize>,
-    next: usize,
-}
-
-impl PollSize {
-    pub(super) fn new(config: &ConsumerLoopConfig) -> Self {
-        Self {
-            floor: config.max_poll_records,
-            cap: config.max_poll_records_when_fast,
-            next: config.max_poll_records,
-        }
-    }
-
-    pub(super) fn next(&self) -> usize {
-        self.next
-    }
-
-    /// `records` took `elapsed` to handle (hand-over included).
-    fn observe(&mut self, records: usize, elapsed: Duration) {
-        let Some(cap) = self.cap else {
-            return;
-        };
-        let per_record = elapsed.as_nanos() / records.max(1) as u128;
-        let fits = HAND_OVER_TARGET.as_nanos() / per_record.max(1);
-        self.next = usize::try_from(fits)
-            .unwrap_or(usize::MAX)
-            .clamp(self.floor, cap.max(self.floor));
-    }
 }
 
 /// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is to
@@ -423,35 +385,4 @@ pub(super) fn resume_due(
     }
     paused.retain(|(_, at)| *at > now);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sized(floor: usize, cap: Option<usize>) -> PollSize {
-        PollSize::new(&ConsumerLoopConfig {
-            max_poll_records: floor,
-            max_poll_records_when_fast: cap,
-            ..ConsumerLoopConfig::default()
-        })
-    }
-
-    #[test]
-    fn a_fast_handler_gets_what_it_handles_in_the_target_time_within_bounds() {
-        let mut size = sized(100, Some(2000));
-        size.observe(100, Duration::from_millis(2)); // 20 us a record: 1000 in 20 ms
-        assert_eq!(size.next(), 1000);
-        size.observe(1000, Duration::from_micros(100)); // faster than the cap allows
-        assert_eq!(size.next(), 2000);
-        size.observe(2000, Duration::from_secs(2)); // 1 ms a record: back to the floor
-        assert_eq!(size.next(), 100);
-    }
-
-    #[test]
-    fn without_a_cap_the_size_is_always_max_poll_records() {
-        let mut size = sized(100, None);
-        size.observe(100, Duration::from_micros(10));
-        assert_eq!(size.next(), 100);
-    }
 }

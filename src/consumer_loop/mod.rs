@@ -26,6 +26,7 @@ mod awaiting;
 mod dead_letters;
 pub mod failures;
 mod handling;
+mod poll_size;
 mod read_ahead;
 mod stopping;
 
@@ -42,8 +43,10 @@ use tokio::time::Instant;
 
 use awaiting::{commit_stored, store_delivered, AwaitingDelivery, Progress};
 use failures::{Attempts, FailurePolicy, Handled};
-use handling::{by_partition, handle_calls, pause_for_retry, resume_due, PollSize};
-pub use handling::{slow_batch_warning, HAND_OVER_TARGET};
+pub use handling::slow_batch_warning;
+use handling::{by_partition, handle_calls, pause_for_retry, resume_due};
+use poll_size::PollSize;
+pub use poll_size::HAND_OVER_TARGET;
 use read_ahead::ReadAhead;
 
 use crate::error::{Error, Result};
@@ -81,12 +84,9 @@ pub struct ConsumerLoopConfig {
     /// The largest batch handed to the handler (FastKafka's default: 100), unless
     /// `max_poll_records_when_fast` allows more.
     pub max_poll_records: usize,
-    /// For handlers that take one message at a time, to whom the batch size is invisible: each
-    /// poll may hand over up to this many records, sized so that handling them takes about
-    /// [`HAND_OVER_TARGET`] at the speed the handler showed (never fewer than
-    /// `max_poll_records`). Each hand-over to Python costs two thread wake-ups, so fast
-    /// handlers get fewer, larger ones; slow handlers keep small batches, so a batch stays far
-    /// from `max.poll.interval.ms`. `None`: always `max_poll_records` (batch handlers).
+    /// For handlers that take one message at a time: each poll may hand over up to this many
+    /// records, as many as the handler handles in [`HAND_OVER_TARGET`] (never fewer than
+    /// `max_poll_records`; see `poll_size.rs`). `None`: always `max_poll_records`.
     pub max_poll_records_when_fast: Option<usize>,
     /// How often stored offsets are committed while running; `None` commits only when
     /// partitions are revoked and on stop.
