@@ -8,7 +8,8 @@ fault lands mid-stream.
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
 returns), `dynamic` (DynamicTaskExecutor, 8 at a time), `batch` (a batch consumer
-sending a list), `defaults` (the guide's handler without retry policy or dead-letter topic)."""
+sending a list), `defaults` (the guide's handler without retry policy or dead-letter topic),
+`shared` (two consumers of one group sharing the destination topic)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,18 @@ elif SHAPE == "task":
             await asyncio.sleep(ITEM_DELAY)  # the work a real handler would do
         # Sends after the handler returned, from a task tied to this input.
         asyncio.create_task(send_later(item))  # noqa: RUF006
+
+elif SHAPE == "shared":
+    # Two consumers in one group share `in`'s partitions and one destination topic (and its
+    # producer client): each input waits only for its own outputs.
+
+    @app.consumes(**OPTIONS)
+    async def on_in(item: Item) -> None:
+        await handle(item)
+
+    @app.consumes(**OPTIONS)
+    async def on_in_too(item: Item) -> None:
+        await handle(item)
 
 elif SHAPE == "batch":
 

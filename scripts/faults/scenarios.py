@@ -183,4 +183,5 @@ SCENARIOS: dict[str, Fault] = {
     "1 destination killed, dynamic": shaped("dynamic", destination_killed),
     "1 destination killed, batch": shaped("batch", destination_killed),
     "1 destination killed, defaults": shaped("defaults", destination_killed),
+    "1 destination killed, shared": shaped("shared", destination_killed),
 }
