@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastkafka::app::{App, Json, TestHarness};
-use fastkafka::{MemoryBroker, TopicPartition};
+use fastkafka::app::{App, Json, TestHarness, Watch};
+use fastkafka::{KafkaBrokers, MemoryBroker, TopicPartition};
 use tokio::sync::Notify;
 
 use super::app_examples::forwarding::common::{brokers, TestMsg};
@@ -26,6 +26,20 @@ async fn until(changed: &Notify, condition: impl Fn() -> bool) {
     })
     .await
     .expect("the condition held in time");
+}
+
+/// An in-memory broker, `app`'s test harness on it, and a watch on `predictions` on `two`.
+async fn watching_predictions(
+    app: &App,
+    two: &KafkaBrokers,
+) -> (MemoryBroker, TestHarness, Watch<TestMsg>) {
+    let broker = MemoryBroker::new();
+    let harness = TestHarness::new(app, broker.clone());
+    let predictions = harness
+        .watch::<TestMsg, _>("predictions", Some(two), Json)
+        .await
+        .unwrap();
+    (broker, harness, predictions)
 }
 
 #[tokio::test]
@@ -50,12 +64,7 @@ async fn an_input_commits_only_once_its_output_to_another_cluster_is_delivered()
     .group_id("g")
     // A stored offset would be committed at once: nothing committed means nothing stored.
     .commit_interval(Some(Duration::from_millis(1)));
-    let broker = MemoryBroker::new();
-    let harness = TestHarness::new(&app, broker.clone());
-    let mut predictions = harness
-        .watch::<TestMsg, _>("predictions", Some(&two), Json)
-        .await
-        .unwrap();
+    let (broker, harness, mut predictions) = watching_predictions(&app, &two).await;
     let cluster_two = app.cluster_of(Some(&two)).unwrap();
     broker.refuse_deliveries(&cluster_two, Some("cluster 2 is down"));
     let running = app.start(harness.transport()).await.unwrap();
@@ -117,12 +126,7 @@ async fn a_task_a_handler_spawns_holds_its_input_until_what_it_sends_is_delivere
     .unwrap()
     .group_id("g")
     .commit_interval(Some(Duration::from_millis(1)));
-    let broker = MemoryBroker::new();
-    let harness = TestHarness::new(&app, broker.clone());
-    let mut predictions = harness
-        .watch::<TestMsg, _>("predictions", Some(&two), Json)
-        .await
-        .unwrap();
+    let (broker, harness, mut predictions) = watching_predictions(&app, &two).await;
     let running = app.start(harness.transport()).await.unwrap();
     harness
         .send("signals", None, &Json, &TestMsg::new("x"))
