@@ -315,3 +315,41 @@ async def test_payloads_can_be_logged_on_request_truncated(
             await app.awaited_mocks.on_jobs.assert_called_once_with(Job(n=1), timeout=5)
     logged = [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()]
     assert logged and logged[0].endswith('; payload=b\'{"n": "not\' (truncated)'), logged
+
+
+class Card(BaseModel):
+    number: int
+
+
+class Payment(BaseModel):
+    card: str
+
+
+async def test_a_validation_error_raised_by_a_handler_never_quotes_its_input(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler validating data itself fails as a decode would: its log line, traceback and
+    dead letter name the field and the problem, never the (possibly secret) value."""
+    app = FastKafka(kafka_brokers={"localhost": {"url": "localhost", "port": 9092}})
+
+    @app.consumes(dead_letter_topic="jobs_dlt")
+    async def on_jobs(msg: Payment) -> None:
+        try:
+            Card.model_validate({"number": msg.card})
+        except ValueError as error:
+            raise RuntimeError("the job's card is not valid") from error
+
+    async with Tester(app) as tester:
+        with caplog.at_level(logging.DEBUG):
+            await tester.to_jobs(Payment(card="4111-1111-1111-1111"))
+            (letter,) = await tester.wait_for_dead_letters(on_jobs, timeout=TIMEOUT)
+    logged = "\n".join(
+        f"{record.getMessage()}\n{record.exc_text or ''}" for record in caplog.records
+    )
+    assert "number: Input should be a valid integer" in logged, logged
+    assert (letter.error_type, letter.error_message) == (
+        "RuntimeError",
+        "the job's card is not valid",
+    )
+    assert "4111" not in logged, logged
+    assert "4111" not in str(letter.headers), letter.headers

@@ -13,6 +13,7 @@ encoder ``(message) -> bytes``, as in FastKafka.
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,15 @@ from ._avro import fastavro_module
 from .encoder import avro_decoder, avro_encoder
 from .exceptions import ConfigError
 
-__all__ = ["Decode", "Encode", "describe_decode_error", "make_decoder", "make_encoder"]
+__all__ = [
+    "Decode",
+    "Encode",
+    "describe_decode_error",
+    "describe_error",
+    "describe_traceback",
+    "make_decoder",
+    "make_encoder",
+]
 
 Decode = Callable[[bytes], Any]
 Encode = Callable[[Any], bytes]
@@ -85,29 +94,56 @@ def make_encoder(encoder: str | Callable[[Any], bytes], model: type[Any]) -> Enc
 LOG_PAYLOADS_VARIABLE = "FASTKAFKA_LOG_PAYLOADS"
 
 
-def describe_decode_error(error: Exception, payload: bytes) -> str:
-    """Why a record could not be decoded, for a log line: pydantic's errors by location, type
-    and message, *without* the input values pydantic would quote — those are the message's
-    contents, which may be personal or secret data — unless FASTKAFKA_LOG_PAYLOADS asks for
-    the payload's first bytes."""
+def describe_decode_error(error: Exception, payload: bytes | None) -> str:
+    """Why a record could not be decoded, for a log line: :func:`describe_error`'s text, with
+    the payload's first bytes only where FASTKAFKA_LOG_PAYLOADS asks for them."""
+    described = describe_error(error)
     if not isinstance(error, ValidationError):
-        described = f"{type(error).__name__}: {error}"
-    else:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or '(message)'}: "
-            f"{problem['msg']} [type={problem['type']}]"
-            for problem in error.errors(
-                include_url=False, include_input=False, include_context=False
-            )
-        )
-        count = error.error_count()
-        described = f"{count} validation error{'s' if count > 1 else ''} for {error.title}: "
-        described += problems
+        described = f"{type(error).__name__}: {described}"
     shown = _payload_bytes_to_log()
-    if shown > 0:
+    if shown > 0 and payload is not None:
         cut = " (truncated)" if len(payload) > shown else ""
         described += f"; payload={payload[:shown]!r}{cut}"
     return described
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception's message for logs and dead-letter headers. A pydantic ``ValidationError``
+    is described by location, type and message *without* the input values pydantic quotes:
+    those are a message's contents, which may be personal or secret data — whether the error
+    came from decoding a record or from a handler validating something itself."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(message)'}: "
+        f"{problem['msg']} [type={problem['type']}]"
+        for problem in error.errors(include_url=False, include_input=False, include_context=False)
+    )
+    count = error.error_count()
+    return f"{count} validation error{'s' if count > 1 else ''} for {error.title}: {problems}"
+
+
+def describe_traceback(error: BaseException) -> str:
+    """``error``'s traceback, with its causes and contexts, each message as
+    :func:`describe_error` gives it (a validation error deep in the chain quotes no input)."""
+    formatted = traceback.TracebackException.from_exception(error)
+    pending = [(formatted, error)]
+    seen: set[int] = set()
+    while pending:
+        part, exception = pending.pop()
+        if id(part) in seen:
+            continue
+        seen.add(id(part))
+        if isinstance(exception, ValidationError):
+            # The one message TracebackException formats; it has no public setter.
+            part._str = describe_error(exception)  # type: ignore[attr-defined]
+        if part.__cause__ is not None and exception.__cause__ is not None:
+            pending.append((part.__cause__, exception.__cause__))
+        if part.__context__ is not None and exception.__context__ is not None:
+            pending.append((part.__context__, exception.__context__))
+        if isinstance(exception, BaseExceptionGroup) and part.exceptions:
+            pending.extend(zip(part.exceptions, exception.exceptions, strict=False))
+    return "".join(formatted.format())
 
 
 def _payload_bytes_to_log() -> int:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _core
-from ._codecs import describe_decode_error
+from ._codecs import describe_decode_error, describe_error, describe_traceback
 from ._events import EventMetadata
 from ._handlers import ConsumerSpec, current_deliveries
 from ._mocks import CallRecorder
@@ -280,9 +279,16 @@ class ConsumerRunner:
             raise error
         retry = self._spec.retry
         retryable = retry is not None and retry.covers(error)
-        details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         failures.append(
-            (indices, None, retryable, type(error).__name__, str(error), details, False)
+            (
+                indices,
+                None,
+                retryable,
+                type(error).__name__,
+                describe_error(error),
+                describe_traceback(error),
+                False,
+            )
         )
         return not retryable
 

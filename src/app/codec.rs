@@ -44,10 +44,91 @@ pub struct Json;
 
 impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
     fn decode(&self, payload: &[u8]) -> std::result::Result<T, String> {
-        serde_json::from_slice(payload).map_err(|e| e.to_string())
+        serde_json::from_slice(payload).map_err(|error| describe_json_error(&error))
     }
 
     fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String> {
         serde_json::to_vec(value).map_err(|e| e.to_string())
+    }
+}
+
+/// Why a payload is not the JSON expected, for logs and dead-letter headers: serde's message
+/// without the values it quotes from the payload (`invalid type: string "4111…"`), which may
+/// be personal or secret data; what was expected and where stay.
+fn describe_json_error(error: &serde_json::Error) -> String {
+    const QUOTING: [&str; 3] = ["invalid type: ", "invalid value: ", "unknown variant "];
+    let message = error.to_string();
+    let Some(prefix) = QUOTING.iter().find(|prefix| message.starts_with(*prefix)) else {
+        return message;
+    };
+    let rest = &message[prefix.len()..];
+    // serde's `Unexpected` reads `string "…"`, `integer `…``, `char '…'`: keep the kind, drop
+    // the quoted value; what follows it (`, expected …` and the position) stays.
+    let Some(opening) = rest.find(['"', '`', '\'']) else {
+        return message;
+    };
+    let quote = rest[opening..].chars().next().unwrap_or('"');
+    let after_value = rest[opening + 1..]
+        .rfind(&format!("{quote}, expected"))
+        .map(|closing| opening + 1 + closing + 1);
+    let Some(after_value) = after_value else {
+        return format!(
+            "{}(value not shown) at line {} column {}",
+            prefix,
+            error.line(),
+            error.column()
+        );
+    };
+    let kind = rest[..opening].trim_end();
+    let shown = if kind.is_empty() {
+        "(value not shown)".to_string()
+    } else {
+        format!("{kind} (value not shown)")
+    };
+    format!("{prefix}{shown}{}", &rest[after_value..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Card {
+        number: u64,
+        kind: Kind,
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    enum Kind {
+        Debit,
+    }
+
+    fn decode_error(payload: &str) -> String {
+        Codec::<Card>::decode(&Json, payload.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn decode_errors_say_what_was_expected_without_quoting_the_payload() {
+        let wrong_type = decode_error(r#"{"number": "4111-1111", "kind": "Debit"}"#);
+        assert_eq!(
+            wrong_type,
+            "invalid type: string (value not shown), expected u64 at line 1 column 22"
+        );
+        let negative = decode_error(r#"{"number": -4111, "kind": "Debit"}"#);
+        assert!(
+            negative.starts_with("invalid value: integer (value not shown), expected u64"),
+            "{negative}"
+        );
+        let variant = decode_error(r#"{"number": 1, "kind": "Secret4111"}"#);
+        assert!(
+            variant.starts_with("unknown variant (value not shown), expected `Debit`"),
+            "{variant}"
+        );
+        let missing = decode_error(r#"{"number": 1}"#);
+        assert!(missing.starts_with("missing field `kind`"), "{missing}");
+        for error in [wrong_type, negative, variant] {
+            assert!(!error.contains("4111"), "{error}");
+        }
     }
 }
