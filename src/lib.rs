@@ -15,7 +15,7 @@
 //! let mut consumer = cluster.subscribe(Subscription::new(["signals"])).await?;
 //! cluster.produce("signals", vec![OutgoingRecord::new(&b"{\"msg\":\"hi\"}"[..])])?;
 //! let batch = consumer.poll(100).await?;
-//! assert_eq!(&batch[0].value[..], b"{\"msg\":\"hi\"}");
+//! assert_eq!(batch[0].value.as_deref(), Some(&b"{\"msg\":\"hi\"}"[..]));
 //! # Ok(())
 //! # }
 //! ```

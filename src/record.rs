@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// A record header: a name and a byte value, as Kafka defines them.
-pub type Header = (String, Bytes);
+/// A record header: a name and a byte value, as Kafka defines them — the value may be null
+/// (`None`), which Kafka keeps apart from an empty value.
+pub type Header = (String, Option<Bytes>);
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,8 +56,9 @@ pub struct Record {
     pub timestamp_type: TimestampType,
     /// Its key, if it was produced with one.
     pub key: Option<Bytes>,
-    /// Its payload.
-    pub value: Bytes,
+    /// Its payload; `None` for a tombstone (a null value, which compacted topics read as "this
+    /// key was deleted"), which Kafka keeps apart from an empty payload.
+    pub value: Option<Bytes>,
     /// Its headers, in the order they were sent.
     pub headers: Vec<Header>,
 }
@@ -73,8 +75,8 @@ impl Record {
 pub struct OutgoingRecord {
     /// Records with equal keys always land on the same partition.
     pub key: Option<Bytes>,
-    /// The payload.
-    pub value: Bytes,
+    /// The payload; `None` sends a tombstone.
+    pub value: Option<Bytes>,
     /// Headers sent with the record.
     pub headers: Vec<Header>,
 }
@@ -83,9 +85,22 @@ impl OutgoingRecord {
     /// A record with a payload and nothing else.
     pub fn new(value: impl Into<Bytes>) -> Self {
         Self {
-            value: value.into(),
+            value: Some(value.into()),
             ..Self::default()
         }
+    }
+
+    /// A tombstone: a record with a null value (for a key, on a compacted topic, "deleted").
+    pub fn tombstone(key: impl Into<Bytes>) -> Self {
+        Self {
+            key: Some(key.into()),
+            ..Self::default()
+        }
+    }
+
+    /// How many bytes its value holds (none for a tombstone).
+    pub fn value_len(&self) -> usize {
+        self.value.as_ref().map_or(0, Bytes::len)
     }
 
     /// The same record with a key.
@@ -96,7 +111,7 @@ impl OutgoingRecord {
 
     /// The same record with one more header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), Some(value.into())));
         self
     }
 }

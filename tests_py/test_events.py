@@ -5,10 +5,11 @@ that return KafkaEvent — in memory, and on a real broker."""
 from __future__ import annotations
 
 import asyncio
-from typing import List
+from typing import Any, List
 
 import pytest
-from kafka_helpers import TIMEOUT
+from aiokafka import AIOKafkaProducer
+from kafka_helpers import TIMEOUT, read_records
 from local_kafka import TansuBroker
 from pydantic import BaseModel
 
@@ -188,3 +189,79 @@ async def test_keys_headers_and_metadata_on_a_real_broker(
     }, "one key, one partition"
     values = [r.value for r, _ in received if r.sensor == "kitchen"]
     assert values == [0.0, 1.0, 2.0], "a key's records keep their order"
+
+
+class Account(BaseModel):
+    owner: str
+
+
+def tombstone_app(
+    kafka_brokers: dict[str, dict[str, object]] | None = None,
+) -> tuple[FastKafka, list[tuple[Account | None, EventMetadata]], asyncio.Event, Any]:
+    """An app reading tombstones on ``accounts`` (typed ``Account | None``: it sees None) and
+    on ``ledger`` (typed ``Account``: cannot decode one; dead-letters it to ``ledger_dlt``)."""
+    app = FastKafka(kafka_brokers=kafka_brokers, fetch_max_wait_ms=20)
+    seen: list[tuple[Account | None, EventMetadata]] = []
+    both = asyncio.Event()
+
+    @app.consumes()
+    async def on_accounts(account: Account | None, meta: EventMetadata) -> None:
+        seen.append((account, meta))
+        if len(seen) == 2:
+            both.set()
+
+    @app.consumes(dead_letter_topic="ledger_dlt")
+    async def on_ledger(account: Account) -> None: ...
+
+    return app, seen, both, on_ledger
+
+
+TOMBSTONE = (b"account-1", None, [("deleted-by", None), ("note", b"")])
+ACCOUNT = (b"account-2", Account(owner="ann").model_dump_json().encode(), None)
+
+
+def assert_tombstones_stay_tombstones(
+    seen: list[tuple[Account | None, EventMetadata]],
+    letter_value: bytes | None,
+    letter_headers: list[tuple[str, bytes | None]],
+) -> None:
+    (tombstone, meta), (account, _) = seen
+    assert tombstone is None and account == Account(owner="ann")
+    assert (meta.key, meta.value, meta.serialized_value_size) == (b"account-1", None, -1)
+    assert list(meta.headers) == [("deleted-by", None), ("note", b"")]
+    assert letter_value is None, "a tombstone's dead letter is a tombstone"
+    assert letter_headers[:2] == [("deleted-by", None), ("note", b"")]
+
+
+async def test_a_tombstone_is_none_to_its_handler_and_a_tombstone_in_its_dead_letter() -> None:
+    """A null value (a tombstone: "this key was deleted" on a compacted topic) and a null
+    header value stay null — never empty bytes — in what handlers see and in dead letters."""
+    app, seen, both, on_ledger = tombstone_app()
+    async with Tester(app) as tester:
+        cluster = tester.broker.cluster("localhost:9092")
+        cluster.produce("accounts", [TOMBSTONE, ACCOUNT])
+        cluster.produce("ledger", [TOMBSTONE])
+        await asyncio.wait_for(both.wait(), TIMEOUT)
+        (letter,) = await tester.wait_for_dead_letters(on_ledger, timeout=TIMEOUT)
+    assert letter.error_type == "ValidationError"
+    assert_tombstones_stay_tombstones(seen, letter.value, list(letter.headers.items()))
+
+
+async def test_tombstones_on_a_real_broker(two_clusters: list[TansuBroker]) -> None:
+    cluster = two_clusters[0]
+    for topic in ("accounts", "ledger", "ledger_dlt"):
+        cluster.create_topic(topic)
+    host, port = cluster.bootstrap_servers.split(":")
+    app, seen, both, _ = tombstone_app({"localhost": {"url": host, "port": port}})
+    producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for topic, records in (("accounts", [TOMBSTONE, ACCOUNT]), ("ledger", [TOMBSTONE])):
+            for key, value, headers in records:
+                await (await producer.send(topic, value=value, key=key, headers=headers))
+    finally:
+        await producer.stop()
+    async with app:
+        await asyncio.wait_for(both.wait(), TIMEOUT)
+        (letter,) = await read_records(cluster.bootstrap_servers, "ledger_dlt", 1)
+    assert_tombstones_stay_tombstones(seen, letter.value, list(letter.headers))

@@ -33,14 +33,40 @@ __all__ = [
     "make_encoder",
 ]
 
-Decode = Callable[[bytes], Any]
+Decode = Callable[[bytes | None], Any]
 Encode = Callable[[Any], bytes]
 
 KNOWN_CODECS = ("json", "avro")
 
 
-def make_decoder(decoder: str | Callable[[bytes, type[Any]], Any], model: type[Any]) -> Decode:
-    """A function from a record's bytes to a ``model`` instance."""
+def make_decoder(
+    decoder: str | Callable[[bytes, type[Any]], Any],
+    model: type[Any],
+    *,
+    tombstone_is_none: bool = False,
+) -> Decode:
+    """A function from a record's value to a ``model`` instance.
+
+    A tombstone (a record whose value is null) is None where the handler takes None
+    (``tombstone_is_none``: its message is typed ``Model | None``), whatever the codec; for
+    any other handler it fails validation as None does (the record is dead-lettered, still a
+    tombstone, or logged)."""
+    # A model's own validator skips TypeAdapter's Python wrapper (per message, it counts).
+    validator = getattr(model, "__pydantic_validator__", None) or TypeAdapter(model).validator
+    decode_bytes = _bytes_decoder(decoder, model, validator)
+    validate = validator.validate_python
+
+    def decode(raw: bytes | None) -> Any:
+        if raw is None:
+            return None if tombstone_is_none else validate(None)
+        return decode_bytes(raw)
+
+    return decode
+
+
+def _bytes_decoder(
+    decoder: str | Callable[[bytes, type[Any]], Any], model: type[Any], validator: Any
+) -> Callable[[bytes], Any]:
     if callable(decoder):
         custom = decoder
         return lambda raw: custom(raw, model)
@@ -48,9 +74,7 @@ def make_decoder(decoder: str | Callable[[bytes, type[Any]], Any], model: type[A
         fastavro_module()  # fail at decoration, not at the first message, when it is missing
         return lambda raw: avro_decoder(raw, model)
     if decoder == "json":
-        # A model's own validator skips TypeAdapter's Python wrapper (per message, it counts).
-        validator = getattr(model, "__pydantic_validator__", None) or TypeAdapter(model).validator
-        validate: Decode = validator.validate_json
+        validate: Callable[[bytes], Any] = validator.validate_json
         return validate
     raise ConfigError(f"Unknown decoder - {decoder} (known: {', '.join(KNOWN_CODECS)})")
 

@@ -72,10 +72,12 @@ class Cluster:
     def produce(
         self,
         topic: str,
-        records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]],
+        records: Sequence[
+            tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None]
+        ],
     ) -> Awaitable[None] | None: ...
     def send(
-        self, topic: str, value: bytes, key: bytes | None = None
+        self, topic: str, value: bytes | None, key: bytes | None = None
     ) -> Awaitable[None] | None: ...
 
 @final
@@ -154,11 +156,16 @@ class Producer:
     def bootstrap_servers(self) -> str | None: ...
     def produce(
         self,
-        records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]],
+        records: Sequence[
+            tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None]
+        ],
         tracker: DeliveryTracker | None = None,
     ) -> Awaitable[None] | None: ...
     def send(
-        self, value: bytes, key: bytes | None = None, tracker: DeliveryTracker | None = None
+        self,
+        value: bytes | None,
+        key: bytes | None = None,
+        tracker: DeliveryTracker | None = None,
     ) -> Awaitable[None] | None: ...
 
 @final
@@ -186,14 +193,14 @@ class Record:
     @property
     def key(self) -> bytes | None: ...
     @property
-    def value(self) -> bytes: ...
+    def value(self) -> bytes | None: ...
     @property
-    def headers(self) -> list[tuple[str, bytes]]: ...
+    def headers(self) -> list[tuple[str, bytes | None]]: ...
 
 @final
 class RecordBatch:
     @property
-    def values(self) -> list[bytes]: ...
+    def values(self) -> list[bytes | None]: ...
     def __len__(self) -> int: ...
     def __getitem__(self, index: int, /) -> Record: ...
     def __iter__(self) -> Iterator[Record]: ...

@@ -49,11 +49,11 @@ class EventMetadata:
     timestamp: int
     timestamp_type: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None for a tombstone
     checksum: int | None
     serialized_key_size: int
     serialized_value_size: int
-    headers: Sequence[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes | None]]
 
     @staticmethod
     def create_event_metadata(record: Any) -> EventMetadata:

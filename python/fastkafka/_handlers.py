@@ -10,6 +10,7 @@ which sends while the app runs.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -61,6 +62,19 @@ def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
 
 def _is_model(annotation: Any) -> bool:
     return inspect.isclass(annotation) and issubclass(annotation, BaseModel)
+
+
+def _message_model(annotation: Any) -> tuple[type[BaseModel], bool] | None:
+    """The pydantic model a message parameter is annotated with, and whether it takes None
+    (``Model | None``, ``Optional[Model]``: a tombstone then reaches the handler as None)."""
+    if _is_model(annotation):
+        return annotation, False
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(arguments) == 2:
+        models = [argument for argument in arguments if argument is not type(None)]
+        if len(models) == 1 and _is_model(models[0]):
+            return models[0], True
+    return None
 
 
 def _list_item(annotation: Any) -> Any:
@@ -123,19 +137,22 @@ class ConsumerSpec:
         hints = _type_hints(function)
         message_param = metadata_param = None
         message_type: Any = None
-        batch = metadata_batch = False
+        batch = metadata_batch = nullable = False
         for name in inspect.signature(function).parameters:
             annotation = hints.get(name)
             item = _list_item(annotation)
             if annotation is EventMetadata or item is EventMetadata:
                 metadata_param, metadata_batch = name, item is EventMetadata
-            elif message_param is None and (_is_model(annotation) or _is_model(item)):
-                message_param, batch = name, _is_model(item)
-                message_type = item if batch else annotation
+            elif message_param is None:
+                single, each = _message_model(annotation), _message_model(item)
+                if single is not None or each is not None:
+                    message_param, batch = name, each is not None
+                    message_type, nullable = each or single  # type: ignore[misc]
         if message_param is None:
             raise ConfigError(
                 f"Consumer '{function.__name__}' needs a parameter annotated with a pydantic "
-                f"model or a list of one (e.g. `msg: MyModel`), got annotations {hints}"
+                f"model, optionally `| None`, or a list of one (e.g. `msg: MyModel`), got "
+                f"annotations {hints}"
             )
         if metadata_param is not None and metadata_batch != batch:
             raise ConfigError(
@@ -151,7 +168,7 @@ class ConsumerSpec:
             topic=topic,
             brokers=brokers,
             message_type=message_type,
-            decode=make_decoder(decoder, message_type),
+            decode=make_decoder(decoder, message_type, tombstone_is_none=nullable),
             codec=decoder,
             description=description,
             parameters=parameters,

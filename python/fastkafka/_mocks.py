@@ -111,7 +111,7 @@ class CallRecorder:
         name: str,
         *,
         is_async: bool = True,
-        decode: Callable[[bytes], Any] | None = None,
+        decode: Callable[[bytes | None], Any] | None = None,
     ) -> None:
         self.name = name
         recording_async, recording_magic = _recording_mock_classes()
@@ -157,13 +157,15 @@ class CallRecorder:
             self._add((None, copy.deepcopy(args), copy.deepcopy(kwargs)))
         return None
 
-    def record_raw(self, raw: bytes) -> Awaitable[Any] | None:
+    def record_raw(self, raw: bytes | None) -> Awaitable[Any] | None:
         """Record a call with one argument, the message the recorder's ``decode`` makes of
-        ``raw`` (a consumed record's value); returns what :meth:`record` returns."""
+        ``raw`` (a consumed record's value, None for a tombstone); returns what
+        :meth:`record` returns."""
         assert self._decode is not None, "record_raw needs a recorder made with decode="
         if self._mock_state.get("_mock_side_effect") is not None:
             return self._call_now((self._decode(raw),), {})
-        self._add(raw)
+        # A tombstone's message is kept decoded (there are no bytes to decode again).
+        self._add(raw if raw is not None else (None, (self._decode(None),), {}))
         return None
 
     def record_message(self, message: Any, raw: bytes) -> Awaitable[Any] | None:
@@ -237,7 +239,7 @@ class CallRecorder:
         _wake(waiters)
 
 
-def _decoded(decode: Callable[[bytes], Any], raw: bytes, undecodable: Any) -> Any:
+def _decoded(decode: Callable[[bytes | None], Any], raw: bytes, undecodable: Any) -> Any:
     try:
         return decode(raw)
     except Exception:

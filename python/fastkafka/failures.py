@@ -59,8 +59,8 @@ class DeadLetter:
     and where it came from and why it failed (from fastkafka's headers)."""
 
     key: bytes | None
-    value: bytes
-    headers: dict[str, bytes] = field(repr=False)
+    value: bytes | None  # None: the record was a tombstone, or too large to carry (see headers)
+    headers: dict[str, bytes | None] = field(repr=False)
     topic: str
     partition: int
     offset: int
@@ -74,7 +74,7 @@ class DeadLetter:
         headers = {name: value for name, value in record.headers}
 
         def text(meaning: str) -> str:
-            return headers.get(DEAD_LETTER_HEADERS[meaning], b"").decode("utf-8", "replace")
+            return (headers.get(DEAD_LETTER_HEADERS[meaning]) or b"").decode("utf-8", "replace")
 
         return cls(
             key=record.key,

@@ -72,7 +72,7 @@ class Tracing:
             **_common(spec.topic, "process", spec.name),
             "messaging.destination.partition.id": str(record.partition),
             "messaging.kafka.offset": record.offset,
-            "messaging.message.body.size": len(record.value),
+            "messaging.message.body.size": len(record.value or b""),
         }
         key = _text(record.key)
         if key is not None:
@@ -137,10 +137,12 @@ class Tracing:
         )
         span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, message))
 
-    def _context_of(self, headers: list[Header]) -> Context:
+    def _context_of(self, headers: list[tuple[str, bytes | None]]) -> Context:
         # As a mapping, the last value of a name wins: a forwarded record may carry an older
         # one first.
-        carrier = {name: value.decode(errors="replace") for name, value in headers}
+        carrier = {
+            name: value.decode(errors="replace") for name, value in headers if value is not None
+        }
         return self._propagate.extract(carrier)
 
 

@@ -12,6 +12,18 @@ pub trait Codec<T>: Send + Sync + 'static {
     fn decode(&self, payload: &[u8]) -> std::result::Result<T, String>;
     /// The payload of a value.
     fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String>;
+    /// The value of a tombstone (a record whose payload is null). By default a tombstone is
+    /// not a value: the record fails to decode (and is dead-lettered, still a tombstone).
+    fn decode_tombstone(&self) -> std::result::Result<T, String> {
+        Err("a tombstone (a record with a null value) is not a value of this type".to_owned())
+    }
+    /// The value a record's payload holds, a tombstone's included.
+    fn decode_value(&self, payload: Option<&[u8]>) -> std::result::Result<T, String> {
+        match payload {
+            Some(payload) => self.decode(payload),
+            None => self.decode_tombstone(),
+        }
+    }
     /// What its messages look like, for the app's AsyncAPI docs; `None` documents them by
     /// their type's name only.
     fn message_doc(&self) -> Option<MessageDoc> {
@@ -27,6 +39,10 @@ pub struct DocumentedJson;
 impl<T: Serialize + DeserializeOwned + schemars::JsonSchema> Codec<T> for DocumentedJson {
     fn decode(&self, payload: &[u8]) -> std::result::Result<T, String> {
         Json.decode(payload)
+    }
+
+    fn decode_tombstone(&self) -> std::result::Result<T, String> {
+        Json.decode_tombstone()
     }
 
     fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String> {
@@ -45,6 +61,13 @@ pub struct Json;
 impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
     fn decode(&self, payload: &[u8]) -> std::result::Result<T, String> {
         serde_json::from_slice(payload).map_err(|error| describe_json_error(&error))
+    }
+
+    /// A tombstone reads as JSON's `null`, as pydantic reads it on the Python side: an
+    /// `Option<T>` handler gets `None` (its `&Record` tells a tombstone from a `null` payload),
+    /// other types fail to decode it.
+    fn decode_tombstone(&self) -> std::result::Result<T, String> {
+        self.decode(b"null")
     }
 
     fn encode(&self, value: &T) -> std::result::Result<Vec<u8>, String> {

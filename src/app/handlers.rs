@@ -113,7 +113,7 @@ where
 {
     /// Decodes and handles the record at `index`; says why if that fails.
     async fn handle_one(&self, index: usize, record: &Record) -> Option<Failure> {
-        match self.codec.decode(&record.value) {
+        match self.codec.decode_value(record.value.as_deref()) {
             Ok(value) => {
                 let span = crate::spans::process(record);
                 let call = (self.handler)(value, record);
@@ -156,7 +156,7 @@ where
         let mut decoded = Vec::with_capacity(records.len());
         let mut handled = Handled::all();
         for (index, record) in records.iter().enumerate() {
-            match self.codec.decode(&record.value) {
+            match self.codec.decode_value(record.value.as_deref()) {
                 Ok(value) => {
                     values.push(value);
                     metadata.push(Metadata::of(record));

@@ -169,7 +169,7 @@ impl<T: 'static> Watch<T> {
             })?
             .ok_or(Error::Closed("the watch's consumer"))?;
         self.codec
-            .decode(&record.value)
+            .decode_value(record.value.as_deref())
             .map_err(|e| Error::Handler(format!("cannot decode a record of '{}': {e}", self.topic)))
     }
 }

@@ -64,7 +64,7 @@ impl<T: 'static> Producer<T> {
             .map(|value| {
                 Ok(OutgoingRecord {
                     key: key.clone(),
-                    value: self.encode(value)?,
+                    value: Some(self.encode(value)?),
                     headers: headers.clone(),
                 })
             })

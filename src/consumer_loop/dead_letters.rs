@@ -116,12 +116,12 @@ pub(super) async fn give_up(
         );
         let mut bare = letter;
         bare.key = None;
-        bare.value = Bytes::new();
+        bare.value = None;
         bare.headers
             .retain(|(name, _)| name.starts_with("fastkafka.dlt."));
         bare.headers.push((
             headers::VALUE_DROPPED.to_owned(),
-            Bytes::from(refused.to_string()),
+            Some(Bytes::from(refused.to_string())),
         ));
         if let Err(error) = dead_letter.produce_letter(bare).await {
             // Held back like any refusal (see above), this one included.
@@ -166,7 +166,7 @@ pub(super) fn dead_letter_record(
     ];
     letter.headers.extend(
         ours.into_iter()
-            .map(|(name, value)| (name.to_owned(), value)),
+            .map(|(name, value)| (name.to_owned(), Some(value))),
     );
     letter
 }
@@ -199,8 +199,8 @@ mod tests {
             timestamp_ms: 1_700_000_000_000,
             timestamp_type: crate::record::TimestampType::CreateTime,
             key: Some(Bytes::from_static(b"k")),
-            value: Bytes::from_static(b"v"),
-            headers: vec![("trace".to_owned(), Bytes::from_static(b"t"))],
+            value: Some(Bytes::from_static(b"v")),
+            headers: vec![("trace".to_owned(), Some(Bytes::from_static(b"t")))],
         };
         let failure = Failure {
             indices: vec![0],
@@ -212,13 +212,13 @@ mod tests {
         };
         let letter = dead_letter_record(&record, "on_signals", &failure, 3);
         assert_eq!(letter.key.as_deref(), Some(&b"k"[..]));
-        assert_eq!(&letter.value[..], b"v");
+        assert_eq!(letter.value.as_deref(), Some(&b"v"[..]));
         let header = |name: &str| {
             letter
                 .headers
                 .iter()
                 .find(|(key, _)| key == name)
-                .map(|(_, value)| String::from_utf8(value.to_vec()).unwrap())
+                .map(|(_, value)| String::from_utf8(value.as_deref().unwrap().to_vec()).unwrap())
         };
         assert_eq!(header("trace").as_deref(), Some("t"));
         assert_eq!(header(headers::TOPIC).as_deref(), Some("signals"));
@@ -233,6 +233,43 @@ mod tests {
         assert!(!letter
             .headers
             .iter()
-            .any(|(_, v)| v.starts_with(b"Traceback")));
+            .any(|(_, v)| v.as_deref().unwrap().starts_with(b"Traceback")));
+    }
+
+    #[test]
+    fn a_tombstone_is_dead_lettered_as_a_tombstone_with_its_null_headers() {
+        let record = Record {
+            topic: "accounts".into(),
+            partition: 0,
+            offset: 7,
+            timestamp_ms: 1_700_000_000_000,
+            timestamp_type: crate::record::TimestampType::CreateTime,
+            key: Some(Bytes::from_static(b"account-1")),
+            value: None,
+            headers: vec![
+                ("deleted-by".to_owned(), None),
+                ("empty".to_owned(), Some(Bytes::new())),
+            ],
+        };
+        let failure = Failure {
+            indices: vec![0],
+            kind: FailureKind::Undecodable {
+                into: "Account".to_owned(),
+            },
+            retryable: false,
+            error_type: "ValidationError".to_owned(),
+            message: "not an Account".to_owned(),
+            details: None,
+        };
+        let letter = dead_letter_record(&record, "on_accounts", &failure, 1);
+        assert_eq!(letter.key.as_deref(), Some(&b"account-1"[..]));
+        assert_eq!(letter.value, None, "a tombstone's letter is a tombstone");
+        assert_eq!(
+            letter.headers[..2],
+            [
+                ("deleted-by".to_owned(), None),
+                ("empty".to_owned(), Some(Bytes::new()))
+            ]
+        );
     }
 }

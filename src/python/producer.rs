@@ -68,7 +68,7 @@ impl PyProducer {
     fn send<'py>(
         &self,
         py: Python<'py>,
-        value: &[u8],
+        value: Option<&[u8]>,
         key: Option<&[u8]>,
         tracker: Option<&Bound<'py, PyDeliveryTracker>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {

@@ -60,13 +60,13 @@ impl PyRecord {
         self.0.key.as_ref().map(|key| PyBytes::new(py, key))
     }
 
-    /// Its payload.
+    /// Its payload, or None for a tombstone.
     #[getter]
-    fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.0.value)
+    fn value<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.0.value.as_ref().map(|value| PyBytes::new(py, value))
     }
 
-    /// Its headers as `(name, value)` pairs.
+    /// Its headers as `(name, value)` pairs (a value may be None: a null header value).
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let pairs = self.0.headers.iter().map(|(name, value)| {
@@ -74,7 +74,11 @@ impl PyRecord {
                 py,
                 [
                     name.into_pyobject(py)?.into_any(),
-                    PyBytes::new(py, value).into_any(),
+                    value
+                        .as_ref()
+                        .map(|value| PyBytes::new(py, value))
+                        .into_pyobject(py)?
+                        .into_any(),
                 ],
             )
         });
@@ -84,12 +88,18 @@ impl PyRecord {
     /// Coordinates and sizes only: a repr ends up in logs, and payloads may be private.
     fn __repr__(&self) -> String {
         format!(
-            "Record(topic={:?}, partition={}, offset={}, key=<{} bytes>, value=<{} bytes>)",
+            "Record(topic={:?}, partition={}, offset={}, key=<{} bytes>, value={})",
             self.0.topic,
             self.0.partition,
             self.0.offset,
             self.0.key.as_ref().map_or(0, Bytes::len),
-            self.0.value.len()
+            self.0
+                .value
+                .as_ref()
+                .map_or("None".to_owned(), |value| format!(
+                    "<{} bytes>",
+                    value.len()
+                ))
         )
     }
 }
@@ -103,7 +113,10 @@ pub(super) struct PyRecordBatch {
 
 impl PyRecordBatch {
     pub(super) fn new(py: Python<'_>, records: Vec<Record>) -> PyResult<Self> {
-        let values = PyList::new(py, records.iter().map(|r| PyBytes::new(py, &r.value)))?;
+        let values = records
+            .iter()
+            .map(|record| record.value.as_ref().map(|value| PyBytes::new(py, value)));
+        let values = PyList::new(py, values)?;
         Ok(Self {
             records,
             values: values.unbind(),
@@ -113,7 +126,7 @@ impl PyRecordBatch {
 
 #[pymethods]
 impl PyRecordBatch {
-    /// The records' payloads, in batch order.
+    /// The records' payloads, in batch order (None for a tombstone).
     #[getter]
     fn values<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
         self.values.bind(py).clone()

@@ -206,8 +206,13 @@ pub(super) fn transport_of(transport: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Tra
     )))
 }
 
-/// A record as Python hands it to `Cluster.produce`: `(key, value, headers)`.
-pub(super) type RecordTuple = (Option<Vec<u8>>, Vec<u8>, Option<Vec<(String, Vec<u8>)>>);
+/// A record as Python hands it to `Cluster.produce`: `(key, value, headers)`, where a value
+/// of None is a tombstone and a header's value may be None too.
+pub(super) type RecordTuple = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<(String, Option<Vec<u8>>)>>,
+);
 
 /// One cluster, to produce to directly (tests use it to feed an app raw bytes).
 #[pyclass(name = "Cluster", module = "fastkafka._core", frozen)]
@@ -241,7 +246,7 @@ impl PyCluster {
         &self,
         py: Python<'py>,
         topic: &str,
-        value: &[u8],
+        value: Option<&[u8]>,
         key: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         hand_over_one(py, &self.0, topic, one_record(value, key), None)
@@ -327,20 +332,20 @@ pub(super) fn to_outgoing(records: Vec<RecordTuple>) -> Vec<OutgoingRecord> {
         .into_iter()
         .map(|(key, value, headers)| OutgoingRecord {
             key: key.map(Bytes::from),
-            value: Bytes::from(value),
+            value: value.map(Bytes::from),
             headers: headers
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(name, value)| (name, Bytes::from(value)))
+                .map(|(name, value)| (name, value.map(Bytes::from)))
                 .collect(),
         })
         .collect()
 }
 
-pub(super) fn one_record(value: &[u8], key: Option<&[u8]>) -> OutgoingRecord {
+pub(super) fn one_record(value: Option<&[u8]>, key: Option<&[u8]>) -> OutgoingRecord {
     OutgoingRecord {
         key: key.map(Bytes::copy_from_slice),
-        value: Bytes::copy_from_slice(value),
+        value: value.map(Bytes::copy_from_slice),
         headers: Vec::new(),
     }
 }

@@ -190,7 +190,7 @@ impl fastkafka::ClusterConsumer for Flaky {
             timestamp_ms: 0,
             timestamp_type: Default::default(),
             key: None,
-            value: "after the outage".into(),
+            value: Some("after the outage".into()),
             headers: Vec::new(),
         }])
     }

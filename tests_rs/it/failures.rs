@@ -72,7 +72,7 @@ fn header(record: &Record, name: &str) -> String {
         .iter()
         .find(|(key, _)| key == name)
         .unwrap_or_else(|| panic!("header {name} on {record:?}"));
-    String::from_utf8(value.to_vec()).unwrap()
+    String::from_utf8(value.as_deref().unwrap_or_default().to_vec()).unwrap()
 }
 
 /// One key per partition of a `partitions`-partition topic on `cluster` (found by probing).
@@ -250,7 +250,7 @@ async fn what_cannot_be_processed_is_dead_lettered_with_why_and_then_committed()
 
     assert_eq!(letters.len(), 2, "{letters:?}");
     let (undecodable, failed) = (&letters[0], &letters[1]);
-    assert_eq!(&undecodable.value[..], b"not json");
+    assert_eq!(undecodable.value.as_deref(), Some(&b"not json"[..]));
     assert_eq!(undecodable.key.as_deref(), Some(&b"k"[..]));
     assert_eq!(
         header(undecodable, "origin"),
@@ -394,7 +394,7 @@ async fn undeliverable_outputs_hold_back_only_their_own_partition() {
     broker.refuse_deliveries(&cluster_two, None);
     let delivered = records_on(&harness, "out", Some(&two), 1).await;
     running.stop().await.unwrap();
-    assert_eq!(&delivered[0].value[..], br#"{"msg":"a0"}"#);
+    assert_eq!(delivered[0].value.as_deref(), Some(&br#"{"msg":"a0"}"#[..]));
     assert_eq!(committed(0), Some(1));
     let seen = seen.lock().unwrap();
     let others = seen.handled.iter().filter(|(p, _)| *p == 1).count();
@@ -402,4 +402,43 @@ async fn undeliverable_outputs_hold_back_only_their_own_partition() {
         others <= 4,
         "the other partition is handled again at most once (it shared a0's first batch): {others}"
     );
+}
+
+#[tokio::test]
+async fn a_tombstone_is_none_to_an_optional_handler_and_a_tombstone_in_a_dead_letter() {
+    let one = brokers("server_1:9092");
+    let mut app = App::new(one.clone());
+    let (seen, changed) = watched();
+    let (record, wake) = (seen.clone(), changed.clone());
+    app.consumer("accounts", None, Json, move |msg: Option<TestMsg>| {
+        let text = msg.map_or("deleted".to_owned(), |msg| msg.msg);
+        record.lock().unwrap().handled.push((0, text));
+        wake.notify_waiters();
+        async { Ok::<_, String>(()) }
+    })
+    .unwrap();
+    app.consumer("signals", None, Json, |_: TestMsg| async {
+        Ok::<_, String>(())
+    })
+    .unwrap()
+    .dead_letter_on("signals_dlt", &one);
+    let broker = MemoryBroker::new();
+    let cluster = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    let harness = TestHarness::new(&app, broker.clone());
+    let mut tombstone = OutgoingRecord::tombstone("k");
+    tombstone.headers.push(("reason".to_owned(), None));
+    cluster
+        .produce("accounts", vec![json("a"), tombstone.clone()])
+        .unwrap();
+    cluster.produce("signals", vec![tombstone]).unwrap();
+    let running = app.start(harness.transport()).await.unwrap();
+
+    let letters = records_on(&harness, "signals_dlt", Some(&one), 1).await;
+    until(&seen, &changed, |s| s.handled.len() == 2).await;
+    running.stop().await.unwrap();
+    let handled: Vec<_> = seen.lock().unwrap().handled.clone();
+    assert_eq!(handled, [(0, "a".to_owned()), (0, "deleted".to_owned())]);
+    assert_eq!(letters[0].value, None, "still a tombstone");
+    assert_eq!(letters[0].headers[0], ("reason".to_owned(), None));
+    assert_eq!(header(&letters[0], headers::ERROR_TYPE), "Undecodable");
 }

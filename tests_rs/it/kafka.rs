@@ -48,7 +48,28 @@ async fn produced_records_keep_keys_headers_and_order() {
     let expected: Vec<String> = (0..50).map(|i| i.to_string()).collect();
     assert_eq!(values(&got), expected);
     assert_eq!(got[7].key.as_deref(), Some(&b"k7"[..]));
-    assert_eq!(got[7].headers, vec![("h".to_owned(), "v".into())]);
+    assert_eq!(got[7].headers, vec![("h".to_owned(), Some("v".into()))]);
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_and_null_header_values_stay_null() {
+    // Kafka keeps a null value (a tombstone: "this key was deleted" on a compacted topic)
+    // apart from an empty one, and so must every record that passes through us.
+    let (_mock, id, transport) = setup(1);
+    let cluster = transport.cluster(&id).unwrap();
+    let mut consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    let mut tombstone = OutgoingRecord::tombstone("deleted");
+    tombstone.headers.push(("reason".to_owned(), None));
+    let empty = OutgoingRecord::new("").with_header("reason", "");
+    cluster.produce("t", vec![tombstone, empty]).unwrap();
+    cluster.flush().await.unwrap();
+    let got = poll_exactly(consumer.as_mut(), 2).await;
+    assert_eq!(got[0].key.as_deref(), Some(&b"deleted"[..]));
+    assert_eq!(got[0].value, None);
+    assert_eq!(got[0].headers, vec![("reason".to_owned(), None)]);
+    assert_eq!(got[1].value.as_deref(), Some(&b""[..]));
+    assert_eq!(got[1].headers, vec![("reason".to_owned(), Some("".into()))]);
     consumer.close().await.unwrap();
 }
 
@@ -156,7 +177,7 @@ async fn a_header_key_that_is_not_utf8_is_read_not_fatal() {
         got[0].headers,
         vec![(
             "trace-\u{fffd}\u{fffd}".to_owned(),
-            (&b"\x00\x01"[..]).into()
+            Some((&b"\x00\x01"[..]).into())
         )]
     );
     consumer.close().await.unwrap();

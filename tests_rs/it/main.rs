@@ -66,6 +66,6 @@ pub async fn assert_nothing_arrives(consumer: &mut dyn ClusterConsumer) {
 pub fn values(records: &[Record]) -> Vec<String> {
     records
         .iter()
-        .map(|r| String::from_utf8(r.value.to_vec()).unwrap())
+        .map(|r| String::from_utf8(r.value.as_deref().unwrap_or_default().to_vec()).unwrap())
         .collect()
 }

@@ -31,7 +31,7 @@ async fn each_partition_keeps_produce_order() {
             .entry(record.partition)
             .or_default()
             .push(record.offset);
-        let value: usize = String::from_utf8(record.value.to_vec())
+        let value: usize = String::from_utf8(record.value.as_deref().unwrap().to_vec())
             .unwrap()
             .parse()
             .unwrap();
@@ -99,10 +99,10 @@ async fn keyless_records_spread_over_partitions_and_headers_survive() {
     let used: BTreeSet<i32> = got.iter().map(|r| r.partition).collect();
     assert_eq!(used.len(), 4);
     for record in &got {
-        let value = String::from_utf8(record.value.to_vec()).unwrap();
+        let value = String::from_utf8(record.value.as_deref().unwrap().to_vec()).unwrap();
         assert_eq!(
             record.headers,
-            vec![("trace".to_owned(), format!("t{value}").into())]
+            vec![("trace".to_owned(), Some(format!("t{value}").into()))]
         );
     }
 }

@@ -348,13 +348,15 @@ pub(super) fn hand_to_client(
             .fold(OwnedHeaders::new(), |headers, (name, value)| {
                 headers.insert(rdkafka::message::Header {
                     key: name,
-                    value: Some(&value[..]),
+                    value: value.as_deref(),
                 })
             })
     });
     let mut pending =
-        BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(topic, tracker)
-            .payload(&record.value[..]);
+        BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(topic, tracker);
+    if let Some(value) = &record.value {
+        pending = pending.payload(&value[..]);
+    }
     if let Some(key) = &record.key {
         pending = pending.key(&key[..]);
     }

@@ -54,7 +54,7 @@ pub(super) fn to_records(messages: &[BorrowedMessage<'_>], topics: &mut TopicNam
                 _ => TimestampType::CreateTime,
             },
             key: message.key().map(|key| take(key.len())),
-            value: take(message.payload_len()),
+            value: message.payload().map(|payload| take(payload.len())),
             headers: headers_of(message),
         })
         .collect()
@@ -80,7 +80,7 @@ impl TopicNames {
 /// rust-rdkafka's `Headers::iter` unwraps each key as UTF-8 and panics on any other bytes; a
 /// header key is whatever the producer sent, so one odd record would kill the consumer loop.
 /// Keys are read as bytes and decoded lossily (U+FFFD for invalid sequences); values stay
-/// bytes.
+/// bytes, or `None` where null.
 fn headers_of(message: &BorrowedMessage<'_>) -> Vec<crate::record::Header> {
     use rdkafka::bindings as ffi;
 
@@ -109,11 +109,10 @@ fn headers_of(message: &BorrowedMessage<'_>) -> Vec<crate::record::Header> {
         let key = unsafe { std::ffi::CStr::from_ptr(name) }
             .to_string_lossy()
             .into_owned();
-        let value = if value.is_null() {
-            Bytes::new()
-        } else {
+        // A null pointer is a null value, which Kafka keeps apart from an empty one.
+        let value = (!value.is_null()).then(|| {
             Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) })
-        };
+        });
         headers.push((key, value));
     }
     headers

@@ -268,7 +268,7 @@ mod tests {
         let tracker = crate::delivery::DeliveryTracker::new();
         tracker.sent(1);
         let record = crate::record::OutgoingRecord {
-            value: b"{}".to_vec().into(),
+            value: Some(bytes::Bytes::from_static(b"{}")),
             ..Default::default()
         };
         super::super::cluster::hand_to_client(&producer, "t", &record, tracker.clone()).unwrap();

@@ -186,7 +186,7 @@ impl SendLane {
     /// record of any size gets through.
     fn has_room(&self, state: &State, record: &OutgoingRecord) -> bool {
         let held = state.queued.len() + state.in_hand;
-        held == 0 || (held < self.capacity && state.queued_bytes + record.value.len() <= MAX_BYTES)
+        held == 0 || (held < self.capacity && state.queued_bytes + record.value_len() <= MAX_BYTES)
     }
 
     fn push(
@@ -201,7 +201,7 @@ impl SendLane {
             Some(last) if &*last.topic == topic => last.topic.clone(),
             _ => Arc::from(topic),
         };
-        state.queued_bytes += record.value.len();
+        state.queued_bytes += record.value_len();
         state.queued.push(Laned {
             topic,
             record,
@@ -324,14 +324,12 @@ pub(super) fn too_large(record: &OutgoingRecord, max_message_bytes: usize) -> Op
         .headers
         .iter()
         .map(|(name, value)| {
-            name.len()
-                + value.len()
-                + zigzag_varint_len(name.len())
-                + zigzag_varint_len(value.len())
+            let value = value.as_ref().map_or(0, |value| value.len());
+            name.len() + value + zigzag_varint_len(name.len()) + zigzag_varint_len(value)
         })
         .sum();
     let key = record.key.as_ref().map_or(0, |key| key.len());
-    let wire_size = MAX_OVERHEAD + key + record.value.len() + headers;
+    let wire_size = MAX_OVERHEAD + key + record.value_len() + headers;
     (wire_size > max_message_bytes).then_some(KafkaError::MessageProduction(
         RDKafkaErrorCode::MessageSizeTooLarge,
     ))
