@@ -71,7 +71,7 @@ test-python: $(BUILD_STAMP) tansu chromium ## Python tests (pytest), real-broker
 	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 .PHONY: faults
-faults: $(BUILD_STAMP) tansu ## The forwarding app under 7 faults on two Tansu clusters: the report table
+faults: $(BUILD_STAMP) tansu ## The fault matrix: each fault under each handler shape on Tansu (~70 min)
 	$(BIN)/python scripts/faults/harness.py --markdown target/faults.md
 
 .PHONY: test-wheels

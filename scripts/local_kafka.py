@@ -178,6 +178,54 @@ class TansuBroker:
             self._process.wait()
 
 
+def certificate_authority(directory: Path, name: str) -> Path:
+    """A CA (``<name>.pem``) and a certificate for 127.0.0.1 it signed (``<name>_server.pem``
+    and ``.key``), made with openssl in ``directory``; the CA's path."""
+    ca, server = name, f"{name}_server"
+
+    def openssl(*arguments: str) -> None:
+        subprocess.run(["openssl", *arguments], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            f"/CN={name} test CA", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", f"{server}.key", "-out", f"{server}.csr")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", f"{server}.csr", "-CA", f"{ca}.pem", "-CAkey",
+            f"{ca}.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
+            "-out", f"{server}.pem")  # fmt: skip
+    return directory / f"{ca}.pem"
+
+
+@contextlib.contextmanager
+def tls_proxy(broker: TansuBroker, ca: Path) -> Iterator[str]:
+    """A TLS-terminating proxy (``scripts/tls_proxy.py``) in front of ``broker`` with the
+    certificate ``ca`` signed (:func:`certificate_authority`), which the broker is restarted
+    to advertise, so that every connection goes through TLS; yields its host:port and
+    restores the broker's own address on exit."""
+    port = free_port()
+    server = ca.with_name(f"{ca.stem}_server")
+    proxy = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("tls_proxy.py")), "--listen", str(port),
+         "--target", broker.bootstrap_servers, "--cert", f"{server}.pem",
+         "--key", f"{server}.key"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proxy.stdout is not None and proxy.stdout.readline() == b"listening\n"
+    broker.stop()
+    broker.advertised_url = f"tcp://127.0.0.1:{port}"
+    broker.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proxy.terminate()
+        proxy.wait()
+        proxy.stdout.close()
+        broker.stop()
+        broker.advertised_url = broker.url
+        broker.start()
+
+
 @contextlib.contextmanager
 def local_clusters(
     count: int = 2, storage: str = "sqlite://tansu.db"

@@ -7,45 +7,24 @@ with an error naming the cluster, never the password, and never hangs."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import local_kafka
 import pytest
-from local_kafka import TansuBroker, free_port, local_clusters
+from local_kafka import certificate_authority, free_port, local_clusters
 from pydantic import BaseModel
 
 from fastkafka import FastKafka
 from fastkafka.exceptions import TransportError
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
 FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
 
 
 class Note(BaseModel):
     text: str
-
-
-def openssl(*arguments: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *arguments], cwd=cwd, check=True, capture_output=True)
-
-
-def certificate_authority(directory: Path, name: str) -> Path:
-    """A CA (``<name>.pem``) and a certificate for 127.0.0.1 it signed (``<name>_server.*``)."""
-    ca, server = name, f"{name}_server"
-    subject = f"/CN={name} test CA"
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
-            "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=directory)  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", f"{server}.key", "-out", f"{server}.csr", cwd=directory)  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", f"{server}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{server}.pem",
-            cwd=directory)  # fmt: skip
-    return directory / f"{name}.pem"
 
 
 @pytest.fixture(scope="module")
@@ -69,28 +48,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 def tls_proxy(secured: dict[str, Any]) -> Iterator[str]:
     """A TLS proxy to the broker with the trusted CA's certificate; its host:port. The broker
     is restarted to advertise it, so every connection goes through TLS."""
-    broker: TansuBroker = secured["broker"]
-    port = free_port()
-    certificates = secured["trusted"].parent
-    proxy = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "tls_proxy.py"), "--listen", str(port),
-         "--target", broker.bootstrap_servers, "--cert", str(certificates / "trusted_server.pem"),
-         "--key", str(certificates / "trusted_server.key")],
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
-    assert proxy.stdout is not None and proxy.stdout.readline() == b"listening\n"
-    broker.stop()
-    broker.advertised_url = f"tcp://127.0.0.1:{port}"
-    broker.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        proxy.terminate()
-        proxy.wait()
-        proxy.stdout.close()
-        broker.stop()
-        broker.advertised_url = broker.url
-        broker.start()
+    with local_kafka.tls_proxy(secured["broker"], secured["trusted"]) as address:
+        yield address
 
 
 def app_on(address: str, **options: Any) -> tuple[FastKafka, asyncio.Event]:

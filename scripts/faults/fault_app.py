@@ -2,18 +2,21 @@
 1, produce each item to `out` on cluster 2 with the same key — with a retry policy and a
 dead-letter topic (`in_dlt`, on cluster 1, or on FAULTS_DLT's cluster when set). Clusters come
 from FAULTS_SOURCE / FAULTS_DEST (host:port); FAULTS_FLAKY=1 makes every 97th item fail twice
-before it goes through; FAULTS_ITEM_DELAY (seconds, default 0) is spent per item, so that a
-fault lands mid-stream.
+before it goes through (however the handler is written); FAULTS_ITEM_DELAY (seconds, default
+0) is spent per item, so that a fault lands mid-stream. FAULTS_DEST_SECURITY holds the
+destination's security options as JSON (FastKafka's names), when it requires them.
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
 returns), `dynamic` (DynamicTaskExecutor, 8 at a time), `batch` (a batch consumer
 sending a list), `defaults` (the guide's handler without retry policy or dead-letter topic),
-`shared` (two consumers of one group sharing the destination topic)."""
+`shared` (two consumers of one group sharing the destination topic). The shape `rust` is
+this app written with the Rust API, `examples/fault_app.rs`, which the harness runs instead."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
@@ -29,6 +32,8 @@ def brokers(address: str) -> dict[str, dict[str, Any]]:
 
 
 FLAKY = os.environ.get("FAULTS_FLAKY") == "1"
+# The destination's security options (FastKafka's names, as JSON), when it requires them.
+DEST_SECURITY: dict[str, str] = json.loads(os.environ.get("FAULTS_DEST_SECURITY", "{}"))
 ITEM_DELAY = float(os.environ.get("FAULTS_ITEM_DELAY", "0"))
 FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
 
@@ -43,7 +48,10 @@ failed_attempts: dict[int, int] = {}
 # A destination that is down fails deliveries after 3 s (librdkafka's default: 300 s), so a
 # fault scenario sees failed deliveries — and redeliveries — within its run.
 @app.produces(
-    topic="out", brokers=brokers(os.environ["FAULTS_DEST"]), **{"message.timeout.ms": 3000}
+    topic="out",
+    brokers=brokers(os.environ["FAULTS_DEST"]),
+    **{"message.timeout.ms": 3000},
+    **DEST_SECURITY,
 )
 async def to_out(item: Item) -> KafkaEvent[Item]:
     return KafkaEvent(item, key=key_of(item.id))
@@ -64,11 +72,20 @@ OPTIONS: dict[str, Any] = {
 }
 
 
+def fail_if_flaky(items: list[Item]) -> None:
+    """With FAULTS_FLAKY, fails the first two attempts at every 97th item (each attempt at a
+    batch counts for each of its items)."""
+    if not FLAKY:
+        return
+    flaky = [item.id for item in items if item.id % 97 == 0]
+    for item_id in flaky:
+        failed_attempts[item_id] = failed_attempts.get(item_id, 0) + 1
+    if any(failed_attempts[item_id] <= 2 for item_id in flaky):
+        raise TimeoutError(f"items {flaky}: the downstream service timed out")
+
+
 async def handle(item: Item) -> None:
-    if FLAKY and item.id % 97 == 0:
-        failed_attempts[item.id] = failed_attempts.get(item.id, 0) + 1
-        if failed_attempts[item.id] <= 2:
-            raise TimeoutError(f"item {item.id}: the downstream service timed out")
+    fail_if_flaky([item])
     if ITEM_DELAY:
         await asyncio.sleep(ITEM_DELAY)  # the work a real handler would do
     await to_out(item)
@@ -89,6 +106,7 @@ elif SHAPE == "task":
 
     @app.consumes(**OPTIONS)
     async def on_in(item: Item) -> None:
+        fail_if_flaky([item])
         if ITEM_DELAY:
             await asyncio.sleep(ITEM_DELAY)  # the work a real handler would do
         # Sends after the handler returned, from a task tied to this input.
@@ -109,13 +127,17 @@ elif SHAPE == "shared":
 elif SHAPE == "batch":
 
     @app.produces(
-        topic="out", brokers=brokers(os.environ["FAULTS_DEST"]), **{"message.timeout.ms": 3000}
+        topic="out",
+        brokers=brokers(os.environ["FAULTS_DEST"]),
+        **{"message.timeout.ms": 3000},
+        **DEST_SECURITY,
     )
     async def to_out_many(items: list[Item]) -> list[Item]:
         return items
 
     @app.consumes(**OPTIONS)
     async def on_in(items: list[Item]) -> None:
+        fail_if_flaky(items)
         if ITEM_DELAY:
             await asyncio.sleep(ITEM_DELAY * len(items))
         await to_out_many(items)

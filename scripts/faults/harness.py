@@ -1,16 +1,19 @@
 """`make faults`: the forwarding app (`fault_app.py`) moving a stream from cluster 1 to cluster
 2 under one fault at a time, on two real clusters (Tansu, durable sqlite storage), each worker
-a real `fastkafka run` worker process. Every figure is counted by reading the topics back with
-an independent client (aiokafka), never from the app's own counters:
+a real `fastkafka run` worker process (or the `fastkafka run` command, or the Rust app). Every
+fault runs under every handler shape it applies to (scenarios.py: the fault matrix). Every
+figure is counted by reading the topics back with an independent client (aiokafka), never
+from the app's own counters:
 
 - in: records produced to `in` (items plus poison);
 - delivered: distinct items on `out`; dead-lettered: records on `in_dlt`;
 - lost: items on neither, plus poison not dead-lettered (must be 0);
 - duplicated: records on `out` beyond the first of each item.
 
-    python scripts/faults/harness.py [--size 20000] [--only NAME ...] [--markdown FILE]
+    python scripts/faults/harness.py [--size 20000] [--only NUMBER ...] [--shape SHAPE ...]
+                                     [--markdown FILE]
 
-`tests_py/test_faults.py` runs scenarios 1, 3, 6, 7 and 8 with small streams in `make test`.
+`tests_py/test_faults.py` runs a slice of the matrix with small streams in `make test`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -27,8 +31,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.helpers import create_ssl_context
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -36,10 +42,17 @@ sys.path.insert(0, str(HERE))
 
 from blackhole import BlackholeProxy  # noqa: E402
 from items import Item, key_of  # noqa: E402
-from local_kafka import TansuBroker, local_clusters  # noqa: E402
-from scenarios import SCENARIOS, poison_records  # noqa: E402
+from local_kafka import (  # noqa: E402
+    TansuBroker,
+    certificate_authority,
+    local_clusters,
+    tls_proxy,
+)
+from scenarios import SCENARIOS, SHAPES, Poison, poison_records  # noqa: E402
 
 PARTITIONS = 4
+# `in`'s partitions in the rebalance storm (12): three hosts of two workers each get two.
+STORM_PARTITIONS = 12
 # How long a scenario may take to move everything once its fault is over.
 SETTLE_TIMEOUT = 180.0
 
@@ -69,14 +82,15 @@ class Stream:
     """What a scenario produces to `in`: items (ids 0..n-1) and poison."""
 
     items: int
-    poison: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+    poison: list[Poison] = field(default_factory=list)
     # Where each poison record landed on `in`, as (partition, offset): a dead letter names it.
     poison_at: set[tuple[int, int]] = field(default_factory=set)
 
 
 class Worker:
     """One `fastkafka run` worker process of the fault app — or, with ``cli_stop_timeout``,
-    the `fastkafka run` command itself with one worker and that stop timeout."""
+    the `fastkafka run` command itself with ``cli_workers`` workers and that stop timeout, in
+    a session of its own (as on a host of its own: :meth:`kill_host` kills it all)."""
 
     def __init__(
         self,
@@ -86,8 +100,10 @@ class Worker:
         flaky: bool,
         item_delay: float,
         cli_stop_timeout: float | None = None,
+        cli_workers: int = 1,
         shape: str = "guide",
         dlt: str | None = None,
+        dest_security: dict[str, str] | None = None,
     ) -> None:
         environment = {
             **os.environ,
@@ -97,15 +113,19 @@ class Worker:
             "FAULTS_ITEM_DELAY": str(item_delay),
             "FAULTS_SHAPE": shape,
             **({"FAULTS_DLT": dlt} if dlt is not None else {}),
+            **({"FAULTS_DEST_SECURITY": json.dumps(dest_security)} if dest_security else {}),
         }
         self.log = log
         self.peak_mib = 0.0
-        if cli_stop_timeout is None:
+        self.own_session = cli_stop_timeout is not None
+        if shape == "rust":
+            command = [str(rust_fault_app())]
+        elif cli_stop_timeout is None:
             command = [sys.executable, "-m", "fastkafka._worker", "fault_app:app"]
             command += ["--kafka-broker", "development", "--stop-timeout", "20"]
         else:
             command = [str(Path(sys.executable).with_name("fastkafka")), "run", "fault_app:app"]
-            command += ["--num-workers", "1", "--kafka-broker", "development"]
+            command += ["--num-workers", str(cli_workers), "--kafka-broker", "development"]
             command += ["--stop-timeout", str(cli_stop_timeout)]
         with log.open("ab") as output:
             self.process = subprocess.Popen(
@@ -114,14 +134,21 @@ class Worker:
                 env=environment,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.own_session,
             )
 
     def peak_rss_mib(self) -> float:
-        """The process's peak resident memory (VmHWM) as last seen alive, in MiB."""
+        """The peak resident memory (VmHWM) of the process — of its worker processes, for a
+        `fastkafka run` command — as last seen alive, in MiB."""
+        pids = [self.process.pid]
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_mib = max(self.peak_mib, int(line.split()[1]) / 1024)
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            pids = [int(pid) for pid in children.read_text().split()] or pids
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_mib = max(self.peak_mib, int(line.split()[1]) / 1024)
         return self.peak_mib
 
     async def until_started(self, within: float = 60.0) -> None:
@@ -137,8 +164,30 @@ class Worker:
         if self.process.poll() is None:
             self.process.send_signal(signum)
 
+    def kill_host(self) -> None:
+        """SIGKILL to the command and every worker it started, as when their host is lost."""
+        self.peak_rss_mib()
+        with contextlib.suppress(ProcessLookupError):
+            if self.own_session:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
+        self.process.wait()
+
     def wait(self, timeout: float = 30.0) -> int:
         return self.process.wait(timeout)
+
+
+def rust_fault_app() -> Path:
+    """The fault app written with the Rust API (`examples/fault_app.rs`), built in release mode
+    (cargo does nothing when it is up to date)."""
+    root = HERE.parent.parent
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--release", "--features=kafka", "--example=fault_app"],
+        cwd=root,
+        check=True,
+    )
+    return root / "target" / "release" / "examples" / "fault_app"
 
 
 class Scenario:
@@ -163,8 +212,42 @@ class Scenario:
         self.proxy: BlackholeProxy | None = None
         # Where the dead-letter topic `in_dlt` lives: the source, or a cluster of its own.
         self.dlt = source
+        # The destination's security options, for the app (FastKafka's names) and for the
+        # harness's own clients (aiokafka's), when it requires them (scenario 11).
+        self.dest_security: dict[str, str] | None = None
+        self.dest_client: dict[str, Any] = {"bootstrap_servers": dest.bootstrap_servers}
+        # What the scenario started that the run must stop (a TLS proxy, say).
+        self.cleanup = contextlib.ExitStack()
 
-    def start_worker(self, flaky: bool = False, cli_stop_timeout: float | None = None) -> Worker:
+    def secure_destination(self) -> None:
+        """Makes the destination require SASL SCRAM-SHA-512 over TLS: Tansu with
+        authentication behind a TLS-terminating proxy it advertises (its listener is plain)."""
+        password = "fault-suite secret"
+        self.dest.create_user("forwarder", password, "scram512")
+        self.dest.stop()
+        self.dest.authentication = True
+        self.dest.start()
+        ca = certificate_authority(self.workdir, "faults")
+        self.dest_address = self.cleanup.enter_context(tls_proxy(self.dest, ca))
+        sasl = {"sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "forwarder"}
+        sasl["sasl_plain_password"] = password
+        self.dest_security = {"security_protocol": "SASL_SSL", "ssl_cafile": str(ca), **sasl}
+        self.dest_client = {
+            "bootstrap_servers": self.dest_address,
+            "security_protocol": "SASL_SSL",
+            "ssl_context": create_ssl_context(cafile=str(ca)),
+            **sasl,
+        }
+
+    def client_options(self, broker: TansuBroker) -> dict[str, Any]:
+        """How the harness's aiokafka clients reach ``broker``."""
+        if broker is self.dest:
+            return self.dest_client
+        return {"bootstrap_servers": broker.bootstrap_servers}
+
+    def start_worker(
+        self, flaky: bool = False, cli_stop_timeout: float | None = None, cli_workers: int = 1
+    ) -> Worker:
         log = self.workdir / f"worker_{len(self.workers) + 1}.log"
         worker = Worker(
             self.source,
@@ -173,8 +256,10 @@ class Scenario:
             flaky,
             self.item_delay,
             cli_stop_timeout,
+            cli_workers,
             self.shape,
             None if self.dlt is self.source else self.dlt.bootstrap_servers,
+            self.dest_security,
         )
         self.workers.append(worker)
         return worker
@@ -217,7 +302,7 @@ class Scenario:
     async def count_out(self) -> int:
         """How many records `out` holds now (its high watermarks); -1 while the destination
         is down."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.dest.bootstrap_servers)
+        consumer = AIOKafkaConsumer(**self.client_options(self.dest))
         try:
             await asyncio.wait_for(consumer.start(), 10)
             partitions = [TopicPartition("out", p) for p in range(PARTITIONS)]
@@ -253,7 +338,7 @@ class Scenario:
         """Every record of ``topic``: read until nothing new arrives for 3 s."""
         consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=broker.bootstrap_servers,
+            **self.client_options(broker),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
@@ -321,14 +406,14 @@ class Scenario:
 
 @contextlib.asynccontextmanager
 async def clusters(
-    dead_letters_apart: bool,
+    dead_letters_apart: bool, in_partitions: int = PARTITIONS
 ) -> AsyncIterator[tuple[TansuBroker, TansuBroker, TansuBroker]]:
     """Source, destination and the dead-letter topic's cluster: the source's own, or with
     ``dead_letters_apart`` a third cluster."""
     with local_clusters(3 if dead_letters_apart else 2) as brokers:
         source, dest = brokers[0], brokers[1]
         dlt = brokers[2] if dead_letters_apart else source
-        source.create_topic("in", PARTITIONS)
+        source.create_topic("in", in_partitions)
         dlt.create_topic("in_dlt", 1)
         dest.create_topic("out", PARTITIONS)
         yield source, dest, dlt
@@ -340,7 +425,9 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
     stream = Stream(items=size)
     if name.split()[0] in ("6", "10"):
         stream.poison = poison_records(poison_count)
-    async with clusters(dead_letters_apart=name.startswith("10")) as (source, dest, dlt):
+    number = name.split()[0]
+    in_partitions = STORM_PARTITIONS if number == "12" else PARTITIONS
+    async with clusters(number == "10", in_partitions) as (source, dest, dlt):
         scenario = Scenario(source, dest, source.directory.parent, item_delay)
         scenario.dlt = dlt
         records_in = await scenario.produce(stream)
@@ -357,14 +444,15 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
             return row
         finally:
             for worker in scenario.workers:
-                worker.signal(signal.SIGTERM)
+                worker.signal(signal.SIGTERM)  # a `fastkafka run` stops its own workers
             for worker in scenario.workers:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     worker.wait(30)
                 if worker.process.poll() is None:
-                    worker.signal(signal.SIGKILL)
+                    worker.kill_host()
             if scenario.proxy is not None:
                 await scenario.proxy.close()
+            scenario.cleanup.close()
             keep_logs(name, scenario)
 
 
@@ -380,18 +468,26 @@ def keep_logs(name: str, scenario: Scenario) -> None:
             shutil.copy(broker.log_path, kept / f"{broker.name}.log")
 
 
-# Scenarios after which not even a duplicate is allowed: a clean stop, and retries in place.
+# Scenarios after which not even a duplicate is allowed: a clean stop, and retries in place
+# (except with DynamicTaskExecutor, whose later records may have run before a retry rewinds).
 NO_DUPLICATES = ("4", "7")
 
 
 def holds(row: Row) -> bool:
     """Whether the scenario kept its promise: nothing lost (and, where promised, nothing
     twice)."""
-    if row.scenario.split()[0] in NO_DUPLICATES and row.duplicated:
+    number, dynamic = row.scenario.split()[0], row.scenario.endswith(", dynamic")
+    if number in NO_DUPLICATES and row.duplicated and not (number == "7" and dynamic):
         return False
     if any(ids != sorted(ids) for ids in row.order_by_key.values()) and not row.duplicated:
         return False  # without duplicates, each key's items arrive in the order they were sent
     return row.lost == 0
+
+
+def shape_of(scenario: str) -> str:
+    """The handler shape a scenario's name ends with (the guide's shape has none)."""
+    _, _, shape = scenario.rpartition(", ")
+    return shape if shape in SHAPES else "guide"
 
 
 def table(rows: list[Row]) -> str:
@@ -416,13 +512,19 @@ def main() -> int:
     # 100% CPU and the group's sessions time out while the worker idles (see the README).
     parser.add_argument("--poison", type=int, default=2_000, help="random byte strings in 6")
     parser.add_argument("--only", nargs="*", default=None, help="scenario numbers to run")
+    parser.add_argument(
+        "--shape", nargs="*", default=None, help=f"handler shapes to run ({', '.join(SHAPES)})"
+    )
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument(
         "--item-delay-ms", type=float, default=0.5, help="work per item in the app (ms)"
     )
     arguments = parser.parse_args()
     chosen = [
-        name for name in SCENARIOS if arguments.only is None or name.split()[0] in arguments.only
+        name
+        for name in SCENARIOS
+        if (arguments.only is None or name.split()[0] in arguments.only)
+        and (arguments.shape is None or shape_of(name) in arguments.shape)
     ]
     rows = []
     for name in chosen:

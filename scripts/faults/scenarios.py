@@ -74,8 +74,8 @@ async def worker_joins_and_leaves(scenario: Scenario, stream: Stream) -> list[st
 
 
 async def poison(scenario: Scenario, stream: Stream) -> list[str]:
-    """6. Poison in the stream: invalid JSON, wrong schema, tombstones, non-UTF-8 header
-    values, a record whose output is over the size limit, random byte strings."""
+    """6. Poison in the stream: invalid JSON, wrong schema, an empty value, a tombstone,
+    non-UTF-8 header values, a record whose output is over the size limit, random byte strings."""
     scenario.start_worker()
     return [f"{len(stream.poison)} poison records"]
 
@@ -139,24 +139,76 @@ async def dead_letter_cluster_killed(scenario: Scenario, stream: Stream) -> list
     return [f"dead-letter cluster down 6 s; {len(stream.poison)} poison records"]
 
 
+async def secure_destination_killed(scenario: Scenario, stream: Stream) -> list[str]:
+    """11. The destination requires SASL (SCRAM-SHA-512) over TLS; it is killed (kill -9)
+    mid-stream and restarted after longer than the producer's message timeout."""
+    scenario.secure_destination()
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    scenario.dest.kill()
+    await asyncio.sleep(6)  # the outage itself: twice the producer's message timeout
+    scenario.dest.start()
+    return ["destination: SASL SCRAM-SHA-512 over TLS, down 6 s"]
+
+
+async def rebalance_storm(scenario: Scenario, stream: Stream) -> list[str]:
+    """12. A rebalance storm: `fastkafka run --num-workers 2` processes of one group (`in` has 12
+    partitions), as separate hosts run them, started, SIGTERMed and SIGKILLed (the command with
+    its workers: a host lost) every 2 to 4 s while the stream flows, one to three at a time;
+    one is left running to finish the stream. Items take 3 ms each, so that the stream flows
+    through many rounds of the storm."""
+    scenario.item_delay = max(scenario.item_delay, 0.003)
+    rng = random.Random(12)
+    hosts = [scenario.start_worker(cli_stop_timeout=10, cli_workers=2)]
+    await hosts[0].until_started()
+    actions = {"started": 1, "SIGTERMed": 0, "SIGKILLed": 0}
+    statuses = []
+    began = time.monotonic()
+    while await scenario.count_out() < stream.items * 0.8 and time.monotonic() - began < 90:
+        await asyncio.sleep(rng.uniform(2, 4))  # the storm's own pace, not a synchronisation
+        choices = (["start"] if len(hosts) < 3 else []) + (["term", "kill"] if hosts else [])
+        action = rng.choice(choices)
+        if action == "start":
+            hosts.append(scenario.start_worker(cli_stop_timeout=10, cli_workers=2))
+            actions["started"] += 1
+            continue
+        host = hosts.pop(rng.randrange(len(hosts)))
+        if action == "term":
+            host.signal(signal.SIGTERM)
+            statuses.append(await asyncio.to_thread(host.wait, 30))
+            actions["SIGTERMed"] += 1
+        else:
+            host.kill_host()
+            actions["SIGKILLed"] += 1
+    if not hosts:
+        hosts.append(scenario.start_worker(cli_stop_timeout=10, cli_workers=2))
+        actions["started"] += 1
+    counts = ", ".join(f"{count} {action}" for action, count in actions.items())
+    stopped = f"; SIGTERMed hosts exited {sorted(set(statuses))}" if statuses else ""
+    return [f"hosts: {counts} over {time.monotonic() - began:.0f} s{stopped}"]
+
+
 def shaped(shape: str, fault: Fault) -> Fault:
     """``fault`` with the fault app's handler written as ``shape`` (fault_app.py)."""
 
     async def run(scenario: Scenario, stream: Stream) -> list[str]:
         scenario.shape = shape
-        return [f"handler shape: {shape}", *await fault(scenario, stream)]
+        notes = await fault(scenario, stream)
+        return notes if shape == "guide" else [f"handler shape: {shape}", *notes]
 
     return run
 
 
-def poison_records(
-    count: int, seed: int = 6
-) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+Poison = tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+
+
+def poison_records(count: int, seed: int = 6) -> list[Poison]:
     rng = random.Random(seed)
-    fixed: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = [
+    fixed: list[Poison] = [
         (b"p", b"{not json", []),
         (b"p", b'{"id": "seven", "payload": 1}', []),
-        (b"p", b"", []),  # a tombstone
+        (b"p", b"", []),  # an empty value
+        (b"p", None, [("deleted-by", None)]),  # a tombstone, with a null header value
         (b"p", b'{"id": -5}', [("origin", b"\xff\xfe not utf-8")]),
         # Valid, but what the app would send for it is over the client's message.max.bytes
         # (1 MB): the handler fails, and so would the dead letter carrying it.
@@ -166,7 +218,7 @@ def poison_records(
     return fixed + [(None, value, []) for value in sorted(noise) if value not in (b"",)]
 
 
-SCENARIOS: dict[str, Fault] = {
+FAULTS: dict[str, Fault] = {
     "1 destination killed": destination_killed,
     "2 source killed": source_killed,
     "3 worker SIGKILLed": worker_killed,
@@ -178,10 +230,32 @@ SCENARIOS: dict[str, Fault] = {
     "9 destination blackholed 8 s": destination_blackholed(8),
     "9 destination blackholed 35 s": destination_blackholed(35),
     "10 dead-letter cluster killed": dead_letter_cluster_killed,
-    # The fault matrix: the same outage under each way a handler can be written.
-    "1 destination killed, task": shaped("task", destination_killed),
-    "1 destination killed, dynamic": shaped("dynamic", destination_killed),
-    "1 destination killed, batch": shaped("batch", destination_killed),
-    "1 destination killed, defaults": shaped("defaults", destination_killed),
-    "1 destination killed, shared": shaped("shared", destination_killed),
+    "11 secure destination killed": secure_destination_killed,
+    "12 rebalance storm": rebalance_storm,
+}
+
+# How the fault app's handler is written (fault_app.py): `guide` first, the guide's own.
+SHAPES = ("guide", "task", "dynamic", "batch", "defaults", "shared", "rust")
+
+
+def applies(fault: str, shape: str) -> bool:
+    """Whether ``fault`` tests something under ``shape``: poison, retries and dead letters
+    need the retry policy and dead-letter topic `defaults` goes without; the Rust app has no
+    `fastkafka run` to time a stop with (8) and reaches its clusters with one set of client
+    options, so not a secure destination beside a plain source (11)."""
+    number = fault.split()[0]
+    if shape == "defaults":
+        return number not in ("6", "7", "10")
+    if shape == "rust":
+        return number not in ("8", "11")
+    return True
+
+
+# The fault matrix: every fault under every shape it applies to; the guide's shape keeps the
+# fault's own name.
+SCENARIOS: dict[str, Fault] = {
+    (name if shape == "guide" else f"{name}, {shape}"): shaped(shape, fault)
+    for name, fault in FAULTS.items()
+    for shape in SHAPES
+    if applies(name, shape)
 }
