@@ -21,7 +21,7 @@ $(VENV_STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet "maturin>=1.9.4,<2" "pydantic>=2.5" "typer>=0.12" "pytest>=8" \
 		"pytest-asyncio>=0.24" "pytest-timeout>=2.3" "ruff>=0.6" "mypy>=1.11" "aiokafka>=0.11" \
 		"fastavro>=1.9" "fastapi>=0.110" "opentelemetry-sdk>=1.20" \
-		"jsonschema>=4.18" "pyyaml>=6"
+		"jsonschema>=4.18" "pyyaml>=6" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
 	touch $@
 
 .PHONY: install
@@ -69,6 +69,12 @@ chromium: ## Install Debian's Chromium (the docs page is tested in it) if missin
 .PHONY: test-python
 test-python: $(BUILD_STAMP) tansu chromium ## Python tests (pytest), real-broker ones included
 	$(BIN)/pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
+
+.PHONY: docs
+docs: $(BUILD_STAMP) ## The documentation site, built offline into target/site (open index.html)
+	rm -rf docs/guide-app
+	$(BIN)/fastkafka docs generate --root-path docs/guide-app examples.multi_cluster_example:app
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet
 
 .PHONY: faults
 faults: $(BUILD_STAMP) tansu ## The fault matrix: each fault under each handler shape on Tansu (~70 min)

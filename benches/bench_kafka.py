@@ -19,8 +19,8 @@ consumer asks the broker to hold a fetch for at most 10 ms: Tansu 0.6.0 holds ea
 whole wait even when it has records (250 ms at the clients' default of 500 ms), which a Kafka broker
 does not; the `*_500` rows show two contenders at that default (`benches/kafka_workloads.py` says
 more). Outputs are counted by reading each output topic back (Tansu 0.6.0's memory engine reports
-high watermarks wrong). Writes the table to `benches/results/kafka.md` and the chart to
-`benches/results/kafka.png` (the README shows both).
+high watermarks wrong). Writes the table to `docs/benchmarks/kafka.md` and the chart to
+`docs/benchmarks/kafka.png` (the performance page shows both).
 """
 
 from __future__ import annotations
@@ -340,7 +340,7 @@ def main() -> None:
     print(report)
     if ONLY:
         return
-    results = ROOT / "benches" / "results"
+    results = ROOT / "docs" / "benchmarks"
     results.mkdir(parents=True, exist_ok=True)
     (results / "kafka.md").write_text(report)
     chart(all_rows, results / "kafka.png")

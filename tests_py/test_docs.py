@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -20,6 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from browser import headless
 from kafka_helpers import TIMEOUT
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,7 @@ from fastkafka import FastKafka, KafkaEvent
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(__file__).resolve().parent / "asyncapi_schemas"
 FASTKAFKA = Path(sys.executable).parent / "fastkafka"
-# Where the page's screenshot is kept as a build artefact (README's picture comes from it).
+# Where the page's screenshot is kept as a build artefact (the docs' picture comes from it).
 SCREENSHOT = ROOT / "target" / "asyncapi-docs.png"
 
 
@@ -155,21 +155,6 @@ def test_create_docs_documents_models_codecs_batches_keys_and_security(tmp_path:
     assert spec["components"]["schemas"]["Alarm"]["properties"]["reading"] == {
         "$ref": "#/components/schemas/Reading"
     }
-
-
-def chromium() -> str:
-    found = shutil.which("chromium")
-    assert found, "Debian's chromium is needed (make test installs it)"
-    return found
-
-
-def headless(*arguments: str, user_data: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={user_data}", *arguments],
-        capture_output=True, timeout=120,
-    )  # fmt: skip
 
 
 def png_pixels(png: bytes) -> tuple[int, int, bytes]:

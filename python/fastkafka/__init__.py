@@ -9,8 +9,10 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
   runs on, ``_runner`` handles one consumer's batches on the event loop, ``_tasks`` ties the
   tasks a handler starts to its input, ``_benchmark`` counts ``@app.benchmark``;
 - :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
-- ``fastkafka.testing.Tester``: run apps on the in-memory broker, with mirrors (``_mirrors``)
-  and mocks;
+- ``fastkafka.executors``: how a consumer's handler calls run (one at a time, or concurrently);
+- ``fastkafka.encoder``: FastKafka's Avro helpers (``_avro``: the optional fastavro import);
+- ``fastkafka.testing``: ``Tester`` runs apps on the in-memory broker, with mirrors
+  (``_mirrors``) and mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``fastkafka.failures``: :class:`RetryPolicy` and dead letters — what a consumer does with
   messages it cannot process (decided by the engine, ``src/consumer_loop/failures.rs``);
@@ -20,6 +22,8 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions) with ``_snapshots`` (what a recorded
   call keeps until a test looks), ``_threads`` (the thread pools for blocking work);
+- ``_cli`` (the ``fastkafka`` command: ``run``, ``docs``, ``testing``), ``_worker`` (one
+  worker process of ``fastkafka run``), ``_importer`` (``module:app`` imports);
 - ``_core``: the Rust extension module (``src/python/``); its types are in ``_core.pyi``.
 """
 

@@ -98,7 +98,8 @@ class FastKafka:
 
     @property
     def stop_timeout(self) -> float:
-        """How long stopping may take in all, flushes included (seconds; see the README)."""
+        """How long stopping may take in all, flushes included (seconds; see the docs' delivery
+        page)."""
         return self._runtime.stop_timeout
 
     @stop_timeout.setter
