@@ -45,7 +45,7 @@ WORKLOADS = ROOT / "benches" / "kafka_workloads.py"
 FASTSTREAM_VENV = ROOT / ".venv-faststream"
 # BENCH_RECORDS / BENCH_ROUNDS: a quicker run, to check the harness. BENCH_ONLY: a comma-separated
 # list of row labels (e.g. `confluent,fastkafka`) to compare just those; such a partial run prints
-# its table but leaves benches/results alone.
+# its table but leaves docs/benchmarks alone.
 RECORDS = int(os.environ.get("BENCH_RECORDS", 100_000))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 ONLY = [label for label in os.environ.get("BENCH_ONLY", "").split(",") if label]
