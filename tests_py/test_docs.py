@@ -56,7 +56,10 @@ def test_the_guides_app_gets_a_valid_2_6_spec_with_both_clusters(tmp_path: Path)
     assert set(spec["servers"]) == {
         "development", "production", "development_cluster_2", "production_cluster_2",
     }  # fmt: skip
-    assert spec["servers"]["development_cluster_2"]["url"] == "dev.server_2:9092"
+    # FastKafka's shape for 2.x, which its users' tests of the spec read: the host in `url`,
+    # the port as the default of the `port` variable, a string.
+    assert spec["servers"]["development_cluster_2"]["url"] == "dev.server_2"
+    assert spec["servers"]["development_cluster_2"]["variables"] == {"port": {"default": "9092"}}
     channels = spec["channels"]
     assert channels["preprocessed_signals"]["servers"] == ["development", "production"]
     second = channels["preprocessed_signals_cluster_2"]
@@ -133,7 +136,8 @@ def test_create_docs_documents_models_codecs_batches_keys_and_security(tmp_path:
         "contact": {"name": "Ops", "email": "ops@example.com"},
     }  # fmt: skip
     assert spec["servers"]["prod"] == {
-        "url": "k.prod:9093", "protocol": "kafka-secure", "description": "production",
+        "url": "k.prod", "variables": {"port": {"default": "9093"}}, "protocol": "kafka-secure",
+        "description": "production",
         "security": [{"prod_security": []}],
     }  # fmt: skip
     assert spec["components"]["securitySchemes"]["prod_security"] == {"type": "plain"}

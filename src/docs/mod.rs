@@ -152,7 +152,11 @@ struct Server {
     name: String,
     cluster: usize,
     environment: String,
+    /// The cluster's bootstrap servers, `host:port` joined by commas.
     url: String,
+    /// Host and port when the cluster is one broker (FastKafka's servers were), for the 2.x
+    /// shape FastKafka wrote.
+    single: Option<(String, u16)>,
     protocol: String,
     description: String,
     security: Option<Value>,
@@ -280,6 +284,7 @@ impl Docs {
                     .map(|broker| broker.address())
                     .collect::<Vec<_>>()
                     .join(","),
+                single: (addresses.len() == 1).then(|| (first.url.clone(), first.port)),
                 protocol: first.protocol.clone(),
                 description,
                 security: first.security.clone(),

@@ -111,7 +111,21 @@ pub(super) fn v2_6(docs: &Docs) -> Value {
         .iter()
         .map(|server| {
             let mut out = Map::new();
-            out.insert("url".into(), server.url.clone().into());
+            match &server.single {
+                // FastKafka's shape, which its users' tests of the spec read: the host in
+                // `url`, the port as the default of the `port` variable (a string).
+                Some((host, port)) => {
+                    out.insert("url".into(), host.clone().into());
+                    out.insert(
+                        "variables".into(),
+                        json!({ "port": { "default": port.to_string() } }),
+                    );
+                }
+                // A cluster of several brokers has no one host: its bootstrap servers.
+                None => {
+                    out.insert("url".into(), server.url.clone().into());
+                }
+            }
             out.insert("protocol".into(), server.protocol.clone().into());
             out.insert("description".into(), server.description.clone().into());
             if server.security.is_some() {

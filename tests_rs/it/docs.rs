@@ -66,7 +66,12 @@ fn the_spec_has_a_server_per_cluster_and_environment_and_channels_bound_to_them(
             "production_cluster_2"
         ]
     );
-    assert_eq!(servers["production_cluster_2"]["url"], "two.prod:9092");
+    // FastKafka's 2.x shape: the host in `url`, the port as a string variable's default.
+    assert_eq!(servers["production_cluster_2"]["url"], "two.prod");
+    assert_eq!(
+        servers["production_cluster_2"]["variables"]["port"]["default"],
+        "9092"
+    );
     assert_eq!(servers["production"]["protocol"], "kafka-secure");
     assert_eq!(
         spec["components"]["securitySchemes"]["production_security"]["type"],
