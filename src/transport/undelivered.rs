@@ -7,7 +7,10 @@
 //! serves delivery reports. So the first failure of an episode is an ERROR line naming the
 //! topic and the error, the failures after it are counted (with a reminder line now and then
 //! while they go on), and the first delivery to that topic that goes through closes the
-//! episode with one line saying how many records failed and for how long. What becomes of the
+//! episode with one line saying how many records failed and for how long. An episode starts
+//! when its first failed record was *sent*, not when its failure was reported: a record to a
+//! dead cluster fails only once `message.timeout.ms` is over, and the outage the operator
+//! wants to know about began then. What becomes of the
 //! inputs is the consumer loop's business (it holds them back and reads them again), logged
 //! there.
 
@@ -55,8 +58,9 @@ impl Undelivered {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// `count` records to `topic` were not delivered, for `error`.
-    pub fn failed(&self, topic: &str, count: u64, error: &dyn fmt::Display) {
+    /// `count` records to `topic` were not delivered, for `error`; the first of them was sent
+    /// `sent_ago` before now (zero for a record refused when it was sent).
+    pub fn failed(&self, topic: &str, count: u64, error: &dyn fmt::Display, sent_ago: Duration) {
         self.total.fetch_add(count, Ordering::Relaxed);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
@@ -66,13 +70,14 @@ impl Undelivered {
                     cluster = %self.cluster,
                     topic,
                     %error,
-                    "records to '{topic}' are not being delivered; counting them until \
-                     deliveries go through again"
+                    "records to '{topic}' are not being delivered (the first failed {:.1?} \
+                     after it was sent); counting them until deliveries go through again",
+                    sent_ago,
                 );
                 open.insert(
                     topic.to_owned(),
                     Episode {
-                        since: now,
+                        since: now.checked_sub(sent_ago).unwrap_or(now),
                         failed: count,
                         first_error: error.to_string(),
                         last_said: now,
@@ -128,11 +133,15 @@ mod tests {
     fn an_episode_is_counted_and_closed_by_the_next_delivery_to_its_topic() {
         let log = Undelivered::new("k:9092");
         log.delivered("out"); // nothing open: nothing to do
-        log.failed("out", 1, &"timed out");
-        log.failed("out", 2, &"timed out");
-        log.failed("other", 1, &"unknown topic");
+        log.failed("out", 1, &"timed out", Duration::from_secs(3));
+        log.failed("out", 2, &"timed out", Duration::from_secs(3));
+        log.failed("other", 1, &"unknown topic", Duration::ZERO);
         assert_eq!(log.total(), 4);
         assert_eq!(log.open.lock().unwrap()["out"].failed, 3);
+        assert!(
+            log.open.lock().unwrap()["out"].since.elapsed() >= Duration::from_secs(3),
+            "the episode began when its first failed record was sent"
+        );
         log.delivered("out");
         assert!(!log.open.lock().unwrap().contains_key("out"));
         assert!(

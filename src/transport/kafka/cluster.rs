@@ -366,20 +366,21 @@ pub(super) fn hand_to_client(
     producer.send(pending).map_err(|(error, _)| error)
 }
 
-/// A record that will not reach `cluster`: logged with its topic, counted, and failed in its
-/// tracker (so the batch that produced it is handled again).
+/// A record that will not reach `cluster`, sent `sent_ago` before now: logged with its topic,
+/// counted, and failed in its tracker (so the batch that produced it is handled again).
 pub(super) fn report_undelivered(
     cluster: &ClusterId,
     undelivered: &Undelivered,
     metrics: Option<&ClusterProducerMetrics>,
     topic: &str,
     error: &dyn fmt::Display,
+    sent_ago: Duration,
     tracker: &DeliveryTracker,
 ) {
     if let Some(metrics) = metrics {
         metrics.failed(topic, 1);
     }
-    undelivered.failed(topic, 1, error);
+    undelivered.failed(topic, 1, error, sent_ago);
     tracker.failed(Error::Transport {
         cluster: cluster.to_string(),
         message: format!("record to '{topic}' not delivered: {error}"),

@@ -221,6 +221,7 @@ impl ProducerContext for DeliveryReporter {
                 self.metrics.as_deref(),
                 message.topic(),
                 error,
+                native::latency(message).unwrap_or_default(),
                 &tracker,
             ),
         }

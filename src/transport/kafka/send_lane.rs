@@ -309,6 +309,7 @@ fn hand_over_waiting_for_room(client: &LaneClient, laned: Laned) {
             client.metrics.as_deref(),
             &topic,
             &error,
+            Duration::ZERO, // refused as it was handed to the client
             &tracker,
         ),
     }

@@ -271,7 +271,10 @@ impl Cluster for MemoryCluster {
                 if let Some(metrics) = &self.producer_metrics {
                     metrics.failed(topic, count as u64);
                 }
-                self.shared.undelivered.failed(topic, count as u64, &reason);
+                let refused_now = Duration::ZERO; // an in-memory cluster refuses as it is sent to
+                self.shared
+                    .undelivered
+                    .failed(topic, count as u64, &reason, refused_now);
                 if let Some(tracker) = tracker {
                     tracker.sent(count);
                     for _ in 0..count {
