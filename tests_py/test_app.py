@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from kafka_helpers import TIMEOUT, eventually
 from pydantic import BaseModel
 
 from fastkafka import FastKafka
@@ -283,3 +285,31 @@ async def test_members_of_one_group_share_the_work() -> None:
         )
     # Every job was handled once by the group, whichever member owned the partition.
     assert sorted(handled) == list(range(20))
+
+
+async def test_a_running_handle_collected_without_stop_still_stops_its_consumers() -> None:
+    """The engine's handle of a started app (`_core.RunningRuntime`), collected without a stop
+    — an app torn down by an error path that never reached it — stops what it started all the
+    same: its consumer finishes, commits what it handled and leaves its group."""
+    app = FastKafka()
+    handled = asyncio.Event()
+
+    @app.consumes(group_id="g", auto_commit_interval_ms=3_600_000)  # commits only at stop
+    async def on_signals(msg: Signal) -> None:
+        handled.set()
+
+    broker = MemoryBroker()
+    app.use_transport(broker)
+    await app.__aenter__()
+    try:
+        broker.cluster("localhost:9092").send("signals", Signal(value=1).model_dump_json().encode())
+        await asyncio.wait_for(handled.wait(), TIMEOUT)
+        assert broker.committed_offset("localhost:9092", "g", "signals", 0) is None
+        app._run._running = None  # type: ignore[attr-defined]  # the handle, collected
+        gc.collect()
+        await eventually(
+            lambda: broker.committed_offset("localhost:9092", "g", "signals", 0) == 1,
+            "the collected handle's consumer committed at its stop",
+        )
+    finally:
+        await app.__aexit__(None, None, None)

@@ -381,11 +381,12 @@ impl App {
     /// cluster must answer within the start timeout, and a failed start is rolled back.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningApp> {
         let runtime = self.runtime.start(transport).await?;
-        let background = self
-            .background
-            .iter()
-            .map(|task| tokio::spawn(task()))
-            .collect();
+        let background = BackgroundTasks(
+            self.background
+                .iter()
+                .map(|task| tokio::spawn(task()))
+                .collect(),
+        );
         Ok(RunningApp {
             runtime,
             background,
@@ -418,11 +419,26 @@ fn choice(brokers: Option<&KafkaBrokers>) -> ClusterChoice {
     })
 }
 
-/// A started [`App`]; stop it to commit and flush.
+/// A started [`App`]; stop it to commit and flush. Dropped without a stop (a panic, an early
+/// return), it still stops what it started, in the background: its consumers finish their
+/// batch, commit and leave (see [`ConsumerLoop`](crate::ConsumerLoop)), its background tasks
+/// are cancelled; only the producers' flush, which a stop awaits, is not waited for.
 #[derive(Debug)]
 pub struct RunningApp {
     runtime: RunningRuntime,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    background: BackgroundTasks,
+}
+
+/// A running app's background tasks, cancelled when dropped.
+#[derive(Debug)]
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl RunningApp {
@@ -435,11 +451,12 @@ impl RunningApp {
 
     /// Cancels the background tasks, then stops the runtime: every consumer finishes its
     /// batch in flight and commits, producers flush. Returns the first consumer error.
-    pub async fn stop(self) -> Result<()> {
-        for task in &self.background {
+    pub async fn stop(mut self) -> Result<()> {
+        let tasks = std::mem::take(&mut self.background.0);
+        for task in &tasks {
             task.abort();
         }
-        for task in self.background {
+        for task in tasks {
             // A cancelled task's JoinError says only that it was cancelled.
             let _ = task.await;
         }

@@ -131,7 +131,9 @@ impl Default for ConsumerLoopConfig {
     }
 }
 
-/// A running consumer loop. Dropping it without [`ConsumerLoop::stop`] lets the task run on.
+/// A running consumer loop. Dropping it stops the loop as [`ConsumerLoop::stop`] does — its
+/// batch in flight finishes, its offsets are committed, it leaves its group — in the
+/// background, on the loop's own task (a drop cannot wait): nothing outlives its owner.
 #[derive(Debug)]
 pub struct ConsumerLoop {
     shutdown: watch::Sender<bool>,

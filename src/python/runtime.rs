@@ -300,11 +300,20 @@ impl PyRuntime {
     }
 }
 
-/// A started app.
+/// A started app. Collected without `stop`, it stops what it started all the same, in the
+/// background: the runtime is dropped on the drop-off thread (its consumers finish their
+/// batch, commit and leave; its producers are unbound) and the failure watcher is cancelled.
 #[pyclass(name = "RunningRuntime", module = "fastkafka._core", frozen)]
 pub(super) struct PyRunningRuntime {
     running: Mutex<Option<DropOffThread<RunningRuntime>>>,
     watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PyRunningRuntime {
+    fn drop(&mut self) {
+        // Its consumers' failures have nobody left to tell; it would wait for them forever.
+        self.watcher.abort();
+    }
 }
 
 #[pymethods]

@@ -28,19 +28,35 @@ impl fmt::Debug for RunningConsumer {
     }
 }
 
-/// A started [`Runtime`](super::Runtime); stop it to commit and flush.
+/// A started [`Runtime`](super::Runtime); stop it to commit and flush. Dropped without a stop,
+/// it still stops what it started, in the background: each consumer loop finishes its batch,
+/// commits and leaves (see [`ConsumerLoop`]), and the producers are unbound (a send after it
+/// fails as it does once stopped); only the producers' flush, which a stop awaits, is not
+/// waited for.
 #[derive(Debug)]
 pub struct RunningRuntime {
     pub(super) consumers: Vec<RunningConsumer>,
-    pub(super) producers: Vec<ProducerHandle>,
+    pub(super) producers: BoundProducers,
     stop_timeout: Duration,
+}
+
+/// The producers a started runtime bound to their clusters; unbound when dropped.
+#[derive(Debug, Default)]
+pub(super) struct BoundProducers(pub(super) Vec<ProducerHandle>);
+
+impl Drop for BoundProducers {
+    fn drop(&mut self) {
+        for producer in &self.0 {
+            producer.bind(None);
+        }
+    }
 }
 
 impl RunningRuntime {
     pub(super) fn new(stop_timeout: Duration) -> Self {
         Self {
             consumers: Vec::new(),
-            producers: Vec::new(),
+            producers: BoundProducers::default(),
             stop_timeout,
         }
     }
@@ -78,7 +94,8 @@ impl RunningRuntime {
     /// leave, and a loop that still does not end is left behind, logged; the producers' flush
     /// gets what is left. Whatever is not acknowledged by then was not committed and is consumed
     /// again by the next run. Returns the first consumer error.
-    pub async fn stop(self) -> Result<()> {
+    pub async fn stop(mut self) -> Result<()> {
+        let producers = std::mem::take(&mut self.producers.0);
         let timeout = self.stop_timeout;
         let started = tokio::time::Instant::now();
         let (abandon_at, consumers_by, deadline) = (
@@ -124,7 +141,7 @@ impl RunningRuntime {
         });
         let stopped = futures_util::future::join_all(stops).await;
         let mut clusters: Vec<Arc<dyn Cluster>> = Vec::new();
-        for producer in &self.producers {
+        for producer in &producers {
             if let Some(cluster) = producer.bind(None) {
                 if !clusters.iter().any(|known| known.id() == cluster.id()) {
                     clusters.push(cluster);

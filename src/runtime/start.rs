@@ -103,7 +103,7 @@ impl Runtime {
         let mut running = RunningRuntime::new(self.stop_timeout);
         for producer in &self.producers {
             producer.handle.bind(Some(cluster_for(&producer.cluster)?));
-            running.producers.push(producer.handle.clone());
+            running.producers.0.push(producer.handle.clone());
         }
         // A consumer's dead letters go through a producer of their own, bound like the others.
         let mut dead_letters = Vec::new();
@@ -116,7 +116,7 @@ impl Runtime {
                     );
                     let choice = target.cluster.as_ref().unwrap_or(&consumer.cluster);
                     handle.bind(Some(cluster_for(choice)?));
-                    running.producers.push(handle.clone());
+                    running.producers.0.push(handle.clone());
                     Some(handle)
                 }
                 None => None,

@@ -5,6 +5,7 @@ mod app;
 mod consumer_loop;
 mod delivery;
 mod docs;
+mod dropping;
 mod failures;
 mod hand_over;
 #[cfg(feature = "kafka")]
