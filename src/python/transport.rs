@@ -87,7 +87,7 @@ impl PyMemoryBroker {
         bootstrap_servers: &str,
         producer_properties: ClientProperties,
     ) -> PyResult<PyCluster> {
-        cluster_of(&self.0, bootstrap_servers, &producer_properties)
+        cluster_handle(&self.0, bootstrap_servers, &producer_properties)
     }
 
     /// Makes the cluster `bootstrap_servers` refuse every record produced to it, for `reason`,
@@ -141,7 +141,8 @@ impl PyMemoryBroker {
     }
 }
 
-fn cluster_of(
+/// The cluster `bootstrap_servers` names on `transport`, as a handle Python can produce to.
+fn cluster_handle(
     transport: &dyn Transport,
     bootstrap_servers: &str,
     producer_properties: &ClientProperties,
@@ -179,7 +180,7 @@ impl PyKafkaTransport {
         bootstrap_servers: &str,
         producer_properties: ClientProperties,
     ) -> PyResult<PyCluster> {
-        cluster_of(&*self.0, bootstrap_servers, &producer_properties)
+        cluster_handle(&*self.0, bootstrap_servers, &producer_properties)
     }
 }
 
