@@ -8,9 +8,9 @@ destination's security options as JSON (FastKafka's names), when it requires the
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
-returns), `dynamic` (DynamicTaskExecutor, 8 at a time), `batch` (a batch consumer
-sending a list), `defaults` (the guide's handler without retry policy or dead-letter topic),
-`shared` (two consumers of one group sharing the destination topic). The shape `rust` is
+returns), `dynamic` (DynamicTaskExecutor, 8 at a time), `batch` (a batch consumer sending a
+keyed list per key), `defaults` (the guide's handler without retry policy or dead-letter
+topic), `shared` (two consumers of one group sharing the destination topic). The shape `rust` is
 this app written with the Rust API, `examples/fault_app.rs`, which the harness runs instead."""
 
 from __future__ import annotations
@@ -132,15 +132,20 @@ elif SHAPE == "batch":
         **{"message.timeout.ms": 3000},
         **DEST_SECURITY,
     )
-    async def to_out_many(items: list[Item]) -> list[Item]:
-        return items
+    async def to_out_many(items: list[Item]) -> KafkaEvent[list[Item]]:
+        return KafkaEvent(items, key=key_of(items[0].id))
 
     @app.consumes(**OPTIONS)
     async def on_in(items: list[Item]) -> None:
         fail_if_flaky(items)
         if ITEM_DELAY:
             await asyncio.sleep(ITEM_DELAY * len(items))
-        await to_out_many(items)
+        # One keyed batch per key, in the order they came: each key keeps its order on `out`.
+        by_key: dict[bytes, list[Item]] = {}
+        for item in items:
+            by_key.setdefault(key_of(item.id), []).append(item)
+        for same_key in by_key.values():
+            await to_out_many(same_key)
 
 else:
     raise ValueError(f"unknown FAULTS_SHAPE {SHAPE!r}")

@@ -173,6 +173,8 @@ async def rebalance_storm(scenario: Scenario, stream: Stream) -> list[str]:
             actions["started"] += 1
             continue
         host = hosts.pop(rng.randrange(len(hosts)))
+        if scenario.out_at_fault is None:
+            scenario.out_at_fault = await scenario.count_out()
         if action == "term":
             host.signal(signal.SIGTERM)
             statuses.append(await asyncio.to_thread(host.wait, 30))
