@@ -102,8 +102,8 @@ pub struct ConsumerLoopConfig {
     /// How many handled batches may wait for their outputs' acknowledgements while the loop
     /// polls on; one more and it waits for the oldest. Offsets are stored in batch order
     /// once a batch's outputs are all delivered. The window must cover the producers'
-    /// acknowledgement time (`linger.ms` and a round trip): at 8 batches of 100 it capped a
-    /// Rust app at ~120k records/s in `make bench`; 64 lifts it.
+    /// acknowledgement time (`linger.ms` and a round trip), or it caps the loop's rate (the
+    /// default, 64, and why: docs/performance.md).
     pub max_batches_awaiting_delivery: usize,
     /// At stop, how long at most the loop waits for the outputs of handled batches still on
     /// their way (less if [`ConsumerLoop::stop_by`]'s deadline comes first).

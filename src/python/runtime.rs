@@ -35,9 +35,8 @@ use crate::transport::DropOffThread;
 /// hundred bytes of bookkeeping per record: for small records, far more memory than a handler
 /// on one asyncio thread can use. The bound is also the most a client fetches per round trip
 /// (librdkafka lowers `fetch.max.bytes` to it), so it must cover a distant cluster's round
-/// trip at the handler's pace: 1.5 MB allows ~30 MB/s at 50 ms, where 256 KB (60 instead of
-/// 74 MB RSS in `make bench`, same throughput on its local broker) would cap a consumer at
-/// ~5 MB/s. The short backoff is librdkafka's advice for a low bound: a fetch waits 5 ms, not
+/// trip at the handler's pace: 1.5 MB allows ~30 MB/s at 50 ms, where 256 KB would cap a
+/// consumer at ~5 MB/s (docs/performance.md, "Why the engine is shaped so"). The short backoff is librdkafka's advice for a low bound: a fetch waits 5 ms, not
 /// 1 s, once the queue has room. Rust apps keep librdkafka's defaults: a Rust handler can
 /// drain 1.5 MB faster than a broker that paces its fetches (Tansu) refills it.
 const PREFETCH_DEFAULTS: [(&str, &str); 2] = [

@@ -157,8 +157,8 @@ pub(super) fn latency(message: &BorrowedMessage<'_>) -> Option<std::time::Durati
 /// [`BLOCKING_CALL_TIMEOUT`]. librdkafka's own flush does exactly that when reports come as
 /// events, served by the client's report thread (`reports.rs`): it waits on the count of
 /// records in flight. rust-rdkafka's `flush` instead calls it without a timeout and then polls
-/// the report queue itself for 100 ms at a time, a queue the report thread empties first: every
-/// flush with a record in flight took 100 ms, and every stop of an app paid it.
+/// the report queue itself for 100 ms at a time, a queue the report thread empties first, so it
+/// would wait those 100 ms whenever a record is in flight.
 pub(super) fn flush_until_delivered<C: ClientContext>(client: &Client<C>) -> KafkaResult<()> {
     let timeout_ms = i32::try_from(BLOCKING_CALL_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: the pointer is the live client `client` is for the whole call; librdkafka's
