@@ -8,10 +8,12 @@ import asyncio
 import contextvars
 from collections.abc import Callable
 
+import pytest
 from delivery_helpers import Handled, Order
 from kafka_helpers import TIMEOUT
 
 from fastkafka import FastKafka
+from fastkafka.executors import DynamicTaskExecutor
 from fastkafka.testing import Tester
 
 CLUSTER_1 = {"localhost": {"url": "one", "port": 9092}}
@@ -37,8 +39,11 @@ def committed_orders(tester: Tester) -> Callable[[], int | None]:
     return lambda: broker.committed_offset("one:9092", "shipping", "orders", 0)
 
 
-def shipping_app(handled: Handled, release: asyncio.Event, untied: bool = False) -> FastKafka:
-    """Consumes orders and ships each from a task its handler starts and does not await."""
+def shipping_app(
+    handled: Handled, release: asyncio.Event, untied: bool = False, dynamic: bool = False
+) -> FastKafka:
+    """Consumes orders and ships each from a task its handler starts and does not await (with
+    ``dynamic``, under DynamicTaskExecutor, whose own per-record tasks are not tied)."""
     app = FastKafka(kafka_brokers=CLUSTER_1)
 
     @app.produces(brokers=CLUSTER_2)
@@ -49,7 +54,9 @@ def shipping_app(handled: Handled, release: asyncio.Event, untied: bool = False)
         await release.wait()
         await to_shipments(order)
 
-    @app.consumes(group_id="shipping", auto_commit_interval_ms=1)
+    executor = DynamicTaskExecutor(size=4) if dynamic else None
+
+    @app.consumes(group_id="shipping", auto_commit_interval_ms=1, executor=executor)
     async def on_orders(order: Order) -> None:
         context = contextvars.Context() if untied else None
         asyncio.create_task(ship_later(order), context=context)  # noqa: RUF006
@@ -58,11 +65,12 @@ def shipping_app(handled: Handled, release: asyncio.Event, untied: bool = False)
     return app
 
 
-async def test_an_input_commits_only_after_the_task_its_handler_started_sent_and_was_acked() -> (
-    None
-):
+@pytest.mark.parametrize("dynamic", [False, True], ids=["sequential", "dynamic"])
+async def test_an_input_commits_only_after_the_task_its_handler_started_sent_and_was_acked(
+    dynamic: bool,
+) -> None:
     handled, release = Handled(), asyncio.Event()
-    app = shipping_app(handled, release)
+    app = shipping_app(handled, release, dynamic=dynamic)
     async with Tester(app) as tester:
         committed = committed_orders(tester)
         await tester.to_orders(Order(id=1))

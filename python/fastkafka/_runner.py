@@ -17,6 +17,7 @@ from ._codecs import describe_decode_error, describe_error, describe_traceback
 from ._events import EventMetadata
 from ._handlers import ConsumerSpec, current_deliveries
 from ._mocks import CallRecorder
+from ._tasks import gather_untied
 from ._threads import call_handler
 from .exceptions import HandlerError
 from .executors import DynamicTaskExecutor
@@ -127,7 +128,7 @@ class ConsumerRunner:
             return None
         if self._slots is not None:  # concurrent: nothing waits for a failed record
             calls = [c for c in (self._prepare(item, failures) for item in enumerate(records)) if c]
-            await asyncio.gather(*(self._call_in_slot(a, i, failures) for a, i in calls))
+            await gather_untied(self._call_in_slot(a, i, failures) for a, i in calls)
             return None
         if self._with_metadata:
             for index, record in enumerate(records):
@@ -179,7 +180,7 @@ class ConsumerRunner:
                 async with slots:
                     await self._traced_one(tracing, index, record, failures)
 
-            await asyncio.gather(*(in_slot(i, r) for i, r in enumerate(records)))
+            await gather_untied(in_slot(i, r) for i, r in enumerate(records))
             return None
         for index, record in enumerate(records):
             if not await self._traced_one(tracing, index, record, failures):

@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from . import _core
 from ._handlers import current_deliveries
 
-__all__ = ["HELD_WARNING_AFTER", "tie_tasks_to_inputs", "untied_context"]
+__all__ = ["HELD_WARNING_AFTER", "gather_untied", "tie_tasks_to_inputs", "untied_context"]
 
 logger = logging.getLogger("fastkafka.consumer")
 
@@ -35,6 +35,11 @@ logger = logging.getLogger("fastkafka.consumer")
 HELD_WARNING_AFTER = 60.0
 
 TaskFactory = Callable[..., "asyncio.Future[Any]"]
+
+# Set while the engine creates tasks its batch awaits itself (gather_untied): tying them would
+# only cost a timer and two tracker calls per record. The loop runs one thing at a time, so a
+# plain flag, not a context variable (which the tasks would inherit).
+_creating_awaited_tasks = False
 
 
 class _TyingTaskFactory:
@@ -57,7 +62,7 @@ class _TyingTaskFactory:
             task: asyncio.Future[Any] = asyncio.Task(coro, loop=loop, **options)
         else:
             task = self.previous(loop, coro, **options)
-        if tracker is not None:
+        if tracker is not None and not _creating_awaited_tasks:
             _tie(loop, task, tracker)
         return task
 
@@ -84,6 +89,18 @@ def _warn_held(task: asyncio.Future[Any]) -> None:
         name,
         HELD_WARNING_AFTER,
     )
+
+
+async def gather_untied(coroutines: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """``asyncio.gather`` of the engine's own per-record calls, which the batch awaits anyway,
+    without tying their tasks to it; the tasks *they* start are tied as usual."""
+    global _creating_awaited_tasks
+    _creating_awaited_tasks = True
+    try:
+        tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    finally:
+        _creating_awaited_tasks = False
+    return await asyncio.gather(*tasks)
 
 
 def tie_tasks_to_inputs() -> Callable[[], None]:
