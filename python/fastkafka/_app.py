@@ -98,8 +98,7 @@ class FastKafka:
 
     @property
     def stop_timeout(self) -> float:
-        """How long stopping may take in all, flushes included (seconds; see the docs' delivery
-        page)."""
+        """How long stopping may take in all, flushes included (seconds; docs: delivery)."""
         return self._runtime.stop_timeout
 
     @stop_timeout.setter

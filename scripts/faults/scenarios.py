@@ -143,12 +143,7 @@ async def secure_destination_killed(scenario: Scenario, stream: Stream) -> list[
     """11. The destination requires SASL (SCRAM-SHA-512) over TLS; it is killed (kill -9)
     mid-stream and restarted after longer than the producer's message timeout."""
     scenario.secure_destination()
-    scenario.start_worker()
-    await scenario.strike_after(stream.items // 5)
-    scenario.dest.kill()
-    await asyncio.sleep(6)  # the outage itself: twice the producer's message timeout
-    scenario.dest.start()
-    return ["destination: SASL SCRAM-SHA-512 over TLS, down 6 s"]
+    return ["destination: SASL SCRAM-SHA-512 over TLS", *await destination_killed(scenario, stream)]
 
 
 async def rebalance_storm(scenario: Scenario, stream: Stream) -> list[str]:

@@ -58,6 +58,7 @@ mod handlers;
 mod harness;
 mod options;
 mod producer;
+mod running;
 
 use std::fmt;
 use std::future::Future;
@@ -73,15 +74,14 @@ use handlers::{EachMessage, WholeBatch};
 pub use harness::{TestHarness, Watch};
 pub use options::ConsumerOptions;
 pub use producer::Producer;
+pub use running::RunningApp;
 
 use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
 use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::record::Record;
-use crate::runtime::{
-    ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, RunningRuntime, Runtime,
-};
+use crate::runtime::{ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, Runtime};
 use crate::transport::{ClientProperties, Transport};
 
 type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -381,7 +381,7 @@ impl App {
     /// cluster must answer within the start timeout, and a failed start is rolled back.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningApp> {
         let runtime = self.runtime.start(transport).await?;
-        let background = BackgroundTasks(
+        let background = running::BackgroundTasks(
             self.background
                 .iter()
                 .map(|task| tokio::spawn(task()))
@@ -417,49 +417,4 @@ fn choice(brokers: Option<&KafkaBrokers>) -> ClusterChoice {
     brokers.map_or(ClusterChoice::App, |brokers| {
         ClusterChoice::Brokers(brokers.clone())
     })
-}
-
-/// A started [`App`]; stop it to commit and flush. Dropped without a stop (a panic, an early
-/// return), it still stops what it started, in the background: its consumers finish their
-/// batch, commit and leave (see [`ConsumerLoop`](crate::ConsumerLoop)), its background tasks
-/// are cancelled; only the producers' flush, which a stop awaits, is not waited for.
-#[derive(Debug)]
-pub struct RunningApp {
-    runtime: RunningRuntime,
-    background: BackgroundTasks,
-}
-
-/// A running app's background tasks, cancelled when dropped.
-#[derive(Debug)]
-struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for BackgroundTasks {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
-
-impl RunningApp {
-    /// Waits until a consumer ends other than by [`RunningApp::stop`] — a handler panicked,
-    /// or its cluster closed it — and returns why, naming the consumer. Never resolves while
-    /// every consumer runs.
-    pub async fn wait_for_failure(&self) -> Error {
-        self.runtime.wait_for_failure().await
-    }
-
-    /// Cancels the background tasks, then stops the runtime: every consumer finishes its
-    /// batch in flight and commits, producers flush. Returns the first consumer error.
-    pub async fn stop(mut self) -> Result<()> {
-        let tasks = std::mem::take(&mut self.background.0);
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            // A cancelled task's JoinError says only that it was cancelled.
-            let _ = task.await;
-        }
-        self.runtime.stop().await
-    }
 }

@@ -23,6 +23,7 @@
 //! a handler means "stop this consumer", which is what `throw_exceptions=True` asks for.
 
 mod awaiting;
+mod config;
 mod dead_letters;
 pub mod failures;
 mod handling;
@@ -42,7 +43,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use awaiting::{commit_stored, store_delivered, AwaitingDelivery, Progress};
-use failures::{Attempts, FailurePolicy, Handled};
+pub use config::ConsumerLoopConfig;
+use failures::{Attempts, Handled};
 pub use handling::slow_batch_warning;
 use handling::{by_partition, handle_calls, pause_for_retry, resume_due};
 use poll_size::PollSize;
@@ -50,9 +52,8 @@ pub use poll_size::HAND_OVER_TARGET;
 use read_ahead::ReadAhead;
 
 use crate::error::{Error, Result};
-use crate::metrics::ConsumerMetrics;
 use crate::record::{Record, TopicPartition};
-use crate::transport::{ClientProperties, ClusterConsumer};
+use crate::transport::ClusterConsumer;
 
 /// The wait after a failed poll, doubling up to [`LAST_RETRY`] while failures go on.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -73,61 +74,6 @@ pub trait BatchHandler: Send + 'static {
 impl BatchHandler for Box<dyn BatchHandler> {
     async fn handle(&mut self, records: &[Record]) -> Result<Handled> {
         (**self).handle(records).await
-    }
-}
-
-/// How a [`ConsumerLoop`] polls and commits.
-#[derive(Debug, Clone)]
-pub struct ConsumerLoopConfig {
-    /// The consumer's name in log lines (the handler's, e.g. `on_signals`).
-    pub name: Arc<str>,
-    /// The largest batch handed to the handler (FastKafka's default: 100), unless
-    /// `max_poll_records_when_fast` allows more.
-    pub max_poll_records: usize,
-    /// For handlers that take one message at a time: each poll may hand over up to this many
-    /// records, as many as the handler handles in [`HAND_OVER_TARGET`] (never fewer than
-    /// `max_poll_records`; see `poll_size.rs`). `None`: always `max_poll_records`.
-    pub max_poll_records_when_fast: Option<usize>,
-    /// How often stored offsets are committed while running; `None` commits only when
-    /// partitions are revoked and on stop.
-    pub commit_interval: Option<Duration>,
-    /// A batch still being handled after this long is reported: a group member that does not
-    /// poll within `max.poll.interval.ms` is evicted and its partitions reassigned, so the
-    /// warning comes first (see [`slow_batch_warning`]). `None`: never.
-    pub slow_batch_warning: Option<Duration>,
-    /// Hand the handler one partition's records per call (batch consumers: a handler sees one
-    /// partition's records in order, never two partitions interleaved). Offsets are stored
-    /// once every partition of the polled batch was handled.
-    pub one_partition_per_call: bool,
-    /// How many handled batches may wait for their outputs' acknowledgements while the loop
-    /// polls on; one more and it waits for the oldest. Offsets are stored in batch order
-    /// once a batch's outputs are all delivered. The window must cover the producers'
-    /// acknowledgement time (`linger.ms` and a round trip), or it caps the loop's rate (the
-    /// default, 64, and why: docs/performance.md).
-    pub max_batches_awaiting_delivery: usize,
-    /// At stop, how long at most the loop waits for the outputs of handled batches still on
-    /// their way (less if [`ConsumerLoop::stop_by`]'s deadline comes first).
-    pub delivery_grace_at_stop: Duration,
-    /// Retries and dead letters for what the handler could not process.
-    pub failures: FailurePolicy,
-    /// Where the loop reports its figures ([`crate::metrics`]); `None`: nowhere.
-    pub metrics: Option<Arc<ConsumerMetrics>>,
-}
-
-impl Default for ConsumerLoopConfig {
-    fn default() -> Self {
-        Self {
-            name: Arc::from("consumer"),
-            max_poll_records: 100,
-            max_poll_records_when_fast: None,
-            commit_interval: Some(Duration::from_secs(5)),
-            slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
-            one_partition_per_call: false,
-            max_batches_awaiting_delivery: 64,
-            delivery_grace_at_stop: Duration::from_secs(10),
-            failures: FailurePolicy::default(),
-            metrics: None,
-        }
     }
 }
 
