@@ -33,7 +33,8 @@
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
 //!   in-memory implementation, [`MemoryBroker`]; [`transport::undelivered`], failed
-//!   deliveries logged one line per episode.
+//!   deliveries logged one line per episode; [`transport::status`], whether a cluster answers
+//!   and a consumer holds its partitions.
 //! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets once its outputs
 //!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`;
 //!   [`consumer_loop::failures`]: what happens to records a handler could not process
@@ -41,6 +42,8 @@
 //! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced,
 //!   and [`delivery::spawn`], a task tied to the input its handler was handling.
 //! - [`metrics`]: the consumers' and producers' figures in Prometheus' text format.
+//! - [`health`]: liveness and readiness, a view of the running runtime (consumers' pulses,
+//!   clusters' [`transport::status`] flags) for probes in both APIs.
 //! - `spans`: the engine's `tracing` spans (handler calls, messages, sends), listed there.
 //! - [`error`]: the one [`Error`] enum.
 //! - `python` (feature `python`): the `fastkafka._core` extension module, the Python facade
@@ -54,6 +57,7 @@ pub mod consumer_loop;
 pub mod delivery;
 pub mod docs;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod record;
 pub mod runtime;

@@ -7,8 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -17,95 +15,17 @@ from pathlib import Path
 
 from kafka_helpers import TIMEOUT, committed_offsets, produce
 from local_kafka import TansuBroker, free_port
+from run_helpers import (
+    APPS,
+    FASTKAFKA,
+    PARTITIONS,
+    OutputWatcher,
+    handled_lines,
+    split_between_two,
+    start_two_workers,
+)
 
-APPS = Path(__file__).parent / "apps"
-FASTKAFKA = str(Path(sys.executable).with_name("fastkafka"))
 RECORDS = 10_000
-PARTITIONS = 4
-
-
-class OutputWatcher:
-    """Collects the command's output lines and wakes waiters on each one."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        assert process.stdout is not None
-        self._stdout = process.stdout
-        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
-        self._thread.start()
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            with self.changed:
-                self.lines.append(line.rstrip("\n"))
-                self.changed.notify_all()
-
-    def wait_until(self, condition: object, timeout: float = TIMEOUT) -> None:
-        with self.changed:
-            if not self.changed.wait_for(lambda: condition(self.lines), timeout):  # type: ignore[operator]
-                raise AssertionError("timed out; output so far:\n" + "\n".join(self.lines[-40:]))
-
-    def join(self) -> None:
-        self._thread.join(timeout=10)
-        self._stdout.close()
-
-
-def start_two_workers(
-    cluster: TansuBroker, output: Path, stop_timeout: float = 30, options: tuple[str, ...] = ()
-) -> tuple[subprocess.Popen[str], OutputWatcher]:
-    """`fastkafka run --num-workers 2` of the counting app on ``cluster``, output watched."""
-    environment = {
-        **os.environ,
-        "KAFKA_CLUSTER_1": cluster.bootstrap_servers,
-        "COUNTING_APP_OUTPUT": str(output),
-    }
-    process = subprocess.Popen(
-        [
-            FASTKAFKA,
-            "run",
-            "--num-workers",
-            "2",
-            "--kafka-broker",
-            "development",
-            "--stop-timeout",
-            str(stop_timeout),
-            *options,
-            "counting_app:app",
-        ],
-        cwd=APPS,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return process, OutputWatcher(process)
-
-
-def handled_lines(output: Path) -> int:
-    return output.read_text().count("\n") if output.exists() else 0
-
-
-def last_assignments(lines: list[str]) -> dict[str, set[str]]:
-    """Each worker's latest 'partitions assigned' set, from the relayed log lines."""
-    latest: dict[str, set[str]] = {}
-    for line in lines:
-        found = re.match(r"\[(\d+)\]: .*partitions assigned partitions=(\S*)", line)
-        if found:
-            latest[found.group(1)] = set(filter(None, found.group(2).split(",")))
-    return latest
-
-
-def split_between_two(lines: list[str]) -> bool:
-    latest = last_assignments(lines)
-    owned = [p for partitions in latest.values() for p in partitions]
-    return (
-        len(latest) == 2
-        and all(latest.values())
-        and len(owned) == PARTITIONS
-        and len(set(owned)) == PARTITIONS
-    )
 
 
 def test_two_workers_process_every_record_once_and_stop_cleanly(

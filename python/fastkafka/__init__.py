@@ -16,14 +16,16 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``fastkafka.failures``: :class:`RetryPolicy` and dead letters — what a consumer does with
   messages it cannot process (decided by the engine, ``src/consumer_loop/failures.rs``);
-- ``fastkafka.metrics`` (Prometheus text of the engine's figures) and ``fastkafka.tracing``
+- ``fastkafka.metrics`` (Prometheus text of the engine's figures), ``fastkafka.health``
+  (liveness and readiness, computed by the engine: ``app.health()``) and ``fastkafka.tracing``
   (OpenTelemetry spans and ``traceparent`` headers, optional);
 - ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions) with ``_snapshots`` (what a recorded
   call keeps until a test looks), ``_threads`` (the thread pools for blocking work);
 - ``_cli`` (the ``fastkafka`` command: ``run``, ``docs``, ``testing``), ``_worker`` (one
-  worker process of ``fastkafka run``), ``_importer`` (``module:app`` imports);
+  worker process of ``fastkafka run``), ``_serving`` (the command's metrics and health
+  server, from files its workers write), ``_importer`` (``module:app`` imports);
 - ``_core``: the Rust extension module (``src/python/``); its types are in ``_core.pyi``.
 """
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._benchmark import counted
-from ._handlers import ConsumerSpec, ProducerSpec, topic_from_name
+from ._handlers import ConsumerSpec, ProducerSpec, hand_over, topic_from_name
 from ._lifecycle import AppRun, Transport, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._runner import ConsumerRunner
 from .exceptions import AppNotStartedError, ClosedError, ConfigError
-from .executors import DynamicTaskExecutor, Executor, executor_from
+from .executors import Executor, executor_from
 from .failures import RetryPolicy
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class FastKafka:
         bootstrap_servers_id: str = "localhost",
         stop_timeout: float = 30.0,
         start_timeout: float = 30.0,
+        polling_ttl: float | None = None,
+        consuming_ttl: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.title = title or ""
@@ -80,6 +82,7 @@ class FastKafka:
             start_timeout=start_timeout,
             stop_timeout=stop_timeout,
         )
+        self._runtime.set_health_limits(polling_ttl, consuming_ttl)
         self.benchmark_results: dict[str, dict[str, Any]] = {}
         self._consumers: list[ConsumerSpec] = []
         self._producers: list[ProducerSpec] = []
@@ -221,7 +224,7 @@ class FastKafka:
                 options=kwargs,
                 on_abandon=runner.abandon,
                 max_poll_records_cap=chosen_executor.max_buffer_size,
-                hand_over=_hand_over(spec, chosen_executor),
+                hand_over=hand_over(spec, chosen_executor),
                 retry=None if retry is None else retry.as_engine_args(),
                 dead_letter_topic=dead_letter_topic,
                 dead_letter_brokers=dead_letter_override,
@@ -327,9 +330,8 @@ class FastKafka:
     def fastapi_lifespan(
         self, kafka_broker_name: str
     ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-        """A FastAPI (or any ASGI framework's) lifespan that runs this app, on the clusters of
-        ``kafka_broker_name``, for the web app's lifetime:
-        ``FastAPI(lifespan=kafka_app.fastapi_lifespan("production"))``."""
+        """An ASGI lifespan running this app on ``kafka_broker_name``'s clusters for the web
+        app's lifetime: ``FastAPI(lifespan=kafka_app.fastapi_lifespan("production"))``."""
 
         @asynccontextmanager
         async def lifespan(_web_app: Any) -> AsyncIterator[None]:
@@ -341,9 +343,8 @@ class FastKafka:
 
     def create_docs(self, asyncapi_version: str = "2.6") -> None:
         """Write the app's AsyncAPI spec to ``<root_path>/asyncapi/spec/asyncapi.yml`` and its
-        HTML page to ``<root_path>/asyncapi/docs/index.html`` (``root_path`` as given to the
-        app, else the working directory): every cluster's servers in every environment, a
-        channel per (topic, cluster), message schemas from the pydantic models."""
+        HTML page to ``<root_path>/asyncapi/docs/index.html`` (``root_path``: the app's, else
+        the working directory): every cluster's servers, a channel per (topic, cluster)."""
         from ._docs import write_docs  # imported when asked: most runs never write docs
 
         write_docs(self, self.root_path, asyncapi_version)
@@ -392,6 +393,15 @@ class FastKafka:
     async def _stop(self) -> None:
         await self._run.stop()
 
+    def health(self) -> dict[str, Any]:
+        """Liveness and readiness now, and why, as a JSON-ready dict (``live``, ``ready``,
+        ``state``, ``problems``, ``consumers``, ``clusters``); see ``fastkafka.health``."""
+        return self._run.health()
+
+    def set_health_limits(self, polling_ttl: float | None, consuming_ttl: float | None) -> None:
+        """Liveness limits in seconds for the next start (``None``: max_poll_interval_ms)."""
+        self._runtime.set_health_limits(polling_ttl, consuming_ttl)
+
     async def wait_for_failure(self) -> BaseException:
         """Wait until a consumer ends other than by stopping — its handler raised with
         ``throw_exceptions=True`` or raised a ``BaseException`` (``SystemExit``, a stray
@@ -437,14 +447,3 @@ class FastKafka:
             f"consumers={[s.name for s in self._consumers]}, "
             f"producers={[s.name for s in self._producers]})"
         )
-
-
-def _hand_over(spec: ConsumerSpec, executor: Executor) -> _core._HandOver:
-    """How many records each call of a consumer's handler gets (the engine's ``HandOver``)."""
-    if spec.batch:
-        return "one_partition"  # a batch handler sees one partition's records, in order
-    if isinstance(executor, DynamicTaskExecutor):
-        return "up_to_max_poll_records"  # a call's records are all in flight at once
-    # One message after another: the size is invisible to it, so the engine sizes it to its
-    # speed, saving thread wake-ups per hand-over.
-    return "sized_to_handler"

@@ -28,8 +28,8 @@ from typing import IO, Annotated
 import typer
 
 from ._importer import import_app
+from ._serving import HEALTH_ROUTES, serve, worker_files
 from .exceptions import ConfigError
-from .metrics import serve_workers
 
 __all__ = ["cli", "main"]
 
@@ -82,7 +82,10 @@ RUN_HELP = (
     "A second "
     "SIGINT/SIGTERM kills the workers at once. If a worker crashes, or a consumer of a worker "
     "dies, the command names it, stops the others and exits 1. Workers never outlive the "
-    "command: if it is killed, they get SIGTERM and stop cleanly."
+    "command: if it is killed, they get SIGTERM and stop cleanly.\n\n"
+    "--health-port serves /healthz (liveness: every consumer polls within --polling-ttl and "
+    "no batch stays in a handler past --consuming-ttl) and /readyz (readiness: every cluster "
+    "answers and every consumer holds its partitions) for all workers."
 )
 
 
@@ -129,6 +132,39 @@ def run(
         str,
         typer.Option("--metrics-bind", help="The address the metrics server listens on."),
     ] = "127.0.0.1",
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port",
+            min=1,
+            max=65535,
+            help="Serve liveness at http://BIND:PORT/healthz and readiness at /readyz for "
+            "every worker (200 or 503, with a JSON body saying which consumer of which "
+            "cluster is unhealthy and why). May be the metrics port.",
+        ),
+    ] = None,
+    health_bind: Annotated[
+        str,
+        typer.Option("--health-bind", help="The address the health server listens on."),
+    ] = "127.0.0.1",
+    polling_ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--polling-ttl",
+            min=0.001,
+            help="Seconds a consumer may go without polling and stay live (default: the "
+            "app's polling_ttl, else the consumer's max_poll_interval_ms).",
+        ),
+    ] = None,
+    consuming_ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--consuming-ttl",
+            min=0.001,
+            help="Seconds one batch may stay in its handler and the consumer stay live "
+            "(default: the app's consuming_ttl, else the consumer's max_poll_interval_ms).",
+        ),
+    ] = None,
 ) -> None:
     """The `run` command; its help is RUN_HELP."""
     try:
@@ -143,8 +179,43 @@ def run(
             err=True,
         )
         raise typer.Exit(2)
-    metrics = None if metrics_port is None else (metrics_bind, metrics_port)
-    raise typer.Exit(_supervise(app, kafka_broker, num_workers, stop_timeout, metrics))
+    servers = Servers(metrics_bind, metrics_port, health_bind, health_port)
+    if servers.clash():
+        typer.echo(
+            "Error: --metrics-port and --health-port are the same port on different binds "
+            f"({metrics_bind} and {health_bind}); give them one bind or two ports",
+            err=True,
+        )
+        raise typer.Exit(2)
+    limits = (polling_ttl, consuming_ttl)
+    raise typer.Exit(_supervise(app, kafka_broker, num_workers, stop_timeout, servers, limits))
+
+
+class Servers:
+    """What the command serves: metrics and health probes, each on a port if asked, one
+    server where the ports are the same."""
+
+    def __init__(
+        self, metrics_bind: str, metrics_port: int | None, health_bind: str, health_port: int | None
+    ) -> None:
+        self.metrics = None if metrics_port is None else (metrics_bind, metrics_port)
+        self.health = None if health_port is None else (health_bind, health_port)
+
+    def clash(self) -> bool:
+        return (
+            self.metrics is not None
+            and self.health is not None
+            and self.metrics[1] == self.health[1]
+            and self.metrics[0] != self.health[0]
+        )
+
+    def routes_by_address(self) -> dict[tuple[str, int], set[str]]:
+        routes: dict[tuple[str, int], set[str]] = {}
+        if self.metrics is not None:
+            routes.setdefault(self.metrics, set()).add("/metrics")
+        if self.health is not None:
+            routes.setdefault(self.health, set()).update(HEALTH_ROUTES)
+        return routes
 
 
 def _relay(worker: subprocess.Popen[bytes]) -> None:
@@ -169,7 +240,8 @@ def _supervise(
     kafka_broker: str,
     num_workers: int,
     stop_timeout: float,
-    metrics: tuple[str, int] | None = None,
+    servers: Servers | None = None,
+    health_limits: tuple[float | None, float | None] = (None, None),
 ) -> int:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [
@@ -184,6 +256,9 @@ def _supervise(
         "--supervisor-pid",
         str(os.getpid()),
     ]
+    for flag, limit in zip(("--polling-ttl", "--consuming-ttl"), health_limits, strict=True):
+        if limit is not None:
+            command += [flag, str(limit)]
     stopping, forced = threading.Event(), threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -193,16 +268,23 @@ def _supervise(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    metrics_directory = Path(tempfile.mkdtemp(prefix="fastkafka-metrics-"))
-    server = None
-    if metrics is not None:
-        server = serve_workers(*metrics, metrics_directory)
-        print(f"Metrics at http://{metrics[0]}:{server.server_address[1]}/metrics")
+    status_directory = Path(tempfile.mkdtemp(prefix="fastkafka-status-"))
+    servers = servers or Servers("127.0.0.1", None, "127.0.0.1", None)
+    started_servers = []
+    for (bind, port), routes in servers.routes_by_address().items():
+        server = serve(bind, port, routes, status_directory, num_workers, stopping)
+        started_servers.append(server)
+        for route in sorted(routes):
+            print(f"Serving {route} at http://{bind}:{server.server_address[1]}{route}")
 
     def worker_command(index: int) -> list[str]:
-        if metrics is None:
-            return command
-        return [*command, "--metrics-file", str(metrics_directory / f"worker-{index}.prom")]
+        metrics_file, health_file = worker_files(status_directory, index)
+        files = []
+        if servers.metrics is not None:
+            files += ["--metrics-file", str(metrics_file)]
+        if servers.health is not None:
+            files += ["--health-file", str(health_file)]
+        return command + files
 
     workers = [
         subprocess.Popen(
@@ -246,9 +328,9 @@ def _supervise(
             killed.append(worker.pid)
     for relay in relays:
         relay.join(timeout=5)
-    if server is not None:
+    for server in started_servers:
         server.shutdown()
-    shutil.rmtree(metrics_directory, ignore_errors=True)
+    shutil.rmtree(status_directory, ignore_errors=True)
     if killed:
         reason = "on a second signal" if forced.is_set() else f"not stopped within {stop_timeout} s"
         print(f"Killed worker(s) {killed}: {reason}")

@@ -23,10 +23,16 @@ from . import _core
 from ._codecs import Decode, Encode, make_decoder, make_encoder, make_instance_encoder
 from ._events import EventMetadata, KafkaEvent, normalize_headers
 from .exceptions import ConfigError
-from .executors import Executor, SequentialExecutor
+from .executors import DynamicTaskExecutor, Executor, SequentialExecutor
 from .failures import RetryPolicy
 
-__all__ = ["ConsumerSpec", "ProducerSpec", "current_deliveries", "topic_from_name"]
+__all__ = [
+    "ConsumerSpec",
+    "ProducerSpec",
+    "current_deliveries",
+    "hand_over",
+    "topic_from_name",
+]
 
 # The deliveries of the batch whose handler is running in this context (set by the consumer's
 # runner): what a producer sends from a handler counts towards that batch, whose offsets are
@@ -293,3 +299,14 @@ def _with_trace(
         return headers
     replaced = {name for name, _ in trace_headers}
     return [pair for pair in headers or () if pair[0] not in replaced] + trace_headers
+
+
+def hand_over(spec: ConsumerSpec, executor: Executor) -> _core._HandOver:
+    """How many records each call of a consumer's handler gets (the engine's ``HandOver``)."""
+    if spec.batch:
+        return "one_partition"  # a batch handler sees one partition's records, in order
+    if isinstance(executor, DynamicTaskExecutor):
+        return "up_to_max_poll_records"  # a call's records are all in flight at once
+    # One message after another: the size is invisible to it, so the engine sizes it to its
+    # speed, saving thread wake-ups per hand-over.
+    return "sized_to_handler"

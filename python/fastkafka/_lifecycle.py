@@ -65,6 +65,8 @@ class AppRun:
 
     def __init__(self) -> None:
         self._running: _core.RunningRuntime | None = None
+        # The runtime being stopped: its health says "stopping" until the stop is over.
+        self._stopping: _core.RunningRuntime | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # The first error that ended a consumer: a handler's own exception when it raised
         # with throw_exceptions=True (or a BaseException), else the runtime's report.
@@ -131,18 +133,27 @@ class AppRun:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         running, self._running = self._running, None
+        self._stopping = running
         try:
             if running is not None:
                 await run_lifecycle(running.stop)
         except HandlerError:
             pass  # logged by the runtime; the app's own failure, if any, is raised below
         finally:
+            self._stopping = None
             untie, self._untie = self._untie, None
             if untie is not None:
                 untie()
             failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
+
+    def health(self) -> dict[str, Any]:
+        """The engine's health report of this run (``fastkafka.health``)."""
+        running = self._running or self._stopping
+        if running is None:
+            return _core.health_when_not_running()
+        return running.health()
 
     def fail(self, name: str, error: BaseException) -> None:
         """Consumer ``name`` is ending on ``error`` (its handler raised with

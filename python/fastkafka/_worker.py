@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ._app import FastKafka
 from ._importer import import_app
-from .metrics import WorkerMetricsFile
+from ._serving import WorkerFiles
 
 __all__ = ["run_worker"]
 
@@ -61,19 +61,29 @@ def run_worker(
     kafka_broker: str,
     stop_timeout: float = 30.0,
     metrics_file: Path | None = None,
+    health_file: Path | None = None,
+    health_limits: tuple[float | None, float | None] = (None, None),
 ) -> None:
     app = import_app(import_string)
     app.set_kafka_broker(kafka_broker)
     app.stop_timeout = min(app.stop_timeout, worker_stop_timeout(stop_timeout))
+    # The command's --polling-ttl / --consuming-ttl over the app's own.
+    (polling_ttl, consuming_ttl), (own_polling, own_consuming) = (
+        health_limits,
+        app._runtime.health_limits,
+    )
+    app.set_health_limits(
+        own_polling if polling_ttl is None else polling_ttl,
+        own_consuming if consuming_ttl is None else consuming_ttl,
+    )
     # Workers of one app share each consumer's partitions instead of each reading everything.
     app.use_default_groups(import_string)
-    # The command serves every worker's figures from these files (fastkafka.metrics).
-    metrics = WorkerMetricsFile(metrics_file) if metrics_file is not None else None
+    # The command serves every worker's figures and health from these files (_serving).
+    files = WorkerFiles(metrics_file, health_file, app.health)
     try:
         asyncio.run(serve(app))
     finally:
-        if metrics is not None:
-            metrics.stop()
+        files.stop()
 
 
 def _exit_cleanly(signum: int, _frame: object) -> None:
@@ -109,12 +119,20 @@ def main() -> None:
     parser.add_argument("--stop-timeout", type=float, default=30.0)
     parser.add_argument("--supervisor-pid", type=int, default=None)
     parser.add_argument("--metrics-file", type=Path, default=None)
+    parser.add_argument("--health-file", type=Path, default=None)
+    parser.add_argument("--polling-ttl", type=float, default=None)
+    parser.add_argument("--consuming-ttl", type=float, default=None)
     arguments = parser.parse_args()
     if arguments.supervisor_pid is not None:
         stop_with_supervisor(arguments.supervisor_pid)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%y-%m-%d %H:%M:%S")
     run_worker(
-        arguments.app, arguments.kafka_broker, arguments.stop_timeout, arguments.metrics_file
+        arguments.app,
+        arguments.kafka_broker,
+        arguments.stop_timeout,
+        arguments.metrics_file,
+        arguments.health_file,
+        (arguments.polling_ttl, arguments.consuming_ttl),
     )
 
 

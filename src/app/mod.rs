@@ -80,6 +80,7 @@ use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
 use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
 use crate::error::Result;
+use crate::health::HealthLimits;
 use crate::record::Record;
 use crate::runtime::{ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, Runtime};
 use crate::transport::{ClientProperties, Transport};
@@ -124,6 +125,14 @@ impl App {
     /// [`RunningRuntime::stop`](crate::runtime::RunningRuntime::stop).
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.runtime.set_stop_timeout(timeout);
+        self
+    }
+
+    /// When its consumers stop being live: `polling_ttl` without a poll, one batch in a
+    /// handler for longer than `consuming_ttl` (default: each consumer's
+    /// `max.poll.interval.ms`); see [`crate::health`] and [`RunningApp::health`].
+    pub fn health_limits(mut self, limits: HealthLimits) -> Self {
+        self.runtime.set_health_limits(limits);
         self
     }
 

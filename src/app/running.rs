@@ -2,6 +2,7 @@
 //! producers, its background tasks), supervised while it runs, stopped by `stop` or a drop.
 
 use crate::error::{Error, Result};
+use crate::health::{HealthProbe, HealthReport};
 use crate::runtime::RunningRuntime;
 
 /// A started [`App`](super::App); stop it to commit and flush. Dropped without a stop (a panic,
@@ -32,6 +33,18 @@ impl RunningApp {
     /// every consumer runs.
     pub async fn wait_for_failure(&self) -> Error {
         self.runtime.wait_for_failure().await
+    }
+
+    /// Its liveness and readiness now, and why (see [`crate::health`]): what a Kubernetes
+    /// probe route serves, as JSON (`serde_json::to_string(&report)`).
+    pub fn health(&self) -> HealthReport {
+        self.runtime.health()
+    }
+
+    /// [`RunningApp::health`] from elsewhere (a probe server's task), for as long as it is
+    /// kept: while the app stops it says "stopping".
+    pub fn health_probe(&self) -> HealthProbe {
+        self.runtime.health_probe()
     }
 
     /// Cancels the background tasks, then stops the runtime: every consumer finishes its

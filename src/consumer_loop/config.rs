@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::failures::FailurePolicy;
 use super::slow_batch_warning;
+use crate::health::ConsumerPulse;
 use crate::metrics::ConsumerMetrics;
 use crate::transport::ClientProperties;
 
@@ -45,6 +46,8 @@ pub struct ConsumerLoopConfig {
     pub failures: FailurePolicy,
     /// Where the loop reports its figures ([`crate::metrics`]); `None`: nowhere.
     pub metrics: Option<Arc<ConsumerMetrics>>,
+    /// Where the loop says whether it polls and handles, for its health ([`crate::health`]).
+    pub pulse: Arc<ConsumerPulse>,
 }
 
 impl Default for ConsumerLoopConfig {
@@ -60,6 +63,7 @@ impl Default for ConsumerLoopConfig {
             delivery_grace_at_stop: Duration::from_secs(10),
             failures: FailurePolicy::default(),
             metrics: None,
+            pulse: Arc::default(),
         }
     }
 }

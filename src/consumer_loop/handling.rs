@@ -27,11 +27,7 @@ use crate::transport::{ClientProperties, ClusterConsumer};
 /// `max.poll.interval.ms` (librdkafka's default: 300 000 ms), so the log says which consumer
 /// and batch before the group evicts it.
 pub fn slow_batch_warning(properties: &ClientProperties) -> Option<Duration> {
-    let interval_ms = properties
-        .get("max.poll.interval.ms")
-        .and_then(|value| value.parse::<u64>().ok())
-        .unwrap_or(300_000);
-    Some(Duration::from_millis(interval_ms * 4 / 5))
+    Some(crate::health::max_poll_interval(properties) * 4 / 5)
 }
 
 /// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is to

@@ -95,6 +95,11 @@ pub struct ConsumerLoop {
 pub struct LoopFailure(watch::Receiver<Option<Error>>);
 
 impl LoopFailure {
+    /// The error that ended the loop, if it has failed by now.
+    pub fn current(&self) -> Option<Error> {
+        self.0.borrow().clone()
+    }
+
     /// The error that ended the loop; `None` once the loop is gone without failing (it was
     /// stopped, or dropped).
     pub async fn wait(mut self) -> Option<Error> {
@@ -253,6 +258,7 @@ async fn run<H: BatchHandler>(
             }
         };
         // `poll` is cancel-safe, so waking up to commit or store loses no record.
+        config.pulse.polling();
         let polled = tokio::select! {
             biased;
             _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
@@ -267,6 +273,7 @@ async fn run<H: BatchHandler>(
                 }
             } => Wake::Polled(polled),
         };
+        config.pulse.left_poll();
         let polled = match polled {
             Wake::Polled(polled) => Some(polled),
             Wake::RefreshMetrics => {
@@ -338,7 +345,8 @@ async fn run<H: BatchHandler>(
             } else {
                 vec![batch]
             };
-            if let Err(error) = handle_calls(
+            config.pulse.handling();
+            let handled = handle_calls(
                 &mut handler,
                 calls,
                 &config,
@@ -349,8 +357,9 @@ async fn run<H: BatchHandler>(
                 &mut poll_size,
                 &mut read_ahead,
             )
-            .await
-            {
+            .await;
+            config.pulse.handled();
+            if let Err(error) = handled {
                 break Err(error);
             }
         }

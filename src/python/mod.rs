@@ -182,6 +182,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transport::PyCluster>()?;
     m.add_class::<runtime::PyRuntime>()?;
     m.add_class::<runtime::PyRunningRuntime>()?;
+    m.add_function(wrap_pyfunction!(runtime::health_when_not_running, m)?)?;
     m.add_class::<producer::PyProducer>()?;
     m.add_class::<producer::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;

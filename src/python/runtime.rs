@@ -24,6 +24,7 @@ use super::{attach_if_open, block_on, cluster_id, to_py_err};
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
+use crate::health::{HealthLimits, HealthProbe, HealthReport};
 use crate::runtime::{
     options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandOver,
     HandlerFactory, Options, RunningRuntime, Runtime,
@@ -105,6 +106,30 @@ impl PyRuntime {
         self.runtime
             .set_stop_timeout(seconds("stop_timeout", timeout)?);
         Ok(())
+    }
+
+    /// Its consumers' liveness limits in seconds (`polling_ttl`, `consuming_ttl`; `None`:
+    /// each consumer's `max.poll.interval.ms`), for the next start. Raises `ConfigError` for
+    /// a value that is not a positive number.
+    #[pyo3(signature = (polling_ttl, consuming_ttl))]
+    fn set_health_limits(
+        &mut self,
+        polling_ttl: Option<f64>,
+        consuming_ttl: Option<f64>,
+    ) -> PyResult<()> {
+        let limits = HealthLimits::from_seconds(polling_ttl, consuming_ttl).map_err(to_py_err)?;
+        self.runtime.set_health_limits(limits);
+        Ok(())
+    }
+
+    /// See `set_health_limits`: (polling_ttl, consuming_ttl) in seconds, `None` where unset.
+    #[getter]
+    fn health_limits(&self) -> (Option<f64>, Option<f64>) {
+        let limits = self.runtime.health_limits();
+        (
+            limits.polling_ttl.map(|d| d.as_secs_f64()),
+            limits.consuming_ttl.map(|d| d.as_secs_f64()),
+        )
     }
 
     /// The environment whose clusters the app uses.
@@ -293,6 +318,7 @@ impl PyRuntime {
             }
         });
         Ok(PyRunningRuntime {
+            health: running.health_probe(),
             running: Mutex::new(Some(DropOffThread::new(running))),
             watcher,
         })
@@ -306,6 +332,8 @@ impl PyRuntime {
 pub(super) struct PyRunningRuntime {
     running: Mutex<Option<DropOffThread<RunningRuntime>>>,
     watcher: tokio::task::JoinHandle<()>,
+    /// Kept past the stop: while stopping, the app says so.
+    health: HealthProbe,
 }
 
 impl Drop for PyRunningRuntime {
@@ -317,6 +345,12 @@ impl Drop for PyRunningRuntime {
 
 #[pymethods]
 impl PyRunningRuntime {
+    /// The app's liveness and readiness now, and why, as a JSON-ready dict (see
+    /// `crate::health`). Never blocks: it reads flags the engine keeps.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        health_dict(py, &self.health.check())
+    }
+
     /// Stops the app: every consumer finishes its batch in flight (or, after the stop
     /// timeout, has it abandoned) and commits, then producers flush. Blocks (run it on a
     /// lifecycle thread: batches in flight need the event loop). Raises the first consumer
@@ -333,6 +367,16 @@ impl PyRunningRuntime {
             None => Ok(()),
         }
     }
+}
+
+/// The health of an app that is not running, in the shape `RunningRuntime.health` returns.
+#[pyfunction]
+pub(super) fn health_when_not_running(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    health_dict(py, &HealthReport::not_running())
+}
+
+fn health_dict<'py>(py: Python<'py>, report: &HealthReport) -> PyResult<Bound<'py, PyAny>> {
+    pythonize::pythonize(py, report).map_err(|e| to_py_err(Error::Config(e.to_string())))
 }
 
 /// Schedules `callback(*arguments)` on the app's event loop from any thread; does nothing

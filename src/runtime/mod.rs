@@ -34,6 +34,7 @@ pub use settings::{ConsumerSettings, DeadLetterTopic};
 use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
+use crate::health::HealthLimits;
 use crate::transport::ClientProperties;
 
 /// Which cluster a consumer or producer uses.
@@ -119,6 +120,7 @@ pub struct Runtime {
     default_group_prefix: Option<String>,
     start_timeout: Duration,
     stop_timeout: Duration,
+    health_limits: HealthLimits,
 }
 
 impl Runtime {
@@ -140,6 +142,7 @@ impl Runtime {
             default_group_prefix: None,
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
+            health_limits: HealthLimits::default(),
         }
     }
 
@@ -181,6 +184,17 @@ impl Runtime {
     /// How long stopping may take in all (default 30 s); see [`RunningRuntime::stop`].
     pub fn set_stop_timeout(&mut self, timeout: Duration) {
         self.stop_timeout = timeout;
+    }
+
+    /// The liveness limits of its consumers (`polling_ttl`, `consuming_ttl`; see
+    /// [`crate::health`]), for the next start.
+    pub fn set_health_limits(&mut self, limits: HealthLimits) {
+        self.health_limits = limits;
+    }
+
+    /// See [`Runtime::set_health_limits`].
+    pub fn health_limits(&self) -> HealthLimits {
+        self.health_limits
     }
 
     /// See [`Runtime::set_start_timeout`].

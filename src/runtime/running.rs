@@ -11,6 +11,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use super::{AbandonHook, ProducerHandle};
 use crate::consumer_loop::ConsumerLoop;
 use crate::error::{Error, Result};
+use crate::health::{
+    spawn_rechecks, HealthProbe, HealthReport, RecheckTask, WatchedCluster, WatchedConsumer,
+};
 use crate::transport::Cluster;
 
 pub(super) struct RunningConsumer {
@@ -38,6 +41,10 @@ pub struct RunningRuntime {
     pub(super) consumers: Vec<RunningConsumer>,
     pub(super) producers: BoundProducers,
     stop_timeout: Duration,
+    /// What its health reads; empty until the start is complete.
+    health: HealthProbe,
+    /// Asks unreachable clusters again while it runs; dropped (stopped) with it.
+    rechecks: Option<RecheckTask>,
 }
 
 /// The producers a started runtime bound to their clusters; unbound when dropped.
@@ -58,7 +65,32 @@ impl RunningRuntime {
             consumers: Vec::new(),
             producers: BoundProducers::default(),
             stop_timeout,
+            health: HealthProbe::new(Vec::new(), Vec::new()),
+            rechecks: None,
         }
+    }
+
+    /// Once started: what its health watches, and the rechecks of its clusters.
+    pub(super) fn watch_health(
+        &mut self,
+        consumers: Vec<WatchedConsumer>,
+        clusters: Vec<WatchedCluster>,
+    ) {
+        self.rechecks = Some(spawn_rechecks(
+            clusters.iter().map(|c| c.cluster.clone()).collect(),
+        ));
+        self.health = HealthProbe::new(consumers, clusters);
+    }
+
+    /// Its liveness and readiness now (see [`crate::health`]).
+    pub fn health(&self) -> HealthReport {
+        self.health.check()
+    }
+
+    /// What checks its health from elsewhere (a probe server), for as long as it is kept:
+    /// during the stop it says "stopping", not ready.
+    pub fn health_probe(&self) -> HealthProbe {
+        self.health.clone()
     }
 
     /// Resolves when a consumer ends other than by [`RunningRuntime::stop`] — its handler
@@ -95,6 +127,7 @@ impl RunningRuntime {
     /// gets what is left. Whatever is not acknowledged by then was not committed and is consumed
     /// again by the next run. Returns the first consumer error.
     pub async fn stop(mut self) -> Result<()> {
+        self.health.stopping();
         let producers = std::mem::take(&mut self.producers.0);
         let timeout = self.stop_timeout;
         let started = tokio::time::Instant::now();

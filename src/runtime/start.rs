@@ -10,6 +10,7 @@ use crate::config::ClusterId;
 use crate::consumer_loop::failures::FailurePolicy;
 use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
+use crate::health::{WatchedCluster, WatchedConsumer};
 use crate::metrics::{ConsumerLabels, ConsumerMetrics};
 use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
 
@@ -148,9 +149,13 @@ impl Runtime {
                 });
         let subscribed = futures_util::future::join_all(subscriptions).await;
         let mut first_error = None;
+        let mut watched = Vec::new();
         for result in subscribed {
             match result {
-                Ok(consumer) => running.consumers.push(consumer),
+                Ok((consumer, health)) => {
+                    running.consumers.push(consumer);
+                    watched.push(health);
+                }
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
@@ -160,6 +165,16 @@ impl Runtime {
             running.stop().await.ok();
             return Err(error);
         }
+        running.watch_health(
+            watched,
+            clusters
+                .into_iter()
+                .map(|(cluster, names)| WatchedCluster {
+                    cluster,
+                    used_by: names.into_iter().map(str::to_owned).collect(),
+                })
+                .collect(),
+        );
         Ok(running)
     }
 
@@ -168,7 +183,7 @@ impl Runtime {
         cluster: Arc<dyn Cluster>,
         consumer: &ConsumerRegistration,
         dead_letter: Option<ProducerHandle>,
-    ) -> Result<RunningConsumer> {
+    ) -> Result<(RunningConsumer, WatchedConsumer)> {
         if let Some(retry) = &consumer.settings.retry {
             retry
                 .check()
@@ -216,11 +231,27 @@ impl Runtime {
             }),
             ..ConsumerLoopConfig::default()
         };
-        Ok(RunningConsumer {
+        let (polling_ttl, consuming_ttl) = self.health_limits.for_consumer(&settings.properties);
+        let membership = subscribed.membership();
+        let pulse = config.pulse.clone();
+        let running = ConsumerLoop::spawn(subscribed, handler, config);
+        let health = WatchedConsumer {
             name: consumer.name.clone(),
             topic: consumer.topic.clone(),
-            running: ConsumerLoop::spawn(subscribed, handler, config),
+            cluster: cluster.id().bootstrap_servers().to_owned(),
+            group_id,
+            pulse,
+            membership,
+            failure: running.failure(),
+            polling_ttl,
+            consuming_ttl,
+        };
+        let running = RunningConsumer {
+            name: consumer.name.clone(),
+            topic: consumer.topic.clone(),
+            running,
             on_abandon: consumer.on_abandon.clone(),
-        })
+        };
+        Ok((running, health))
     }
 }

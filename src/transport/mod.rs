@@ -17,10 +17,12 @@ mod drop_off;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+pub mod status;
 pub mod undelivered;
 
 #[cfg(any(feature = "kafka", feature = "python"))]
 pub(crate) use drop_off::DropOffThread;
+pub use status::{Membership, Reachability};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -327,6 +329,17 @@ pub trait Cluster: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// How long the cluster has been unreachable — every broker of it down, as its clients
+    /// last saw — or `None` while it answers. Always `None` in memory.
+    fn unreachable_for(&self) -> Option<Duration> {
+        None
+    }
+
+    /// While [`Cluster::unreachable_for`] says unreachable: asks the cluster once (a short
+    /// metadata request) and clears it if it answers. The runtime calls this every second
+    /// while an app runs; it costs nothing while the cluster answers.
+    async fn recheck(&self) {}
+
     /// Joins the subscription's group (if any) and returns a consumer that is ready: its
     /// partitions are assigned and its start positions fixed when this returns.
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>>;
@@ -368,6 +381,12 @@ pub trait ClusterConsumer: Send + fmt::Debug {
     /// How many times the group assigned it partitions or took some away so far.
     fn rebalances(&self) -> u64 {
         0
+    }
+
+    /// Whether it holds its partitions now, as a flag its health can read while the loop
+    /// owns the consumer. A consumer whose partitions cannot be taken away holds them always.
+    fn membership(&self) -> Membership {
+        Membership::held()
     }
 
     /// Commits, leaves the group and releases the partitions.

@@ -1,8 +1,9 @@
 """An app for `fastkafka run` tests: records which worker handled which message.
 
 Its cluster is the first local test cluster (KAFKA_CLUSTER_1); each handled message is
-appended as "<pid> <msg>" to the file named by COUNTING_APP_OUTPUT. Two messages misbehave on
-purpose: "stuck" never returns, "cancel" raises a stray CancelledError (as a library might).
+appended as "<pid> <msg>" to the file named by COUNTING_APP_OUTPUT. Three messages misbehave
+on purpose: "stuck" never returns, "slow" takes 4 s, "cancel" raises a stray CancelledError (as
+a library might).
 """
 
 import asyncio
@@ -34,5 +35,7 @@ async def on_counted(msg: Count) -> None:
     output.write(f"{os.getpid()} {msg.msg}\n")
     if msg.msg == "stuck":
         await asyncio.Event().wait()
+    if msg.msg == "slow":
+        await asyncio.sleep(4)
     if msg.msg == "cancel":
         raise asyncio.CancelledError("not from fastkafka")

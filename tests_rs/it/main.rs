@@ -8,6 +8,7 @@ mod docs;
 mod dropping;
 mod failures;
 mod hand_over;
+mod health;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]

@@ -23,7 +23,8 @@ use crate::metrics::ClusterProducerMetrics;
 use crate::record::OutgoingRecord;
 use crate::transport::undelivered::Undelivered;
 use crate::transport::{
-    ClientProperties, Cluster, ClusterConsumer, DropOffThread, Subscription, QUEUE_FULL_TIMEOUT,
+    ClientProperties, Cluster, ClusterConsumer, DropOffThread, Reachability, Subscription,
+    QUEUE_FULL_TIMEOUT,
 };
 
 /// One real cluster and its producer client.
@@ -47,6 +48,8 @@ pub struct KafkaCluster {
     producer_metrics: Option<Arc<ClusterProducerMetrics>>,
     /// Where records wait for the client when a thread of their own hands them over.
     lane: Option<Arc<SendLane>>,
+    /// Whether it answers, as all of its clients (producer and consumers) report it.
+    reachability: Arc<Reachability>,
 }
 
 impl KafkaCluster {
@@ -68,11 +71,13 @@ impl KafkaCluster {
         let undelivered = Arc::new(Undelivered::new(id));
         let security_failure = Arc::new(Mutex::new(None));
         let producer_metrics = ClusterProducerMetrics::of(id.bootstrap_servers());
+        let reachability = Arc::new(Reachability::default());
         let reporter = DeliveryReporter {
             cluster: id.clone(),
             undelivered: undelivered.clone(),
             security_failure: security_failure.clone(),
             metrics: producer_metrics.clone(),
+            reachability: reachability.clone(),
         };
         let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
@@ -121,6 +126,7 @@ impl KafkaCluster {
             checked: AtomicBool::new(false),
             untracked: DeliveryTracker::new(),
             producer_metrics,
+            reachability,
         })
     }
 
@@ -329,7 +335,41 @@ impl Cluster for KafkaCluster {
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
-        KafkaConsumer::subscribe(&self.id, &self.properties, subscription).await
+        KafkaConsumer::subscribe(
+            &self.id,
+            &self.properties,
+            subscription,
+            self.reachability.clone(),
+        )
+        .await
+    }
+
+    fn unreachable_for(&self) -> Option<Duration> {
+        self.reachability.down_for()
+    }
+
+    async fn recheck(&self) {
+        if self.reachability.down_for().is_none() {
+            return;
+        }
+        let producer = (*self.producer).clone();
+        let answered = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, CHECK_ATTEMPT)
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if answered {
+            if let Some(down_for) = self.reachability.answered() {
+                tracing::info!(
+                    cluster = %self.id,
+                    "the cluster answers again, after {:.1} s with every broker down",
+                    down_for.as_secs_f64()
+                );
+            }
+        }
     }
 }
 

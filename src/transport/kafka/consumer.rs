@@ -22,7 +22,9 @@ use super::{
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
-use crate::transport::{ClientProperties, ClusterConsumer, OffsetReset, Subscription};
+use crate::transport::{
+    ClientProperties, ClusterConsumer, Membership, OffsetReset, Reachability, Subscription,
+};
 
 /// Seeks are asynchronous (a zero timeout): the call runs on the consumer loop's tokio worker
 /// thread, which must never wait on librdkafka. librdkafka raises the partition's version
@@ -59,6 +61,7 @@ impl KafkaConsumer {
         id: &ClusterId,
         properties: &ClientProperties,
         subscription: Subscription,
+        reachability: Arc<Reachability>,
     ) -> Result<Box<dyn ClusterConsumer>> {
         if subscription.topics.is_empty() {
             return Err(Error::Config(
@@ -67,7 +70,7 @@ impl KafkaConsumer {
         }
         check_not_reserved(&subscription.properties)?;
         let config = consumer_config(id, properties, &subscription);
-        let context = RebalanceCommitter::default();
+        let context = RebalanceCommitter::new(id, reachability);
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
             .create_with_context(context)
@@ -92,6 +95,7 @@ impl KafkaConsumer {
             consumer
                 .assign_all_partitions(&subscription.topics, subscription.auto_offset_reset)
                 .await?;
+            consumer.consumer.context().membership.set(true);
         }
         Ok(Box::new(consumer))
     }
@@ -367,6 +371,10 @@ impl ClusterConsumer for KafkaConsumer {
             .context()
             .rebalances
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn membership(&self) -> Membership {
+        self.consumer.context().membership.clone()
     }
 
     fn lag(&self) -> Vec<(TopicPartition, i64)> {

@@ -40,13 +40,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 pub use cluster::KafkaCluster;
 
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
-use crate::transport::{ClientProperties, Cluster, OffsetReset, Subscription, Transport};
+use crate::transport::{
+    ClientProperties, Cluster, OffsetReset, Reachability, Subscription, Transport,
+};
 
 /// How long flushing or a synchronous commit may take.
 const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +61,21 @@ const RESERVED_PROPERTIES: &[&str] = &[
     "enable.auto.offset.store",
     "enable.auto.commit",
 ];
+
+/// What every client of a cluster does with an error librdkafka reports outside any call:
+/// log it, and when every broker is down, mark the cluster unreachable (the health view and
+/// [`Cluster::recheck`] take it from there).
+fn client_error(
+    cluster: &ClusterId,
+    reachability: &Reachability,
+    error: &KafkaError,
+    reason: &str,
+) {
+    if matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) {
+        reachability.went_down();
+    }
+    tracing::error!(target: "librdkafka", cluster = %cluster, "{error}: {reason}");
+}
 
 /// Real Kafka clusters, reached with librdkafka.
 pub struct KafkaTransport {

@@ -29,11 +29,12 @@ use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::cluster::report_undelivered;
-use super::native;
+use super::{client_error, native};
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::metrics::ClusterProducerMetrics;
 use crate::transport::undelivered::Undelivered;
+use crate::transport::Reachability;
 
 /// How long the thread sleeps without a call from librdkafka before it looks at the queue
 /// anyway: a safety net, never the way reports are noticed.
@@ -177,6 +178,8 @@ pub(super) struct DeliveryReporter {
     pub(super) undelivered: Arc<Undelivered>,
     pub(super) security_failure: Arc<Mutex<Option<String>>>,
     pub(super) metrics: Option<Arc<ClusterProducerMetrics>>,
+    /// The cluster's, shared with its consumers' clients.
+    pub(super) reachability: Arc<Reachability>,
 }
 
 impl ClientContext for DeliveryReporter {
@@ -199,7 +202,7 @@ impl ClientContext for DeliveryReporter {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(format!("{error}: {reason}"));
         }
-        tracing::error!(target: "librdkafka", cluster = %self.cluster, "{error}: {reason}");
+        client_error(&self.cluster, &self.reachability, &error, reason);
     }
 }
 
@@ -248,6 +251,7 @@ mod tests {
                 undelivered,
                 security_failure: Arc::default(),
                 metrics: None,
+                reachability: Arc::default(),
             })
             .unwrap()
     }
