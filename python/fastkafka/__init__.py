@@ -6,9 +6,11 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - :class:`FastKafka` (``_app``): the application and its decorators, a facade over the
   engine's app runtime (``_core.Runtime``: registrations, client options, start and stop);
   ``_lifecycle`` is one run of it (background tasks, the first failure) and the transport it
-  runs on, ``_runner`` handles one consumer's batches on the event loop, ``_tasks`` ties the
-  tasks a handler starts to its input, ``_benchmark`` counts ``@app.benchmark``;
+  runs on, ``_runner`` handles one consumer's batches (and rebalance hooks) on the event loop,
+  ``_sending`` is what calling a producer does, ``_tasks`` ties the tasks a handler starts to
+  its input, ``_benchmark`` counts ``@app.benchmark``;
 - :class:`KafkaEvent`, :class:`EventMetadata` (``_events``): keys, headers and metadata;
+  :class:`PartitionsChanged`, what rebalance hooks are told;
 - ``fastkafka.executors``: how a consumer's handler calls run (one at a time, or concurrently);
 - ``fastkafka.encoder``: FastKafka's Avro helpers (``_avro``: the optional fastavro import);
 - ``fastkafka.testing``: ``Tester`` runs apps on the in-memory broker, with mirrors
@@ -34,7 +36,7 @@ import atexit
 from . import _core
 from ._app import FastKafka
 from ._core import __version__, librdkafka_version
-from ._events import EventMetadata, KafkaEvent
+from ._events import EventMetadata, KafkaEvent, PartitionsChanged
 from .failures import RetryPolicy
 
 # Engine threads must not enter Python while the interpreter shuts down.
@@ -44,6 +46,7 @@ __all__ = [
     "EventMetadata",
     "FastKafka",
     "KafkaEvent",
+    "PartitionsChanged",
     "RetryPolicy",
     "__version__",
     "librdkafka_version",

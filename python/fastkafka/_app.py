@@ -27,8 +27,9 @@ from ._benchmark import counted
 from ._handlers import ConsumerSpec, ProducerSpec, hand_over, topic_from_name
 from ._lifecycle import AppRun, Transport, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
-from ._runner import ConsumerRunner
-from .exceptions import AppNotStartedError, ClosedError, ConfigError
+from ._runner import ConsumerRunner, RebalanceHook
+from ._sending import sending_function
+from .exceptions import ConfigError
 from .executors import Executor, executor_from
 from .failures import RetryPolicy
 
@@ -183,6 +184,8 @@ class FastKafka:
         retry: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
         dead_letter_brokers: Mapping[str, Any] | None = None,
+        on_partitions_assigned: RebalanceHook | None = None,
+        on_partitions_revoked: RebalanceHook | None = None,
         **kwargs: Any,
     ) -> Callable[[F], F]:
         """Register a function that handles the messages of ``topic`` (default: the function's
@@ -191,7 +194,9 @@ class FastKafka:
         What it cannot process (see ``fastkafka.failures``): a failure ``retry`` covers is
         retried in place; then, and at once for a message that cannot be decoded, the message
         goes to ``dead_letter_topic`` (on the consumer's cluster, or ``dead_letter_brokers``')
-        or, without one, is logged and skipped."""
+        or, without one, is logged and skipped. ``on_partitions_assigned`` and
+        ``on_partitions_revoked`` are called (awaited if async) with a
+        :class:`PartitionsChanged` between batches (see ``docs/handlers.md``)."""
         chosen_executor = executor_from(executor)
         override = self._override(brokers)
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -215,6 +220,7 @@ class FastKafka:
                 functools.partial(self._recorder_of, spec.name),
                 functools.partial(self._run.fail, spec.name),
                 lambda: self._tracing,
+                (on_partitions_assigned, on_partitions_revoked),
             )
             self._runtime.add_consumer(
                 spec.name,
@@ -228,6 +234,7 @@ class FastKafka:
                 retry=None if retry is None else retry.as_engine_args(),
                 dead_letter_topic=dead_letter_topic,
                 dead_letter_brokers=dead_letter_override,
+                on_partitions_changed=runner.partitions_changed if runner.has_hooks else None,
             )
             self._consumers.append(spec)
             setattr(self, function.__name__, function)
@@ -263,33 +270,7 @@ class FastKafka:
             spec.producer = producer
             self._producers.append(spec)
 
-            @functools.wraps(function)
-            async def send_result(*args: Any, **kwargs: Any) -> Any:
-                if not producer.is_bound:
-                    raise AppNotStartedError(
-                        f"producer '{spec.name}' was called while its app is not running; "
-                        f"start it with `async with app:` (or fastkafka.testing.Tester)"
-                    )
-                returned = await function(*args, **kwargs)
-                if self._recorders is not None:
-                    side_effect = self._recorders[spec.name].record(*args, **kwargs)
-                    if side_effect is not None:
-                        await side_effect
-                tracing = self._tracing
-                try:
-                    if tracing is None:
-                        backpressure = spec.send(producer, returned)
-                    else:
-                        with tracing.sending(spec, spec.count(returned)) as trace_headers:
-                            backpressure = spec.send(producer, returned, trace_headers)
-                except ClosedError as closed:  # the engine refuses: no second check per send
-                    raise AppNotStartedError(
-                        f"producer '{spec.name}': the app stopped before the message was sent"
-                    ) from closed
-                if backpressure is not None:
-                    await backpressure  # the producer queue is full: wait for room
-                return returned
-
+            send_result = sending_function(self, spec, function)
             spec.function = send_result
             setattr(self, function.__name__, send_result)
             return send_result  # type: ignore[return-value]
@@ -392,6 +373,12 @@ class FastKafka:
 
     async def _stop(self) -> None:
         await self._run.stop()
+
+    def seek(self, consumer: str, partition: int, offset: int) -> None:
+        """Make consumer ``consumer`` (its function's name) read ``partition`` from ``offset``
+        on — replay or skip — before it hands over another record of it; from a rebalance hook
+        or anywhere while the app runs. Its stored and committed offsets follow."""
+        self._run.seek(consumer, partition, offset)
 
     def health(self) -> dict[str, Any]:
         """Liveness and readiness now, and why, as a JSON-ready dict (``live``, ``ready``,

@@ -15,6 +15,7 @@ __all__ = [
     "RecordBatch",
     "RunningRuntime",
     "Runtime",
+    "Seeker",
     "__version__",
     "asyncapi_docs",
     "close_python_entries",
@@ -127,6 +128,8 @@ class Runtime:
         retry: tuple[int, float, float] | None = None,
         dead_letter_topic: str | None = None,
         dead_letter_brokers: KafkaBrokers | None = None,
+        on_partitions_changed: Callable[[str, str, list[tuple[str, int]], Seeker], Awaitable[None]]
+        | None = None,
     ) -> None: ...
     def add_producer(
         self,
@@ -147,9 +150,14 @@ class Runtime:
 @final
 class RunningRuntime:
     def stop(self) -> None: ...
+    def seek(self, consumer: str, partition: int, offset: int) -> None: ...
     def health(self) -> dict[str, Any]: ...
 
 def health_when_not_running() -> dict[str, Any]: ...
+
+@final
+class Seeker:
+    def seek(self, topic: str, partition: int, offset: int) -> None: ...
 
 @final
 class Producer:

@@ -4,15 +4,20 @@
   with one key land on one partition, in order) and headers.
 - :class:`EventMetadata` — what a consumer asks for, by annotating a parameter with it, to see
   where a message came from: topic, partition, offset, timestamp, key, headers, raw bytes.
+
+And :class:`PartitionsChanged`, what a consumer's rebalance hooks are given (ours, not
+FastKafka's: ``@app.consumes(on_partitions_assigned=..., on_partitions_revoked=...)``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["EventMetadata", "KafkaEvent", "normalize_headers"]
+from . import _core
+
+__all__ = ["EventMetadata", "KafkaEvent", "PartitionsChanged", "normalize_headers"]
 
 T = TypeVar("T")
 
@@ -73,3 +78,23 @@ class EventMetadata:
             serialized_value_size=-1 if value is None else len(value),
             headers=list(record.headers),
         )
+
+
+@dataclass(frozen=True)
+class PartitionsChanged:
+    """Partitions a consumer was given (``on_partitions_assigned``) or lost
+    (``on_partitions_revoked``). Revoked partitions are reported after their offsets were
+    committed; assigned ones before any of their records is handled, and a :meth:`seek` asked
+    for in the hook applies first."""
+
+    consumer: str
+    cluster: str
+    topic: str
+    partitions: list[int]
+    _seeker: _core.Seeker = field(repr=False, compare=False)
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Make the consumer read ``partition`` from ``offset`` on — replay or skip — before
+        it hands over another record of it (its stored and committed offsets follow). Works
+        while the app is still starting, unlike ``app.seek``."""
+        self._seeker.seek(self.topic, partition, offset)

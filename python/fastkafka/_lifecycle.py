@@ -148,6 +148,12 @@ class AppRun:
         if failure is not None:
             raise failure
 
+    def seek(self, consumer: str, partition: int, offset: int) -> None:
+        """Ask a consumer of this run to seek (``FastKafka.seek``)."""
+        if self._running is None:
+            raise AppNotStartedError("the app is not running: there is nothing to seek")
+        self._running.seek(consumer, partition, offset)
+
     def health(self) -> dict[str, Any]:
         """The engine's health report of this run (``fastkafka.health``)."""
         running = self._running or self._stopping

@@ -8,13 +8,14 @@ decides, from the report, what happens to each failure (retry, dead letter, log 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._codecs import describe_decode_error, describe_error, describe_traceback
-from ._events import EventMetadata
+from ._events import EventMetadata, PartitionsChanged
 from ._handlers import ConsumerSpec, current_deliveries
 from ._mocks import CallRecorder
 from ._tasks import gather_untied
@@ -25,7 +26,10 @@ from .executors import DynamicTaskExecutor
 if TYPE_CHECKING:
     from .tracing import Tracing
 
-__all__ = ["ConsumerRunner"]
+__all__ = ["ConsumerRunner", "RebalanceHook"]
+
+# What on_partitions_assigned / on_partitions_revoked may be: a function or a coroutine function.
+RebalanceHook = Callable[[PartitionsChanged], Awaitable[None] | None]
 
 consumer_logger = logging.getLogger("fastkafka.consumer")
 
@@ -48,7 +52,10 @@ class ConsumerRunner:
         recorder: Callable[[], CallRecorder | None],
         fail: Callable[[BaseException], None],
         tracing: Callable[[], Tracing | None],
+        hooks: tuple[RebalanceHook | None, RebalanceHook | None] = (None, None),
     ) -> None:
+        # The user's on_partitions_assigned and on_partitions_revoked.
+        self._hooks = {"assigned": hooks[0], "revoked": hooks[1]}
         # The mock recorder of this consumer while the app's mocks are on (Tester), else None.
         self._recorder = recorder
         # The app's OpenTelemetry spans while it is instrumented (fastkafka.tracing), else None.
@@ -68,6 +75,39 @@ class ConsumerRunner:
         self._in_flight: tuple[asyncio.Task[Any] | None, _core.RecordBatch] | None = None
         # The task abandon() cancelled: its CancelledError is the stop's, not a failure.
         self._abandoned: asyncio.Task[Any] | None = None
+
+    @property
+    def has_hooks(self) -> bool:
+        """Whether the engine needs to call :meth:`partitions_changed` at all."""
+        return any(hook is not None for hook in self._hooks.values())
+
+    async def partitions_changed(
+        self, kind: str, cluster: str, partitions: list[tuple[str, int]], seeker: _core.Seeker
+    ) -> None:
+        """Called by the engine's consumer loop between batches: the consumer was given
+        (``kind`` "assigned") or lost ("revoked") ``partitions``."""
+        hook = self._hooks[kind]
+        if hook is None:
+            return
+        change = PartitionsChanged(
+            consumer=self._spec.name,
+            cluster=cluster,
+            topic=self._spec.topic,
+            partitions=[partition for _, partition in partitions],
+            _seeker=seeker,
+        )
+        try:
+            called = hook(change)
+            if inspect.isawaitable(called):
+                await called
+        except Exception:
+            # Logged here with its traceback; the consumer goes on (a hook is not a message).
+            consumer_logger.exception(
+                "%s: on_partitions_%s failed on partitions %s; going on",
+                self._spec.name,
+                kind,
+                change.partitions,
+            )
 
     async def handle_batch(
         self, records: _core.RecordBatch, deliveries: _core.DeliveryTracker

@@ -2,12 +2,14 @@
 //! a view into the runtime's registration, so nothing is copied or checked twice.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::KafkaBrokers;
 use crate::consumer_loop::failures::RetryPolicy;
+use crate::consumer_loop::{PartitionsChanged, RebalanceHook};
 use crate::error::Result;
 use crate::runtime::{ClusterChoice, ConsumerSettings, DeadLetterTopic, Options};
 use crate::transport::OffsetReset;
@@ -94,6 +96,19 @@ impl ConsumerOptions<'_> {
             topic: topic.into(),
             cluster: Some(ClusterChoice::Brokers(brokers.clone())),
         });
+        self
+    }
+
+    /// Calls `hook` when the consumer's partitions are assigned or revoked: revoked ones after
+    /// their offsets were committed, assigned ones before any of their records is handled. A
+    /// seek the hook asks for (`changed.seeker`) is applied before the first record, so a hook
+    /// can replay or skip; see [`PartitionsChanged`]. A hook that fails is logged.
+    pub fn on_partitions_changed<F, Fut>(&mut self, hook: F) -> &mut Self
+    where
+        F: Fn(PartitionsChanged) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.settings.on_partitions_changed = Some(RebalanceHook::new(hook));
         self
     }
 

@@ -35,6 +35,13 @@ impl RunningApp {
         self.runtime.wait_for_failure().await
     }
 
+    /// Asks `consumer` to read `partition` of its topic from `offset` on (replay or skip),
+    /// applied before it hands over another record of that partition; see
+    /// [`Seeker::seek`](crate::consumer_loop::Seeker::seek).
+    pub fn seek(&self, consumer: &str, partition: i32, offset: i64) -> Result<()> {
+        self.runtime.seek(consumer, partition, offset)
+    }
+
     /// Its liveness and readiness now, and why (see [`crate::health`]): what a Kubernetes
     /// probe route serves, as JSON (`serde_json::to_string(&report)`).
     pub fn health(&self) -> HealthReport {

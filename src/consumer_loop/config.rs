@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::failures::FailurePolicy;
+use super::partitions::RebalanceHook;
 use super::slow_batch_warning;
 use crate::health::ConsumerPulse;
 use crate::metrics::ConsumerMetrics;
@@ -15,6 +16,8 @@ use crate::transport::ClientProperties;
 pub struct ConsumerLoopConfig {
     /// The consumer's name in log lines (the handler's, e.g. `on_signals`).
     pub name: Arc<str>,
+    /// Its cluster's bootstrap servers, for its rebalance hook.
+    pub cluster: Arc<str>,
     /// The largest batch handed to the handler (FastKafka's default: 100), unless
     /// `max_poll_records_when_fast` allows more.
     pub max_poll_records: usize,
@@ -48,12 +51,15 @@ pub struct ConsumerLoopConfig {
     pub metrics: Option<Arc<ConsumerMetrics>>,
     /// Where the loop says whether it polls and handles, for its health ([`crate::health`]).
     pub pulse: Arc<ConsumerPulse>,
+    /// Called between batches for each change of its partitions (`partitions.rs`).
+    pub on_partitions_changed: Option<RebalanceHook>,
 }
 
 impl Default for ConsumerLoopConfig {
     fn default() -> Self {
         Self {
             name: Arc::from("consumer"),
+            cluster: Arc::from(""),
             max_poll_records: 100,
             max_poll_records_when_fast: None,
             commit_interval: Some(Duration::from_secs(5)),
@@ -64,6 +70,7 @@ impl Default for ConsumerLoopConfig {
             failures: FailurePolicy::default(),
             metrics: None,
             pulse: Arc::default(),
+            on_partitions_changed: None,
         }
     }
 }

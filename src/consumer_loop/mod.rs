@@ -27,6 +27,7 @@ mod config;
 mod dead_letters;
 pub mod failures;
 mod handling;
+mod partitions;
 mod poll_size;
 mod read_ahead;
 mod stopping;
@@ -47,9 +48,12 @@ pub use config::ConsumerLoopConfig;
 use failures::{Attempts, Handled};
 pub use handling::slow_batch_warning;
 use handling::{by_partition, handle_calls, pause_for_retry, resume_due};
+use partitions::Partitions;
+pub use partitions::{PartitionsChanged, RebalanceHook, Seeker};
 use poll_size::PollSize;
 pub use poll_size::HAND_OVER_TARGET;
 use read_ahead::ReadAhead;
+pub use stopping::LoopFailure;
 
 use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
@@ -88,26 +92,7 @@ pub struct ConsumerLoop {
     stop_deadline: Arc<OnceLock<Option<Instant>>>,
     task: JoinHandle<Result<()>>,
     failure: watch::Receiver<Option<Error>>,
-}
-
-/// Resolves when a [`ConsumerLoop`] ends other than by `stop`; see [`ConsumerLoop::failure`].
-#[derive(Debug, Clone)]
-pub struct LoopFailure(watch::Receiver<Option<Error>>);
-
-impl LoopFailure {
-    /// The error that ended the loop, if it has failed by now.
-    pub fn current(&self) -> Option<Error> {
-        self.0.borrow().clone()
-    }
-
-    /// The error that ended the loop; `None` once the loop is gone without failing (it was
-    /// stopped, or dropped).
-    pub async fn wait(mut self) -> Option<Error> {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(failed) => failed.clone(),
-            Err(_) => None,
-        }
-    }
+    seeker: Seeker,
 }
 
 impl ConsumerLoop {
@@ -122,8 +107,16 @@ impl ConsumerLoop {
         let name = config.name.clone();
         let stop_deadline = Arc::new(OnceLock::new());
         let deadline = stop_deadline.clone();
+        let partitions = Partitions::new(consumer.membership());
+        let seeker = partitions.seeker();
         let task = tokio::spawn(async move {
-            let looping = run(consumer, handler, config, stop_requested.clone(), deadline);
+            let looping = run(
+                consumer,
+                handler,
+                config,
+                (stop_requested.clone(), deadline),
+                partitions,
+            );
             let outcome = AssertUnwindSafe(looping)
                 .catch_unwind()
                 .await
@@ -146,12 +139,18 @@ impl ConsumerLoop {
             stop_deadline,
             task,
             failure,
+            seeker,
         }
+    }
+
+    /// Asks the loop's consumer to read a partition from another offset; see [`Seeker::seek`].
+    pub fn seeker(&self) -> Seeker {
+        self.seeker.clone()
     }
 
     /// Resolves with the error if the loop ends other than by [`ConsumerLoop::stop`].
     pub fn failure(&self) -> LoopFailure {
-        LoopFailure(self.failure.clone())
+        LoopFailure::new(self.failure.clone())
     }
 
     /// Whether the loop ended on its own (its handler failed) without being stopped.
@@ -191,6 +190,8 @@ enum Wake {
     Settled,
     Resume,
     RefreshMetrics,
+    /// Its partitions changed, or a seek was asked.
+    Partitions,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -205,8 +206,8 @@ async fn run<H: BatchHandler>(
     mut consumer: Box<dyn ClusterConsumer>,
     mut handler: H,
     config: ConsumerLoopConfig,
-    mut stop_requested: watch::Receiver<bool>,
-    stop_deadline: Arc<OnceLock<Option<Instant>>>,
+    (mut stop_requested, stop_deadline): (watch::Receiver<bool>, Arc<OnceLock<Option<Instant>>>),
+    mut partitions: Partitions,
 ) -> Result<()> {
     let mut last_commit = Instant::now();
     // Whether offsets were stored since the last commit: an idle consumer commits them when
@@ -266,6 +267,7 @@ async fn run<H: BatchHandler>(
             () = backoff_over => Wake::Resume,
             () = oldest_settled => Wake::Settled,
             () = refresh_due => Wake::RefreshMetrics,
+            () = partitions.wait() => Wake::Partitions,
             polled = async {
                 match read_ahead.take() {
                     Some(polled) => polled,
@@ -295,11 +297,24 @@ async fn run<H: BatchHandler>(
                 }
                 continue;
             }
+            Wake::Partitions => {
+                let settled = partitions.settle(
+                    consumer.as_mut(),
+                    &config,
+                    &mut read_ahead,
+                    &mut paused,
+                    None,
+                );
+                if let Err(error) = settled.await {
+                    break Err(error);
+                }
+                continue;
+            }
             // The oldest awaiting batch settled: store it (or redeliver it) below.
             Wake::Settled => None,
         };
         if let Some(polled) = polled {
-            let batch = match polled {
+            let mut batch = match polled {
                 Ok(batch) => {
                     if let Some((since, failed)) = failing.take() {
                         tracing::info!(
@@ -337,10 +352,24 @@ async fn run<H: BatchHandler>(
                     continue;
                 }
             };
+            // Hooks first: the handler's first record of a partition assigned (and sought)
+            // meanwhile comes after them.
+            let settled = partitions.settle(
+                consumer.as_mut(),
+                &config,
+                &mut read_ahead,
+                &mut paused,
+                Some(&mut batch),
+            );
+            if let Err(error) = settled.await {
+                break Err(error);
+            }
             // Outputs are tracked per handler call. While some partition's outputs are not
             // being delivered, each partition gets calls of its own, so that the others'
             // outputs (and commits) do not wait on it.
-            let calls = if config.one_partition_per_call || !undelivered.is_empty() {
+            let calls = if batch.is_empty() {
+                Vec::new()
+            } else if config.one_partition_per_call || !undelivered.is_empty() {
                 by_partition(&batch)
             } else {
                 vec![batch]
@@ -393,15 +422,18 @@ async fn run<H: BatchHandler>(
         }
     };
     // Asked to stop: what handled batches produced is waited for and stored first.
+    let deadline = stop_deadline.get().copied().flatten();
     let closed = stopping::finish(
         consumer,
         &mut awaiting,
         &config,
         &mut undelivered,
         &mut stop_requested,
-        stop_deadline.get().copied().flatten(),
+        deadline,
         outcome.is_ok(),
     )
     .await;
+    // The partitions it gave up as it left: revoked after their final commit.
+    partitions.tell_after_close(&config, deadline).await;
     outcome.and(closed)
 }

@@ -1,5 +1,6 @@
 //! How a consumer loop ends: stored what is delivered while the stop allows, then the final
-//! commit and leaving the group — each bounded by the stop's deadline when it has one
+//! commit and leaving the group; and [`LoopFailure`], how the app learns that one ended without
+//! being stopped — each bounded by the stop's deadline when it has one
 //! ([`super::ConsumerLoop::stop_by`]), so that a cluster that is down cannot hold the stop. What
 //! is not committed is consumed again by the next run, and the log says from where.
 
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use super::awaiting::{store_delivered, AwaitingDelivery};
 use super::failures::Attempts;
 use super::ConsumerLoopConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::TopicPartition;
 use crate::transport::ClusterConsumer;
 
@@ -97,4 +98,29 @@ fn uncommitted_from(awaiting: &VecDeque<AwaitingDelivery>) -> String {
         .map(|(partition, offset)| format!("{}/{}@{offset}", partition.topic, partition.partition))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Resolves when a [`ConsumerLoop`](super::ConsumerLoop) ends other than by `stop`; see
+/// [`ConsumerLoop::failure`](super::ConsumerLoop::failure).
+#[derive(Debug, Clone)]
+pub struct LoopFailure(watch::Receiver<Option<Error>>);
+
+impl LoopFailure {
+    pub(super) fn new(failure: watch::Receiver<Option<Error>>) -> Self {
+        Self(failure)
+    }
+
+    /// The error that ended the loop, if it has failed by now.
+    pub fn current(&self) -> Option<Error> {
+        self.0.borrow().clone()
+    }
+
+    /// The error that ended the loop; `None` once the loop is gone without failing (it was
+    /// stopped, or dropped).
+    pub async fn wait(mut self) -> Option<Error> {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(failed) => failed.clone(),
+            Err(_) => None,
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! [`PyBatchHandler`]: how a consumer loop hands a batch to Python — one attach to build the
 //! records and schedule the app's batch coroutine on its asyncio loop, one to read the report
-//! back — and the report's shape ([`handled_of`]): what the handler could not process.
+//! back — and the report's shape ([`handled_of`]): what the handler could not process. And
+//! [`python_rebalance_hook`]: a consumer's rebalance hooks, called the same way.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use pyo3::prelude::*;
@@ -11,10 +12,13 @@ use pyo3_async_runtimes::TaskLocals;
 use super::attach_if_open;
 use super::producer::PyDeliveryTracker;
 use super::record::PyRecordBatch;
+use super::running::PySeeker;
+use super::runtime::LoopCell;
 use crate::consumer_loop::failures::{Failure, FailureKind, Handled};
-use crate::consumer_loop::BatchHandler;
+use crate::consumer_loop::{BatchHandler, PartitionsChanged, RebalanceHook};
 use crate::error::Error;
 use crate::record::Record;
+use crate::transport::PartitionsChange;
 
 /// Hands each batch to a Python coroutine function on the asyncio loop that started the app.
 pub(super) struct PyBatchHandler {
@@ -94,5 +98,42 @@ fn handled_of(report: &Bound<'_, PyAny>) -> PyResult<Handled> {
                 },
             )
             .collect(),
+    })
+}
+
+/// A rebalance hook that calls `hook(kind, cluster, partitions, seeker)` — `kind` "assigned"
+/// or "revoked", `partitions` a list of (topic, partition), `seeker` a `Seeker` — on the
+/// asyncio loop that started the app, and waits for the coroutine it returns.
+pub(super) fn python_rebalance_hook(hook: Py<PyAny>, event_loop: LoopCell) -> RebalanceHook {
+    let hook = Arc::new(hook);
+    RebalanceHook::new(move |changed: PartitionsChanged| {
+        let (hook, event_loop) = (hook.clone(), event_loop.clone());
+        async move {
+            let locals = event_loop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .ok_or(Error::Closed("the app's event loop"))?;
+            let (kind, partitions) = match changed.change {
+                PartitionsChange::Assigned(partitions) => ("assigned", partitions),
+                PartitionsChange::Revoked(partitions) => ("revoked", partitions),
+            };
+            let partitions: Vec<(String, i32)> = partitions
+                .into_iter()
+                .map(|p| (p.topic.to_string(), p.partition))
+                .collect();
+            let called = attach_if_open(|py| {
+                let seeker = PySeeker(changed.seeker);
+                let arguments = (kind, changed.cluster.as_ref(), partitions, seeker);
+                let coroutine = hook.bind(py).call1(arguments)?;
+                pyo3_async_runtimes::into_future_with_locals(&locals, coroutine)
+            })
+            .ok_or(Error::Closed("the Python interpreter"))?;
+            match called {
+                Ok(future) => future.await.map(drop),
+                Err(error) => Err(error),
+            }
+            .map_err(|error| Error::Handler(error.to_string()))
+        }
     })
 }

@@ -20,8 +20,9 @@
 //! # Layout
 //! - this file: errors, blocking calls, the module's contents;
 //! - `transport.rs`: `KafkaBrokers`, `MemoryBroker`, `KafkaTransport`, `Cluster`;
-//! - `runtime.rs`: `Runtime`, `RunningRuntime` — an app's engine; `batches.rs`: a batch handed
-//!   to Python and its report back; `producer.rs`: `Producer`, `DeliveryTracker`;
+//! - `runtime.rs`: `Runtime` — an app's engine; `running.rs`: `RunningRuntime`, a started app
+//!   (stop, health, seeks); `batches.rs`: a batch handed to Python and its report back, and
+//!   rebalance hooks called on Python; `producer.rs`: `Producer`, `DeliveryTracker`;
 //! - `record.rs`: `Record`, `RecordBatch`; `logging.rs`: `tracing` → Python `logging`;
 //! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page.
 
@@ -30,6 +31,7 @@ mod docs;
 mod logging;
 mod producer;
 mod record;
+mod running;
 mod runtime;
 mod transport;
 
@@ -181,8 +183,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transport::PyMemoryBroker>()?;
     m.add_class::<transport::PyCluster>()?;
     m.add_class::<runtime::PyRuntime>()?;
-    m.add_class::<runtime::PyRunningRuntime>()?;
-    m.add_function(wrap_pyfunction!(runtime::health_when_not_running, m)?)?;
+    m.add_class::<running::PyRunningRuntime>()?;
+    m.add_class::<running::PySeeker>()?;
+    m.add_function(wrap_pyfunction!(running::health_when_not_running, m)?)?;
     m.add_class::<producer::PyProducer>()?;
     m.add_class::<producer::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;

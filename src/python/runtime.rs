@@ -17,17 +17,18 @@ use pyo3::types::PyDict;
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::Value;
 
-use super::batches::PyBatchHandler;
+use super::batches::{python_rebalance_hook, PyBatchHandler};
 use super::producer::PyProducer;
+use super::running::PyRunningRuntime;
 use super::transport::{transport_of, PyKafkaBrokers};
 use super::{attach_if_open, block_on, cluster_id, to_py_err};
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
-use crate::health::{HealthLimits, HealthProbe, HealthReport};
+use crate::health::HealthLimits;
 use crate::runtime::{
     options, AbandonHook, ClusterChoice, ConsumerRegistration, DeadLetterTopic, HandOver,
-    HandlerFactory, Options, RunningRuntime, Runtime,
+    HandlerFactory, Options, Runtime,
 };
 use crate::transport::DropOffThread;
 
@@ -46,7 +47,7 @@ const PREFETCH_DEFAULTS: [(&str, &str); 2] = [
 ];
 
 /// The asyncio loop (and context) of the current start, shared with the handler factories.
-type LoopCell = Arc<Mutex<Option<Arc<TaskLocals>>>>;
+pub(super) type LoopCell = Arc<Mutex<Option<Arc<TaskLocals>>>>;
 
 /// A Python app's registrations and lifecycle (see the module docs).
 #[pyclass(name = "Runtime", module = "fastkafka._core")]
@@ -175,8 +176,9 @@ impl PyRuntime {
     /// batch and returns what it could not process (see `handled_of`);
     /// `on_abandon(seconds)` is called on the loop when stopping gave up waiting for it.
     /// `retry` is (attempts, backoff s, max backoff s); `dead_letter_topic` is on the
-    /// consumer's cluster, or on `dead_letter_brokers`'.
-    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, hand_over = "up_to_max_poll_records", retry = None, dead_letter_topic = None, dead_letter_brokers = None))]
+    /// consumer's cluster, or on `dead_letter_brokers`'. `on_partitions_changed(kind, cluster,
+    /// partitions)` is awaited between batches when partitions are assigned or revoked.
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, hand_over = "up_to_max_poll_records", retry = None, dead_letter_topic = None, dead_letter_brokers = None, on_partitions_changed = None))]
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
@@ -192,6 +194,7 @@ impl PyRuntime {
         retry: Option<(u32, f64, f64)>,
         dead_letter_topic: Option<String>,
         dead_letter_brokers: Option<&Bound<'_, PyKafkaBrokers>>,
+        on_partitions_changed: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let place = format!("consumes() of '{name}'");
         let mut settings = self
@@ -225,6 +228,8 @@ impl PyRuntime {
             }
             (None, None) => None,
         };
+        settings.on_partitions_changed =
+            on_partitions_changed.map(|hook| python_rebalance_hook(hook, self.event_loop.clone()));
         if let Some(cap) = max_poll_records_cap {
             settings.max_poll_records = settings.max_poll_records.min(cap.max(1));
             settings.hand_over_cap = Some(cap.max(1));
@@ -317,71 +322,13 @@ impl PyRuntime {
                 });
             }
         });
-        Ok(PyRunningRuntime {
-            health: running.health_probe(),
-            running: Mutex::new(Some(DropOffThread::new(running))),
-            watcher,
-        })
+        Ok(PyRunningRuntime::new(running, watcher))
     }
-}
-
-/// A started app. Collected without `stop`, it stops what it started all the same, in the
-/// background: the runtime is dropped on the drop-off thread (its consumers finish their
-/// batch, commit and leave; its producers are unbound) and the failure watcher is cancelled.
-#[pyclass(name = "RunningRuntime", module = "fastkafka._core", frozen)]
-pub(super) struct PyRunningRuntime {
-    running: Mutex<Option<DropOffThread<RunningRuntime>>>,
-    watcher: tokio::task::JoinHandle<()>,
-    /// Kept past the stop: while stopping, the app says so.
-    health: HealthProbe,
-}
-
-impl Drop for PyRunningRuntime {
-    fn drop(&mut self) {
-        // Its consumers' failures have nobody left to tell; it would wait for them forever.
-        self.watcher.abort();
-    }
-}
-
-#[pymethods]
-impl PyRunningRuntime {
-    /// The app's liveness and readiness now, and why, as a JSON-ready dict (see
-    /// `crate::health`). Never blocks: it reads flags the engine keeps.
-    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        health_dict(py, &self.health.check())
-    }
-
-    /// Stops the app: every consumer finishes its batch in flight (or, after the stop
-    /// timeout, has it abandoned) and commits, then producers flush. Blocks (run it on a
-    /// lifecycle thread: batches in flight need the event loop). Raises the first consumer
-    /// error; stopping twice is a no-op.
-    fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        self.watcher.abort();
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match running {
-            Some(running) => block_on(py, running.into_inner().stop()),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The health of an app that is not running, in the shape `RunningRuntime.health` returns.
-#[pyfunction]
-pub(super) fn health_when_not_running(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    health_dict(py, &HealthReport::not_running())
-}
-
-fn health_dict<'py>(py: Python<'py>, report: &HealthReport) -> PyResult<Bound<'py, PyAny>> {
-    pythonize::pythonize(py, report).map_err(|e| to_py_err(Error::Config(e.to_string())))
 }
 
 /// Schedules `callback(*arguments)` on the app's event loop from any thread; does nothing
 /// if the interpreter is finalizing or the loop is closed (nobody is left to tell).
-fn call_soon(
+pub(super) fn call_soon(
     event_loop: &LoopCell,
     callback: &Py<PyAny>,
     arguments: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyAny>>,

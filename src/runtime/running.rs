@@ -9,16 +9,18 @@ use std::sync::Arc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::{AbandonHook, ProducerHandle};
-use crate::consumer_loop::ConsumerLoop;
+use crate::consumer_loop::{ConsumerLoop, Seeker};
 use crate::error::{Error, Result};
 use crate::health::{
     spawn_rechecks, HealthProbe, HealthReport, RecheckTask, WatchedCluster, WatchedConsumer,
 };
+use crate::record::TopicPartition;
 use crate::transport::Cluster;
 
 pub(super) struct RunningConsumer {
     pub(super) name: String,
     pub(super) topic: String,
+    pub(super) seeker: Seeker,
     pub(super) running: ConsumerLoop,
     pub(super) on_abandon: Option<AbandonHook>,
 }
@@ -82,6 +84,22 @@ impl RunningRuntime {
         self.health = HealthProbe::new(consumers, clusters);
     }
 
+    /// Asks consumer `consumer` to read `partition` of its topic from `offset` on; see
+    /// [`Seeker::seek`] (from a rebalance hook, use its [`Seeker`]). Fails for an unknown
+    /// consumer, naming the known ones.
+    pub fn seek(&self, consumer: &str, partition: i32, offset: i64) -> Result<()> {
+        let Some(found) = self.consumers.iter().find(|c| c.name == consumer) else {
+            let known: Vec<&str> = self.consumers.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::Config(format!(
+                "no consumer '{consumer}' to seek; the app's consumers: {}",
+                known.join(", ")
+            )));
+        };
+        found
+            .seeker
+            .seek(TopicPartition::new(found.topic.as_str(), partition), offset)
+    }
+
     /// Its liveness and readiness now (see [`crate::health`]).
     pub fn health(&self) -> HealthReport {
         self.health.check()
@@ -142,6 +160,7 @@ impl RunningRuntime {
                 topic,
                 running,
                 on_abandon,
+                ..
             } = consumer;
             let stopping = running.stop_by(consumers_by);
             tokio::pin!(stopping);

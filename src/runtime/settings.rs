@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::options::{check, kind_of, translate, Client, Options};
 use super::{ClusterChoice, HandOver};
 use crate::consumer_loop::failures::RetryPolicy;
+use crate::consumer_loop::RebalanceHook;
 use crate::error::{Error, Result};
 use crate::transport::{ClientProperties, OffsetReset};
 
@@ -37,6 +38,9 @@ pub struct ConsumerSettings {
     pub retry: Option<RetryPolicy>,
     /// Where records go that cannot be processed; `None`: logged and skipped.
     pub dead_letter: Option<DeadLetterTopic>,
+    /// Called when its partitions are assigned or revoked (see
+    /// [`crate::consumer_loop::PartitionsChanged`]); `None`: nobody is told.
+    pub on_partitions_changed: Option<RebalanceHook>,
 }
 
 /// A consumer's dead-letter topic and its cluster.
@@ -61,6 +65,7 @@ impl Default for ConsumerSettings {
             default_properties: ClientProperties::new(),
             retry: None,
             dead_letter: None,
+            on_partitions_changed: None,
         }
     }
 }

@@ -199,6 +199,7 @@ impl Runtime {
                 auto_offset_reset: settings.auto_offset_reset,
                 properties: settings.properties.clone(),
                 default_properties: settings.default_properties.clone(),
+                seeks_on_assign: settings.on_partitions_changed.is_some(),
             })
             .await?;
         tracing::info!(
@@ -214,6 +215,8 @@ impl Runtime {
         );
         let config = ConsumerLoopConfig {
             name: consumer.name.as_str().into(),
+            cluster: cluster.id().bootstrap_servers().into(),
+            on_partitions_changed: settings.on_partitions_changed.clone(),
             max_poll_records: settings.max_poll_records,
             max_poll_records_when_fast: settings.max_poll_records_when_fast(consumer.hand_over),
             commit_interval: settings.commit_interval,
@@ -249,6 +252,7 @@ impl Runtime {
         let running = RunningConsumer {
             name: consumer.name.clone(),
             topic: consumer.topic.clone(),
+            seeker: running.seeker(),
             running,
             on_abandon: consumer.on_abandon.clone(),
         };

@@ -22,7 +22,7 @@ pub mod undelivered;
 
 #[cfg(any(feature = "kafka", feature = "python"))]
 pub(crate) use drop_off::DropOffThread;
-pub use status::{Membership, Reachability};
+pub use status::{Membership, PartitionsChange, Reachability};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,6 +89,10 @@ pub struct Subscription {
     /// Client properties for this consumer unless the cluster's or its own `properties` set
     /// them (Python apps bound the prefetch this way).
     pub default_properties: ClientProperties,
+    /// Whether something may seek its partitions as soon as they are assigned (a rebalance
+    /// hook): the transport then fixes where each starts before assigning it, so that such a
+    /// seek is never undone by the client's own lookup of the committed offset.
+    pub seeks_on_assign: bool,
 }
 
 impl Subscription {
@@ -104,6 +108,7 @@ impl Subscription {
             auto_offset_reset: OffsetReset::Earliest,
             properties: ClientProperties::new(),
             default_properties: ClientProperties::new(),
+            seeks_on_assign: false,
         }
     }
 
@@ -383,8 +388,9 @@ pub trait ClusterConsumer: Send + fmt::Debug {
         0
     }
 
-    /// Whether it holds its partitions now, as a flag its health can read while the loop
-    /// owns the consumer. A consumer whose partitions cannot be taken away holds them always.
+    /// Whether it holds its partitions now and what it was given or lost, shared with its
+    /// health and its loop while the loop owns the consumer. A consumer whose partitions
+    /// cannot be taken away holds them always and tells nothing.
     fn membership(&self) -> Membership {
         Membership::held()
     }

@@ -1,11 +1,16 @@
 //! What a transport tells the runtime about its clients between calls: whether a cluster
-//! answers ([`Reachability`]) and whether a consumer holds its group's partitions
-//! ([`Membership`]). Both are flags the clients' callbacks set on librdkafka's threads and
-//! the health view ([`crate::health`]) reads from anywhere, so they are atomics, not calls.
+//! answers ([`Reachability`]) and whether a consumer holds its group's partitions and which it
+//! was given or lost ([`Membership`]). The clients' callbacks set them on librdkafka's threads;
+//! the health view ([`crate::health`]) reads them from anywhere and the consumer loop takes the
+//! changes, so they are atomics and a queue, not calls.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::record::TopicPartition;
 
 /// Milliseconds on a monotonic clock that starts with the process, never 0 (0 means "not
 /// set" in the flags that hold such times).
@@ -54,31 +59,87 @@ impl Reachability {
     }
 }
 
-/// Whether a consumer holds its partitions: set when its group assigns them (a consumer
-/// without a group: once it is assigned every partition), cleared while a rebalance has taken
-/// them away or the group dropped it. Clones share the flag.
+/// Partitions a consumer was given or lost, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionsChange {
+    /// Its group (or, without a group, its start) gave it these partitions.
+    Assigned(Vec<TopicPartition>),
+    /// Its group took these away, after their stored offsets were committed.
+    Revoked(Vec<TopicPartition>),
+}
+
+/// Whether a consumer holds its partitions, and what changed: set when its group assigns
+/// them (a consumer without a group: once it is assigned every partition), cleared while a
+/// rebalance has taken them away or the group dropped it. Each change is also queued for its
+/// consumer loop, which wakes on it and calls the consumer's rebalance hooks. Clones share it.
 #[derive(Debug, Clone)]
-pub struct Membership(Arc<AtomicBool>);
+pub struct Membership(Arc<MembershipState>);
+
+#[derive(Debug)]
+struct MembershipState {
+    holds: AtomicBool,
+    changes: Mutex<Vec<PartitionsChange>>,
+    changed: Notify,
+}
 
 impl Membership {
-    /// A flag that starts cleared.
-    pub fn pending() -> Self {
-        Self(Arc::new(AtomicBool::new(false)))
+    fn starting(holds: bool) -> Self {
+        Self(Arc::new(MembershipState {
+            holds: AtomicBool::new(holds),
+            changes: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+        }))
     }
 
-    /// A flag that starts set: for consumers whose partitions cannot be taken away.
+    /// A consumer that holds nothing yet.
+    pub fn pending() -> Self {
+        Self::starting(false)
+    }
+
+    /// A consumer whose partitions cannot be taken away, and of which nothing is told.
     pub fn held() -> Self {
-        Self(Arc::new(AtomicBool::new(true)))
+        Self::starting(true)
     }
 
     /// Records whether the consumer holds its partitions now.
-    pub fn set(&self, holds: bool) {
-        self.0.store(holds, Ordering::Release);
+    pub fn set_holds(&self, holds: bool) {
+        self.0.holds.store(holds, Ordering::Release);
     }
 
     /// Whether the consumer holds its partitions now.
     pub fn holds(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.holds.load(Ordering::Acquire)
+    }
+
+    /// Queues `change` for the consumer loop (nothing for an empty one) and wakes it.
+    pub fn changed(&self, change: PartitionsChange) {
+        let (PartitionsChange::Assigned(partitions) | PartitionsChange::Revoked(partitions)) =
+            &change;
+        if partitions.is_empty() {
+            return;
+        }
+        self.0
+            .changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(change);
+        self.0.changed.notify_one();
+    }
+
+    /// The changes queued since the last call, oldest first.
+    pub fn take_changes(&self) -> Vec<PartitionsChange> {
+        std::mem::take(
+            &mut *self
+                .0
+                .changes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Resolves once a change was queued since the last wake-up (at once if one was).
+    pub async fn wait_for_change(&self) {
+        self.0.changed.notified().await;
     }
 }
 
@@ -99,11 +160,24 @@ mod tests {
     }
 
     #[test]
-    fn membership_clones_share_the_flag() {
+    fn membership_clones_share_the_flag_and_the_changes() {
         let membership = Membership::pending();
-        let seen_by_health = membership.clone();
-        assert!(!seen_by_health.holds());
-        membership.set(true);
-        assert!(seen_by_health.holds());
+        let seen_by_the_loop = membership.clone();
+        assert!(!seen_by_the_loop.holds());
+        membership.set_holds(true);
+        assert!(seen_by_the_loop.holds());
+        let partition = TopicPartition::new("t", 0);
+        membership.changed(PartitionsChange::Assigned(vec![partition.clone()]));
+        membership.changed(PartitionsChange::Revoked(Vec::new()));
+        membership.changed(PartitionsChange::Revoked(vec![partition.clone()]));
+        assert_eq!(
+            seen_by_the_loop.take_changes(),
+            [
+                PartitionsChange::Assigned(vec![partition.clone()]),
+                PartitionsChange::Revoked(vec![partition])
+            ],
+            "in order, empty ones left out"
+        );
+        assert!(seen_by_the_loop.take_changes().is_empty());
     }
 }

@@ -15,6 +15,7 @@ mod kafka;
 mod kafka_groupless;
 #[cfg(feature = "kafka")]
 mod kafka_send_lane;
+mod partitions;
 #[cfg(feature = "kafka")]
 mod tansu;
 

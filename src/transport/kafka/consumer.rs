@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::native::{cached_high_watermark, to_records, TopicNames};
-use super::rebalance::{Assigned, RebalanceCommitter};
+use super::rebalance::{topic_partitions, Assigned, RebalanceCommitter};
 use super::{
     check_not_reserved, config_error, consumer_config, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
 };
@@ -23,7 +23,8 @@ use crate::config::ClusterId;
 use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{
-    ClientProperties, ClusterConsumer, Membership, OffsetReset, Reachability, Subscription,
+    ClientProperties, ClusterConsumer, Membership, OffsetReset, PartitionsChange, Reachability,
+    Subscription,
 };
 
 /// Seeks are asynchronous (a zero timeout): the call runs on the consumer loop's tokio worker
@@ -70,7 +71,7 @@ impl KafkaConsumer {
         }
         check_not_reserved(&subscription.properties)?;
         let config = consumer_config(id, properties, &subscription);
-        let context = RebalanceCommitter::new(id, reachability);
+        let context = RebalanceCommitter::new(id, reachability, subscription.seeks_on_assign);
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
             .create_with_context(context)
@@ -95,7 +96,9 @@ impl KafkaConsumer {
             consumer
                 .assign_all_partitions(&subscription.topics, subscription.auto_offset_reset)
                 .await?;
-            consumer.consumer.context().membership.set(true);
+            let membership = &consumer.consumer.context().membership;
+            membership.set_holds(true);
+            membership.changed(PartitionsChange::Assigned(consumer.assignment()));
         }
         Ok(Box::new(consumer))
     }
@@ -357,12 +360,7 @@ impl ClusterConsumer for KafkaConsumer {
     fn assignment(&self) -> Vec<TopicPartition> {
         self.consumer
             .assignment()
-            .map(|list| {
-                list.elements()
-                    .iter()
-                    .map(|e| TopicPartition::new(e.topic(), e.partition()))
-                    .collect()
-            })
+            .map(|list| topic_partitions(&list))
             .unwrap_or_default()
     }
 
@@ -400,6 +398,11 @@ impl ClusterConsumer for KafkaConsumer {
 
     async fn close(self: Box<Self>) -> Result<()> {
         let committed = self.commit_stored().await;
+        if !self.in_group {
+            // A group member hears of it from its group as it leaves (`rebalance.rs`).
+            let membership = &self.consumer.context().membership;
+            membership.changed(PartitionsChange::Revoked(self.assignment()));
+        }
         let consumer = self.consumer.clone();
         drop(self);
         // Dropping the last handle closes the consumer (leaving the group), which blocks.
@@ -446,13 +449,4 @@ fn consumer_error(cluster: &ClusterId, error: &KafkaError) -> Error {
             message,
         }
     }
-}
-
-pub(super) fn describe(partitions: &TopicPartitionList) -> String {
-    partitions
-        .elements()
-        .iter()
-        .map(|e| format!("{}/{}", e.topic(), e.partition()))
-        .collect::<Vec<_>>()
-        .join(",")
 }

@@ -24,7 +24,9 @@
 //!   `send_lane.rs`: the lane a cluster's records may wait in for a thread of its own to hand
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
 //! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, and which
-//!   errors are fatal; `rebalance.rs`: its context, which commits before a rebalance.
+//!   errors are fatal; `rebalance.rs`: its context, which commits before a rebalance, tells
+//!   the consumer's [`Membership`](crate::transport::Membership) what changed and, for a
+//!   consumer whose hook may seek, fixes assigned partitions' starts first.
 
 mod cluster;
 mod consumer;

@@ -2,7 +2,8 @@
 //! librdkafka's C API where rust-rdkafka's safe API falls short: header keys that are not UTF-8
 //! (rust-rdkafka panics on them), the cached high watermark (rust-rdkafka only offers the
 //! blocking query), a delivered record's latency, a flush that waits on librdkafka's count of
-//! records in flight and the answer a new client got when it connected.
+//! records in flight, the answer a new client got when it connected, and a start offset set in
+//! a list librdkafka lends a rebalance callback.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use rdkafka::client::Client;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::rebalance::RebalanceCommitter;
 use super::BLOCKING_CALL_TIMEOUT;
@@ -190,4 +191,22 @@ pub(super) fn answered_since_connecting<C: ClientContext>(
         ));
     }
     Ok(())
+}
+
+/// Sets `partition`'s offset in `list`, a list librdkafka handed a callback and reads again
+/// once it returns (rust-rdkafka lends it immutably).
+pub(super) fn set_offset(list: &TopicPartitionList, topic: &str, partition: i32, offset: i64) {
+    let Ok(topic) = std::ffi::CString::new(topic) else {
+        return; // a topic name never holds a NUL
+    };
+    // SAFETY: `list` is a live list for the duration of the callback that lent it; this
+    // changes the offset of one of its elements in place, as librdkafka's API allows.
+    unsafe {
+        rdkafka::bindings::rd_kafka_topic_partition_list_set_offset(
+            list.ptr(),
+            topic.as_ptr(),
+            partition,
+            offset,
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! The consumer's librdkafka context: before a rebalance takes partitions away it commits what
 //! the consumer loop stored for them (so their next owner starts after the handled records),
 //! it tells `subscribe` when the group first assigned partitions, keeps the consumer's
-//! [`Membership`] flag, counts rebalances, and reports every broker down to its cluster's
+//! [`Membership`] (flag and changes, after the commit), counts rebalances, and reports every broker down to its cluster's
 //! [`Reachability`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
-use super::client_error;
-use super::consumer::describe;
+use super::{client_error, native};
 use crate::config::ClusterId;
-use crate::transport::{Membership, Reachability};
+use crate::record::TopicPartition;
+use crate::transport::{Membership, PartitionsChange, Reachability};
 
 /// Set when the group first assigns partitions to this consumer.
 #[derive(Default, Clone)]
@@ -34,16 +34,24 @@ pub(super) struct RebalanceCommitter {
     pub(super) reachability: Arc<Reachability>,
     /// Assignments and revocations so far.
     pub(super) rebalances: AtomicU64,
+    /// Whether assigned partitions get their committed offsets as explicit start positions
+    /// ([`crate::transport::Subscription::seeks_on_assign`]).
+    start_at_committed: bool,
 }
 
 impl RebalanceCommitter {
-    pub(super) fn new(cluster: &ClusterId, reachability: Arc<Reachability>) -> Self {
+    pub(super) fn new(
+        cluster: &ClusterId,
+        reachability: Arc<Reachability>,
+        start_at_committed: bool,
+    ) -> Self {
         Self {
             cluster: cluster.clone(),
             assigned: Assigned::default(),
             membership: Membership::pending(),
             reachability,
             rebalances: AtomicU64::new(0),
+            start_at_committed,
         }
     }
 }
@@ -56,8 +64,10 @@ impl ClientContext for RebalanceCommitter {
 
 impl ConsumerContext for RebalanceCommitter {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(partitions), true) = (rebalance, self.start_at_committed) {
+            start_at_committed(consumer, partitions);
+        }
         if let Rebalance::Revoke(partitions) = rebalance {
-            self.membership.set(false);
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                 Err(error) => tracing::warn!(
@@ -73,11 +83,70 @@ impl ConsumerContext for RebalanceCommitter {
         if !matches!(rebalance, Rebalance::Error(_)) {
             self.rebalances.fetch_add(1, Ordering::Relaxed);
         }
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = %describe(partitions), "partitions assigned");
-            self.membership.set(true);
-            self.assigned.flag.store(true, Ordering::Release);
-            self.assigned.notify.notify_waiters();
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = %describe(partitions), "partitions assigned");
+                self.membership.set_holds(true);
+                self.membership
+                    .changed(PartitionsChange::Assigned(topic_partitions(partitions)));
+                self.assigned.flag.store(true, Ordering::Release);
+                self.assigned.notify.notify_waiters();
+            }
+            // After the commit before it (`pre_rebalance`) and the unassign.
+            Rebalance::Revoke(partitions) => {
+                self.membership.set_holds(false);
+                self.membership
+                    .changed(PartitionsChange::Revoked(topic_partitions(partitions)));
+            }
+            Rebalance::Error(_) => {}
         }
     }
 }
+
+/// `partitions` as the seam's names.
+pub(super) fn topic_partitions(partitions: &TopicPartitionList) -> Vec<TopicPartition> {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+/// `partitions` for a log line: `topic/0,topic/1`.
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Gives each partition about to be assigned its committed offset as an explicit start, asked
+/// of the group now (one request, blocking the callback like the commit before a revoke).
+/// librdkafka otherwise assigns them "at the stored offset" and looks it up afterwards, and
+/// its answer, if it comes after a seek the rebalance hook asked for, undoes the seek. With an
+/// explicit start the fetcher starts at the assignment, before any seek. A partition without a
+/// committed offset keeps its `auto.offset.reset`; if the lookup fails, librdkafka's own is
+/// used (logged: a seek on assign may then be undone).
+fn start_at_committed(consumer: &BaseConsumer<RebalanceCommitter>, assigned: &TopicPartitionList) {
+    let committed = match consumer.committed_offsets(assigned.clone(), COMMITTED_LOOKUP_TIMEOUT) {
+        Ok(committed) => committed,
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "could not look up the committed offsets of the partitions assigned; a seek \
+                 on assignment may be undone"
+            );
+            return;
+        }
+    };
+    for element in committed.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            native::set_offset(assigned, element.topic(), element.partition(), offset);
+        }
+    }
+}
+
+/// How long the lookup of [`start_at_committed`] may block the rebalance.
+const COMMITTED_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::state::{lock, wake, ClusterShared, ClusterState, Group};
 use crate::error::Result;
 use crate::record::{Record, TopicPartition};
-use crate::transport::{ClusterConsumer, OffsetReset};
+use crate::transport::{ClusterConsumer, Membership, OffsetReset, PartitionsChange};
 
 /// A consumer of a [`MemoryCluster`]. Dropping it without [`ClusterConsumer::close`] leaves
 /// its group without committing, as a crashed Kafka client would.
@@ -34,6 +34,9 @@ pub(super) struct MemoryConsumer {
     next_partition: usize,
     /// Assignment changes so far.
     rebalances: u64,
+    /// What it holds and what changed, for its health and its loop's rebalance hooks. A
+    /// rebalance here is one step, never half done: it always holds its share.
+    partitions: Membership,
 }
 
 impl fmt::Debug for MemoryConsumer {
@@ -73,6 +76,7 @@ impl MemoryConsumer {
             paused: HashSet::new(),
             next_partition: 0,
             rebalances: 0,
+            partitions: Membership::held(),
         };
         match group_id {
             Some(group_id) => {
@@ -95,6 +99,8 @@ impl MemoryConsumer {
                         consumer.positions.insert(tp, start);
                     }
                 }
+                let all = consumer.positions.keys().cloned().collect();
+                consumer.partitions.changed(PartitionsChange::Assigned(all));
             }
         }
         consumer
@@ -138,7 +144,7 @@ impl MemoryConsumer {
             }
             group.owners.remove(tp);
         }
-        let mut assigned = false;
+        let mut assigned = Vec::new();
         for tp in target {
             if self.positions.contains_key(&tp) {
                 continue;
@@ -147,13 +153,17 @@ impl MemoryConsumer {
             if free {
                 group.owners.insert(tp.clone(), *member);
                 let start = self.start_offset(state, &tp, Some(&group));
-                self.positions.insert(tp, start);
-                assigned = true;
+                self.positions.insert(tp.clone(), start);
+                assigned.push(tp);
             }
         }
-        self.rebalances += u64::from(assigned) + u64::from(!revoked.is_empty());
+        self.rebalances += u64::from(!assigned.is_empty()) + u64::from(!revoked.is_empty());
         state.groups.insert(group_id.clone(), group);
-        !revoked.is_empty()
+        let released = !revoked.is_empty();
+        self.partitions.changed(PartitionsChange::Revoked(revoked));
+        self.partitions
+            .changed(PartitionsChange::Assigned(assigned));
+        released
     }
 
     /// Takes up to `max_records` records from the owned partitions, starting at a rotating
@@ -211,7 +221,8 @@ impl MemoryConsumer {
                 topic.remove_reader(&self.wake_up);
             }
         }
-        self.positions.clear();
+        let revoked = std::mem::take(&mut self.positions).into_keys().collect();
+        self.partitions.changed(PartitionsChange::Revoked(revoked));
         self.stored.clear();
         self.paused.clear();
         let everyone = state.all_readers();
@@ -286,6 +297,10 @@ impl ClusterConsumer for MemoryConsumer {
 
     fn rebalances(&self) -> u64 {
         self.rebalances
+    }
+
+    fn membership(&self) -> Membership {
+        self.partitions.clone()
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
