@@ -42,6 +42,8 @@
 //! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced,
 //!   and [`delivery::spawn`], a task tied to the input its handler was handling.
 //! - [`metrics`]: the consumers' and producers' figures in Prometheus' text format.
+//! - [`offsets`]: a consumer group's offsets and where a reset moves them (`fastkafka offsets`;
+//!   the Kafka side in `transport::kafka::offsets`).
 //! - [`health`]: liveness and readiness, a view of the running runtime (consumers' pulses,
 //!   clusters' [`transport::status`] flags) for probes in both APIs.
 //! - `spans`: the engine's `tracing` spans (handler calls, messages, sends), listed there.
@@ -59,6 +61,7 @@ pub mod docs;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod offsets;
 pub mod record;
 pub mod runtime;
 mod spans;

@@ -25,7 +25,8 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions) with ``_snapshots`` (what a recorded
   call keeps until a test looks), ``_threads`` (the thread pools for blocking work);
-- ``_cli`` (the ``fastkafka`` command: ``run``, ``docs``, ``testing``), ``_worker`` (one
+- ``_cli`` (the ``fastkafka`` command: ``run``, ``docs``, ``offsets`` in ``_offsets``,
+  ``testing``), ``_worker`` (one
   worker process of ``fastkafka run``), ``_serving`` (the command's metrics and health
   server, from files its workers write), ``_importer`` (``module:app`` imports);
 - ``_core``: the Rust extension module (``src/python/``); its types are in ``_core.pyi``.

@@ -1,4 +1,5 @@
-"""The ``fastkafka`` command: ``run`` (below), ``docs`` (AsyncAPI docs) and ``testing``.
+"""The ``fastkafka`` command: ``run`` (below), ``docs`` (AsyncAPI docs), ``offsets``
+(``_offsets``: a group's offsets, shown or reset) and ``testing``.
 
 ``fastkafka run``: an app in N worker processes against real clusters.
 
@@ -28,6 +29,7 @@ from typing import IO, Annotated
 import typer
 
 from ._importer import import_app
+from ._offsets import offsets_cli
 from ._serving import HEALTH_ROUTES, serve, worker_files
 from .exceptions import ConfigError
 
@@ -357,6 +359,7 @@ docs_cli = typer.Typer(
 cli.add_typer(docs_cli, name="docs")
 testing_cli = typer.Typer(help="Testing helpers.", no_args_is_help=True)
 cli.add_typer(testing_cli, name="testing")
+cli.add_typer(offsets_cli, name="offsets")
 
 RootPath = Annotated[
     str | None,

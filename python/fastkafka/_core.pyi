@@ -19,9 +19,11 @@ __all__ = [
     "__version__",
     "asyncapi_docs",
     "close_python_entries",
+    "consumer_offsets",
     "health_when_not_running",
     "librdkafka_version",
     "render_metrics",
+    "reset_offsets",
 ]
 
 __version__: str
@@ -154,6 +156,15 @@ class RunningRuntime:
     def health(self) -> dict[str, Any]: ...
 
 def health_when_not_running() -> dict[str, Any]: ...
+def consumer_offsets(runtime: Runtime, consumer: str | None = None) -> list[dict[str, Any]]: ...
+def reset_offsets(
+    runtime: Runtime,
+    to: str,
+    value: int = 0,
+    *,
+    consumer: str | None = None,
+    dry_run: bool = False,
+) -> list[dict[str, Any]]: ...
 
 @final
 class Seeker:

@@ -24,11 +24,14 @@
 //!   (stop, health, seeks); `batches.rs`: a batch handed to Python and its report back, and
 //!   rebalance hooks called on Python; `producer.rs`: `Producer`, `DeliveryTracker`;
 //! - `record.rs`: `Record`, `RecordBatch`; `logging.rs`: `tracing` → Python `logging`;
-//! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page.
+//! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page; `offsets.rs` (feature
+//!   `kafka`): `consumer_offsets`, `reset_offsets`, the offset tools.
 
 mod batches;
 mod docs;
 mod logging;
+#[cfg(feature = "kafka")]
+mod offsets;
 mod producer;
 mod record;
 mod running;
@@ -178,6 +181,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     {
         m.add_class::<transport::PyKafkaTransport>()?;
         m.add_function(wrap_pyfunction!(transport::librdkafka_version, m)?)?;
+        m.add_function(wrap_pyfunction!(offsets::consumer_offsets, m)?)?;
+        m.add_function(wrap_pyfunction!(offsets::reset_offsets, m)?)?;
     }
     m.add_class::<transport::PyKafkaBrokers>()?;
     m.add_class::<transport::PyMemoryBroker>()?;

@@ -56,6 +56,14 @@ pub(super) struct PyRuntime {
     event_loop: LoopCell,
 }
 
+impl PyRuntime {
+    /// The app's registrations (for the offset tools).
+    #[cfg(feature = "kafka")]
+    pub(super) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
 #[pymethods]
 impl PyRuntime {
     /// An app on `kafka_brokers` in `environment` whose clients inherit `options`

@@ -35,6 +35,7 @@ use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
 use crate::health::HealthLimits;
+use crate::offsets::ConsumerGroupTarget;
 use crate::transport::ClientProperties;
 
 /// Which cluster a consumer or producer uses.
@@ -298,6 +299,27 @@ impl Runtime {
         topics.sort_unstable();
         topics.dedup();
         topics
+    }
+
+    /// Each consumer with a group, as the offset tools see it: its topic, its cluster in the
+    /// current environment, its group (the default group included) and client properties.
+    pub fn consumer_groups(&self) -> Result<Vec<ConsumerGroupTarget>> {
+        self.consumers
+            .iter()
+            .filter_map(|consumer| {
+                let group = self.group_of(consumer)?;
+                Some(
+                    self.cluster_of(&consumer.cluster)
+                        .map(|cluster| ConsumerGroupTarget {
+                            consumer: consumer.name.clone(),
+                            topic: consumer.topic.clone(),
+                            cluster,
+                            group,
+                            properties: consumer.settings.properties.clone(),
+                        }),
+                )
+            })
+            .collect()
     }
 
     fn group_of(&self, consumer: &ConsumerRegistration) -> Option<String> {

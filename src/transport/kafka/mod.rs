@@ -23,6 +23,7 @@
 //!   serves the client's delivery reports (asleep while there are none) and what each does;
 //!   `send_lane.rs`: the lane a cluster's records may wait in for a thread of its own to hand
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
+//! - [`offsets`]: the offset tools' reads and commits (`fastkafka offsets`);
 //! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, and which
 //!   errors are fatal; `rebalance.rs`: its context, which commits before a rebalance, tells
 //!   the consumer's [`Membership`](crate::transport::Membership) what changed and, for a
@@ -31,6 +32,7 @@
 mod cluster;
 mod consumer;
 mod native;
+pub mod offsets;
 mod rebalance;
 mod reports;
 mod send_lane;
