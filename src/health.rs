@@ -291,6 +291,12 @@ impl WatchedConsumer {
             since_poll_s: since_poll.as_secs_f64(),
             handling_for_s: handling_for.map(|d| d.as_secs_f64()),
             holds_partitions,
+            partitions: self
+                .membership
+                .partitions()
+                .iter()
+                .map(|p| p.partition)
+                .collect(),
             polling_ttl_s: self.polling_ttl.as_secs_f64(),
             consuming_ttl_s: self.consuming_ttl.as_secs_f64(),
             problems,
@@ -351,6 +357,8 @@ pub struct ConsumerHealth {
     pub handling_for_s: Option<f64>,
     /// Whether it holds its partitions.
     pub holds_partitions: bool,
+    /// The partitions of its topic it holds now.
+    pub partitions: Vec<i32>,
     /// Its liveness limits, in seconds.
     pub polling_ttl_s: f64,
     /// See `polling_ttl_s`.

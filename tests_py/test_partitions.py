@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import pytest
-from kafka_helpers import TIMEOUT, committed_offsets, produce
+from kafka_helpers import TIMEOUT, committed_offsets, eventually, produce
 from local_kafka import TansuBroker
 from pydantic import BaseModel
 
@@ -163,3 +163,43 @@ async def test_on_a_real_cluster_a_new_member_replays_from_its_hook_and_revokes_
         assert sorted(await replayed.until(20, 20)) == list(range(20)), "everything again"
     assert at_revoke, "leaving the group revokes its partitions"
     assert sum(offset or 0 for offset in at_revoke[0].values()) == 20, at_revoke
+
+
+async def test_cooperative_sticky_members_split_the_partitions_and_lose_nothing(
+    two_clusters: list[TansuBroker],
+) -> None:
+    cluster = two_clusters[0]
+    cluster.create_topic("jobs", partitions=4)
+    host, port = cluster.bootstrap_servers.split(":")
+    brokers = {"localhost": {"url": host, "port": int(port)}}
+    options: dict[str, Any] = {
+        "group_id": "g",
+        "partition_assignment_strategy": "cooperative-sticky",
+        **FAST,
+    }
+    seen = Seen()
+
+    def jobs(numbers: range) -> list[tuple[bytes | None, bytes]]:
+        return [(str(n).encode(), Job(n=n).model_dump_json().encode()) for n in numbers]
+
+    def held(app: FastKafka) -> list[int]:
+        [consumer] = app.health()["consumers"]
+        return list(consumer["partitions"])
+
+    first, second = job_app(seen, brokers, **options), job_app(seen, brokers, **options)
+    async with first:
+        await produce(cluster.bootstrap_servers, "jobs", jobs(range(100)))
+        await seen.until(100)
+        assert sorted(held(first)) == [0, 1, 2, 3]
+        async with second:
+            await eventually(
+                lambda: first.health()["ready"] and second.health()["ready"], "both ready"
+            )
+            await eventually(
+                lambda: sorted(held(first) + held(second)) == [0, 1, 2, 3],
+                "each partition held by one member",
+            )
+            assert held(first) and held(second), "each holds some"
+            await produce(cluster.bootstrap_servers, "jobs", jobs(range(100, 200)))
+            await seen.until(200)
+    assert sorted(set(seen.items)) == list(range(200)), "nothing lost"

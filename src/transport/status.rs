@@ -4,6 +4,7 @@
 //! the health view ([`crate::health`]) reads them from anywhere and the consumer loop takes the
 //! changes, so they are atomics and a queue, not calls.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -78,6 +79,8 @@ pub struct Membership(Arc<MembershipState>);
 #[derive(Debug)]
 struct MembershipState {
     holds: AtomicBool,
+    /// The partitions held now, as the changes told (empty for [`Membership::held`]).
+    partitions: Mutex<BTreeSet<TopicPartition>>,
     changes: Mutex<Vec<PartitionsChange>>,
     changed: Notify,
 }
@@ -86,6 +89,7 @@ impl Membership {
     fn starting(holds: bool) -> Self {
         Self(Arc::new(MembershipState {
             holds: AtomicBool::new(holds),
+            partitions: Mutex::new(BTreeSet::new()),
             changes: Mutex::new(Vec::new()),
             changed: Notify::new(),
         }))
@@ -118,12 +122,36 @@ impl Membership {
         if partitions.is_empty() {
             return;
         }
+        {
+            let mut held = self
+                .0
+                .partitions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match &change {
+                PartitionsChange::Assigned(given) => held.extend(given.iter().cloned()),
+                PartitionsChange::Revoked(taken) => taken.iter().for_each(|p| {
+                    held.remove(p);
+                }),
+            }
+        }
         self.0
             .changes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(change);
         self.0.changed.notify_one();
+    }
+
+    /// The partitions it holds now, as its changes told (none are told for a consumer made
+    /// with [`Membership::held`]).
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        let held = self
+            .0
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        held.iter().cloned().collect()
     }
 
     /// The changes queued since the last call, oldest first.
@@ -179,5 +207,13 @@ mod tests {
             "in order, empty ones left out"
         );
         assert!(seen_by_the_loop.take_changes().is_empty());
+        assert!(
+            seen_by_the_loop.partitions().is_empty(),
+            "given, then taken away"
+        );
+        membership.changed(PartitionsChange::Assigned(vec![TopicPartition::new(
+            "t", 1,
+        )]));
+        assert_eq!(seen_by_the_loop.partitions(), [TopicPartition::new("t", 1)]);
     }
 }

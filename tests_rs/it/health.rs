@@ -56,6 +56,11 @@ async fn a_handler_stuck_past_consuming_ttl_is_not_live_and_recovers_when_it_ret
     let healthy = running.health();
     assert!(healthy.live && healthy.ready, "{healthy:#?}");
     assert_eq!(healthy.state, "running");
+    assert_eq!(
+        healthy.consumers[0].partitions,
+        [0],
+        "the partitions it holds"
+    );
 
     harness
         .send("signals", None, &Json, &TestMsg::new("stuck"))
