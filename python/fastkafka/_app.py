@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _core
 from ._benchmark import counted
 from ._handlers import ConsumerSpec, ProducerSpec, hand_over, topic_from_name
-from ._lifecycle import AppRun, Transport, default_transport
+from ._lifecycle import AppRun, Transport, check_token_provider, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
 from ._runner import ConsumerRunner, RebalanceHook
 from ._sending import sending_function
@@ -69,6 +69,10 @@ class FastKafka:
         self.contact = contact
         self.root_path = root_path
         self.lifespan = lifespan
+        # aiokafka's token provider: every client of the app gets its tokens from it.
+        self._token_provider = kwargs.pop("sasl_oauth_token_provider", None)
+        if self._token_provider is not None:
+            check_token_provider(self._token_provider)
         self._kafka_brokers = (
             _core.KafkaBrokers.localhost()
             if kafka_brokers is None
@@ -368,7 +372,7 @@ class FastKafka:
         return self._run.is_started
 
     async def _start(self) -> None:
-        transport = self._transport or default_transport()
+        transport = self._transport or default_transport(self._token_provider)
         await self._run.start(self._runtime, transport, self._background_functions)
 
     async def _stop(self) -> None:

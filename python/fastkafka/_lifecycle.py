@@ -15,6 +15,7 @@ The transport is the in-memory broker under ``Tester``, real Kafka otherwise
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -22,9 +23,16 @@ from typing import Any
 from . import _core
 from ._tasks import tie_tasks_to_inputs, untied_context
 from ._threads import run_lifecycle
-from .exceptions import AppNotStartedError, HandlerError, TransportError
+from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
 
-__all__ = ["AppRun", "InMemoryBroker", "Transport", "default_transport", "set_default_transport"]
+__all__ = [
+    "AppRun",
+    "InMemoryBroker",
+    "Transport",
+    "check_token_provider",
+    "default_transport",
+    "set_default_transport",
+]
 
 logger = logging.getLogger("fastkafka.app")
 consumer_logger = logging.getLogger("fastkafka.consumer")
@@ -45,9 +53,11 @@ def set_default_transport(transport: Transport | None) -> Transport | None:
     return previous
 
 
-def default_transport() -> Transport:
+def default_transport(token_provider: object | None = None) -> Transport:
     """What an app without a transport of its own runs on: the in-memory broker a
-    ``fastkafka.testing.InMemoryBroker`` installed, else real Kafka."""
+    ``fastkafka.testing.InMemoryBroker`` installed, else real Kafka — whose OAUTHBEARER
+    clients get their tokens from ``token_provider`` (see :func:`token_function`). Call it on
+    the app's event loop."""
     if _default_transport is not None:
         return _default_transport
     kafka_transport = getattr(_core, "KafkaTransport", None)
@@ -56,8 +66,51 @@ def default_transport() -> Transport:
             "this build of fastkafka-rs has no Kafka transport (it was built without the "
             "'kafka' feature); run the app under fastkafka.testing.Tester"
         )
-    transport: Transport = kafka_transport()
+    if token_provider is None:
+        transport: Transport = kafka_transport()
+    else:
+        loop = asyncio.get_running_loop()
+        transport = kafka_transport(token_function=token_function(token_provider, loop))
     return transport
+
+
+# How long a client waits for the app's token provider before it reports a failure (and
+# librdkafka asks again).
+TOKEN_TIMEOUT_SECONDS = 30.0
+
+
+def check_token_provider(provider: object) -> None:
+    """``sasl_oauth_token_provider`` must be what aiokafka takes: an object whose ``token()``
+    returns the token (a coroutine function in aiokafka's ``AbstractTokenProvider``)."""
+    if not callable(getattr(provider, "token", None)):
+        raise ConfigError(
+            "sasl_oauth_token_provider must have a token() method (aiokafka's "
+            f"AbstractTokenProvider), got {type(provider).__name__}"
+        )
+
+
+def token_function(provider: Any, loop: asyncio.AbstractEventLoop) -> Callable[[], str]:
+    """A function librdkafka's threads call for a token: ``provider.token()``, awaited on the
+    app's event loop ``loop`` when it is a coroutine, within ``TOKEN_TIMEOUT_SECONDS``.
+    aiokafka's ``extensions()`` (SASL extensions) is not passed on: librdkafka's token API
+    through rust-rdkafka takes none."""
+
+    def get_token() -> str:
+        token = provider.token()
+        if inspect.isawaitable(token):
+
+            async def awaited() -> Any:
+                return await token
+
+            future = asyncio.run_coroutine_threadsafe(awaited(), loop)
+            token = future.result(TOKEN_TIMEOUT_SECONDS)
+        if not isinstance(token, str):
+            raise TypeError(
+                f"{type(provider).__name__}.token() returned {type(token).__name__}, not a str"
+            )
+        return token
+
+    return get_token
 
 
 class AppRun:

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
+#[cfg(feature = "kafka")]
+use super::attach_if_open;
 use super::record::PyRecord;
 use super::{cluster_id, to_py_err};
 use crate::config::KafkaBrokers;
@@ -162,14 +164,20 @@ pub(super) struct PyKafkaTransport(Arc<crate::transport::kafka::KafkaTransport>)
 #[cfg(feature = "kafka")]
 #[pymethods]
 impl PyKafkaTransport {
+    /// `token_function()`, if given, returns an OAUTHBEARER token (a string) for clients
+    /// whose `sasl.mechanism` is `OAUTHBEARER`; it is called on librdkafka's threads.
     #[new]
-    #[pyo3(signature = (properties = ClientProperties::new()))]
-    fn new(properties: ClientProperties) -> PyResult<Self> {
+    #[pyo3(signature = (properties = ClientProperties::new(), token_function = None))]
+    fn new(properties: ClientProperties, token_function: Option<Py<PyAny>>) -> PyResult<Self> {
         // Python sends from its event loop's thread, which runs every handler: handing records
         // to librdkafka happens on a thread of each cluster's own (see `with_send_lanes`).
-        crate::transport::kafka::KafkaTransport::new(properties)
-            .map(|transport| Self(Arc::new(transport.with_send_lanes())))
-            .map_err(to_py_err)
+        let mut transport = crate::transport::kafka::KafkaTransport::new(properties)
+            .map_err(to_py_err)?
+            .with_send_lanes();
+        if let Some(function) = token_function {
+            transport = transport.with_token_provider(Arc::new(PyTokenProvider(function)));
+        }
+        Ok(Self(Arc::new(transport)))
     }
 
     /// The cluster identified by `bootstrap_servers`, whose one producer client gets
@@ -181,6 +189,28 @@ impl PyKafkaTransport {
         producer_properties: ClientProperties,
     ) -> PyResult<PyCluster> {
         cluster_handle(&*self.0, bootstrap_servers, &producer_properties)
+    }
+}
+
+/// OAUTHBEARER tokens from a Python function (see `fastkafka._lifecycle.token_function`).
+#[cfg(feature = "kafka")]
+#[derive(Debug)]
+struct PyTokenProvider(Py<PyAny>);
+
+#[cfg(feature = "kafka")]
+impl crate::transport::kafka::oauth::TokenProvider for PyTokenProvider {
+    fn token(&self) -> Result<crate::transport::kafka::oauth::BearerToken, String> {
+        let value = attach_if_open(|py| {
+            self.0
+                .bind(py)
+                .call0()
+                .and_then(|token| token.extract::<String>())
+                .map_err(|error| error.to_string())
+        })
+        .unwrap_or_else(|| Err("the Python interpreter is shutting down".to_owned()))?;
+        Ok(crate::transport::kafka::oauth::BearerToken::from_value(
+            value,
+        ))
     }
 }
 

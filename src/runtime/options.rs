@@ -100,7 +100,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     (
         "sasl_oauth_token_provider",
-        "not supported by the librdkafka transport",
+        "give it to FastKafka(...): every client of the app gets its tokens from one provider",
     ),
     (
         "sasl_kerberos_domain_name",

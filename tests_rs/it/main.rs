@@ -14,6 +14,8 @@ mod kafka;
 #[cfg(feature = "kafka")]
 mod kafka_groupless;
 #[cfg(feature = "kafka")]
+mod kafka_oauth;
+#[cfg(feature = "kafka")]
 mod kafka_send_lane;
 mod partitions;
 #[cfg(feature = "kafka")]

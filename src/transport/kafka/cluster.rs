@@ -13,6 +13,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::consumer::KafkaConsumer;
 use super::native;
+use super::oauth::TokenProvider;
 use super::reports::{DeliveryReporter, ReportedProducer};
 use super::send_lane::{LaneClient, SendLane};
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
@@ -50,6 +51,8 @@ pub struct KafkaCluster {
     lane: Option<Arc<SendLane>>,
     /// Whether it answers, as all of its clients (producer and consumers) report it.
     reachability: Arc<Reachability>,
+    /// Where its clients get OAUTHBEARER tokens.
+    token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl KafkaCluster {
@@ -59,6 +62,7 @@ impl KafkaCluster {
         properties: &ClientProperties,
         producer_properties: &ClientProperties,
         with_lane: bool,
+        token_provider: Option<Arc<dyn TokenProvider>>,
     ) -> Result<Self> {
         let mut config = client_config(id, properties);
         // librdkafka's own default (`consistent_random`, CRC32) puts a key on another
@@ -78,6 +82,7 @@ impl KafkaCluster {
             security_failure: security_failure.clone(),
             metrics: producer_metrics.clone(),
             reachability: reachability.clone(),
+            token_provider: token_provider.clone(),
         };
         let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
@@ -127,6 +132,7 @@ impl KafkaCluster {
             untracked: DeliveryTracker::new(),
             producer_metrics,
             reachability,
+            token_provider,
         })
     }
 
@@ -340,6 +346,7 @@ impl Cluster for KafkaCluster {
             &self.properties,
             subscription,
             self.reachability.clone(),
+            self.token_provider.clone(),
         )
         .await
     }

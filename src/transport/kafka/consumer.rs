@@ -15,6 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::native::{cached_high_watermark, to_records, TopicNames};
+use super::oauth::TokenProvider;
 use super::rebalance::{topic_partitions, Assigned, RebalanceCommitter};
 use super::{
     check_not_reserved, config_error, consumer_config, ASSIGNMENT_TIMEOUT, BLOCKING_CALL_TIMEOUT,
@@ -63,6 +64,7 @@ impl KafkaConsumer {
         properties: &ClientProperties,
         subscription: Subscription,
         reachability: Arc<Reachability>,
+        token_provider: Option<Arc<dyn TokenProvider>>,
     ) -> Result<Box<dyn ClusterConsumer>> {
         if subscription.topics.is_empty() {
             return Err(Error::Config(
@@ -71,7 +73,8 @@ impl KafkaConsumer {
         }
         check_not_reserved(&subscription.properties)?;
         let config = consumer_config(id, properties, &subscription);
-        let context = RebalanceCommitter::new(id, reachability, subscription.seeks_on_assign);
+        let mut context = RebalanceCommitter::new(id, reachability, subscription.seeks_on_assign);
+        context.token_provider = token_provider;
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
             .create_with_context(context)

@@ -23,7 +23,8 @@
 //!   serves the client's delivery reports (asleep while there are none) and what each does;
 //!   `send_lane.rs`: the lane a cluster's records may wait in for a thread of its own to hand
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
-//! - [`offsets`]: the offset tools' reads and commits (`fastkafka offsets`);
+//! - [`offsets`]: the offset tools' reads and commits (`fastkafka offsets`); [`oauth`]: SASL
+//!   OAUTHBEARER tokens from the app's provider;
 //! - `consumer.rs`: the consumer — subscription or assignment, polling, offsets, and which
 //!   errors are fatal; `rebalance.rs`: its context, which commits before a rebalance, tells
 //!   the consumer's [`Membership`](crate::transport::Membership) what changed and, for a
@@ -32,6 +33,7 @@
 mod cluster;
 mod consumer;
 mod native;
+pub mod oauth;
 pub mod offsets;
 mod rebalance;
 mod reports;
@@ -47,6 +49,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 pub use cluster::KafkaCluster;
+use oauth::TokenProvider;
 
 use crate::config::ClusterId;
 use crate::error::{Error, Result};
@@ -86,6 +89,8 @@ pub struct KafkaTransport {
     properties: ClientProperties,
     /// Whether each cluster hands records to its client from a thread of its own.
     send_lanes: bool,
+    /// Where every client gets OAUTHBEARER tokens, if the app gave one.
+    token_provider: Option<Arc<dyn TokenProvider>>,
     clusters: Mutex<HashMap<ClusterId, (ClientProperties, Arc<KafkaCluster>)>>,
 }
 
@@ -97,6 +102,7 @@ impl KafkaTransport {
         Ok(Self {
             properties,
             send_lanes: false,
+            token_provider: None,
             clusters: Mutex::new(HashMap::new()),
         })
     }
@@ -109,6 +115,13 @@ impl KafkaTransport {
     /// the send.
     pub fn with_send_lanes(mut self) -> Self {
         self.send_lanes = true;
+        self
+    }
+
+    /// Makes every client whose `sasl.mechanism` is `OAUTHBEARER` get its tokens from
+    /// `provider` (see [`oauth`]).
+    pub fn with_token_provider(mut self, provider: Arc<dyn TokenProvider>) -> Self {
+        self.token_provider = Some(provider);
         self
     }
 }
@@ -143,6 +156,7 @@ impl Transport for KafkaTransport {
             &self.properties,
             producer,
             self.send_lanes,
+            self.token_provider.clone(),
         )?);
         clusters.insert(id.clone(), (producer.clone(), cluster.clone()));
         Ok(cluster)

@@ -7,11 +7,13 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rdkafka::client::OAuthToken;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
+use super::oauth::{token_for_client, TokenProvider};
 use super::{client_error, native};
 use crate::config::ClusterId;
 use crate::record::TopicPartition;
@@ -37,6 +39,8 @@ pub(super) struct RebalanceCommitter {
     /// Whether assigned partitions get their committed offsets as explicit start positions
     /// ([`crate::transport::Subscription::seeks_on_assign`]).
     start_at_committed: bool,
+    /// Where the client gets OAUTHBEARER tokens.
+    pub(super) token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl RebalanceCommitter {
@@ -52,13 +56,23 @@ impl RebalanceCommitter {
             reachability,
             rebalances: AtomicU64::new(0),
             start_at_committed,
+            token_provider: None,
         }
     }
 }
 
 impl ClientContext for RebalanceCommitter {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
     fn error(&self, error: KafkaError, reason: &str) {
         client_error(&self.cluster, &self.reachability, &error, reason);
+    }
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        token_for_client(self.token_provider.as_ref())
     }
 }
 

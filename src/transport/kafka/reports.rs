@@ -23,12 +23,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::bindings as ffi;
+use rdkafka::client::OAuthToken;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::cluster::report_undelivered;
+use super::oauth::{token_for_client, TokenProvider};
 use super::{client_error, native};
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
@@ -180,9 +182,20 @@ pub(super) struct DeliveryReporter {
     pub(super) metrics: Option<Arc<ClusterProducerMetrics>>,
     /// The cluster's, shared with its consumers' clients.
     pub(super) reachability: Arc<Reachability>,
+    /// Where the client gets OAUTHBEARER tokens.
+    pub(super) token_provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl ClientContext for DeliveryReporter {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        token_for_client(self.token_provider.as_ref())
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let code = match &error {
             KafkaError::Global(code) => Some(*code),
@@ -252,6 +265,7 @@ mod tests {
                 security_failure: Arc::default(),
                 metrics: None,
                 reachability: Arc::default(),
+                token_provider: None,
             })
             .unwrap()
     }
