@@ -4,7 +4,8 @@ dead-letter topic (`in_dlt`, on cluster 1, or on FAULTS_DLT's cluster when set).
 from FAULTS_SOURCE / FAULTS_DEST (host:port); FAULTS_FLAKY=1 makes every 97th item fail twice
 before it goes through (however the handler is written); FAULTS_ITEM_DELAY (seconds, default
 0) is spent per item, so that a fault lands mid-stream. FAULTS_DEST_SECURITY holds the
-destination's security options as JSON (FastKafka's names), when it requires them.
+destination's security options as JSON (FastKafka's names), when it requires them;
+FAULTS_ASSIGNMENT the group's partition assignment strategy, when not librdkafka's default.
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
@@ -70,6 +71,8 @@ OPTIONS: dict[str, Any] = {
     "auto_commit_interval_ms": 1000,
     **({} if SHAPE == "defaults" else FAILURES),
 }
+if "FAULTS_ASSIGNMENT" in os.environ:  # the group's strategy (scenario 13: eager or not)
+    OPTIONS["partition_assignment_strategy"] = os.environ["FAULTS_ASSIGNMENT"]
 
 
 def fail_if_flaky(items: list[Item]) -> None:

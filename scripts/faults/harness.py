@@ -21,17 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.helpers import create_ssl_context
@@ -45,12 +44,16 @@ from items import Item, key_of  # noqa: E402
 from local_kafka import (  # noqa: E402
     TansuBroker,
     certificate_authority,
+    free_port,
     local_clusters,
     tls_proxy,
 )
+from report import holds, shape_of, table  # noqa: E402
 from scenarios import SCENARIOS, SHAPES, Poison, poison_records  # noqa: E402
+from workers import Host, Worker  # noqa: E402
 
 PARTITIONS = 4
+T = TypeVar("T")
 # `in`'s partitions in the rebalance storm (12): three hosts of two workers each get two.
 STORM_PARTITIONS = 12
 # How long a scenario may take to move everything once its fault is over.
@@ -85,112 +88,6 @@ class Stream:
     poison: list[Poison] = field(default_factory=list)
     # Where each poison record landed on `in`, as (partition, offset): a dead letter names it.
     poison_at: set[tuple[int, int]] = field(default_factory=set)
-
-
-class Worker:
-    """One `fastkafka run` worker process of the fault app — or, with ``cli_stop_timeout``,
-    the `fastkafka run` command itself with ``cli_workers`` workers and that stop timeout, in
-    a session of its own (as on a host of its own: :meth:`kill_host` kills it all)."""
-
-    def __init__(
-        self,
-        source: TansuBroker,
-        dest: str,
-        log: Path,
-        flaky: bool,
-        item_delay: float,
-        cli_stop_timeout: float | None = None,
-        cli_workers: int = 1,
-        shape: str = "guide",
-        dlt: str | None = None,
-        dest_security: dict[str, str] | None = None,
-    ) -> None:
-        environment = {
-            **os.environ,
-            "FAULTS_SOURCE": source.bootstrap_servers,
-            "FAULTS_DEST": dest,
-            "FAULTS_FLAKY": "1" if flaky else "0",
-            "FAULTS_ITEM_DELAY": str(item_delay),
-            "FAULTS_SHAPE": shape,
-            **({"FAULTS_DLT": dlt} if dlt is not None else {}),
-            **({"FAULTS_DEST_SECURITY": json.dumps(dest_security)} if dest_security else {}),
-        }
-        self.log = log
-        self.peak_mib = 0.0
-        self.own_session = cli_stop_timeout is not None
-        if shape == "rust":
-            command = [str(rust_fault_app())]
-        elif cli_stop_timeout is None:
-            command = [sys.executable, "-m", "fastkafka._worker", "fault_app:app"]
-            command += ["--kafka-broker", "development", "--stop-timeout", "20"]
-        else:
-            command = [str(Path(sys.executable).with_name("fastkafka")), "run", "fault_app:app"]
-            command += ["--num-workers", str(cli_workers), "--kafka-broker", "development"]
-            command += ["--stop-timeout", str(cli_stop_timeout)]
-        with log.open("ab") as output:
-            self.process = subprocess.Popen(
-                command,
-                cwd=HERE,
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=self.own_session,
-            )
-
-    def peak_rss_mib(self) -> float:
-        """The peak resident memory (VmHWM) of the process — of its worker processes, for a
-        `fastkafka run` command — as last seen alive, in MiB."""
-        pids = [self.process.pid]
-        with contextlib.suppress(OSError):
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-            pids = [int(pid) for pid in children.read_text().split()] or pids
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_mib = max(self.peak_mib, int(line.split()[1]) / 1024)
-        return self.peak_mib
-
-    async def until_started(self, within: float = 60.0) -> None:
-        """Waits until the worker's app runs (its consumers subscribed), as its log says."""
-        deadline = time.monotonic() + within
-        while "app started" not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
-            await asyncio.sleep(0.05)  # a log file has no change notification here
-
-    def signal(self, signum: int) -> None:
-        self.peak_rss_mib()
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-
-    def kill_host(self) -> None:
-        """SIGKILL to the command and every worker it started, as when their host is lost."""
-        self.peak_rss_mib()
-        with contextlib.suppress(ProcessLookupError):
-            if self.own_session:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            else:
-                self.process.kill()
-        self.process.wait()
-
-    def wait(self, timeout: float = 30.0) -> int:
-        return self.process.wait(timeout)
-
-
-# The cargo profile the Rust fault app is built with: `make test` uses the dev profile it
-# has built already (dependencies optimized), `make faults` the release one.
-RUST_PROFILE = "release"
-
-
-def rust_fault_app() -> Path:
-    """The fault app written with the Rust API (`examples/fault_app.rs`), built with
-    RUST_PROFILE (cargo does nothing when it is up to date)."""
-    root = HERE.parent.parent
-    build = ["cargo", "build", "--quiet", f"--profile={RUST_PROFILE}", "--features=kafka"]
-    subprocess.run([*build, "--example=fault_app"], cwd=root, check=True)
-    directory = "debug" if RUST_PROFILE == "dev" else RUST_PROFILE
-    return root / "target" / directory / "examples" / "fault_app"
 
 
 class Scenario:
@@ -249,7 +146,11 @@ class Scenario:
         return {"bootstrap_servers": broker.bootstrap_servers}
 
     def start_worker(
-        self, flaky: bool = False, cli_stop_timeout: float | None = None, cli_workers: int = 1
+        self,
+        flaky: bool = False,
+        cli_stop_timeout: float | None = None,
+        cli_workers: int = 1,
+        host: Host | None = None,
     ) -> Worker:
         log = self.workdir / f"worker_{len(self.workers) + 1}.log"
         worker = Worker(
@@ -263,9 +164,25 @@ class Scenario:
             self.shape,
             None if self.dlt is self.source else self.dlt.bootstrap_servers,
             self.dest_security,
+            host,
         )
         self.workers.append(worker)
         return worker
+
+    def start_host(self, assignment: str) -> Worker:
+        """A `fastkafka run --num-workers 2` command as a host of its own (scenario 13)."""
+        index = sum(1 for worker in self.workers if worker.host is not None) + 1
+        host = Host(self.workdir / f"host_{index}", free_port(), assignment)
+        return self.start_worker(cli_stop_timeout=10, cli_workers=2, host=host)
+
+    async def rate_while(self, rates: list[str], label: str, step: Awaitable[T]) -> T:
+        """Runs ``step`` and notes, as ``label``, the items per second `out` grew by
+        meanwhile; returns what ``step`` returned."""
+        before, began = await self.count_out(), time.monotonic()
+        result = await step
+        after = await self.count_out()
+        rates.append(f"{label} {(after - before) / (time.monotonic() - began):.0f}")
+        return result
 
     async def strike_after(self, count: int) -> None:
         """Waits until `out` holds ``count`` records: the fault strikes then."""
@@ -429,7 +346,7 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
     if name.split()[0] in ("6", "10"):
         stream.poison = poison_records(poison_count)
     number = name.split()[0]
-    in_partitions = STORM_PARTITIONS if number == "12" else PARTITIONS
+    in_partitions = STORM_PARTITIONS if number in ("12", "13") else PARTITIONS
     async with clusters(number == "10", in_partitions) as (source, dest, dlt):
         scenario = Scenario(source, dest, source.directory.parent, item_delay)
         scenario.dlt = dlt
@@ -469,50 +386,6 @@ def keep_logs(name: str, scenario: Scenario) -> None:
     for broker in (scenario.source, scenario.dest):
         if broker.log_path.exists():
             shutil.copy(broker.log_path, kept / f"{broker.name}.log")
-
-
-# Scenarios after which not even a duplicate is allowed: a clean stop, and retries in place.
-# Except for two shapes: with DynamicTaskExecutor later records may have run before a retry
-# rewinds; and two consumers of one group in one worker (`shared`) rebalance between
-# themselves when the second joins at start, which replays the first one's batches in flight.
-NO_DUPLICATES = ("4", "7")
-DUPLICATES_ALLOWED = {("7", "dynamic"), ("4", "shared"), ("7", "shared")}
-
-
-def holds(row: Row) -> bool:
-    """Whether the scenario kept its promise: nothing lost (and, where promised, nothing
-    twice)."""
-    number, shape = row.scenario.split()[0], shape_of(row.scenario)
-    dynamic = shape == "dynamic"
-    if number in NO_DUPLICATES and row.duplicated and (number, shape) not in DUPLICATES_ALLOWED:
-        return False
-    out_of_order = any(ids != sorted(ids) for ids in row.order_by_key.values())
-    if out_of_order and not row.duplicated and not dynamic:
-        # Without duplicates, each key's items arrive in the order they were sent (handlers
-        # running concurrently, DynamicTaskExecutor's, promise no order).
-        return False
-    return row.lost == 0
-
-
-def shape_of(scenario: str) -> str:
-    """The handler shape a scenario's name ends with (the guide's shape has none)."""
-    _, _, shape = scenario.rpartition(", ")
-    return shape if shape in SHAPES else "guide"
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| scenario | in | delivered | dead-lettered | lost | duplicated | holds | seconds "
-        "| notes |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row.scenario} | {row.records_in} | {row.delivered} | {row.dead_lettered} | "
-            f"{row.lost} | {row.duplicated} | {'yes' if holds(row) else '**NO**'} | "
-            f"{row.seconds:.1f} | {'; '.join(row.notes)} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from blackhole import BlackholeProxy
 from items import Item
 
 if TYPE_CHECKING:
-    from harness import Scenario, Stream
+    from harness import Scenario, Stream, Worker
 
 Fault = Callable[["Scenario", "Stream"], Awaitable[list[str]]]
 
@@ -185,6 +185,73 @@ async def rebalance_storm(scenario: Scenario, stream: Stream) -> list[str]:
     return [f"hosts: {counts} over {time.monotonic() - began:.0f} s{stopped}"]
 
 
+def hosts_grow_and_shrink(assignment: str) -> Fault:
+    """13. Many hosts: `fastkafka run --num-workers 2` processes as hosts run them — each in a
+    working directory of its own, with its own health port — in one group (`in` has 12
+    partitions) under ``assignment``: one host, then three, then one again (one SIGTERMed, one
+    SIGKILLed), while the stream flows. After each step, every host's `/readyz` must come to
+    say ready with their consumers holding the 12 partitions exactly once between them, for
+    three reports in a row. Under the eager protocol, hosts that all say ready must never hold
+    them otherwise; under cooperative-sticky a member may say ready mid-rebalance while
+    holding none (it holds what it was assigned: nothing yet), so such moments are counted in
+    the notes instead. Notes the items per second `out` grew by in each step."""
+
+    async def fault(scenario: Scenario, stream: Stream) -> list[str]:
+        scenario.item_delay = max(scenario.item_delay, 0.004)
+        strict = assignment != "cooperative-sticky"
+        rates: list[str] = []
+        disagreements = 0
+
+        async def step(label: str, hosts: list[Worker]) -> None:
+            nonlocal disagreements
+            disagreements += await scenario.rate_while(rates, label, held_once(hosts, strict))
+
+        hosts = [scenario.start_host(assignment)]
+        await step("1 host", hosts)
+        hosts += [scenario.start_host(assignment), scenario.start_host(assignment)]
+        await step("1 -> 3 hosts", hosts)
+        scenario.out_at_fault = await scenario.count_out()
+        leaving, lost = hosts.pop(), hosts.pop()
+        leaving.signal(signal.SIGTERM)
+        lost.kill_host()
+        status = await asyncio.to_thread(leaving.wait, 30)
+        await step("3 -> 1 host", hosts)
+        return [
+            f"{assignment}; SIGTERMed host exited {status}; items/s: {', '.join(rates)}; "
+            f"reports where ready hosts held the partitions otherwise than once: {disagreements}"
+        ]
+
+    return fault
+
+
+async def held_once(hosts: list[Worker], strict: bool, within: float = 90.0) -> int:
+    """Waits until every host answers `/readyz` 200 and their consumers hold `in`'s 12
+    partitions exactly once between them in three reports in a row (a second apart: each
+    worker reports every second). Returns in how many reports before that all hosts said ready
+    while holding them otherwise; with ``strict``, that fails at once."""
+    deadline, agreed, disagreements = time.monotonic() + within, 0, 0
+    owned: list[int] = []
+    while agreed < 3:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"partitions never held exactly once by ready hosts: {owned}")
+        statuses: list[int] = []
+        owned = []
+        for host in hosts:
+            status, body = await asyncio.to_thread(host.readiness)
+            statuses.append(status)
+            for report in body.get("workers", {}).values():
+                for consumer in (report or {}).get("consumers", []):
+                    owned += consumer["partitions"]
+        ready, exact = all(s == 200 for s in statuses), sorted(owned) == list(range(12))
+        if ready and not exact:
+            if strict:
+                raise AssertionError(f"ready hosts hold the partitions {sorted(owned)}")
+            disagreements += 1
+        agreed = agreed + 1 if ready and exact else 0
+        await asyncio.sleep(1.0)  # the hosts' reports change once a second
+    return disagreements
+
+
 def shaped(shape: str, fault: Fault) -> Fault:
     """``fault`` with the fault app's handler written as ``shape`` (fault_app.py)."""
 
@@ -229,6 +296,8 @@ FAULTS: dict[str, Fault] = {
     "10 dead-letter cluster killed": dead_letter_cluster_killed,
     "11 secure destination killed": secure_destination_killed,
     "12 rebalance storm": rebalance_storm,
+    "13 hosts grow and shrink": hosts_grow_and_shrink("range,roundrobin"),
+    "13 hosts grow and shrink, cooperative": hosts_grow_and_shrink("cooperative-sticky"),
 }
 
 # How the fault app's handler is written (fault_app.py): `guide` first, the guide's own.
@@ -241,6 +310,8 @@ def applies(fault: str, shape: str) -> bool:
     `fastkafka run` to time a stop with (8) and reaches its clusters with one set of client
     options, so not a secure destination beside a plain source (11)."""
     number = fault.split()[0]
+    if number == "13":
+        return shape == "guide"  # about hosts and groups, not about handlers
     if shape == "defaults":
         return number not in ("6", "7", "10")
     if shape == "rust":
