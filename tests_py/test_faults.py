@@ -41,12 +41,14 @@ workers.RUST_PROFILE = "dev"  # the profile `cargo test` built already
     ],
 )
 async def test_a_fault_mid_stream_loses_nothing(scenario: str) -> None:
-    # The storm's hosts come and go every 2 to 4 s, 13's steps take seconds each: items take
-    # longer, so that they strike mid-stream.
-    item_delay = {"12": 0.02, "13": 0.04}.get(scenario.split()[0], 0.002)
-    row = await harness.run(scenario, SIZE, 0, item_delay)
-    assert row.out_at_fault is not None and row.out_at_fault < SIZE, "struck mid-stream"
-    assert (row.lost, row.delivered) == (0, SIZE), row
+    # The storm's hosts come and go every 2 to 4 s: items take longer, so that it strikes
+    # mid-stream. 13's steps take some 10 s each: a longer stream (its items take 10 ms).
+    number = scenario.split()[0]
+    item_delay = 0.02 if number == "12" else 0.002
+    size = 12_000 if number == "13" else SIZE
+    row = await harness.run(scenario, size, 0, item_delay)
+    assert row.out_at_fault is not None and row.out_at_fault < size, "struck mid-stream"
+    assert (row.lost, row.delivered) == (0, size), row
 
 
 @pytest.mark.timeout(300)
