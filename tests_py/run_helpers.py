@@ -3,11 +3,14 @@ what test_run.py and test_health.py share."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from kafka_helpers import TIMEOUT
@@ -100,3 +103,23 @@ def split_between_two(lines: list[str]) -> bool:
         and len(owned) == PARTITIONS
         and len(set(owned)) == PARTITIONS
     )
+
+
+@contextlib.contextmanager
+def two_workers(
+    cluster: TansuBroker, output: Path, options: tuple[str, ...] = ()
+) -> Iterator[tuple[subprocess.Popen[str], OutputWatcher]]:
+    """:func:`start_two_workers`, killed on the way out if a test left it running."""
+    process, watcher = start_two_workers(cluster, output, options=options)
+    try:
+        yield process, watcher
+    finally:
+        if process.poll() is None:
+            process.kill()
+        watcher.join()
+
+
+def stop_cleanly(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to the command, which must exit 0."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0

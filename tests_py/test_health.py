@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ import pytest
 from kafka_helpers import TIMEOUT, produce
 from local_kafka import TansuBroker, free_port
 from pydantic import BaseModel
-from run_helpers import split_between_two, start_two_workers
+from run_helpers import split_between_two, stop_cleanly, two_workers
 
 from fastkafka import FastKafka
 from fastkafka.exceptions import ConfigError
@@ -156,8 +155,7 @@ def test_fastkafka_run_serves_probes_that_name_a_stuck_handler_and_a_killed_clus
     cluster.create_topic("counted", partitions=4)
     port = free_port()
     options = ("--health-port", str(port), "--metrics-port", str(port), "--consuming-ttl", "1.5")
-    process, watcher = start_two_workers(cluster, tmp_path / "handled.txt", options=options)
-    try:
+    with two_workers(cluster, tmp_path / "handled.txt", options) as (process, watcher):
         watcher.wait_until(split_between_two)
         ready = probe_until(port, "/readyz", 200)
         assert set(ready["workers"]) == {"0", "1"} and ready["live"]
@@ -177,10 +175,4 @@ def test_fastkafka_run_serves_probes_that_name_a_stuck_handler_and_a_killed_clus
         assert probe(port, "/healthz")[0] == 200, "a cluster down is not a reason to restart"
         cluster.start()
         probe_until(port, "/readyz", 200, timeout=60)
-
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        watcher.join()
+        stop_cleanly(process)

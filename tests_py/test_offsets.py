@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka_helpers import committed_offsets
 from local_kafka import TansuBroker, local_clusters
-from run_helpers import APPS, FASTKAFKA, start_two_workers
+from run_helpers import APPS, FASTKAFKA, stop_cleanly, two_workers
 
 from fastkafka._offsets import parse_reset_target
 from fastkafka.exceptions import ConfigError
@@ -91,8 +90,7 @@ def show_and_reset(cluster: TansuBroker, tmp_path: Path) -> None:
     cluster.create_topic("counted", partitions=2)
     produce_each(cluster, range(20))
     output = tmp_path / "handled.txt"
-    process, watcher = start_two_workers(cluster, output)
-    try:
+    with two_workers(cluster, output) as (process, _):
         deadline = time.monotonic() + 60
         while sum(v or 0 for v in committed(cluster).values()) < 20:
             assert time.monotonic() < deadline, committed(cluster)
@@ -100,12 +98,7 @@ def show_and_reset(cluster: TansuBroker, tmp_path: Path) -> None:
         refused = offsets(cluster, "reset", "--to", "earliest")
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "live member(s)" in refused.stderr and GROUP in refused.stderr
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        watcher.join()
+        stop_cleanly(process)
     before = committed(cluster)
 
     shown = offsets(cluster, "show")
