@@ -98,8 +98,11 @@ def _run(command: Any) -> None:
 def show(
     app: AppArgument, kafka_broker: KafkaBroker = "localhost", consumer: Consumer = None
 ) -> None:
-    """Print, per partition, each consumer group's committed offset, the log's first and next
-    offsets, and the lag (records after the committed offset)."""
+    """Print each consumer group's committed offsets, watermarks and lag.
+
+    Per partition: the committed offset, the log's first (low) and next (high) offsets.
+
+    The lag is the records after the committed offset."""
     from . import _core
 
     def command() -> None:
@@ -131,8 +134,11 @@ def reset(
         bool, typer.Option("--dry-run", help="Show what would change; commit nothing.")
     ] = False,
 ) -> None:
-    """Move each consumer group's offsets (refused while the group has live members), printing
-    each partition's offset before and after."""
+    """Move each consumer group's offsets to replay or skip records.
+
+    Refused while the group has live members: stop the app first.
+
+    Prints each partition's offset before and after."""
     from . import _core
 
     def command() -> None:
