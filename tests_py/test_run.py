@@ -23,6 +23,8 @@ from run_helpers import (
     handled_lines,
     split_between_two,
     start_two_workers,
+    stop_cleanly,
+    two_workers,
 )
 
 RECORDS = 10_000
@@ -93,9 +95,6 @@ def test_metrics_of_every_worker_show_the_records_handled_and_the_lag_falling_to
     cluster = two_clusters[0]
     cluster.create_topic("counted", partitions=PARTITIONS)
     port = free_port()
-    process, watcher = start_two_workers(
-        cluster, tmp_path / "handled.txt", options=("--metrics-port", str(port))
-    )
 
     def figures() -> tuple[float, list[float], float, set[str]]:
         samples = scrape(port)
@@ -107,7 +106,8 @@ def test_metrics_of_every_worker_show_the_records_handled_and_the_lag_falling_to
         workers = {labels["worker"] for labels, _ in records}
         return handled, lags, committed, workers
 
-    try:
+    options = ("--metrics-port", str(port))
+    with two_workers(cluster, tmp_path / "handled.txt", options) as (process, watcher):
         watcher.wait_until(split_between_two)
         records = [(str(i).encode(), f'{{"msg": "{i}"}}'.encode()) for i in range(RECORDS)]
         asyncio.run(produce(cluster.bootstrap_servers, "counted", records))
@@ -126,12 +126,7 @@ def test_metrics_of_every_worker_show_the_records_handled_and_the_lag_falling_to
         consumed = sum(v for labels, v in sent if labels["outcome"] == "consumed")
         assert consumed == RECORDS
         assert {labels["topic"] for labels, _ in sent} == {"counted"}
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        watcher.join()
+        stop_cleanly(process)
 
 
 def test_an_unknown_environment_fails_at_once_listing_the_known_ones() -> None:
