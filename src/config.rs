@@ -11,6 +11,11 @@
 //! configurations that resolve to the same servers are the same cluster, share one producer and,
 //! in the in-memory broker, one set of topics.
 //!
+//! An entry may name a `standby`: the cluster its consumers and producers fail over to when it
+//! is lost ([`crate::transport::failover`]). It takes the same forms as an entry (one broker or
+//! a list) and is an identity of its own; FastKafka ignored unknown keys, so such a file stays
+//! valid for it.
+//!
 //! Validation is written out by hand rather than derived: each mistake gets a message that names
 //! the environment, the key and the allowed values, which serde's untagged enums cannot give.
 
@@ -93,6 +98,8 @@ impl fmt::Display for ClusterId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaBrokers {
     environments: BTreeMap<String, Vec<BrokerAddress>>,
+    /// Environment name → the brokers of the cluster it fails over to, where one is named.
+    standbys: BTreeMap<String, Vec<BrokerAddress>>,
 }
 
 impl KafkaBrokers {
@@ -125,7 +132,23 @@ impl KafkaBrokers {
                  {{'url': ..., 'port': ...}}"
             )));
         }
-        Ok(Self { environments })
+        Ok(Self {
+            environments,
+            standbys: BTreeMap::new(),
+        })
+    }
+
+    /// The same configuration with `standby` as the cluster `environment`'s consumers and
+    /// producers fail over to.
+    pub fn with_standby(mut self, environment: &str, standby: Vec<BrokerAddress>) -> Result<Self> {
+        self.brokers(environment)?;
+        if standby.is_empty() {
+            return Err(Error::Config(format!(
+                "the standby of kafka_brokers['{environment}'] needs at least one broker"
+            )));
+        }
+        self.standbys.insert(environment.to_owned(), standby);
+        Ok(self)
     }
 
     /// Reads FastKafka's `kafka_brokers` shape from a JSON-like value:
@@ -141,18 +164,34 @@ impl KafkaBrokers {
             )));
         };
         let mut environments = Vec::with_capacity(map.len());
+        let mut standbys = Vec::new();
         for (name, entry) in map {
-            let brokers = match entry {
-                Value::Array(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| parse_broker(&format!("kafka_brokers['{name}'][{i}]"), item))
-                    .collect::<Result<Vec<_>>>()?,
-                other => vec![parse_broker(&format!("kafka_brokers['{name}']"), other)?],
-            };
+            let path = format!("kafka_brokers['{name}']");
+            let (brokers, standby) = parse_entry(&path, entry)?;
             environments.push((name.clone(), brokers));
+            if let Some(standby) = standby {
+                standbys.push((name.clone(), standby));
+            }
         }
-        Self::from_environments(environments)
+        let mut brokers = Self::from_environments(environments)?;
+        for (name, standby) in standbys {
+            brokers = brokers.with_standby(&name, standby)?;
+        }
+        Ok(brokers)
+    }
+
+    /// The cluster `environment`'s consumers and producers fail over to, if it names one.
+    pub fn standby(&self, environment: &str) -> Result<Option<ClusterId>> {
+        self.brokers(environment)?;
+        Ok(self
+            .standbys
+            .get(environment)
+            .map(|brokers| cluster_of(brokers)))
+    }
+
+    /// The standby brokers of `environment` as written, if it names one (for documentation).
+    pub fn standby_brokers(&self, environment: &str) -> Option<&[BrokerAddress]> {
+        self.standbys.get(environment).map(Vec::as_slice)
     }
 
     /// The environment names, sorted.
@@ -175,10 +214,7 @@ impl KafkaBrokers {
 
     /// The cluster that `environment` names.
     pub fn resolve(&self, environment: &str) -> Result<ClusterId> {
-        let brokers = self.brokers(environment)?;
-        Ok(ClusterId::from_addresses(
-            brokers.iter().map(BrokerAddress::address),
-        ))
+        Ok(cluster_of(self.brokers(environment)?))
     }
 
     /// Checks that `self`, used as a `brokers=` override, defines exactly the environments of
@@ -214,6 +250,75 @@ impl<'de> Deserialize<'de> for KafkaBrokers {
     }
 }
 
+/// One environment's entry — a broker or a list of them — and the standby it names, if any.
+/// In a list, the entries that name a standby must name the same one.
+fn parse_entry(
+    path: &str,
+    entry: &Value,
+) -> Result<(Vec<BrokerAddress>, Option<Vec<BrokerAddress>>)> {
+    let items: Vec<(String, &Value)> = match entry {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (format!("{path}[{i}]"), item))
+            .collect(),
+        other => vec![(path.to_owned(), other)],
+    };
+    let mut brokers = Vec::with_capacity(items.len());
+    let mut standby: Option<(String, Vec<BrokerAddress>)> = None;
+    for (item_path, item) in items {
+        brokers.push(parse_broker(&item_path, item)?);
+        let Some(named) = item.get("standby").filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let standby_path = format!("{item_path}['standby']");
+        let named = parse_standby(&standby_path, named)?;
+        match &standby {
+            Some((first_path, first)) if cluster_of(first) != cluster_of(&named) => {
+                return Err(Error::Config(format!(
+                    "{standby_path} names another standby than {first_path}; the brokers of one \
+                     environment are one cluster with one standby"
+                )))
+            }
+            Some(_) => {}
+            None => standby = Some((standby_path, named)),
+        }
+    }
+    Ok((brokers, standby.map(|(_, standby)| standby)))
+}
+
+fn cluster_of(brokers: &[BrokerAddress]) -> ClusterId {
+    ClusterId::from_addresses(brokers.iter().map(BrokerAddress::address))
+}
+
+/// A standby: one broker or a list, with no standby of its own.
+fn parse_standby(path: &str, value: &Value) -> Result<Vec<BrokerAddress>> {
+    let items: Vec<(String, &Value)> = match value {
+        Value::Array(items) if items.is_empty() => {
+            return Err(Error::Config(format!(
+                "{path} is an empty list; give at least one broker {{'url': ..., 'port': ...}}"
+            )))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (format!("{path}[{i}]"), item))
+            .collect(),
+        other => vec![(path.to_owned(), other)],
+    };
+    items
+        .into_iter()
+        .map(|(item_path, item)| {
+            if item.get("standby").is_some_and(|v| !v.is_null()) {
+                return Err(Error::Config(format!(
+                    "{item_path} names a standby of its own; a standby cannot have one"
+                )));
+            }
+            parse_broker(&item_path, item)
+        })
+        .collect()
+}
+
 fn parse_broker(path: &str, value: &Value) -> Result<BrokerAddress> {
     let Value::Object(map) = value else {
         return Err(Error::Config(format!(
@@ -232,7 +337,7 @@ fn parse_broker(path: &str, value: &Value) -> Result<BrokerAddress> {
         None => {
             return Err(Error::Config(format!(
                 "{path} is missing the required key 'url' (allowed keys: url, port, description, \
-                 protocol, security)"
+                 protocol, security, standby)"
             )))
         }
     };
@@ -319,6 +424,45 @@ mod tests {
         let unknown = KafkaBrokers::localhost().resolve("prod").unwrap_err();
         assert!(unknown.to_string().contains("'prod'"));
         assert!(unknown.to_string().contains("[\"localhost\"]"));
+    }
+
+    #[test]
+    fn an_entry_may_name_a_standby_in_the_forms_of_an_entry() {
+        let brokers = KafkaBrokers::from_value(&json!({
+            "dev": {"url": "dev"},
+            "prod": [
+                {"url": "b", "standby": [{"url": "s2"}, {"url": "s1", "port": 9093}]},
+                {"url": "a", "standby": [{"url": "s1", "port": 9093}, {"url": "s2"}]},
+            ],
+        }))
+        .unwrap();
+        assert_eq!(brokers.standby("dev").unwrap(), None);
+        assert_eq!(
+            brokers
+                .standby("prod")
+                .unwrap()
+                .unwrap()
+                .bootstrap_servers(),
+            "s1:9093,s2:9092"
+        );
+        assert_eq!(
+            brokers.resolve("prod").unwrap().bootstrap_servers(),
+            "a:9092,b:9092"
+        );
+    }
+
+    #[test]
+    fn standby_mistakes_name_the_entry() {
+        let two = config_error(json!({"prod": [
+            {"url": "a", "standby": {"url": "s1"}},
+            {"url": "b", "standby": {"url": "s2"}},
+        ]}));
+        assert!(two.contains("kafka_brokers['prod'][1]['standby']"), "{two}");
+        let nested = config_error(json!({"prod": {"url": "a", "standby": {
+            "url": "s", "standby": {"url": "t"}}}}));
+        assert!(nested.contains("cannot have one"), "{nested}");
+        let bad = config_error(json!({"prod": {"url": "a", "standby": {"port": 1}}}));
+        assert!(bad.contains("kafka_brokers['prod']['standby']") && bad.contains("'url'"));
     }
 
     #[test]

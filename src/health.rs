@@ -212,6 +212,15 @@ impl HealthProbe {
                     reachable: unreachable_for.is_none(),
                     unreachable_for_s: unreachable_for.map(|d| d.as_secs_f64()),
                     used_by: watched.used_by.clone(),
+                    standby: watched
+                        .cluster
+                        .failover_status()
+                        .map(|status| StandbyHealth {
+                            cluster: status.standby,
+                            active: status.on_standby,
+                            switches: status.switches,
+                            last_switch: status.last_switch,
+                        }),
                 }
             })
             .collect();
@@ -378,6 +387,22 @@ pub struct ClusterHealth {
     pub unreachable_for_s: Option<f64>,
     /// The app's functions that use it.
     pub used_by: Vec<String>,
+    /// Its standby, where it names one ([`crate::transport::failover`]); `reachable` is then
+    /// the side's that takes the traffic.
+    pub standby: Option<StandbyHealth>,
+}
+
+/// A cluster's standby in the health report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandbyHealth {
+    /// Its bootstrap servers.
+    pub cluster: String,
+    /// Whether it takes the traffic now (the primary was lost).
+    pub active: bool,
+    /// How many times the traffic moved between the two, either way.
+    pub switches: u64,
+    /// Why it last moved, if it did.
+    pub last_switch: Option<String>,
 }
 
 /// Asks each of `clusters` marked unreachable, every second, whether it answers again, until

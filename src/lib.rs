@@ -34,7 +34,8 @@
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its
 //!   in-memory implementation, [`MemoryBroker`]; [`transport::undelivered`], failed
 //!   deliveries logged one line per episode; [`transport::status`], whether a cluster answers
-//!   and a consumer holds its partitions.
+//!   and a consumer holds its partitions; [`transport::failover`], a cluster and its standby
+//!   as one cluster whose traffic moves when the primary is lost.
 //! - [`consumer_loop`]: [`ConsumerLoop`], poll → handle a batch → store offsets once its outputs
 //!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`;
 //!   [`consumer_loop::failures`]: what happens to records a handler could not process

@@ -61,6 +61,9 @@ class FastKafka:
         start_timeout: float = 30.0,
         polling_ttl: float | None = None,
         consuming_ttl: float | None = None,
+        failover_after: float | None = None,
+        failover_rewind: float | None = None,
+        failback: bool | None = None,
         **kwargs: Any,
     ) -> None:
         self.title = title or ""
@@ -71,6 +74,11 @@ class FastKafka:
         self.lifespan = lifespan
         # aiokafka's token provider: every client of the app gets its tokens from it.
         self._token_provider = kwargs.pop("sasl_oauth_token_provider", None)
+        # Where kafka_brokers names a standby: when to move to it and back, how far consumers
+        # rewind there (docs: production). Options like the others: decorators override them.
+        failover = {"failover_after": failover_after, "failover_rewind": failover_rewind,
+                    "failback": failback}
+        kwargs.update({name: value for name, value in failover.items() if value is not None})
         if self._token_provider is not None:
             check_token_provider(self._token_provider)
         self._kafka_brokers = (

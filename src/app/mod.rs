@@ -82,7 +82,10 @@ use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
 use crate::error::Result;
 use crate::health::HealthLimits;
 use crate::record::Record;
-use crate::runtime::{ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, Runtime};
+use crate::runtime::{
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, ProducerSettings, Runtime,
+};
+use crate::transport::failover::FailoverPolicy;
 use crate::transport::{ClientProperties, Transport};
 
 type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -93,6 +96,8 @@ pub struct App {
     background: Vec<BackgroundTask>,
     /// What [`App::docs`] documents: one entry per registration.
     channels: Vec<ChannelDoc>,
+    /// The failover policy of consumers and producers registered from now on.
+    failover: FailoverPolicy,
 }
 
 impl fmt::Debug for App {
@@ -111,7 +116,16 @@ impl App {
             runtime: Runtime::new(brokers),
             background: Vec::new(),
             channels: Vec::new(),
+            failover: FailoverPolicy::default(),
         }
+    }
+
+    /// When consumers and producers registered after this move to their cluster's standby
+    /// (where `kafka_brokers` names one) and back, and how far consumers rewind there; see
+    /// [`crate::transport::failover`]. [`ConsumerOptions::failover`] sets one consumer's.
+    pub fn failover(mut self, policy: FailoverPolicy) -> Self {
+        self.failover = policy;
+        self
     }
 
     /// How long [`App::start`] may take in all: clusters checked, consumers subscribed (default
@@ -217,7 +231,10 @@ impl App {
             name.clone(),
             topic.clone(),
             choice(brokers),
-            ClientProperties::new(),
+            ProducerSettings {
+                properties: ClientProperties::new(),
+                failover: self.failover,
+            },
         )?;
         let message = codec.message_doc();
         self.document::<T>(name, Direction::Produces, &topic, brokers, message, false);
@@ -363,7 +380,10 @@ impl App {
             name,
             topic,
             cluster: choice(brokers),
-            settings: ConsumerSettings::default(),
+            settings: ConsumerSettings {
+                failover: self.failover,
+                ..ConsumerSettings::default()
+            },
             handler: Arc::new(move || {
                 let handler = make(handler_concurrency.clone());
                 Ok(Box::new(handler) as Box<dyn BatchHandler>)

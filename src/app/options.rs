@@ -12,6 +12,7 @@ use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::{PartitionsChanged, RebalanceHook};
 use crate::error::Result;
 use crate::runtime::{ClusterChoice, ConsumerSettings, DeadLetterTopic, Options};
+use crate::transport::failover::FailoverPolicy;
 use crate::transport::OffsetReset;
 
 /// How a consumer reads, adjusted right after registering it: group, start position, batch
@@ -109,6 +110,14 @@ impl ConsumerOptions<'_> {
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         self.settings.on_partitions_changed = Some(RebalanceHook::new(hook));
+        self
+    }
+
+    /// When this consumer moves to its cluster's standby and back, and how far it rewinds
+    /// there (where `kafka_brokers` names a standby; default: the app's, see
+    /// [`crate::app::App::failover`]).
+    pub fn failover(&mut self, policy: FailoverPolicy) -> &mut Self {
+        self.settings.failover = policy;
         self
     }
 

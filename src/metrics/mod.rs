@@ -12,6 +12,7 @@
 //! what it costs: `make bench`).
 
 mod consumer;
+mod failover;
 mod producer;
 
 use std::fmt::Write as _;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 pub use consumer::{BatchCounts, ConsumerLabels, ConsumerMetrics};
+pub use failover::ActiveClusterMetrics;
 pub use producer::{ClusterProducerMetrics, ProducerMetrics};
 
 /// Upper bounds (seconds) of the histograms' buckets.
@@ -79,6 +81,8 @@ struct Registry {
     consumers: Vec<Weak<ConsumerMetrics>>,
     /// Per cluster: kept for the process's life, as counters must not vanish.
     clusters: Vec<Arc<ClusterProducerMetrics>>,
+    /// Per primary/standby pair, while it exists.
+    pairs: Vec<Weak<ActiveClusterMetrics>>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -107,19 +111,27 @@ fn lock_registry() -> std::sync::MutexGuard<'static, Registry> {
 ///   `delivered`, `failed` (acknowledged, or given up on, by the cluster);
 /// - `fastkafka_producer_records_pending` (sent and not yet answered: the client's queue);
 /// - `fastkafka_producer_delivery_seconds` (a histogram from send to acknowledgement).
+///
+/// Per cluster with a standby (labels `cluster`, `role` — `primary` or `standby`):
+/// - `fastkafka_cluster_active` (1 for the side that takes the traffic, 0 for the other);
+/// - `fastkafka_cluster_failovers_total` (moves of the traffic to the standby, on the primary's
+///   series, and back, on the standby's).
 pub fn render() -> String {
-    let (consumers, clusters) = {
+    let (consumers, clusters, pairs) = {
         let registry = lock_registry();
         let consumers: Vec<Arc<ConsumerMetrics>> = registry
             .consumers
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        (consumers, registry.clusters.clone())
+        let pairs: Vec<Arc<ActiveClusterMetrics>> =
+            registry.pairs.iter().filter_map(Weak::upgrade).collect();
+        (consumers, registry.clusters.clone(), pairs)
     };
     let mut out = String::new();
     consumer::render(&mut out, &consumers);
     producer::render(&mut out, &clusters);
+    failover::render(&mut out, &pairs);
     out
 }
 

@@ -291,12 +291,12 @@ impl PyRuntime {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyProducer> {
         let place = format!("produces() of '{name}'");
-        let properties = self
+        let settings = self
             .runtime
-            .producer_properties(&options_of(options)?, &place)
+            .producer_settings(&options_of(options)?, &place)
             .map_err(to_py_err)?;
         self.runtime
-            .add_producer(name, topic, choice(brokers, bootstrap_servers), properties)
+            .add_producer(name, topic, choice(brokers, bootstrap_servers), settings)
             .map(PyProducer)
             .map_err(to_py_err)
     }

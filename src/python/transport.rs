@@ -102,6 +102,25 @@ impl PyMemoryBroker {
             .refuse_deliveries(&cluster_id(bootstrap_servers), reason);
     }
 
+    /// Takes the cluster `bootstrap_servers` down, as if every broker of it were lost, until
+    /// `bring_back`: it reports itself unreachable, records produced to it wait (their inputs
+    /// are not committed), its consumers get nothing. An app whose `kafka_brokers` names a
+    /// standby for it fails over after `failover_after` seconds.
+    fn take_down(&self, bootstrap_servers: &str) {
+        self.0.take_down(&cluster_id(bootstrap_servers));
+    }
+
+    /// Ends the outage `take_down` began: records held meanwhile are delivered.
+    fn bring_back(&self, bootstrap_servers: &str) {
+        self.0.bring_back(&cluster_id(bootstrap_servers));
+    }
+
+    /// From now on copies every record appended to cluster `source` onto cluster `target`
+    /// with its timestamp, as MirrorMaker 2 keeps a standby in step.
+    fn mirror(&self, source: &str, target: &str) {
+        self.0.mirror(&cluster_id(source), &cluster_id(target));
+    }
+
     /// Every record of `topic` on the cluster `bootstrap_servers`, partition by partition
     /// (what a test reads back, e.g. a dead-letter topic).
     fn records(&self, bootstrap_servers: &str, topic: &str) -> Vec<PyRecord> {

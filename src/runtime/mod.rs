@@ -29,13 +29,14 @@ use std::time::Duration;
 pub use options::{Client, Options};
 pub use producer::ProducerHandle;
 pub use running::RunningRuntime;
-pub use settings::{ConsumerSettings, DeadLetterTopic};
+pub use settings::{ConsumerSettings, DeadLetterTopic, ProducerSettings};
 
 use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
 use crate::health::HealthLimits;
 use crate::offsets::ConsumerGroupTarget;
+use crate::transport::failover::FailoverPolicy;
 use crate::transport::ClientProperties;
 
 /// Which cluster a consumer or producer uses.
@@ -108,6 +109,7 @@ struct ProducerRegistration {
     handle: ProducerHandle,
     cluster: ClusterChoice,
     properties: ClientProperties,
+    failover: FailoverPolicy,
 }
 
 /// An app's registrations and lifecycle settings; see the module docs.
@@ -224,6 +226,15 @@ impl Runtime {
         }
     }
 
+    /// The standby of the cluster `choice` names in the current environment, if it names one.
+    pub fn standby_of(&self, choice: &ClusterChoice) -> Result<Option<ClusterId>> {
+        match choice {
+            ClusterChoice::App => self.brokers.standby(&self.environment),
+            ClusterChoice::Brokers(brokers) => brokers.standby(&self.environment),
+            ClusterChoice::Fixed(_) => Ok(None),
+        }
+    }
+
     fn check_choice(&self, choice: &ClusterChoice) -> Result<()> {
         match choice {
             ClusterChoice::Brokers(brokers) => brokers.check_override_of(&self.brokers),
@@ -246,6 +257,8 @@ impl Runtime {
     /// registered after this inherits those of its kind, under its own options.
     pub fn set_client_options(&mut self, options: Options) -> Result<()> {
         options::check(&options, Client::App, "FastKafka()")?;
+        // Values the clients only read at registration are checked here, where they were given.
+        settings::failover_policy(&options, "FastKafka()")?;
         self.client_options = options;
         Ok(())
     }
@@ -258,29 +271,30 @@ impl Runtime {
         ConsumerSettings::from_options(&merged, place)
     }
 
-    /// A producer's `options` (given in `place`) over the app's, as client properties.
-    pub fn producer_properties(&self, options: &Options, place: &str) -> Result<ClientProperties> {
+    /// A producer's `options` (given in `place`) over the app's, checked and mapped.
+    pub fn producer_settings(&self, options: &Options, place: &str) -> Result<ProducerSettings> {
         options::check(options, Client::Producer, place)?;
         let mut merged = Client::Producer.inherit(&self.client_options);
         merged.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
-        options::producer_properties(&merged, place)
+        ProducerSettings::from_options(&merged, place)
     }
 
-    /// Registers a producer to `topic` whose cluster's client gets `properties`; the handle
-    /// sends while the runtime runs.
+    /// Registers a producer to `topic` whose cluster's client gets `settings.properties`; the
+    /// handle sends while the runtime runs.
     pub fn add_producer(
         &mut self,
         name: impl Into<String>,
         topic: impl Into<String>,
         cluster: ClusterChoice,
-        properties: ClientProperties,
+        settings: ProducerSettings,
     ) -> Result<ProducerHandle> {
         self.check_choice(&cluster)?;
         let handle = ProducerHandle::new(name.into(), topic.into());
         self.producers.push(ProducerRegistration {
             handle: handle.clone(),
             cluster,
-            properties,
+            properties: settings.properties,
+            failover: settings.failover,
         });
         Ok(handle)
     }

@@ -84,6 +84,11 @@ const CONSUMER_LOOP: &[&str] = &[
     "auto_commit_interval_ms",
 ];
 
+/// Options of a cluster's standby ([`crate::transport::failover`]), for the app and both
+/// clients (`failover_rewind` means something to consumers only, and is refused on
+/// producers).
+const FAILOVER: &[&str] = &["failover_after", "failover_rewind", "failback"];
+
 /// aiokafka options with no librdkafka counterpart: accepted names, refused with a reason.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("key_deserializer", "use decoder= on @app.consumes"),
@@ -155,6 +160,8 @@ impl Client {
             || self.table().iter().any(|(known, _)| *known == name)
             || UNSUPPORTED.iter().any(|(known, _)| *known == name)
             || (self != Client::Producer && CONSUMER_LOOP.contains(&name))
+            || (FAILOVER.contains(&name)
+                && !(self == Client::Producer && name == "failover_rewind"))
     }
 
     fn allowed_names(self) -> Vec<&'static str> {
@@ -163,6 +170,7 @@ impl Client {
         if self != Client::Producer {
             names.extend(CONSUMER_LOOP);
         }
+        names.extend(FAILOVER.iter().filter(|name| self.allows(name)));
         names.sort_unstable();
         names.dedup();
         names
@@ -262,17 +270,15 @@ pub(super) fn translate(options: &Options, client: Client) -> Result<ClientPrope
     Ok(properties)
 }
 
-/// Checks a producer's options (given in `place`) and maps them to librdkafka properties.
-pub fn producer_properties(options: &Options, place: &str) -> Result<ClientProperties> {
-    check(options, Client::Producer, place)?;
-    translate(options, Client::Producer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::ConsumerSettings;
+    use crate::runtime::{ConsumerSettings, ProducerSettings};
     use serde_json::json;
+
+    fn producer_properties(options: &Options, place: &str) -> Result<ClientProperties> {
+        ProducerSettings::from_options(options, place).map(|settings| settings.properties)
+    }
 
     fn options(value: Value) -> Options {
         serde_json::from_value(value).unwrap()
@@ -351,5 +357,38 @@ mod tests {
             ConsumerSettings::from_options(&Client::Consumer.inherit(&app), "x").unwrap();
         assert!(!consumer.properties.contains_key("linger.ms"));
         assert_eq!(consumer.properties["client.id"], "c");
+    }
+
+    #[test]
+    fn failover_options_reach_both_clients_and_are_checked() {
+        let app = options(json!({"failover_after": 5, "failover_rewind": 0.5, "failback": false}));
+        check(&app, Client::App, "FastKafka()").unwrap();
+        let consumer =
+            ConsumerSettings::from_options(&Client::Consumer.inherit(&app), "x").unwrap();
+        assert_eq!(consumer.failover.after, std::time::Duration::from_secs(5));
+        assert_eq!(
+            consumer.failover.rewind,
+            std::time::Duration::from_millis(500)
+        );
+        assert!(!consumer.failover.failback);
+        assert!(consumer.properties.is_empty(), "{:?}", consumer.properties);
+        let producer =
+            ProducerSettings::from_options(&Client::Producer.inherit(&app), "x").unwrap();
+        assert_eq!(producer.failover.after, std::time::Duration::from_secs(5));
+        assert!(producer.properties.is_empty());
+        let rewind = producer_properties(&options(json!({"failover_rewind": 1})), "produces()")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            rewind.contains("failover_rewind (in produces())"),
+            "{rewind}"
+        );
+        let zero = ConsumerSettings::from_options(&options(json!({"failover_after": 0})), "c()")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            zero.contains("failover_after must be a positive number"),
+            "{zero}"
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! [`ConsumerSettings`]: what a consumer's options become — group, start position, batch size,
-//! commits, client properties — and what it does with failures (retry policy, dead-letter
-//! topic), set by the facades' own arguments.
+//! [`ConsumerSettings`] and [`ProducerSettings`]: what a consumer's or producer's options
+//! become — group, start position, batch size, commits, client properties, failover — and what
+//! a consumer does with failures (retry policy, dead-letter topic), set by the facades' own
+//! arguments.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use super::{ClusterChoice, HandOver};
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::RebalanceHook;
 use crate::error::{Error, Result};
+use crate::transport::failover::FailoverPolicy;
 use crate::transport::{ClientProperties, OffsetReset};
 
 /// What a consumer's options become: the loop's settings and its client's properties.
@@ -41,6 +43,66 @@ pub struct ConsumerSettings {
     /// Called when its partitions are assigned or revoked (see
     /// [`crate::consumer_loop::PartitionsChanged`]); `None`: nobody is told.
     pub on_partitions_changed: Option<RebalanceHook>,
+    /// When it moves to its cluster's standby and how far it rewinds there (used only where
+    /// the cluster names a standby).
+    pub failover: FailoverPolicy,
+}
+
+/// What a producer's options become.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerSettings {
+    /// librdkafka properties of its cluster's client (shared by the producers to the cluster).
+    pub properties: ClientProperties,
+    /// When it moves to its cluster's standby (used only where the cluster names one).
+    pub failover: FailoverPolicy,
+}
+
+impl ProducerSettings {
+    /// Checks a producer's options (given in `place`) and maps them.
+    pub fn from_options(options: &Options, place: &str) -> Result<Self> {
+        check(options, Client::Producer, place)?;
+        Ok(Self {
+            properties: translate(options, Client::Producer)?,
+            failover: failover_policy(options, place)?,
+        })
+    }
+}
+
+/// `failover_after`, `failover_rewind` (seconds) and `failback` over the defaults.
+pub(super) fn failover_policy(options: &Options, place: &str) -> Result<FailoverPolicy> {
+    let mut policy = FailoverPolicy::default();
+    let seconds = |name: &str, positive: bool| -> Result<Option<Duration>> {
+        let Some(value) = options.get(name) else {
+            return Ok(None);
+        };
+        match value.as_f64() {
+            Some(s) if s.is_finite() && (s > 0.0 || (!positive && s == 0.0)) => {
+                Ok(Some(Duration::from_secs_f64(s)))
+            }
+            _ => Err(Error::Config(format!(
+                "{name} must be a {} number of seconds (in {place}), got {}",
+                if positive { "positive" } else { "non-negative" },
+                kind_of(value)
+            ))),
+        }
+    };
+    if let Some(after) = seconds("failover_after", true)? {
+        policy.after = after;
+    }
+    if let Some(rewind) = seconds("failover_rewind", false)? {
+        policy.rewind = rewind;
+    }
+    match options.get("failback") {
+        None => {}
+        Some(Value::Bool(flag)) => policy.failback = *flag,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "failback must be a bool (in {place}), got {}",
+                kind_of(other)
+            )))
+        }
+    }
+    Ok(policy)
 }
 
 /// A consumer's dead-letter topic and its cluster.
@@ -66,6 +128,7 @@ impl Default for ConsumerSettings {
             retry: None,
             dead_letter: None,
             on_partitions_changed: None,
+            failover: FailoverPolicy::default(),
         }
     }
 }
@@ -89,6 +152,7 @@ impl ConsumerSettings {
         check(options, Client::Consumer, place)?;
         let mut settings = Self {
             properties: translate(options, Client::Consumer)?,
+            failover: failover_policy(options, place)?,
             ..Self::default()
         };
         if let Some(group) = options.get("group_id") {

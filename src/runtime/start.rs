@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use super::running::{RunningConsumer, RunningRuntime};
-use super::{ClusterChoice, ConsumerRegistration, HandOver, ProducerHandle, Runtime};
+use super::{ConsumerRegistration, HandOver, ProducerHandle, Runtime};
 use crate::config::ClusterId;
 use crate::consumer_loop::failures::FailurePolicy;
 use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
 use crate::health::{WatchedCluster, WatchedConsumer};
 use crate::metrics::{ConsumerLabels, ConsumerMetrics};
+use crate::transport::failover::{FailoverCluster, FailoverPolicy};
 use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
 
 /// Whether a client property is about how to connect securely (TLS, SASL).
@@ -59,7 +60,6 @@ impl Runtime {
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningRuntime> {
         let deadline = tokio::time::Instant::now() + self.start_timeout;
         let properties = self.producer_properties_by_cluster()?;
-        let mut clusters: Vec<(Arc<dyn Cluster>, Vec<&str>)> = Vec::new();
         let users = self
             .producers
             .iter()
@@ -69,41 +69,62 @@ impl Runtime {
                 let dead_letter = c.settings.dead_letter.as_ref()?;
                 Some((dead_letter.cluster.as_ref()?, c.name.as_str()))
             }));
+        let mut clusters = UsedClusters::default();
         for (choice, name) in users {
             let id = self.cluster_of(choice)?;
-            match clusters.iter_mut().find(|(cluster, _)| *cluster.id() == id) {
-                Some((_, names)) => names.push(name),
-                None => {
-                    let producer = match properties.iter().find(|(known, _)| *known == id) {
-                        Some((_, properties)) => properties.clone(),
-                        None => self.consumers_security_on(&id)?,
-                    };
-                    clusters.push((transport.cluster_with(&id, &producer)?, vec![name]));
-                }
+            let standby = self.standby_of(choice)?;
+            if clusters.add_user(&id, standby.as_ref(), name)? {
+                continue;
             }
+            let producer = match properties.iter().find(|(known, _)| *known == id) {
+                Some((_, properties)) => properties.clone(),
+                None => self.consumers_security_on(&id)?,
+            };
+            // A standby is reached as its primary is: same client properties.
+            let standby = standby
+                .map(|standby| transport.cluster_with(&standby, &producer))
+                .transpose()?;
+            clusters.0.push(UsedCluster {
+                cluster: transport.cluster_with(&id, &producer)?,
+                standby,
+                used_by: vec![name.to_owned()],
+                pairs: Vec::new(),
+            });
         }
-        let checks = clusters.iter().map(|(cluster, names)| {
-            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-            async move {
-                let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-                crate::transport::check_at_start(&**cluster, &self.environment, &names, timeout)
-                    .await
-            }
+        let checks = clusters.0.iter().map(|used| async move {
+            let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let primary = crate::transport::check_at_start(
+                &*used.cluster,
+                &self.environment,
+                &used.used_by,
+                timeout,
+            );
+            let standby = async {
+                let Some(standby) = &used.standby else {
+                    return;
+                };
+                // Needed only once the primary is lost: the app starts without it.
+                if let Err(error) = standby.check_reachable(timeout).await {
+                    tracing::warn!(
+                        target: "fastkafka::failover",
+                        "standby {} of cluster {} does not answer at start (the app starts; it \
+                         cannot fail over until the standby answers): {error}",
+                        standby.id(),
+                        used.cluster.id()
+                    );
+                }
+            };
+            futures_util::future::join(primary, standby).await.0
         });
         for checked in futures_util::future::join_all(checks).await {
             checked?;
         }
-        let cluster_for = |choice: &ClusterChoice| -> Result<Arc<dyn Cluster>> {
-            let id = self.cluster_of(choice)?;
-            Ok(clusters
-                .iter()
-                .find(|(cluster, _)| *cluster.id() == id)
-                .map(|(cluster, _)| cluster.clone())
-                .expect("every registration's cluster was created above"))
-        };
         let mut running = RunningRuntime::new(self.stop_timeout);
         for producer in &self.producers {
-            producer.handle.bind(Some(cluster_for(&producer.cluster)?));
+            let id = self.cluster_of(&producer.cluster)?;
+            producer
+                .handle
+                .bind(Some(clusters.for_use(&id, producer.failover)));
             running.producers.0.push(producer.handle.clone());
         }
         // A consumer's dead letters go through a producer of their own, bound like the others.
@@ -116,7 +137,8 @@ impl Runtime {
                         target.topic.clone(),
                     );
                     let choice = target.cluster.as_ref().unwrap_or(&consumer.cluster);
-                    handle.bind(Some(cluster_for(choice)?));
+                    let id = self.cluster_of(choice)?;
+                    handle.bind(Some(clusters.for_use(&id, consumer.settings.failover)));
                     running.producers.0.push(handle.clone());
                     Some(handle)
                 }
@@ -124,29 +146,31 @@ impl Runtime {
             };
             dead_letters.push(handle);
         }
-        let subscriptions =
-            self.consumers
-                .iter()
-                .zip(dead_letters)
-                .map(|(consumer, dead_letter)| {
-                    let cluster = cluster_for(&consumer.cluster);
-                    async move {
-                        let cluster = cluster?;
-                        let id = cluster.id().to_string();
-                        let subscribing = self.subscribe(cluster, consumer, dead_letter);
-                        match tokio::time::timeout_at(deadline, subscribing).await {
-                            Ok(subscribed) => subscribed,
-                            Err(_) => Err(Error::Transport {
-                                cluster: id,
-                                message: format!(
-                                    "consumer '{}' was not subscribed within the start timeout \
+        let mut consumer_clusters = Vec::with_capacity(self.consumers.len());
+        for consumer in &self.consumers {
+            let id = self.cluster_of(&consumer.cluster)?;
+            consumer_clusters.push(clusters.for_use(&id, consumer.settings.failover));
+        }
+        let subscriptions = self
+            .consumers
+            .iter()
+            .zip(dead_letters)
+            .zip(consumer_clusters)
+            .map(|((consumer, dead_letter), cluster)| async move {
+                let id = cluster.id().to_string();
+                let subscribing = self.subscribe(cluster, consumer, dead_letter);
+                match tokio::time::timeout_at(deadline, subscribing).await {
+                    Ok(subscribed) => subscribed,
+                    Err(_) => Err(Error::Transport {
+                        cluster: id,
+                        message: format!(
+                            "consumer '{}' was not subscribed within the start timeout \
                                      ({:?})",
-                                    consumer.name, self.start_timeout
-                                ),
-                            }),
-                        }
-                    }
-                });
+                            consumer.name, self.start_timeout
+                        ),
+                    }),
+                }
+            });
         let subscribed = futures_util::future::join_all(subscriptions).await;
         let mut first_error = None;
         let mut watched = Vec::new();
@@ -165,16 +189,7 @@ impl Runtime {
             running.stop().await.ok();
             return Err(error);
         }
-        running.watch_health(
-            watched,
-            clusters
-                .into_iter()
-                .map(|(cluster, names)| WatchedCluster {
-                    cluster,
-                    used_by: names.into_iter().map(str::to_owned).collect(),
-                })
-                .collect(),
-        );
+        running.watch_health(watched, clusters.watched());
         Ok(running)
     }
 
@@ -200,6 +215,7 @@ impl Runtime {
                 properties: settings.properties.clone(),
                 default_properties: settings.default_properties.clone(),
                 seeks_on_assign: settings.on_partitions_changed.is_some(),
+                start_times: None,
             })
             .await?;
         tracing::info!(
@@ -257,5 +273,80 @@ impl Runtime {
             on_abandon: consumer.on_abandon.clone(),
         };
         Ok((running, health))
+    }
+}
+
+/// Each cluster an app uses, created once at its start, with its standby's client and the
+/// pairs made of them ([`FailoverCluster`], one per failover policy in use).
+#[derive(Default)]
+struct UsedClusters(Vec<UsedCluster>);
+
+struct UsedCluster {
+    cluster: Arc<dyn Cluster>,
+    standby: Option<Arc<dyn Cluster>>,
+    used_by: Vec<String>,
+    pairs: Vec<(FailoverPolicy, FailoverCluster)>,
+}
+
+impl UsedClusters {
+    /// Counts `name` as a user of cluster `id` if it is known (`true`); a second user must not
+    /// name another standby for it.
+    fn add_user(
+        &mut self,
+        id: &ClusterId,
+        standby: Option<&ClusterId>,
+        name: &str,
+    ) -> Result<bool> {
+        let Some(used) = self.0.iter_mut().find(|used| used.cluster.id() == id) else {
+            return Ok(false);
+        };
+        let known = used.standby.as_ref().map(|standby| standby.id());
+        if known != standby {
+            let describe = |standby: Option<&ClusterId>| {
+                standby.map_or("none".to_owned(), ClusterId::to_string)
+            };
+            return Err(Error::Config(format!(
+                "cluster {id} is given two standbys: {} (for {}) and {} (for {name}); name one \
+                 standby per cluster in every kafka_brokers that lists it",
+                describe(known),
+                used.used_by.join(", "),
+                describe(standby)
+            )));
+        }
+        used.used_by.push(name.to_owned());
+        Ok(true)
+    }
+
+    /// The cluster a registration on `id` with `policy` uses: `id` itself, or `id` paired with
+    /// its standby under `policy`.
+    fn for_use(&mut self, id: &ClusterId, policy: FailoverPolicy) -> Arc<dyn Cluster> {
+        let used = self
+            .0
+            .iter_mut()
+            .find(|used| used.cluster.id() == id)
+            .expect("every registration's cluster was created at the start");
+        let Some(standby) = &used.standby else {
+            return used.cluster.clone();
+        };
+        if let Some((_, pair)) = used.pairs.iter().find(|(known, _)| *known == policy) {
+            return Arc::new(pair.clone());
+        }
+        let pair = FailoverCluster::new(used.cluster.clone(), standby.clone(), policy);
+        used.pairs.push((policy, pair.clone()));
+        Arc::new(pair)
+    }
+
+    /// What the health report watches: each cluster, as a pair where it has a standby.
+    fn watched(self) -> Vec<WatchedCluster> {
+        self.0
+            .into_iter()
+            .map(|used| WatchedCluster {
+                cluster: match used.pairs.into_iter().next() {
+                    Some((_, pair)) => Arc::new(pair),
+                    None => used.cluster,
+                },
+                used_by: used.used_by,
+            })
+            .collect()
     }
 }

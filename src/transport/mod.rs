@@ -14,6 +14,7 @@
 
 #[cfg(any(feature = "kafka", feature = "python"))]
 mod drop_off;
+pub mod failover;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
@@ -93,6 +94,37 @@ pub struct Subscription {
     /// hook): the transport then fixes where each starts before assigning it, so that such a
     /// seek is never undone by the client's own lookup of the committed offset.
     pub seeks_on_assign: bool,
+    /// Where partitions start by time: set when a consumer takes over from another cluster
+    /// ([`failover`]); `None`: from the committed offset, else `auto_offset_reset`.
+    pub start_times: Option<StartTimes>,
+}
+
+/// Where each partition of a consumer that takes over from another cluster starts: at the
+/// first record from a given time on (Kafka's offsets for times), or at the group's committed
+/// offset on this cluster if that is later — a mirror's translated offsets, or the group's own
+/// progress here — so neither a stale commit nor an early time replays more than it must.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartTimes {
+    /// Milliseconds since the Unix epoch, per partition.
+    pub partitions: BTreeMap<TopicPartition, i64>,
+    /// For a partition not listed; `None`: such a partition starts as it would without.
+    pub otherwise: Option<i64>,
+}
+
+impl StartTimes {
+    /// The time `partition` starts from, if any.
+    pub fn of(&self, partition: &TopicPartition) -> Option<i64> {
+        self.partitions.get(partition).copied().or(self.otherwise)
+    }
+
+    /// The start between the group's committed offset and the offset for the time: the later
+    /// of the two, either alone, or `None` (then `auto_offset_reset`).
+    pub fn choose(committed: Option<i64>, by_time: Option<i64>) -> Option<i64> {
+        match (committed, by_time) {
+            (Some(committed), Some(by_time)) => Some(committed.max(by_time)),
+            (one, other) => one.or(other),
+        }
+    }
 }
 
 impl Subscription {
@@ -109,6 +141,7 @@ impl Subscription {
             properties: ClientProperties::new(),
             default_properties: ClientProperties::new(),
             seeks_on_assign: false,
+            start_times: None,
         }
     }
 
@@ -344,6 +377,17 @@ pub trait Cluster: Send + Sync + fmt::Debug {
     /// metadata request) and clears it if it answers. The runtime calls this every second
     /// while an app runs; it costs nothing while the cluster answers.
     async fn recheck(&self) {}
+
+    /// Hands every record taken and not delivered yet over to `to` — it stops trying to
+    /// deliver them itself — so each is settled in its tracker by `to` instead (a failover to a
+    /// standby cluster, [`failover`]). Nothing is held in a cluster that is up in memory.
+    fn redirect_undelivered(&self, _to: Arc<dyn Cluster>) {}
+
+    /// For a primary paired with a standby ([`failover::FailoverCluster`]): which side takes
+    /// the traffic and why it last moved. `None` for a single cluster.
+    fn failover_status(&self) -> Option<failover::FailoverStatus> {
+        None
+    }
 
     /// Joins the subscription's group (if any) and returns a consumer that is ready: its
     /// partitions are assigned and its start positions fixed when this returns.

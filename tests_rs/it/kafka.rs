@@ -389,7 +389,15 @@ async fn a_full_producer_queue_is_awaited_without_blocking_the_runtime() {
     ]
     .into();
     let producer = runtime
-        .add_producer("to_t", "t", ClusterChoice::App, properties)
+        .add_producer(
+            "to_t",
+            "t",
+            ClusterChoice::App,
+            fastkafka::runtime::ProducerSettings {
+                properties,
+                ..Default::default()
+            },
+        )
         .unwrap();
     let running = runtime.start(Arc::new(transport)).await.unwrap();
     producer

@@ -6,6 +6,7 @@ mod consumer_loop;
 mod delivery;
 mod docs;
 mod dropping;
+mod failover;
 mod failures;
 mod hand_over;
 mod health;

@@ -90,11 +90,11 @@ async fn a_batch_stuck_at_stop_is_abandoned_at_half_the_stop_timeout() {
 async fn producers_sharing_a_cluster_must_agree_on_its_options_and_values_stay_secret() {
     let mut runtime = Runtime::new(localhost());
     for (name, password) in [("to_a", "hunter2"), ("to_b", "swordfish")] {
-        let properties = runtime
-            .producer_properties(&options(json!({"sasl_plain_password": password})), name)
+        let settings = runtime
+            .producer_settings(&options(json!({"sasl_plain_password": password})), name)
             .unwrap();
         runtime
-            .add_producer(name, "t", ClusterChoice::App, properties)
+            .add_producer(name, "t", ClusterChoice::App, settings)
             .unwrap();
     }
     let error = runtime

@@ -83,6 +83,7 @@ impl KafkaCluster {
             metrics: producer_metrics.clone(),
             reachability: reachability.clone(),
             token_provider: token_provider.clone(),
+            redirect: Mutex::default(),
         };
         let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
@@ -353,6 +354,10 @@ impl Cluster for KafkaCluster {
 
     fn unreachable_for(&self) -> Option<Duration> {
         self.reachability.down_for()
+    }
+
+    fn redirect_undelivered(&self, to: Arc<dyn Cluster>) {
+        self.producer.redirect_undelivered(to);
     }
 
     async fn recheck(&self) {

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{
     ClientProperties, ClusterConsumer, Membership, OffsetReset, PartitionsChange, Reachability,
-    Subscription,
+    StartTimes, Subscription,
 };
 
 /// Seeks are asynchronous (a zero timeout): the call runs on the consumer loop's tokio worker
@@ -72,7 +72,12 @@ impl KafkaConsumer {
         }
         check_not_reserved(&subscription.properties)?;
         let config = consumer_config(id, properties, &subscription);
-        let mut context = RebalanceCommitter::new(id, reachability, subscription.seeks_on_assign);
+        let mut context = RebalanceCommitter::new(
+            id,
+            reachability,
+            subscription.seeks_on_assign,
+            subscription.start_times.clone(),
+        );
         context.token_provider = token_provider;
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
@@ -96,7 +101,11 @@ impl KafkaConsumer {
             consumer.wait_for_assignment(&assigned).await?;
         } else {
             consumer
-                .assign_all_partitions(&subscription.topics, subscription.auto_offset_reset)
+                .assign_all_partitions(
+                    &subscription.topics,
+                    subscription.auto_offset_reset,
+                    subscription.start_times.clone(),
+                )
                 .await?;
             let membership = &consumer.consumer.context().membership;
             membership.set_holds(true);
@@ -135,11 +144,18 @@ impl KafkaConsumer {
         Ok(())
     }
 
-    async fn assign_all_partitions(&mut self, topics: &[String], reset: OffsetReset) -> Result<()> {
+    async fn assign_all_partitions(
+        &mut self,
+        topics: &[String],
+        reset: OffsetReset,
+        times: Option<StartTimes>,
+    ) -> Result<()> {
         let (consumer, topics) = (self.consumer.clone(), topics.to_vec());
-        let assigned = tokio::task::spawn_blocking(move || assign_all(&consumer, &topics, reset))
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let assigned = tokio::task::spawn_blocking(move || {
+            assign_all(&consumer, &topics, reset, times.as_ref())
+        })
+        .await
+        .map_err(|e| self.transport_error(e))?;
         assigned.map_err(|e| self.transport_error(e))
     }
 

@@ -1,18 +1,21 @@
 //! A consumer without a group (FastKafka's `group_id=None`): assigned every partition of its
-//! topics, each starting where `auto_offset_reset` says, resolved before the assignment.
+//! topics, each starting where `auto_offset_reset` says — or, taking over from another cluster,
+//! at the first record from its start time — resolved before the assignment.
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::rebalance::RebalanceCommitter;
 use super::BLOCKING_CALL_TIMEOUT;
-use crate::transport::OffsetReset;
+use crate::record::TopicPartition;
+use crate::transport::{OffsetReset, StartTimes};
 
 /// Assigns `consumer` every partition of `topics`. Blocks: run it on tokio's blocking pool.
 pub(super) fn assign_all(
     consumer: &StreamConsumer<RebalanceCommitter>,
     topics: &[String],
     reset: OffsetReset,
+    times: Option<&StartTimes>,
 ) -> Result<(), String> {
     // Each partition's start is resolved now, all in one request per broker: a logical
     // start ("earliest") left to the client is resolved partition by partition, and
@@ -43,6 +46,9 @@ pub(super) fn assign_all(
             OffsetReset::Latest => Offset::End,
         };
         for partition in 0..partitions as i32 {
+            let start = times
+                .and_then(|times| times.of(&TopicPartition::new(topic.as_str(), partition)))
+                .map_or(start, Offset::Offset);
             wanted
                 .add_partition_offset(topic, partition, start)
                 .map_err(|e| e.to_string())?;
@@ -58,8 +64,17 @@ pub(super) fn assign_all(
                 "no start offset for '{topic}' [{partition}]: {error}"
             ));
         }
+        let by_time = times.is_some_and(|times| {
+            times
+                .of(&TopicPartition::new(topic.as_str(), partition))
+                .is_some()
+        });
         match (element.offset(), reset) {
             (Offset::Offset(_), _) => {}
+            // No record from the time on: everything there is older, start after it.
+            _ if by_time => {
+                element.set_offset(Offset::End).map_err(|e| e.to_string())?;
+            }
             // No concrete answer: the client resolves "earliest" itself when fetching.
             (_, OffsetReset::Earliest) => {
                 element

@@ -76,6 +76,17 @@ impl TopicNames {
     }
 }
 
+/// `message` as a record to send again (a delivery report's message, moved to another
+/// cluster by a failover).
+pub(super) fn outgoing(message: &BorrowedMessage<'_>) -> crate::record::OutgoingRecord {
+    use rdkafka::message::Message;
+    crate::record::OutgoingRecord {
+        key: message.key().map(bytes::Bytes::copy_from_slice),
+        value: message.payload().map(bytes::Bytes::copy_from_slice),
+        headers: headers_of(message),
+    }
+}
+
 /// The headers of `message`, read through librdkafka's C API.
 ///
 /// rust-rdkafka's `Headers::iter` unwraps each key as UTF-8 and panics on any other bytes; a

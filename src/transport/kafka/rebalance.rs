@@ -17,7 +17,7 @@ use super::oauth::{token_for_client, TokenProvider};
 use super::{client_error, native};
 use crate::config::ClusterId;
 use crate::record::TopicPartition;
-use crate::transport::{Membership, PartitionsChange, Reachability};
+use crate::transport::{Membership, PartitionsChange, Reachability, StartTimes};
 
 /// Set when the group first assigns partitions to this consumer.
 #[derive(Default, Clone)]
@@ -39,6 +39,8 @@ pub(super) struct RebalanceCommitter {
     /// Whether assigned partitions get their committed offsets as explicit start positions
     /// ([`crate::transport::Subscription::seeks_on_assign`]).
     start_at_committed: bool,
+    /// Where assigned partitions start by time (a consumer taking over from another cluster).
+    start_times: Option<StartTimes>,
     /// Where the client gets OAUTHBEARER tokens.
     pub(super) token_provider: Option<Arc<dyn TokenProvider>>,
 }
@@ -48,6 +50,7 @@ impl RebalanceCommitter {
         cluster: &ClusterId,
         reachability: Arc<Reachability>,
         start_at_committed: bool,
+        start_times: Option<StartTimes>,
     ) -> Self {
         Self {
             cluster: cluster.clone(),
@@ -55,7 +58,8 @@ impl RebalanceCommitter {
             membership: Membership::pending(),
             reachability,
             rebalances: AtomicU64::new(0),
-            start_at_committed,
+            start_at_committed: start_at_committed || start_times.is_some(),
+            start_times,
             token_provider: None,
         }
     }
@@ -79,7 +83,7 @@ impl ClientContext for RebalanceCommitter {
 impl ConsumerContext for RebalanceCommitter {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let (Rebalance::Assign(partitions), true) = (rebalance, self.start_at_committed) {
-            start_at_committed(consumer, partitions);
+            fix_starts(consumer, partitions, self.start_times.as_ref());
         }
         if let Rebalance::Revoke(partitions) = rebalance {
             match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -136,14 +140,22 @@ fn describe(partitions: &TopicPartitionList) -> String {
         .join(",")
 }
 
-/// Gives each partition about to be assigned its committed offset as an explicit start, asked
-/// of the group now (one request, blocking the callback like the commit before a revoke).
+/// Gives each partition about to be assigned an explicit start, asked of the cluster now (one
+/// request each, blocking the callback like the commit before a revoke): its committed offset,
+/// or — for a consumer taking over from another cluster — the later of that and the first
+/// offset from its start time ([`StartTimes::choose`]; the end if no record is that recent).
+///
 /// librdkafka otherwise assigns them "at the stored offset" and looks it up afterwards, and
 /// its answer, if it comes after a seek the rebalance hook asked for, undoes the seek. With an
-/// explicit start the fetcher starts at the assignment, before any seek. A partition without a
-/// committed offset keeps its `auto.offset.reset`; if the lookup fails, librdkafka's own is
-/// used (logged: a seek on assign may then be undone).
-fn start_at_committed(consumer: &BaseConsumer<RebalanceCommitter>, assigned: &TopicPartitionList) {
+/// explicit start the fetcher starts at the assignment, before any seek. A partition with
+/// neither keeps its `auto.offset.reset`; if a lookup fails, librdkafka's own is used (logged:
+/// a seek on assign may then be undone, a takeover starts from the committed offset or the
+/// reset).
+fn fix_starts(
+    consumer: &BaseConsumer<RebalanceCommitter>,
+    assigned: &TopicPartitionList,
+    times: Option<&StartTimes>,
+) {
     let committed = match consumer.committed_offsets(assigned.clone(), COMMITTED_LOOKUP_TIMEOUT) {
         Ok(committed) => committed,
         Err(error) => {
@@ -155,12 +167,60 @@ fn start_at_committed(consumer: &BaseConsumer<RebalanceCommitter>, assigned: &To
             return;
         }
     };
+    let by_time = times.and_then(|times| offsets_for(consumer, assigned, times));
     for element in committed.elements() {
-        if let Offset::Offset(offset) = element.offset() {
-            native::set_offset(assigned, element.topic(), element.partition(), offset);
+        let committed = match element.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        };
+        let by_time = by_time.as_ref().and_then(|list| {
+            list.find_partition(element.topic(), element.partition())
+                .map(|found| match found.offset() {
+                    Offset::Offset(offset) => offset,
+                    // No record from that time on: start after everything there.
+                    _ => OFFSET_END,
+                })
+        });
+        let start = match (committed, by_time) {
+            (_, Some(OFFSET_END)) => Some(OFFSET_END),
+            (committed, by_time) => StartTimes::choose(committed, by_time),
+        };
+        if let Some(start) = start {
+            native::set_offset(assigned, element.topic(), element.partition(), start);
         }
     }
 }
 
-/// How long the lookup of [`start_at_committed`] may block the rebalance.
+/// librdkafka's "the end of the partition" as an offset to start from.
+const OFFSET_END: i64 = -1;
+
+/// The first offset of each assigned partition from its start time on, if it has one.
+fn offsets_for(
+    consumer: &BaseConsumer<RebalanceCommitter>,
+    assigned: &TopicPartitionList,
+    times: &StartTimes,
+) -> Option<TopicPartitionList> {
+    let mut query = TopicPartitionList::new();
+    for element in assigned.elements() {
+        let partition = TopicPartition::new(element.topic(), element.partition());
+        if let Some(time) = times.of(&partition) {
+            query
+                .add_partition_offset(element.topic(), element.partition(), Offset::Offset(time))
+                .ok()?;
+        }
+    }
+    match consumer.offsets_for_times(query, COMMITTED_LOOKUP_TIMEOUT) {
+        Ok(found) => Some(found),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "could not look up where the partitions taken over start by time; they start \
+                 from the group's committed offsets or auto_offset_reset"
+            );
+            None
+        }
+    }
+}
+
+/// How long each lookup of [`fix_starts`] may block the rebalance.
 const COMMITTED_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

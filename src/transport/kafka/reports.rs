@@ -26,7 +26,7 @@ use rdkafka::bindings as ffi;
 use rdkafka::client::OAuthToken;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext, PurgeConfig};
 use rdkafka::ClientContext;
 
 use super::cluster::report_undelivered;
@@ -35,8 +35,9 @@ use super::{client_error, native};
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::metrics::ClusterProducerMetrics;
+use crate::transport::failover::resend;
 use crate::transport::undelivered::Undelivered;
-use crate::transport::Reachability;
+use crate::transport::{Cluster, Reachability};
 
 /// How long the thread sleeps without a call from librdkafka before it looks at the queue
 /// anyway: a safety net, never the way reports are noticed.
@@ -184,6 +185,23 @@ pub(super) struct DeliveryReporter {
     pub(super) reachability: Arc<Reachability>,
     /// Where the client gets OAUTHBEARER tokens.
     pub(super) token_provider: Option<Arc<dyn TokenProvider>>,
+    /// Where records purged from the client are sent instead of failing: the standby a
+    /// failover moved the traffic to ([`ReportedProducer::redirect_undelivered`]).
+    pub(super) redirect: Mutex<Option<Arc<dyn Cluster>>>,
+}
+
+impl ReportedProducer {
+    /// Hands every record the client holds — queued, or in flight without an answer (it may
+    /// reach this cluster too: at least once) — over to `to`: librdkafka purges them, and their
+    /// reports send each to `to` in its tracker.
+    pub(super) fn redirect_undelivered(&self, to: Arc<dyn Cluster>) {
+        *self
+            .context()
+            .redirect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(to);
+        self.purge(PurgeConfig::default().queue().inflight());
+    }
 }
 
 impl ClientContext for DeliveryReporter {
@@ -219,6 +237,15 @@ impl ClientContext for DeliveryReporter {
     }
 }
 
+impl DeliveryReporter {
+    fn redirect_to(&self) -> Option<Arc<dyn Cluster>> {
+        self.redirect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 impl ProducerContext for DeliveryReporter {
     type DeliveryOpaque = Arc<DeliveryTracker>;
 
@@ -230,6 +257,20 @@ impl ProducerContext for DeliveryReporter {
                 if let Some(metrics) = &self.metrics {
                     metrics.delivered(message.topic(), 1, native::latency(message));
                 }
+            }
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                message,
+            )) if self.redirect_to().is_some() => {
+                let to = self.redirect_to().expect("checked above");
+                resend(
+                    &*to,
+                    message.topic(),
+                    vec![native::outgoing(message)],
+                    Some(&tracker),
+                );
             }
             Err((error, message)) => report_undelivered(
                 &self.cluster,
@@ -246,7 +287,6 @@ impl ProducerContext for DeliveryReporter {
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::producer::PurgeConfig;
     use rdkafka::ClientConfig;
 
     use super::*;
@@ -266,6 +306,7 @@ mod tests {
                 metrics: None,
                 reachability: Arc::default(),
                 token_provider: None,
+                redirect: Mutex::default(),
             })
             .unwrap()
     }

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::state::{lock, wake, ClusterShared, ClusterState, Group};
 use crate::error::Result;
 use crate::record::{Record, TopicPartition};
-use crate::transport::{ClusterConsumer, Membership, OffsetReset, PartitionsChange};
+use crate::transport::{ClusterConsumer, Membership, OffsetReset, PartitionsChange, StartTimes};
 
 /// A consumer of a [`MemoryCluster`]. Dropping it without [`ClusterConsumer::close`] leaves
 /// its group without committing, as a crashed Kafka client would.
@@ -24,6 +24,8 @@ pub(super) struct MemoryConsumer {
     /// its topics until it leaves.
     wake_up: Arc<Notify>,
     reset: OffsetReset,
+    /// Where partitions start by time (a consumer taking over from another cluster).
+    start_times: Option<StartTimes>,
     /// Next offset to read, per owned partition.
     positions: BTreeMap<TopicPartition, i64>,
     /// Next offset to commit, per owned partition.
@@ -57,6 +59,7 @@ impl MemoryConsumer {
         state: &mut ClusterState,
         topics: Vec<Arc<str>>,
         reset: OffsetReset,
+        start_times: Option<StartTimes>,
         group_id: Option<String>,
     ) -> Self {
         let wake_up = Arc::new(Notify::new());
@@ -71,6 +74,7 @@ impl MemoryConsumer {
             topics: topics.clone(),
             wake_up,
             reset,
+            start_times,
             positions: BTreeMap::new(),
             stored: HashMap::new(),
             paused: HashSet::new(),
@@ -112,8 +116,14 @@ impl MemoryConsumer {
         tp: &TopicPartition,
         group: Option<&Group>,
     ) -> i64 {
-        if let Some(committed) = group.and_then(|g| g.committed.get(tp)) {
-            return *committed;
+        let committed = group.and_then(|g| g.committed.get(tp)).copied();
+        let by_time = self
+            .start_times
+            .as_ref()
+            .and_then(|times| times.of(tp))
+            .map(|time| state.offset_for_time(tp, time));
+        if let Some(start) = StartTimes::choose(committed, by_time) {
+            return start;
         }
         match self.reset {
             OffsetReset::Earliest => 0,
@@ -237,6 +247,11 @@ impl ClusterConsumer for MemoryConsumer {
         let max_records = max_records.max(1);
         let shared = self.shared.clone();
         loop {
+            if shared.outage.is_down() {
+                // Nothing to read until it is back (which wakes every reader).
+                self.wake_up.notified().await;
+                continue;
+            }
             let (batch, released) = {
                 let mut state = lock(&shared.state);
                 let released = self.rebalance(&mut state);
@@ -284,6 +299,12 @@ impl ClusterConsumer for MemoryConsumer {
         let Some((group_id, member)) = &self.membership else {
             return Ok(());
         };
+        if self.shared.outage.is_down() {
+            return Err(crate::error::Error::Transport {
+                cluster: self.shared.id.to_string(),
+                message: "cannot commit: every broker is down (a test's outage)".to_owned(),
+            });
+        }
         let mut state = lock(&self.shared.state);
         if let Some(group) = state.groups.get_mut(group_id) {
             for (tp, offset) in &self.stored {
@@ -316,7 +337,9 @@ impl ClusterConsumer for MemoryConsumer {
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {
-        self.leave(true);
+        // A cluster that is down takes no commit, as a Kafka client leaving one could not.
+        let commit = !self.shared.outage.is_down();
+        self.leave(commit);
         Ok(())
     }
 }

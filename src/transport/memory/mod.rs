@@ -27,7 +27,8 @@
 //! - `state.rs`: the state a cluster's producers and consumers share — topics with their
 //!   readers' wake-ups, groups;
 //! - `consumer.rs`: the consumer — group membership, cooperative rebalances, offsets;
-//! - `partitioner.rs`: the Java client's murmur2 partitioner.
+//! - `partitioner.rs`: the Java client's murmur2 partitioner;
+//! - `outage.rs`: a test's outage of a cluster and mirrors between clusters (failover tests).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,6 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 mod consumer;
+mod outage;
 mod partitioner;
 mod state;
 
@@ -98,6 +100,24 @@ impl MemoryBroker {
             .clone()
     }
 
+    /// Takes cluster `id` down until [`MemoryBroker::bring_back`]; see
+    /// [`MemoryCluster::take_down`].
+    pub fn take_down(&self, id: &ClusterId) {
+        self.memory_cluster(id).take_down();
+    }
+
+    /// Ends the outage of cluster `id`; see [`MemoryCluster::bring_back`].
+    pub fn bring_back(&self, id: &ClusterId) {
+        self.memory_cluster(id).bring_back();
+    }
+
+    /// Copies every record appended to cluster `from` onto cluster `to`; see
+    /// [`MemoryCluster::mirror_to`].
+    pub fn mirror(&self, from: &ClusterId, to: &ClusterId) {
+        self.memory_cluster(from)
+            .mirror_to(&self.memory_cluster(to));
+    }
+
     /// Makes cluster `id` refuse deliveries for `reason` until called with `None`; see
     /// [`MemoryCluster::refuse_deliveries`].
     pub fn refuse_deliveries(&self, id: &ClusterId, reason: Option<&str>) {
@@ -156,8 +176,26 @@ impl MemoryCluster {
             .store(refusing.is_some(), Ordering::Release);
     }
 
-    fn append(&self, topic: &str, records: Vec<OutgoingRecord>) {
-        let timestamp_ms = now_ms();
+    /// Appends `records` now, counts them delivered, and copies them to the mirrors.
+    fn deliver(&self, topic: &str, records: Vec<OutgoingRecord>) {
+        let count = records.len() as u64;
+        self.append_at(topic, records, now_ms(), true);
+        self.shared.undelivered.delivered(topic);
+        if let Some(metrics) = &self.producer_metrics {
+            metrics.delivered(topic, count, Some(Duration::ZERO));
+        }
+    }
+
+    fn append_at(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+        timestamp_ms: i64,
+        to_mirrors: bool,
+    ) {
+        if to_mirrors {
+            self.copy_to_mirrors(topic, &records, timestamp_ms);
+        }
         let mut state = self.state();
         let topic = state.topic(topic, self.default_partitions);
         let partitions = topic.partitions.len();
@@ -261,10 +299,8 @@ impl Cluster for MemoryCluster {
         }
         match refusing {
             None => {
-                self.append(topic, records);
-                self.shared.undelivered.delivered(topic);
-                if let Some(metrics) = &self.producer_metrics {
-                    metrics.delivered(topic, count as u64, Some(Duration::ZERO));
+                if let Some(records) = self.hold_if_down(topic, records, tracker) {
+                    self.deliver(topic, records);
                 }
             }
             Some(reason) => {
@@ -297,7 +333,20 @@ impl Cluster for MemoryCluster {
         Ok(())
     }
 
+    async fn check_reachable(&self, _timeout: Duration) -> Result<()> {
+        self.check_up("connect")
+    }
+
+    fn unreachable_for(&self) -> Option<Duration> {
+        self.shared.outage.reachability.down_for()
+    }
+
+    fn redirect_undelivered(&self, to: Arc<dyn Cluster>) {
+        self.redirect_held(&to);
+    }
+
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
+        self.check_up("subscribe")?;
         if subscription.topics.is_empty() {
             return Err(Error::Config(
                 "a consumer needs at least one topic".to_owned(),
@@ -314,6 +363,7 @@ impl Cluster for MemoryCluster {
             &mut state,
             topics,
             subscription.auto_offset_reset,
+            subscription.start_times,
             subscription.group_id,
         );
         // A new member changes the others' target assignment: wake them to give partitions up.

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::outage::Outage;
 use crate::config::ClusterId;
 use crate::record::{Record, TopicPartition};
 use crate::transport::undelivered::Undelivered;
 
 pub(super) struct ClusterShared {
+    pub(super) id: ClusterId,
     pub(super) state: Mutex<ClusterState>,
     /// Why the cluster refuses deliveries now (a test's outage), if it does; `is_refusing`
     /// spares every produce the lock while it does not.
@@ -19,15 +21,19 @@ pub(super) struct ClusterShared {
     pub(super) is_refusing: AtomicBool,
     /// Records refused so far, logged one line per episode.
     pub(super) undelivered: Undelivered,
+    /// A test's outage of the cluster, and its mirrors.
+    pub(super) outage: Outage,
 }
 
 impl ClusterShared {
     pub(super) fn new(id: &ClusterId) -> Self {
         Self {
+            id: id.clone(),
             state: Mutex::default(),
             refusing: Mutex::default(),
             is_refusing: AtomicBool::default(),
             undelivered: Undelivered::new(id),
+            outage: Outage::default(),
         }
     }
 }
@@ -82,6 +88,22 @@ impl ClusterState {
             );
         }
         self.topics.get_mut(name).expect("inserted above")
+    }
+
+    /// The first offset of `tp` whose record is from `time_ms` or later (the end if none is),
+    /// as Kafka's ListOffsets by timestamp answers.
+    pub(super) fn offset_for_time(&self, tp: &TopicPartition, time_ms: i64) -> i64 {
+        let log = self
+            .topics
+            .get(&tp.topic)
+            .and_then(|t| t.partitions.get(tp.partition as usize));
+        match log {
+            Some(log) => log
+                .iter()
+                .position(|record| record.timestamp_ms >= time_ms)
+                .unwrap_or(log.len()) as i64,
+            None => 0,
+        }
     }
 
     pub(super) fn end_offset(&self, tp: &TopicPartition) -> i64 {
