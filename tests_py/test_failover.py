@@ -6,10 +6,15 @@ both come back — and every input is handled, none lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka_helpers import TIMEOUT, eventually, produce
+from local_kafka import TansuBroker, local_clusters
 from pydantic import BaseModel
 
 from fastkafka import FastKafka
@@ -123,3 +128,122 @@ def test_failover_options_are_checked_where_they_are_given() -> None:
             return signal
     with pytest.raises(ConfigError, match=r"\['production'\]\['standby'\].*'url'"):
         FastKafka(kafka_brokers={"production": {"url": "a", "standby": {"port": 1}}})
+
+
+# -- on real clusters --------------------------------------------------------------------------
+
+# Fast settings for tests: the broker holds fetches open otherwise.
+FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
+
+
+def tansu_with_standby(primary: TansuBroker, standby: TansuBroker) -> dict[str, Any]:
+    return with_standby(primary.bootstrap_servers, standby.bootstrap_servers)
+
+
+async def mirror(source: TansuBroker, target: TansuBroker, topic: str, copied: list[int]) -> None:
+    """Copies every record of ``topic`` onto ``target`` with its partition and timestamp, as
+    MirrorMaker 2 keeps a standby in step; counts what it copied in ``copied[0]``."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=source.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                fetch_max_wait_ms=50)
+    producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap_servers, acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                sent = [await producer.send(topic, value=r.value, key=r.key,
+                                            partition=r.partition, timestamp_ms=r.timestamp)
+                        for r in records]
+                await asyncio.gather(*sent)
+                copied[0] += len(records)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def everything(cluster: TansuBroker, topic: str) -> list[int]:
+    """The numbers of every record of ``topic`` on ``cluster`` (read to its end now)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in consumer.partitions_for_topic(topic) or {0}]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        numbers: list[int] = []
+        async with asyncio.timeout(TIMEOUT):
+            while [p for p, end in ends.items() if await consumer.position(p) < end]:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    numbers.extend(Signal.model_validate_json(r.value).n for r in records)
+        return numbers
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_nothing(
+    tmp_path: Path,
+) -> None:
+    with local_clusters(4) as (source, source_standby, destination, destination_standby):
+        for cluster in (source, source_standby):
+            cluster.create_topic("signals", partitions=2)
+        for cluster in (destination, destination_standby):
+            cluster.create_topic("predictions")
+        app = FastKafka(kafka_brokers=tansu_with_standby(source, source_standby),
+                        bootstrap_servers_id="production", failover_after=2,
+                        failover_rewind=1, **FAST)
+        handled: list[int] = []
+
+        @app.produces(topic="predictions",
+                      brokers=tansu_with_standby(destination, destination_standby))
+        async def to_predictions(signal: Signal) -> Signal:
+            return signal
+
+        @app.consumes(topic="signals", group_id="forwarder", auto_commit_interval_ms=200)
+        async def on_signals(signal: Signal) -> None:
+            handled.append(signal.n)
+            await to_predictions(signal)
+
+        def signals(numbers: range) -> list[tuple[bytes | None, bytes]]:
+            return [(str(n).encode(), Signal(n=n).model_dump_json().encode()) for n in numbers]
+
+        copied = [0]
+        mirroring = asyncio.create_task(mirror(source, source_standby, "signals", copied))
+        async with app:
+            await produce(source.bootstrap_servers, "signals", signals(range(0, 50)))
+            await eventually(lambda: set(range(50)) <= set(handled), "50 handled")
+
+            destination.kill()
+            await produce(source.bootstrap_servers, "signals", signals(range(50, 100)))
+            await eventually(lambda: standby_of(app, destination.bootstrap_servers)["active"],
+                             "outputs moved to the destination's standby")
+            await eventually(lambda: set(range(100)) <= set(handled), "100 handled")
+
+            await eventually(lambda: copied[0] == 100, "the mirror caught up")
+            mirroring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mirroring
+            source.kill()
+            await produce(source_standby.bootstrap_servers, "signals", signals(range(100, 150)))
+            await eventually(lambda: standby_of(app, source.bootstrap_servers)["active"],
+                             "the consumer moved to the source's standby")
+            await eventually(lambda: set(range(150)) <= set(handled), "150 handled")
+
+            destination.start()
+            source.start()
+            await eventually(lambda: not standby_of(app, source.bootstrap_servers)["active"]
+                             and not standby_of(app, destination.bootstrap_servers)["active"],
+                             "back on both primaries")
+            await produce(source.bootstrap_servers, "signals", signals(range(150, 200)))
+            await eventually(lambda: set(range(200)) <= set(handled), "200 handled")
+
+        outputs = (await everything(destination, "predictions")
+                   + await everything(destination_standby, "predictions"))
+        assert set(outputs) == set(range(200)), sorted(set(range(200)) - set(outputs))
+        # Replays: what the 1 s rewind covered when the consumer moved; reported, not bounded
+        # here beyond every input once more at most.
+        print(f"handled {len(handled)} times for 200 inputs, {len(outputs)} outputs")
+        assert len(handled) <= 2 * 200

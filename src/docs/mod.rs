@@ -9,7 +9,7 @@
 //! - **one server per cluster per environment**: the app's cluster keeps the environment names
 //!   (FastKafka's shape: `development`, `production`), cluster *k* ≥ 2 gets
 //!   `<environment>_cluster_<k>`; each server carries the brokers' description, protocol and
-//!   security scheme;
+//!   security scheme; a cluster's standby is a server of its own, `<server>_standby`;
 //! - **one channel per (topic, cluster)**, bound to the servers of its cluster: the topic's name
 //!   on the app's cluster, `<topic>_cluster_<k>` elsewhere (the Kafka binding names the topic);
 //! - operations named after the functions, with their descriptions; in 2.6 consumers are
@@ -162,6 +162,36 @@ struct Server {
     security: Option<Value>,
 }
 
+impl Server {
+    fn of(
+        name: String,
+        cluster: usize,
+        environment: &str,
+        addresses: &[crate::config::BrokerAddress],
+        default_description: String,
+    ) -> Self {
+        let first = &addresses[0];
+        Self {
+            name,
+            cluster,
+            environment: environment.to_owned(),
+            url: addresses
+                .iter()
+                .map(|broker| broker.address())
+                .collect::<Vec<_>>()
+                .join(","),
+            single: (addresses.len() == 1).then(|| (first.url.clone(), first.port)),
+            protocol: first.protocol.clone(),
+            description: if first.description.is_empty() {
+                default_description
+            } else {
+                first.description.clone()
+            },
+            security: first.security.clone(),
+        }
+    }
+}
+
 /// One (topic, cluster) and the functions that use it.
 #[derive(Debug, Clone, PartialEq)]
 struct Channel {
@@ -263,32 +293,33 @@ impl Docs {
 
     fn add_servers(&mut self, cluster: usize, brokers: &KafkaBrokers) -> Result<()> {
         for environment in brokers.environments() {
-            let addresses = brokers.brokers(environment)?;
-            let first = &addresses[0];
             let name = if cluster == 1 {
                 environment.to_owned()
             } else {
                 format!("{environment}_cluster_{cluster}")
             };
-            let description = if first.description.is_empty() {
-                format!("cluster {cluster}, environment '{environment}'")
-            } else {
-                first.description.clone()
-            };
-            self.servers.push(Server {
-                name,
+            let default_description = format!("cluster {cluster}, environment '{environment}'");
+            let primary = brokers.brokers(environment)?;
+            self.servers.push(Server::of(
+                name.clone(),
                 cluster,
-                environment: environment.to_owned(),
-                url: addresses
-                    .iter()
-                    .map(|broker| broker.address())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                single: (addresses.len() == 1).then(|| (first.url.clone(), first.port)),
-                protocol: first.protocol.clone(),
-                description,
-                security: first.security.clone(),
-            });
+                environment,
+                primary,
+                default_description.clone(),
+            ));
+            // A standby is a server of its own, bound to the same channels.
+            if let Some(standby) = brokers.standby_brokers(environment) {
+                self.servers.push(Server::of(
+                    format!("{name}_standby"),
+                    cluster,
+                    environment,
+                    standby,
+                    format!(
+                        "standby of {name} ({default_description}): its consumers and \
+                             producers move here when it is lost"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

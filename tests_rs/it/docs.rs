@@ -129,3 +129,33 @@ fn the_page_shows_both_clusters_and_every_channel_without_scripts() {
     assert!(page.contains("What was measured."));
     assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
 }
+
+#[test]
+fn a_standby_is_a_server_of_its_own_bound_to_its_clusters_channels() {
+    let brokers: KafkaBrokers = serde_json::from_value(json!({"production": {
+        "url": "eu-west", "port": 9092, "standby": {"url": "eu-central", "port": 9093}}}))
+    .unwrap();
+    let mut app = App::new(brokers);
+    app.consumer("signals", None, Json, |_: Signal| async {
+        Ok::<(), String>(())
+    })
+    .unwrap();
+    let spec = app
+        .docs(AppInfo::default())
+        .unwrap()
+        .asyncapi(AsyncApiVersion::V2_6);
+    let standby = &spec["servers"]["production_standby"];
+    assert_eq!(standby["url"], "eu-central");
+    assert_eq!(standby["variables"]["port"]["default"], "9093");
+    assert!(
+        standby["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("standby of production"),
+        "{standby}"
+    );
+    assert_eq!(
+        spec["channels"]["signals"]["servers"],
+        json!(["production", "production_standby"])
+    );
+}
