@@ -245,5 +245,7 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
         assert set(outputs) == set(range(200)), sorted(set(range(200)) - set(outputs))
         # Replays: what the 1 s rewind covered when the consumer moved; reported, not bounded
         # here beyond every input once more at most.
-        print(f"handled {len(handled)} times for 200 inputs, {len(outputs)} outputs")
+        again = sorted(n for n in set(handled) if handled.count(n) > 1)
+        print(f"handled {len(handled)} times for 200 inputs, {len(outputs)} outputs; "
+              f"again: {again}")
         assert len(handled) <= 2 * 200

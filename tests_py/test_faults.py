@@ -38,6 +38,9 @@ workers.RUST_PROFILE = "dev"  # the profile `cargo test` built already
         # Hosts of their own grow from one to three and back; ready hosts hold each partition
         # exactly once at every step.
         "13 hosts grow and shrink",
+        # A cluster lost for good: the app moves to its standby (and back when it returns).
+        "14 source lost, standby takes over",
+        "15 destination lost, standby takes over",
     ],
 )
 async def test_a_fault_mid_stream_loses_nothing(scenario: str) -> None:

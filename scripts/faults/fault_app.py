@@ -6,6 +6,8 @@ before it goes through (however the handler is written); FAULTS_ITEM_DELAY (seco
 0) is spent per item, so that a fault lands mid-stream. FAULTS_DEST_SECURITY holds the
 destination's security options as JSON (FastKafka's names), when it requires them;
 FAULTS_ASSIGNMENT the group's partition assignment strategy, when not librdkafka's default.
+FAULTS_SOURCE_STANDBY / FAULTS_DEST_STANDBY (host:port) name each cluster's standby, which the
+app fails over to after FAULTS_FAILOVER_AFTER seconds (default 3) with a 2 s rewind.
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
@@ -27,9 +29,19 @@ from fastkafka import FastKafka, KafkaEvent, RetryPolicy
 from fastkafka.executors import DynamicTaskExecutor, SequentialExecutor
 
 
-def brokers(address: str) -> dict[str, dict[str, Any]]:
+def brokers(address: str, standby: str | None = None) -> dict[str, dict[str, Any]]:
     host, port = address.rsplit(":", 1)
-    return {"development": {"url": host, "port": int(port)}}
+    entry: dict[str, Any] = {"url": host, "port": int(port)}
+    if standby is not None:
+        standby_host, standby_port = standby.rsplit(":", 1)
+        entry["standby"] = {"url": standby_host, "port": int(standby_port)}
+    return {"development": entry}
+
+
+SOURCE = brokers(os.environ["FAULTS_SOURCE"], os.environ.get("FAULTS_SOURCE_STANDBY"))
+DEST = brokers(os.environ["FAULTS_DEST"], os.environ.get("FAULTS_DEST_STANDBY"))
+FAILOVER = {"failover_after": float(os.environ.get("FAULTS_FAILOVER_AFTER", "3")),
+            "failover_rewind": 2.0}
 
 
 FLAKY = os.environ.get("FAULTS_FLAKY") == "1"
@@ -39,9 +51,10 @@ ITEM_DELAY = float(os.environ.get("FAULTS_ITEM_DELAY", "0"))
 FAST = {"fetch_max_wait_ms": 20, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
 
 app = FastKafka(
-    kafka_brokers=brokers(os.environ["FAULTS_SOURCE"]),
+    kafka_brokers=SOURCE,
     bootstrap_servers_id="development",
     **FAST,
+    **FAILOVER,
 )
 failed_attempts: dict[int, int] = {}
 
@@ -50,7 +63,7 @@ failed_attempts: dict[int, int] = {}
 # fault scenario sees failed deliveries — and redeliveries — within its run.
 @app.produces(
     topic="out",
-    brokers=brokers(os.environ["FAULTS_DEST"]),
+    brokers=DEST,
     **{"message.timeout.ms": 3000},
     **DEST_SECURITY,
 )
@@ -131,7 +144,7 @@ elif SHAPE == "batch":
 
     @app.produces(
         topic="out",
-        brokers=brokers(os.environ["FAULTS_DEST"]),
+        brokers=DEST,
         **{"message.timeout.ms": 3000},
         **DEST_SECURITY,
     )

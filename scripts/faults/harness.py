@@ -49,7 +49,7 @@ from local_kafka import (  # noqa: E402
     tls_proxy,
 )
 from report import holds, shape_of, table  # noqa: E402
-from scenarios import SCENARIOS, SHAPES, Poison, poison_records  # noqa: E402
+from scenarios import FAILOVER_FAULTS, SCENARIOS, SHAPES, Poison, poison_records  # noqa: E402
 from workers import Host, Worker  # noqa: E402
 
 PARTITIONS = 4
@@ -118,6 +118,27 @@ class Scenario:
         self.dest_client: dict[str, Any] = {"bootstrap_servers": dest.bootstrap_servers}
         # What the scenario started that the run must stop (a TLS proxy, say).
         self.cleanup = contextlib.ExitStack()
+        # Each cluster's standby, for the failover scenarios (14, 15), and the mirror that keeps
+        # the source's in step (records copied so far in `mirrored[0]`).
+        self.source_standby: TansuBroker | None = None
+        self.dest_standby: TansuBroker | None = None
+        self.mirroring: asyncio.Task[None] | None = None
+        self.mirrored = [0]
+
+    def with_standbys(self, source_standby: TansuBroker, dest_standby: TansuBroker) -> None:
+        """Names a standby for both clusters and starts mirroring `in` onto the source's."""
+        self.source_standby, self.dest_standby = source_standby, dest_standby
+        self.mirroring = asyncio.create_task(
+            mirror(self.source, source_standby, "in", self.mirrored)
+        )
+
+    async def until_mirrored(self, count: int, within: float = SETTLE_TIMEOUT) -> None:
+        """Waits until the mirror copied ``count`` records of `in` to the source's standby."""
+        deadline = time.monotonic() + within
+        while self.mirrored[0] < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the mirror copied {self.mirrored[0]} of {count} records")
+            await asyncio.sleep(0.1)  # the mirror counts as it goes; no event to wait on
 
     def secure_destination(self) -> None:
         """Makes the destination require SASL SCRAM-SHA-512 over TLS: Tansu with
@@ -165,9 +186,22 @@ class Scenario:
             None if self.dlt is self.source else self.dlt.bootstrap_servers,
             self.dest_security,
             host,
+            self.standby_environment(),
         )
         self.workers.append(worker)
         return worker
+
+    def standby_environment(self) -> dict[str, str]:
+        if self.source_standby is None or self.dest_standby is None:
+            return {}
+        return {
+            "FAULTS_SOURCE_STANDBY": self.source_standby.bootstrap_servers,
+            "FAULTS_DEST_STANDBY": self.dest_standby.bootstrap_servers,
+        }
+
+    def out_clusters(self) -> list[TansuBroker]:
+        """Where `out` may be: the destination, and its standby when it has one."""
+        return [self.dest] + ([self.dest_standby] if self.dest_standby is not None else [])
 
     def start_host(self, assignment: str) -> Worker:
         """A `fastkafka run --num-workers 2` command as a host of its own (scenario 13)."""
@@ -220,9 +254,15 @@ class Scenario:
         return stream.items + len(stream.poison)
 
     async def count_out(self) -> int:
-        """How many records `out` holds now (its high watermarks); -1 while the destination
-        is down."""
-        consumer = AIOKafkaConsumer(**self.client_options(self.dest))
+        """How many records `out` holds now (its high watermarks), on the destination and its
+        standby; -1 while neither answers."""
+        counts = [await self.count_out_on(cluster) for cluster in self.out_clusters()]
+        answered = [count for count in counts if count >= 0]
+        return sum(answered) if answered else -1
+
+    async def count_out_on(self, cluster: TansuBroker) -> int:
+        """How many records `out` holds on ``cluster``; -1 while it is down."""
+        consumer = AIOKafkaConsumer(**self.client_options(cluster))
         try:
             await asyncio.wait_for(consumer.start(), 10)
             partitions = [TopicPartition("out", p) for p in range(PARTITIONS)]
@@ -294,7 +334,9 @@ class Scenario:
         return 0  # the fault app dead-letters no valid item: its retries end in success
 
     async def count(self, name: str, stream: Stream, records_in: int, started: float) -> Row:
-        out = await self.read("out", self.dest)
+        out = [
+            record for cluster in self.out_clusters() for record in await self.read("out", cluster)
+        ]
         dead = await self.read_headers("in_dlt", self.dlt)
         ids = [Item.model_validate_json(value).id for _, value in out]
         # A dead letter names the input it stands for; an item's also carries the item.
@@ -324,19 +366,48 @@ class Scenario:
         )
 
 
+async def mirror(source: TansuBroker, target: TansuBroker, topic: str, copied: list[int]) -> None:
+    """Copies every record of ``topic`` onto ``target`` with its partition, key, headers and
+    timestamp, as MirrorMaker 2 keeps a standby in step; counts them in ``copied[0]``."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=source.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                fetch_max_wait_ms=50, max_partition_fetch_bytes=8 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap_servers, acks="all",
+                                linger_ms=5, max_request_size=8 << 20)
+    await consumer.start()
+    await producer.start()
+    try:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                sent = [await producer.send(topic, value=r.value, key=r.key, partition=r.partition,
+                                            timestamp_ms=r.timestamp, headers=list(r.headers))
+                        for r in records]
+                await asyncio.gather(*sent)
+                copied[0] += len(records)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
 @contextlib.asynccontextmanager
 async def clusters(
-    dead_letters_apart: bool, in_partitions: int = PARTITIONS
-) -> AsyncIterator[tuple[TansuBroker, TansuBroker, TansuBroker]]:
+    dead_letters_apart: bool, in_partitions: int = PARTITIONS, standbys: bool = False
+) -> AsyncIterator[list[TansuBroker]]:
     """Source, destination and the dead-letter topic's cluster: the source's own, or with
-    ``dead_letters_apart`` a third cluster."""
-    with local_clusters(3 if dead_letters_apart else 2) as brokers:
+    ``dead_letters_apart`` a third cluster; with ``standbys``, then a standby for the source
+    and one for the destination."""
+    with local_clusters(2 + int(dead_letters_apart) + 2 * int(standbys)) as brokers:
         source, dest = brokers[0], brokers[1]
         dlt = brokers[2] if dead_letters_apart else source
         source.create_topic("in", in_partitions)
         dlt.create_topic("in_dlt", 1)
         dest.create_topic("out", PARTITIONS)
-        yield source, dest, dlt
+        if standbys:
+            source_standby, dest_standby = brokers[-2], brokers[-1]
+            source_standby.create_topic("in", in_partitions)
+            source_standby.create_topic("in_dlt", 1)
+            dest_standby.create_topic("out", PARTITIONS)
+        yield [source, dest, dlt, *(brokers[-2:] if standbys else [])]
 
 
 async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002) -> Row:
@@ -347,9 +418,13 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
         stream.poison = poison_records(poison_count)
     number = name.split()[0]
     in_partitions = STORM_PARTITIONS if number in ("12", "13") else PARTITIONS
-    async with clusters(number == "10", in_partitions) as (source, dest, dlt):
+    standbys = number in FAILOVER_FAULTS
+    async with clusters(number == "10", in_partitions, standbys) as brokers:
+        source, dest, dlt = brokers[:3]
         scenario = Scenario(source, dest, source.directory.parent, item_delay)
         scenario.dlt = dlt
+        if standbys:
+            scenario.with_standbys(*brokers[3:])
         records_in = await scenario.produce(stream)
         started = time.monotonic()
         try:
@@ -372,6 +447,10 @@ async def run(name: str, size: int, poison_count: int, item_delay: float = 0.002
                     worker.kill_host()
             if scenario.proxy is not None:
                 await scenario.proxy.close()
+            if scenario.mirroring is not None:
+                scenario.mirroring.cancel()
+                with contextlib.suppress(BaseException):
+                    await scenario.mirroring
             scenario.cleanup.close()
             keep_logs(name, scenario)
 
@@ -383,7 +462,8 @@ def keep_logs(name: str, scenario: Scenario) -> None:
     kept.mkdir(parents=True, exist_ok=True)
     for worker in scenario.workers:
         shutil.copy(worker.log, kept / worker.log.name)
-    for broker in (scenario.source, scenario.dest):
+    standbys = [b for b in (scenario.source_standby, scenario.dest_standby) if b is not None]
+    for broker in (scenario.source, scenario.dest, *standbys):
         if broker.log_path.exists():
             shutil.copy(broker.log_path, kept / f"{broker.name}.log")
 

@@ -266,6 +266,40 @@ async def held_once(hosts: list[Worker], strict: bool, within: float = 120.0) ->
     return twice, unowned
 
 
+async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
+    """14. The source is lost (kill -9) mid-stream, its standby kept in step by a mirror that
+    keeps timestamps: the consumer moves there after `failover_after` (3 s) and goes on,
+    rewinding 2 s; once the standby has carried a share of the stream the source comes back
+    and the app moves back to it."""
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    await scenario.until_mirrored(stream.items + len(stream.poison))
+    scenario.source.kill()
+    lost = time.monotonic()
+    delivered = await scenario.count_out()
+    await scenario.until_out_has(delivered + stream.items // 5)
+    carried = time.monotonic() - lost
+    scenario.source.start()
+    return [f"source lost; the standby carried {stream.items // 5} items within {carried:.1f} s "
+            "(failover_after 3 s), then the source came back"]
+
+
+async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
+    """15. The destination is lost (kill -9) mid-stream: outputs — those queued for it too —
+    move to its standby after `failover_after` (3 s); once the standby has taken a share of
+    the stream the destination comes back and the app moves back to it."""
+    scenario.start_worker()
+    await scenario.strike_after(stream.items // 5)
+    scenario.dest.kill()
+    lost = time.monotonic()
+    delivered = await scenario.count_out()
+    await scenario.until_out_has(delivered + stream.items // 5)
+    carried = time.monotonic() - lost
+    scenario.dest.start()
+    return [f"destination lost; its standby took {stream.items // 5} items within "
+            f"{carried:.1f} s (failover_after 3 s), then the destination came back"]
+
+
 def shaped(shape: str, fault: Fault) -> Fault:
     """``fault`` with the fault app's handler written as ``shape`` (fault_app.py)."""
 
@@ -312,7 +346,12 @@ FAULTS: dict[str, Fault] = {
     "12 rebalance storm": rebalance_storm,
     "13 hosts grow and shrink": hosts_grow_and_shrink("range,roundrobin"),
     "13 hosts grow and shrink, cooperative": hosts_grow_and_shrink("cooperative-sticky"),
+    "14 source lost, standby takes over": source_fails_over,
+    "15 destination lost, standby takes over": destination_fails_over,
 }
+
+# Faults whose clusters have standbys (a mirror keeps the source's in step).
+FAILOVER_FAULTS = ("14", "15")
 
 # How the fault app's handler is written (fault_app.py): `guide` first, the guide's own.
 SHAPES = ("guide", "task", "dynamic", "batch", "defaults", "shared", "rust")
@@ -329,7 +368,8 @@ def applies(fault: str, shape: str) -> bool:
     if shape == "defaults":
         return number not in ("6", "7", "10")
     if shape == "rust":
-        return number not in ("8", "11")
+        # The Rust fault app names no standby.
+        return number not in ("8", "11", *FAILOVER_FAULTS)
     return True
 
 

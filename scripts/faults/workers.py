@@ -41,8 +41,10 @@ class Worker:
         dlt: str | None = None,
         dest_security: dict[str, str] | None = None,
         host: Host | None = None,
+        standbys: dict[str, str] | None = None,
     ) -> None:
         environment = {
+            **(standbys or {}),
             **os.environ,
             "FAULTS_SOURCE": source.bootstrap_servers,
             "FAULTS_DEST": dest,

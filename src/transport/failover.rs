@@ -13,8 +13,8 @@
 //!   [`FailoverPolicy::failback`] is off.
 //!
 //! Producers send to the side in use (one atomic read per send). A consumer
-//! ([`FailoverConsumer`]) notices the move at its next poll: it leaves the side it read (in the
-//! background when that side is down), joins the same group on the other, and starts each
+//! ([`FailoverConsumer`]) notices the move at its next poll: it leaves the side it read (a
+//! clean close, or — when that side is down — letting its client go), joins the same group on the other, and starts each
 //! partition at the first record from (the timestamp of the last record it finished there −
 //! [`FailoverPolicy::rewind`]), or later where the group's committed offset on that side is
 //! later ([`StartTimes`]). With a mirror that keeps timestamps (MirrorMaker 2 does) that loses
@@ -91,8 +91,8 @@ pub struct FailoverStatus {
 /// How often the pair's task looks at both sides.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
-/// How long a consumer waits to leave a side that is down before it lets go of it.
-const LEAVE_DOWN_SIDE_WITHIN: Duration = Duration::from_secs(10);
+/// How long a consumer waits for a clean close of the side it leaves, when that side answers.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 
 /// A primary cluster and its standby as one [`Cluster`]; see the module docs. Its identity is
 /// the primary's.
@@ -507,24 +507,22 @@ impl FailoverConsumer {
         let left = self.pair.of(self.side).clone();
         self.earlier_rebalances += old.rebalances();
         let held = old.assignment();
-        let left_is_down = left.unreachable_for().is_some();
-        // The side left may be down: leaving it (a commit, a group leave) is not waited for.
-        let leaving = async move {
-            if tokio::time::timeout(LEAVE_DOWN_SIDE_WITHIN, old.close())
-                .await
-                .is_err()
-            {
-                tracing::info!(
-                    target: "fastkafka::failover",
-                    "left cluster {} without a clean close (it did not answer)",
-                    left.id()
-                );
-            }
-        };
-        if left_is_down {
-            tokio::spawn(leaving);
-        } else {
-            leaving.await;
+        if left.unreachable_for().is_some() {
+            // A side that is down takes no commit and no goodbye: the client is let go as a
+            // crashed one would be (its group drops it after the session timeout). A close
+            // would wait for the cluster, and a client still closing when it comes back would
+            // rejoin the group and be given partitions it never reads.
+            tokio::task::spawn_blocking(move || drop(old));
+        } else if tokio::time::timeout(CLOSE_WITHIN, old.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                target: "fastkafka::failover",
+                "left cluster {} without a clean close (it did not answer within {:?})",
+                left.id(),
+                CLOSE_WITHIN
+            );
         }
         let old_side = std::mem::take(&mut self.generation);
         self.retired.extend(old_side.topics);

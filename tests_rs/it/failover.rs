@@ -182,3 +182,64 @@ async fn the_forwarding_app_fails_over_and_back_on_both_sides_and_loses_nothing(
         "replayed: what the rewind covers"
     );
 }
+
+/// librdkafka underneath: records queued for a primary whose brokers are all down are purged
+/// from its client when the pair moves, sent to the standby, and settled there in the tracker
+/// of the batch that sent them — the input they stand for can commit.
+#[cfg(feature = "kafka")]
+mod kafka {
+    use fastkafka::delivery::DeliveryTracker;
+    use fastkafka::transport::failover::{FailoverCluster, Side};
+    use fastkafka::{Subscription, Transport};
+
+    use super::*;
+    use crate::kafka::setup;
+    use crate::poll_exactly;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_queued_for_a_lost_primary_are_delivered_by_the_standby() {
+        let (primary_mock, primary_id, transport) = setup(1);
+        let (_standby_mock, standby_id, _) = setup(1);
+        let pair = FailoverCluster::new(
+            transport.cluster(&primary_id).unwrap(),
+            transport.cluster(&standby_id).unwrap(),
+            FailoverPolicy {
+                after: Duration::from_millis(300),
+                ..FailoverPolicy::default()
+            },
+        );
+        let tracker = DeliveryTracker::new();
+        primary_mock.broker_down(-1).unwrap();
+        let records: Vec<OutgoingRecord> = (0..20)
+            .map(|n| OutgoingRecord::new(n.to_string()))
+            .collect();
+        let rest = pair
+            .try_produce_tracked("t", records, Some(&tracker))
+            .unwrap();
+        assert!(rest.is_empty());
+        assert!(!tracker.is_settled(), "the primary cannot take them");
+
+        until(
+            Duration::from_secs(30),
+            "the pair moved to the standby",
+            || pair.side() == Side::Standby,
+        )
+        .await;
+        tokio::time::timeout(Duration::from_secs(30), tracker.settled())
+            .await
+            .expect("settled by the standby");
+        tracker.outcome().expect("delivered, not failed");
+        let mut consumer = transport
+            .cluster(&standby_id)
+            .unwrap()
+            .subscribe(Subscription::new(["t"]))
+            .await
+            .unwrap();
+        let delivered = poll_exactly(consumer.as_mut(), 20).await;
+        let values: BTreeSet<String> = delivered
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(values, (0..20).map(|n| n.to_string()).collect());
+    }
+}
