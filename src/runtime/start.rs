@@ -12,7 +12,7 @@ use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig}
 use crate::error::{Error, Result};
 use crate::health::{WatchedCluster, WatchedConsumer};
 use crate::metrics::{ConsumerLabels, ConsumerMetrics};
-use crate::transport::failover::{FailoverCluster, FailoverPolicy};
+use crate::transport::failover::{FailoverCluster, FailoverPolicy, Side};
 use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
 
 /// Whether a client property is about how to connect securely (TLS, SASL).
@@ -53,7 +53,8 @@ impl Runtime {
     /// Brings the app up on `transport`; returns once every consumer is subscribed.
     ///
     /// Every cluster must answer first: an unreachable one fails the start with an error naming
-    /// it, the environment and the functions that use it. Then the producers are bound and the
+    /// it, the environment and the functions that use it — unless it names a standby that
+    /// answers, on which its consumers and producers then start. Then the producers are bound and the
     /// consumers subscribe concurrently; if one fails, those that started are stopped again and
     /// the first error is returned. The start timeout bounds all of it: a subscription still
     /// unfinished then (a group that never settles) fails the start like an error.
@@ -89,22 +90,36 @@ impl Runtime {
                 standby,
                 used_by: vec![name.to_owned()],
                 pairs: Vec::new(),
+                starts_on: Side::Primary,
             });
         }
         let checks = clusters.0.iter().map(|used| async move {
             let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(standby) = &used.standby else {
+                let primary = &*used.cluster;
+                crate::transport::check_at_start(
+                    primary,
+                    &self.environment,
+                    &used.used_by,
+                    timeout,
+                )
+                .await?;
+                return Ok(Side::Primary);
+            };
+            // Half the time for the primary: an app restarted while its primary is lost still
+            // starts, on the standby, within the start timeout.
             let primary = crate::transport::check_at_start(
                 &*used.cluster,
                 &self.environment,
                 &used.used_by,
-                timeout,
+                timeout / 2,
             );
-            let standby = async {
-                let Some(standby) = &used.standby else {
-                    return;
-                };
-                // Needed only once the primary is lost: the app starts without it.
-                if let Err(error) = standby.check_reachable(timeout).await {
+            let (primary, standby_answers) =
+                futures_util::future::join(primary, standby.check_reachable(timeout / 2)).await;
+            match (primary, standby_answers) {
+                (Ok(()), Ok(())) => Ok(Side::Primary),
+                (Ok(()), Err(error)) => {
+                    // Needed only once the primary is lost: the app starts without it.
                     tracing::warn!(
                         target: "fastkafka::failover",
                         "standby {} of cluster {} does not answer at start (the app starts; it \
@@ -112,12 +127,23 @@ impl Runtime {
                         standby.id(),
                         used.cluster.id()
                     );
+                    Ok(Side::Primary)
                 }
-            };
-            futures_util::future::join(primary, standby).await.0
+                (Err(error), Ok(())) => {
+                    tracing::warn!(
+                        target: "fastkafka::failover",
+                        "starting on standby {} of cluster {}: {error}",
+                        standby.id(),
+                        used.cluster.id()
+                    );
+                    Ok(Side::Standby)
+                }
+                (Err(error), Err(_)) => Err(error),
+            }
         });
-        for checked in futures_util::future::join_all(checks).await {
-            checked?;
+        let sides = futures_util::future::join_all(checks).await;
+        for (used, side) in clusters.0.iter_mut().zip(sides) {
+            used.starts_on = side?;
         }
         let mut running = RunningRuntime::new(self.stop_timeout);
         for producer in &self.producers {
@@ -286,6 +312,8 @@ struct UsedCluster {
     standby: Option<Arc<dyn Cluster>>,
     used_by: Vec<String>,
     pairs: Vec<(FailoverPolicy, FailoverCluster)>,
+    /// Where its pairs start: the standby when the primary did not answer at start.
+    starts_on: Side,
 }
 
 impl UsedClusters {
@@ -331,7 +359,12 @@ impl UsedClusters {
         if let Some((_, pair)) = used.pairs.iter().find(|(known, _)| *known == policy) {
             return Arc::new(pair.clone());
         }
-        let pair = FailoverCluster::new(used.cluster.clone(), standby.clone(), policy);
+        let pair = FailoverCluster::starting_on(
+            used.cluster.clone(),
+            standby.clone(),
+            policy,
+            used.starts_on,
+        );
         used.pairs.push((policy, pair.clone()));
         Arc::new(pair)
     }

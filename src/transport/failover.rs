@@ -91,6 +91,9 @@ pub struct FailoverStatus {
 /// How often the pair's task looks at both sides.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
+/// How long the primary has to answer a probe while the traffic is on the standby.
+const PROBE_WITHIN: Duration = Duration::from_secs(1);
+
 /// How long a consumer waits for a clean close of the side it leaves, when that side answers.
 const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -133,6 +136,17 @@ impl FailoverCluster {
         standby: Arc<dyn Cluster>,
         policy: FailoverPolicy,
     ) -> Self {
+        Self::starting_on(primary, standby, policy, Side::Primary)
+    }
+
+    /// [`FailoverCluster::new`] with the traffic on `side` from the start: an app started
+    /// while its primary is lost starts on the standby (and moves back by the policy).
+    pub fn starting_on(
+        primary: Arc<dyn Cluster>,
+        standby: Arc<dyn Cluster>,
+        policy: FailoverPolicy,
+        side: Side,
+    ) -> Self {
         let metrics = ActiveClusterMetrics::register(
             primary.id().bootstrap_servers(),
             standby.id().bootstrap_servers(),
@@ -141,13 +155,16 @@ impl FailoverCluster {
             primary,
             standby,
             policy,
-            on_standby: AtomicBool::new(false),
-            side: watch::Sender::new(Side::Primary),
+            on_standby: AtomicBool::new(side == Side::Standby),
+            side: watch::Sender::new(side),
             primary_back_since: Mutex::new(None),
             switches: AtomicU64::new(0),
             last_switch: Mutex::new(None),
             metrics,
         });
+        if let (Some(metrics), Side::Standby) = (&shared.metrics, side) {
+            metrics.set_on_standby(true);
+        }
         tokio::spawn(watch_pair(Arc::downgrade(&shared)));
         Self { shared }
     }
@@ -181,8 +198,10 @@ impl Pair {
         self.cluster(side == Side::Standby)
     }
 
-    /// One look at both sides: moves the traffic if the policy says so.
-    fn look(&self) {
+    /// One look at both sides: moves the traffic if the policy says so. On the standby, the
+    /// primary counts as back only while it answers a request: a cluster no client has seen
+    /// go down (blackholed since the app started, say) is not taken for one that answers.
+    async fn look(&self) {
         let side = *self.side.borrow();
         match side {
             Side::Primary => {
@@ -205,6 +224,10 @@ impl Pair {
                     return;
                 }
                 if !self.policy.failback {
+                    return;
+                }
+                if self.primary.check_reachable(PROBE_WITHIN).await.is_err() {
+                    *lock(&self.primary_back_since) = None;
                     return;
                 }
                 let back_for = lock(&self.primary_back_since)
@@ -261,7 +284,7 @@ async fn watch_pair(pair: Weak<Pair>) {
         let Some(pair) = pair.upgrade() else {
             return;
         };
-        pair.look();
+        pair.look().await;
     }
 }
 

@@ -183,6 +183,54 @@ async fn the_forwarding_app_fails_over_and_back_on_both_sides_and_loses_nothing(
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_started_while_its_primary_is_lost_starts_on_the_standby_and_moves_back() {
+    let broker = MemoryBroker::new();
+    broker.take_down(&id(SOURCE));
+    broker.take_down(&id(DESTINATION));
+    let policy = FailoverPolicy {
+        after: Duration::from_millis(200),
+        ..FailoverPolicy::default()
+    };
+    let mut app = forwarding_app(policy).start_timeout(Duration::from_secs(2));
+    app = app.stop_timeout(Duration::from_secs(2));
+    let running = app.start(Arc::new(broker.clone())).await.unwrap();
+    assert_eq!(standby_active(&running, SOURCE), Some(true));
+    assert_eq!(standby_active(&running, DESTINATION), Some(true));
+    send(&broker.memory_cluster(&id(SOURCE_STANDBY)), 0..10);
+    let destination_standby = broker.memory_cluster(&id(DESTINATION_STANDBY));
+    until(WAIT, "forwarded on the standbys", || {
+        numbers(&destination_standby).len() == 10
+    })
+    .await;
+
+    broker.bring_back(&id(SOURCE));
+    broker.bring_back(&id(DESTINATION));
+    until(WAIT, "back on the primaries", || {
+        standby_active(&running, SOURCE) == Some(false)
+            && standby_active(&running, DESTINATION) == Some(false)
+    })
+    .await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_standby_that_answers_a_lost_primary_still_fails_the_start() {
+    let broker = MemoryBroker::new();
+    broker.take_down(&id(SOURCE));
+    broker.take_down(&id(SOURCE_STANDBY));
+    let app = forwarding_app(FailoverPolicy::default()).start_timeout(Duration::from_millis(400));
+    let error = app
+        .start(Arc::new(broker.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&format!("cluster {SOURCE}")) && error.contains("unreachable at start"),
+        "{error}"
+    );
+}
+
 /// librdkafka underneath: records queued for a primary whose brokers are all down are purged
 /// from its client when the pair moves, sent to the standby, and settled there in the tracker
 /// of the batch that sent them — the input they stand for can commit.
