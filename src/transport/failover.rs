@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
@@ -420,6 +421,7 @@ impl Cluster for FailoverCluster {
             finished_at: HashMap::new(),
             membership,
             earlier_rebalances: 0,
+            joining: None,
         };
         consumer.forward_membership();
         Ok(Box::new(consumer))
@@ -462,6 +464,8 @@ pub struct FailoverConsumer {
     /// The loop's view: what the consumer of each side was given or lost, in order.
     membership: Membership,
     earlier_rebalances: u64,
+    /// The side being joined, while a move is under way.
+    joining: Option<(Side, JoinHandle<Option<Box<dyn ClusterConsumer>>>)>,
 }
 
 impl fmt::Debug for FailoverConsumer {
@@ -503,50 +507,64 @@ impl FailoverConsumer {
         })
     }
 
-    /// Moves this consumer to `to`: joins there first (retrying while `to` is still the side
-    /// in use), then lets go of the side it read.
-    async fn switch(&mut self, to: Side) -> Result<()> {
+    /// Starts joining `to` (the same subscription, partitions starting by time): on a
+    /// blocking thread of its own, so that neither a cancelled poll nor a dropped consumer
+    /// drops a half-made client on a runtime thread (closing a Kafka client blocks). Retries
+    /// every second while `to` is still the side wanted.
+    fn start_joining(&mut self, to: Side) {
         let mut subscription = self.subscription.clone();
         subscription.start_times = self.start_times();
         let cluster = self.pair.of(to).clone();
-        let joined = loop {
-            match cluster.subscribe(subscription.clone()).await {
-                Ok(joined) => break joined,
-                Err(error) => {
-                    tracing::warn!(
-                        target: "fastkafka::failover",
-                        "could not subscribe to '{}' on {} yet: {error}",
-                        self.subscription.topics.join(","),
-                        cluster.id()
-                    );
+        let mut side_changes = self.side_changes.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                loop {
+                    match cluster.subscribe(subscription.clone()).await {
+                        Ok(joined) => return Some(joined),
+                        Err(error) => tracing::warn!(
+                            target: "fastkafka::failover",
+                            "could not subscribe to '{}' on {} yet: {error}",
+                            subscription.topics.join(","),
+                            cluster.id()
+                        ),
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    if *self.side_changes.borrow_and_update() != to {
-                        return Ok(());
+                    if *side_changes.borrow_and_update() != to {
+                        return None;
                     }
                 }
-            }
-        };
+            })
+        });
+        self.joining = Some((to, task));
+    }
+
+    /// Reads `joined` (on `to`) from now on and lets go of the side it read: a clean close
+    /// where that side answers, else the client let go as a crashed one would be (no commit,
+    /// no goodbye; its group drops it after the session timeout) — a close would wait for the
+    /// cluster, and a client still closing when it came back would rejoin the group and be
+    /// given partitions it never reads. Either way on a blocking thread, not waited for.
+    fn switch_to(&mut self, to: Side, joined: Box<dyn ClusterConsumer>) {
         let old = std::mem::replace(&mut self.inner, joined);
         let left = self.pair.of(self.side).clone();
         self.earlier_rebalances += old.rebalances();
         let held = old.assignment();
-        if left.unreachable_for().is_some() {
-            // A side that is down takes no commit and no goodbye: the client is let go as a
-            // crashed one would be (its group drops it after the session timeout). A close
-            // would wait for the cluster, and a client still closing when it comes back would
-            // rejoin the group and be given partitions it never reads.
-            tokio::task::spawn_blocking(move || drop(old));
-        } else if tokio::time::timeout(CLOSE_WITHIN, old.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                target: "fastkafka::failover",
-                "left cluster {} without a clean close (it did not answer within {:?})",
-                left.id(),
-                CLOSE_WITHIN
-            );
-        }
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            if left.unreachable_for().is_some() {
+                drop(old);
+            } else if runtime
+                .block_on(tokio::time::timeout(CLOSE_WITHIN, old.close()))
+                .is_err()
+            {
+                tracing::warn!(
+                    target: "fastkafka::failover",
+                    "left cluster {} without a clean close (it did not answer within {:?})",
+                    left.id(),
+                    CLOSE_WITHIN
+                );
+            }
+        });
         let old_side = std::mem::take(&mut self.generation);
         self.retired.extend(old_side.topics);
         self.membership.changed(PartitionsChange::Revoked(held));
@@ -556,12 +574,11 @@ impl FailoverConsumer {
             "consumer of '{}' reads cluster {} now (partitions start {} s before the last \
              record it finished, or at the group's later commit there)",
             self.subscription.topics.join(","),
-            cluster.id(),
+            self.pair.of(to).id(),
             self.pair.policy.rewind.as_secs_f64()
         );
         self.finished_at.clear();
         self.side = to;
-        Ok(())
     }
 }
 
@@ -569,9 +586,27 @@ impl FailoverConsumer {
 impl ClusterConsumer for FailoverConsumer {
     async fn poll(&mut self, max_records: usize) -> Result<Vec<Record>> {
         loop {
+            if let Some((to, joining)) = &mut self.joining {
+                // Cancel-safe: a poll dropped here leaves the join running, awaited again by
+                // the next poll.
+                let joined = joining.await;
+                let to = *to;
+                self.joining = None;
+                match joined {
+                    Ok(Some(joined)) => self.switch_to(to, joined),
+                    Ok(None) => {} // the pair moved back meanwhile
+                    Err(error) => {
+                        return Err(crate::error::Error::Transport {
+                            cluster: self.pair.of(to).id().to_string(),
+                            message: format!("joining the consumer's group failed: {error}"),
+                        })
+                    }
+                }
+                continue;
+            }
             let wanted = *self.side_changes.borrow_and_update();
             if wanted != self.side {
-                self.switch(wanted).await?;
+                self.start_joining(wanted);
                 continue;
             }
             self.forward_membership();
