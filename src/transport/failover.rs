@@ -465,7 +465,7 @@ pub struct FailoverConsumer {
     membership: Membership,
     earlier_rebalances: u64,
     /// The side being joined, while a move is under way.
-    joining: Option<(Side, JoinHandle<Option<Box<dyn ClusterConsumer>>>)>,
+    joining: Option<(Side, Joining)>,
 }
 
 impl fmt::Debug for FailoverConsumer {
@@ -704,6 +704,10 @@ impl ClusterConsumer for FailoverConsumer {
         closed
     }
 }
+
+/// A consumer's join of the other side: the new client, or `None` if the pair moved back
+/// meanwhile.
+type Joining = JoinHandle<Option<Box<dyn ClusterConsumer>>>;
 
 /// What woke a [`FailoverConsumer`]'s poll.
 enum Woken {
