@@ -256,14 +256,7 @@ fn parse_entry(
     path: &str,
     entry: &Value,
 ) -> Result<(Vec<BrokerAddress>, Option<Vec<BrokerAddress>>)> {
-    let items: Vec<(String, &Value)> = match entry {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| (format!("{path}[{i}]"), item))
-            .collect(),
-        other => vec![(path.to_owned(), other)],
-    };
+    let items = items_of(path, entry);
     let mut brokers = Vec::with_capacity(items.len());
     let mut standby: Option<(String, Vec<BrokerAddress>)> = None;
     for (item_path, item) in items {
@@ -287,25 +280,30 @@ fn parse_entry(
     Ok((brokers, standby.map(|(_, standby)| standby)))
 }
 
-fn cluster_of(brokers: &[BrokerAddress]) -> ClusterId {
-    ClusterId::from_addresses(brokers.iter().map(BrokerAddress::address))
-}
-
-/// A standby: one broker or a list, with no standby of its own.
-fn parse_standby(path: &str, value: &Value) -> Result<Vec<BrokerAddress>> {
-    let items: Vec<(String, &Value)> = match value {
-        Value::Array(items) if items.is_empty() => {
-            return Err(Error::Config(format!(
-                "{path} is an empty list; give at least one broker {{'url': ..., 'port': ...}}"
-            )))
-        }
+/// The broker entries of `value` — one, or each of a list — with their paths for errors.
+fn items_of<'a>(path: &str, value: &'a Value) -> Vec<(String, &'a Value)> {
+    match value {
         Value::Array(items) => items
             .iter()
             .enumerate()
             .map(|(i, item)| (format!("{path}[{i}]"), item))
             .collect(),
         other => vec![(path.to_owned(), other)],
-    };
+    }
+}
+
+fn cluster_of(brokers: &[BrokerAddress]) -> ClusterId {
+    ClusterId::from_addresses(brokers.iter().map(BrokerAddress::address))
+}
+
+/// A standby: one broker or a list, with no standby of its own.
+fn parse_standby(path: &str, value: &Value) -> Result<Vec<BrokerAddress>> {
+    let items = items_of(path, value);
+    if items.is_empty() {
+        return Err(Error::Config(format!(
+            "{path} is an empty list; give at least one broker {{'url': ..., 'port': ...}}"
+        )));
+    }
     items
         .into_iter()
         .map(|(item_path, item)| {

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_helpers import TIMEOUT, eventually, produce
 from local_kafka import TansuBroker, local_clusters
+from mirror import mirror
 from pydantic import BaseModel
 
 from fastkafka import FastKafka
@@ -140,29 +141,6 @@ def tansu_with_standby(primary: TansuBroker, standby: TansuBroker) -> dict[str, 
     return with_standby(primary.bootstrap_servers, standby.bootstrap_servers)
 
 
-async def mirror(source: TansuBroker, target: TansuBroker, topic: str, copied: list[int]) -> None:
-    """Copies every record of ``topic`` onto ``target`` with its partition and timestamp, as
-    MirrorMaker 2 keeps a standby in step; counts what it copied in ``copied[0]``."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=source.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                fetch_max_wait_ms=50)
-    producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap_servers, acks="all")
-    await consumer.start()
-    await producer.start()
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                sent = [await producer.send(topic, value=r.value, key=r.key,
-                                            partition=r.partition, timestamp_ms=r.timestamp)
-                        for r in records]
-                await asyncio.gather(*sent)
-                copied[0] += len(records)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
 async def everything(cluster: TansuBroker, topic: str) -> list[int]:
     """The numbers of every record of ``topic`` on ``cluster`` (read to its end now)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap_servers,
@@ -211,7 +189,9 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
             return [(str(n).encode(), Signal(n=n).model_dump_json().encode()) for n in numbers]
 
         copied = [0]
-        mirroring = asyncio.create_task(mirror(source, source_standby, "signals", copied))
+        mirroring = asyncio.create_task(
+            mirror(source.bootstrap_servers, source_standby.bootstrap_servers, "signals", copied)
+        )
         async with app:
             await produce(source.bootstrap_servers, "signals", signals(range(0, 50)))
             await eventually(lambda: set(range(50)) <= set(handled), "50 handled")

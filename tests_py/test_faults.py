@@ -1,8 +1,8 @@
 """Nothing lost under faults: the forwarding app on two real clusters (Tansu), with worker
 processes, under a slice of `make faults`'s matrix with small streams: 1 (with each way of
-writing the handler, the Rust app's included), 3, 6, 7, 8, 9 for 8 s, 10, 11, 12 and 13 (the full
-sizes, the other cells and the other scenarios are in `make faults`). Counted by reading the
-topics back."""
+writing the handler, the Rust app's included), 3, 6, 7, 8, 9 for 8 s, 10, 11, 12, 13, 14 and
+15 (the full sizes, the other cells and the other scenarios are in `make faults`). Counted by
+reading the topics back."""
 
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ from local_kafka import (  # noqa: E402
     local_clusters,
     tls_proxy,
 )
+from mirror import mirror  # noqa: E402
 from report import holds, shape_of, table  # noqa: E402
 from scenarios import FAILOVER_FAULTS, SCENARIOS, SHAPES, Poison, poison_records  # noqa: E402
 from workers import Host, Worker  # noqa: E402
@@ -129,7 +130,8 @@ class Scenario:
         """Names a standby for both clusters and starts mirroring `in` onto the source's."""
         self.source_standby, self.dest_standby = source_standby, dest_standby
         self.mirroring = asyncio.create_task(
-            mirror(self.source, source_standby, "in", self.mirrored)
+            mirror(self.source.bootstrap_servers, source_standby.bootstrap_servers, "in",
+                   self.mirrored)
         )
 
     async def until_mirrored(self, count: int, within: float = SETTLE_TIMEOUT) -> None:
@@ -364,29 +366,6 @@ class Scenario:
             seconds=time.monotonic() - started,
             order_by_key=order,
         )
-
-
-async def mirror(source: TansuBroker, target: TansuBroker, topic: str, copied: list[int]) -> None:
-    """Copies every record of ``topic`` onto ``target`` with its partition, key, headers and
-    timestamp, as MirrorMaker 2 keeps a standby in step; counts them in ``copied[0]``."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=source.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                fetch_max_wait_ms=50, max_partition_fetch_bytes=8 << 20)
-    producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap_servers, acks="all",
-                                linger_ms=5, max_request_size=8 << 20)
-    await consumer.start()
-    await producer.start()
-    try:
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                sent = [await producer.send(topic, value=r.value, key=r.key, partition=r.partition,
-                                            timestamp_ms=r.timestamp, headers=list(r.headers))
-                        for r in records]
-                await asyncio.gather(*sent)
-                copied[0] += len(records)
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from items import Item
 
 if TYPE_CHECKING:
     from harness import Scenario, Stream, Worker
+    from local_kafka import TansuBroker
 
 Fault = Callable[["Scenario", "Stream"], Awaitable[list[str]]]
 
@@ -274,12 +275,7 @@ async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     scenario.start_worker()
     await scenario.strike_after(stream.items // 5)
     await scenario.until_mirrored(stream.items + len(stream.poison))
-    scenario.source.kill()
-    lost = time.monotonic()
-    delivered = await scenario.count_out()
-    await scenario.until_out_has(delivered + stream.items // 5)
-    carried = time.monotonic() - lost
-    scenario.source.start()
+    carried = await standby_carries(scenario, stream, scenario.source)
     return [f"source lost; the standby carried {stream.items // 5} items within {carried:.1f} s "
             "(failover_after 3 s), then the source came back"]
 
@@ -290,14 +286,21 @@ async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str
     the stream the destination comes back and the app moves back to it."""
     scenario.start_worker()
     await scenario.strike_after(stream.items // 5)
-    scenario.dest.kill()
-    lost = time.monotonic()
-    delivered = await scenario.count_out()
-    await scenario.until_out_has(delivered + stream.items // 5)
-    carried = time.monotonic() - lost
-    scenario.dest.start()
+    carried = await standby_carries(scenario, stream, scenario.dest)
     return [f"destination lost; its standby took {stream.items // 5} items within "
             f"{carried:.1f} s (failover_after 3 s), then the destination came back"]
+
+
+async def standby_carries(scenario: Scenario, stream: Stream, lost: TansuBroker) -> float:
+    """Kills ``lost``, waits until a fifth of the stream more is on `out` (which only its
+    standby can make happen), starts it again; returns how long the standby took."""
+    lost.kill()
+    killed = time.monotonic()
+    delivered = await scenario.count_out()
+    await scenario.until_out_has(delivered + stream.items // 5)
+    carried = time.monotonic() - killed
+    lost.start()
+    return carried
 
 
 def shaped(shape: str, fault: Fault) -> Fault:
