@@ -7,7 +7,8 @@ before it goes through (however the handler is written); FAULTS_ITEM_DELAY (seco
 destination's security options as JSON (FastKafka's names), when it requires them;
 FAULTS_ASSIGNMENT the group's partition assignment strategy, when not librdkafka's default.
 FAULTS_SOURCE_STANDBY / FAULTS_DEST_STANDBY (host:port) name each cluster's standby, which the
-app fails over to after FAULTS_FAILOVER_AFTER seconds (default 3) with a 2 s rewind.
+app fails over to after FAULTS_FAILOVER_AFTER seconds (default 1.5: before its
+records for a lost destination time out, 3 s) with a 2 s rewind.
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
@@ -40,7 +41,7 @@ def brokers(address: str, standby: str | None = None) -> dict[str, dict[str, Any
 
 SOURCE = brokers(os.environ["FAULTS_SOURCE"], os.environ.get("FAULTS_SOURCE_STANDBY"))
 DEST = brokers(os.environ["FAULTS_DEST"], os.environ.get("FAULTS_DEST_STANDBY"))
-FAILOVER = {"failover_after": float(os.environ.get("FAULTS_FAILOVER_AFTER", "3")),
+FAILOVER = {"failover_after": float(os.environ.get("FAULTS_FAILOVER_AFTER", "1.5")),
             "failover_rewind": 2.0}
 
 

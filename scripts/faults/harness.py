@@ -77,7 +77,7 @@ class Row:
     # For a scenario that stops `fastkafka run` (8): how long the stop took, its exit status.
     stop_seconds: float | None = None
     stop_status: int | None = None
-    # Items in the order they arrived on `out`, per key (for the order check).
+    # Items in the order they arrived on `out`, per cluster and key (for the order check).
     order_by_key: dict[bytes, list[int]] = field(default_factory=dict, repr=False)
 
 
@@ -336,9 +336,12 @@ class Scenario:
         return 0  # the fault app dead-letters no valid item: its retries end in success
 
     async def count(self, name: str, stream: Stream, records_in: int, started: float) -> Row:
-        out = [
-            record for cluster in self.out_clusters() for record in await self.read("out", cluster)
+        # Order is promised per key on each cluster, not across a move to a standby: each
+        # record's key is counted with its cluster's name.
+        on_clusters = [
+            (cluster.name, await self.read("out", cluster)) for cluster in self.out_clusters()
         ]
+        out = [record for _, records in on_clusters for record in records]
         dead = await self.read_headers("in_dlt", self.dlt)
         ids = [Item.model_validate_json(value).id for _, value in out]
         # A dead letter names the input it stands for; an item's also carries the item.
@@ -353,8 +356,10 @@ class Scenario:
         lost_items = set(range(stream.items)) - delivered - dead_ids
         lost_poison = stream.poison_at - dead_at
         order: dict[bytes, list[int]] = {}
-        for key, value in out:
-            order.setdefault(key or b"", []).append(Item.model_validate_json(value).id)
+        for cluster_name, records in on_clusters:
+            for key, value in records:
+                ordered = order.setdefault(f"{cluster_name}/".encode() + (key or b""), [])
+                ordered.append(Item.model_validate_json(value).id)
         delivered -= {-6}  # a poison item cannot be delivered: its output is too large
         return Row(
             scenario=name,

@@ -269,7 +269,7 @@ async def held_once(hosts: list[Worker], strict: bool, within: float = 120.0) ->
 
 async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     """14. The source is lost (kill -9) mid-stream, its standby kept in step by a mirror that
-    keeps timestamps: the consumer moves there after `failover_after` (3 s) and goes on,
+    keeps timestamps: the consumer moves there after `failover_after` (1.5 s) and goes on,
     rewinding 2 s; once the standby has carried a share of the stream the source comes back
     and the app moves back to it."""
     scenario.start_worker()
@@ -277,18 +277,18 @@ async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     await scenario.until_mirrored(stream.items + len(stream.poison))
     carried = await standby_carries(scenario, stream, scenario.source)
     return [f"source lost; the standby carried {stream.items // 5} items within {carried:.1f} s "
-            "(failover_after 3 s), then the source came back"]
+            "(failover_after 1.5 s), then the source came back"]
 
 
 async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     """15. The destination is lost (kill -9) mid-stream: outputs — those queued for it too —
-    move to its standby after `failover_after` (3 s); once the standby has taken a share of
+    move to its standby after `failover_after` (1.5 s); once the standby has taken a share of
     the stream the destination comes back and the app moves back to it."""
     scenario.start_worker()
     await scenario.strike_after(stream.items // 5)
     carried = await standby_carries(scenario, stream, scenario.dest)
     return [f"destination lost; its standby took {stream.items // 5} items within "
-            f"{carried:.1f} s (failover_after 3 s), then the destination came back"]
+            f"{carried:.1f} s (failover_after 1.5 s), then the destination came back"]
 
 
 async def standby_carries(scenario: Scenario, stream: Stream, lost: TansuBroker) -> float:

@@ -380,8 +380,13 @@ pub trait Cluster: Send + Sync + fmt::Debug {
 
     /// Hands every record taken and not delivered yet over to `to` — it stops trying to
     /// deliver them itself — so each is settled in its tracker by `to` instead (a failover to a
-    /// standby cluster, [`failover`]). Nothing is held in a cluster that is up in memory.
-    fn redirect_undelivered(&self, _to: Arc<dyn Cluster>) {}
+    /// standby cluster, [`failover`]), in the order they were taken. Returns how many are not
+    /// handed over yet (a client's reports of them still to be served): call again until 0.
+    /// May block briefly (run it on a blocking thread). Nothing is held in a cluster that is up
+    /// in memory.
+    fn redirect_undelivered(&self, _to: Arc<dyn Cluster>) -> usize {
+        0
+    }
 
     /// For a primary paired with a standby ([`failover::FailoverCluster`]): which side takes
     /// the traffic and why it last moved. `None` for a single cluster.

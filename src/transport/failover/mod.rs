@@ -6,9 +6,10 @@
 //! times a second and moves the pair's traffic:
 //! - to the standby once the primary has been unreachable for [`FailoverPolicy::after`] (every
 //!   broker down, as its clients see it) and the standby answers; records still queued for the
-//!   primary are handed to the standby ([`Cluster::redirect_undelivered`]) and settle in the
-//!   trackers they were sent for, so an input still commits only once its outputs are
-//!   acknowledged — by whichever cluster took them;
+//!   primary are handed to the standby ([`Cluster::redirect_undelivered`]) before any new one
+//!   (so each key's records reach the standby in order) and settle in the trackers they were
+//!   sent for, so an input still commits only once its outputs are acknowledged — by
+//!   whichever cluster took them;
 //! - back to the primary once it has answered again for [`FailoverPolicy::after`], unless
 //!   [`FailoverPolicy::failback`] is off.
 //!
@@ -93,6 +94,9 @@ pub struct FailoverStatus {
 /// How often the pair's task looks at both sides.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
+/// How long failing over may hold new sends back while the primary's records move first.
+const HAND_OVER_WITHIN: Duration = Duration::from_secs(2);
+
 /// How long the primary has to answer a probe while the traffic is on the standby.
 const PROBE_WITHIN: Duration = Duration::from_secs(1);
 
@@ -112,6 +116,8 @@ struct Pair {
     policy: FailoverPolicy,
     /// Mirrors `side` for the producers' hot path.
     on_standby: AtomicBool,
+    /// While traffic moves to the standby: new sends wait, as for room in a full queue.
+    holding: AtomicBool,
     side: watch::Sender<Side>,
     /// Since when the primary answers again, while traffic is on the standby.
     primary_back_since: Mutex<Option<Instant>>,
@@ -158,6 +164,7 @@ impl FailoverCluster {
             standby,
             policy,
             on_standby: AtomicBool::new(side == Side::Standby),
+            holding: AtomicBool::new(false),
             side: watch::Sender::new(side),
             primary_back_since: Mutex::new(None),
             switches: AtomicU64::new(0),
@@ -214,15 +221,15 @@ impl Pair {
                     self.switch(
                         Side::Standby,
                         format!("unreachable for {:.1} s", down.as_secs_f64()),
-                    );
+                    )
+                    .await;
                 }
             }
             Side::Standby => {
                 if self.primary.unreachable_for().is_some() {
                     *lock(&self.primary_back_since) = None;
-                    // What was sent to the primary as traffic moved, or taken by its client's
-                    // lane after the move, follows the rest.
-                    self.primary.redirect_undelivered(self.standby.clone());
+                    // Anything the primary still holds (left at the move's deadline) follows.
+                    self.hand_over_from_primary().await;
                     return;
                 }
                 if !self.policy.failback {
@@ -239,18 +246,18 @@ impl Pair {
                     self.switch(
                         Side::Primary,
                         format!("answering again for {:.1} s", back_for.as_secs_f64()),
-                    );
+                    )
+                    .await;
                 }
             }
         }
     }
 
-    fn switch(&self, to: Side, why: String) {
-        let from = self.of(if to == Side::Standby {
-            Side::Primary
-        } else {
-            Side::Standby
-        });
+    /// Moves the traffic to `to`. Failing over, new sends are held back (as by a full queue)
+    /// until what the primary still holds was handed to the standby, so that the standby gets
+    /// each key's records in the order they were sent; failing back, the standby answers and
+    /// delivers what it holds itself.
+    async fn switch(&self, to: Side, why: String) {
         let reason = match to {
             Side::Standby => format!(
                 "failing over from cluster {} to its standby {}: the primary has been {why}",
@@ -264,16 +271,36 @@ impl Pair {
             ),
         };
         tracing::warn!(target: "fastkafka::failover", "{reason}");
+        if to == Side::Standby {
+            self.holding.store(true, Ordering::Release);
+            self.hand_over_from_primary().await;
+        }
         *lock(&self.primary_back_since) = None;
         *lock(&self.last_switch) = Some(reason);
         self.switches.fetch_add(1, Ordering::Relaxed);
         self.on_standby
             .store(to == Side::Standby, Ordering::Release);
+        self.holding.store(false, Ordering::Release);
         self.side.send_replace(to);
         if let Some(metrics) = &self.metrics {
             metrics.set_on_standby(to == Side::Standby);
         }
-        from.redirect_undelivered(self.of(to).clone());
+    }
+
+    /// Hands what the primary holds to the standby, until it holds nothing (or
+    /// [`HAND_OVER_WITHIN`] has passed: what is left follows at the next looks).
+    async fn hand_over_from_primary(&self) {
+        let deadline = Instant::now() + HAND_OVER_WITHIN;
+        loop {
+            let (primary, standby) = (self.primary.clone(), self.standby.clone());
+            let left = tokio::task::spawn_blocking(move || primary.redirect_undelivered(standby))
+                .await
+                .unwrap_or(0);
+            if left == 0 || Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -353,6 +380,9 @@ impl Cluster for FailoverCluster {
     }
 
     fn produce(&self, topic: &str, records: Vec<OutgoingRecord>) -> Result<()> {
+        while self.shared.holding.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1)); // blocks, as on a full queue
+        }
         self.active().produce(topic, records)
     }
 
@@ -362,6 +392,9 @@ impl Cluster for FailoverCluster {
         records: Vec<OutgoingRecord>,
         tracker: Option<&Arc<DeliveryTracker>>,
     ) -> Result<Vec<OutgoingRecord>> {
+        if self.shared.holding.load(Ordering::Acquire) {
+            return Ok(records); // none taken, as by a full queue: the caller waits for room
+        }
         self.active().try_produce_tracked(topic, records, tracker)
     }
 
@@ -371,6 +404,9 @@ impl Cluster for FailoverCluster {
         record: OutgoingRecord,
         tracker: Option<&Arc<DeliveryTracker>>,
     ) -> Result<Option<OutgoingRecord>> {
+        if self.shared.holding.load(Ordering::Acquire) {
+            return Ok(Some(record));
+        }
         self.active().try_produce_one(topic, record, tracker)
     }
 

@@ -14,6 +14,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::consumer::KafkaConsumer;
 use super::native;
 use super::oauth::TokenProvider;
+use super::redirect::Redirect;
 use super::reports::{DeliveryReporter, ReportedProducer};
 use super::send_lane::{LaneClient, SendLane};
 use super::{client_config, config_error, BLOCKING_CALL_TIMEOUT};
@@ -83,7 +84,7 @@ impl KafkaCluster {
             metrics: producer_metrics.clone(),
             reachability: reachability.clone(),
             token_provider: token_provider.clone(),
-            redirect: Mutex::default(),
+            redirect: Redirect::default(),
         };
         let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
@@ -356,8 +357,11 @@ impl Cluster for KafkaCluster {
         self.reachability.down_for()
     }
 
-    fn redirect_undelivered(&self, to: Arc<dyn Cluster>) {
-        self.producer.redirect_undelivered(to);
+    fn redirect_undelivered(&self, to: Arc<dyn Cluster>) -> usize {
+        if let Some(lane) = &self.lane {
+            lane.drain(LANE_DRAIN); // into the client's queue, which the purge empties
+        }
+        self.producer.redirect_undelivered(to)
     }
 
     async fn recheck(&self) {
@@ -445,6 +449,9 @@ pub(super) fn is_queue_full(error: &KafkaError) -> bool {
         KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
     )
 }
+
+/// How long a redirect waits for the lane to hand its records to the client.
+const LANE_DRAIN: Duration = Duration::from_millis(100);
 
 /// How long one metadata request of [`KafkaCluster::check_reachable`] may take.
 const CHECK_ATTEMPT: Duration = Duration::from_millis(500);

@@ -21,6 +21,7 @@
 //!   included);
 //! - `cluster.rs`: [`KafkaCluster`] and its producer client; `reports.rs`: the thread that
 //!   serves the client's delivery reports (asleep while there are none) and what each does;
+//!   `redirect.rs`: records a failover takes from the client, sent on to the standby in order;
 //!   `send_lane.rs`: the lane a cluster's records may wait in for a thread of its own to hand
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
 //! - [`offsets`]: the offset tools' reads and commits (`fastkafka offsets`); [`oauth`]: SASL
@@ -37,6 +38,7 @@ mod native;
 pub mod oauth;
 pub mod offsets;
 mod rebalance;
+mod redirect;
 mod reports;
 mod send_lane;
 

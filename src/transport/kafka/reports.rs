@@ -31,11 +31,11 @@ use rdkafka::ClientContext;
 
 use super::cluster::report_undelivered;
 use super::oauth::{token_for_client, TokenProvider};
+use super::redirect::Redirect;
 use super::{client_error, native};
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
 use crate::metrics::ClusterProducerMetrics;
-use crate::transport::failover::resend;
 use crate::transport::undelivered::Undelivered;
 use crate::transport::{Cluster, Reachability};
 
@@ -187,20 +187,21 @@ pub(super) struct DeliveryReporter {
     pub(super) token_provider: Option<Arc<dyn TokenProvider>>,
     /// Where records purged from the client are sent instead of failing: the standby a
     /// failover moved the traffic to ([`ReportedProducer::redirect_undelivered`]).
-    pub(super) redirect: Mutex<Option<Arc<dyn Cluster>>>,
+    pub(super) redirect: Redirect,
 }
 
 impl ReportedProducer {
     /// Hands every record the client holds — queued, or in flight without an answer (it may
     /// reach this cluster too: at least once) — over to `to`: librdkafka purges them, and their
-    /// reports send each to `to` in its tracker.
-    pub(super) fn redirect_undelivered(&self, to: Arc<dyn Cluster>) {
-        *self
-            .context()
-            .redirect
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(to);
+    /// reports, served in order by the report thread, send each to `to` in its tracker.
+    /// Returns what the client still holds (reports not served yet included).
+    pub(super) fn redirect_undelivered(&self, to: Arc<dyn Cluster>) -> usize {
+        let redirect = &self.context().redirect;
+        redirect.point_at(to);
         self.purge(PurgeConfig::default().queue().inflight());
+        let held = usize::try_from(self.in_flight_count()).unwrap_or(0);
+        redirect.send_on(held);
+        held
     }
 }
 
@@ -237,15 +238,6 @@ impl ClientContext for DeliveryReporter {
     }
 }
 
-impl DeliveryReporter {
-    fn redirect_to(&self) -> Option<Arc<dyn Cluster>> {
-        self.redirect
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
 impl ProducerContext for DeliveryReporter {
     type DeliveryOpaque = Arc<DeliveryTracker>;
 
@@ -263,15 +255,7 @@ impl ProducerContext for DeliveryReporter {
                     RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
                 ),
                 message,
-            )) if self.redirect_to().is_some() => {
-                let to = self.redirect_to().expect("checked above");
-                resend(
-                    &*to,
-                    message.topic(),
-                    vec![native::outgoing(message)],
-                    Some(&tracker),
-                );
-            }
+            )) if self.redirect.keep(message, tracker.clone()) => {}
             Err((error, message)) => report_undelivered(
                 &self.cluster,
                 &self.undelivered,
@@ -306,7 +290,7 @@ mod tests {
                 metrics: None,
                 reachability: Arc::default(),
                 token_provider: None,
-                redirect: Mutex::default(),
+                redirect: Redirect::default(),
             })
             .unwrap()
     }

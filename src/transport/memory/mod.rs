@@ -341,8 +341,9 @@ impl Cluster for MemoryCluster {
         self.shared.outage.reachability.down_for()
     }
 
-    fn redirect_undelivered(&self, to: Arc<dyn Cluster>) {
+    fn redirect_undelivered(&self, to: Arc<dyn Cluster>) -> usize {
         self.redirect_held(&to);
+        0
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn ClusterConsumer>> {
