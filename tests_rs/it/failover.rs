@@ -245,7 +245,7 @@ mod kafka {
     use crate::poll_exactly;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn records_queued_for_a_lost_primary_are_delivered_by_the_standby() {
+    async fn records_queued_for_a_lost_primary_are_delivered_by_the_standby_in_order() {
         let (primary_mock, primary_id, transport) = setup(1);
         let (_standby_mock, standby_id, _) = setup(1);
         let pair = FailoverCluster::new(
@@ -283,11 +283,20 @@ mod kafka {
             .subscribe(Subscription::new(["t"]))
             .await
             .unwrap();
-        let delivered = poll_exactly(consumer.as_mut(), 20).await;
-        let values: BTreeSet<String> = delivered
+        let more: Vec<OutgoingRecord> = (20..30)
+            .map(|n| OutgoingRecord::new(n.to_string()))
+            .collect();
+        let rest = pair.try_produce_tracked("t", more, None).unwrap();
+        assert!(rest.is_empty(), "new sends go straight to the standby");
+        let delivered = poll_exactly(consumer.as_mut(), 30).await;
+        let values: Vec<String> = delivered
             .iter()
             .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
             .collect();
-        assert_eq!(values, (0..20).map(|n| n.to_string()).collect());
+        let expected: Vec<String> = (0..30).map(|n| n.to_string()).collect();
+        assert_eq!(
+            values, expected,
+            "moved in the order sent, before new sends"
+        );
     }
 }
