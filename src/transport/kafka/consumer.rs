@@ -14,6 +14,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::checkpoints::translated_offsets;
 use super::groupless::assign_all;
 use super::native::{cached_high_watermark, to_records, TopicNames};
 use super::oauth::TokenProvider;
@@ -79,6 +80,10 @@ impl KafkaConsumer {
             subscription.start_times.clone(),
         );
         context.token_provider = token_provider;
+        if let (Some(_), Some(group)) = (&subscription.start_times, &subscription.group_id) {
+            context.translated =
+                translated_offsets_of(id, &config, group, &subscription.topics).await;
+        }
         let assigned = context.assigned.clone();
         let consumer: StreamConsumer<RebalanceCommitter> = config
             .create_with_context(context)
@@ -372,6 +377,29 @@ impl ClusterConsumer for KafkaConsumer {
         })?;
         committed
     }
+}
+
+/// MirrorMaker 2's translated offsets for a consumer taking over from another cluster, read
+/// on the blocking pool (`checkpoints.rs`).
+async fn translated_offsets_of(
+    id: &ClusterId,
+    config: &rdkafka::ClientConfig,
+    group: &str,
+    topics: &[String],
+) -> BTreeMap<TopicPartition, i64> {
+    let (config, owned_group, topics) = (config.clone(), group.to_owned(), topics.to_vec());
+    let translated =
+        tokio::task::spawn_blocking(move || translated_offsets(&config, &owned_group, &topics))
+            .await
+            .unwrap_or_default();
+    if !translated.is_empty() {
+        tracing::info!(
+            target: "fastkafka::failover",
+            "group '{group}' starts {} partition(s) on {id} at MirrorMaker 2's translated offsets",
+            translated.len()
+        );
+    }
+    translated
 }
 
 /// What a consumer's error means: [`Error::Fatal`] when retrying cannot help — librdkafka

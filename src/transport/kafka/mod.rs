@@ -26,11 +26,14 @@
 //!   them to the client ([`KafkaTransport::with_send_lanes`], what Python apps use);
 //! - [`offsets`]: the offset tools' reads and commits (`fastkafka offsets`); [`oauth`]: SASL
 //!   OAUTHBEARER tokens from the app's provider;
+//! - `checkpoints.rs`: MirrorMaker 2's translated offsets, where a consumer taking over from
+//!   another cluster starts;
 //! - `consumer.rs`: the consumer — subscription or assignment (`groupless.rs`: every
 //!   partition, for a consumer without a group), polling, offsets, and which errors are fatal; `rebalance.rs`: its context, which commits before a rebalance, tells
 //!   the consumer's [`Membership`](crate::transport::Membership) what changed and, for a
 //!   consumer whose hook may seek, fixes assigned partitions' starts first.
 
+mod checkpoints;
 mod cluster;
 mod consumer;
 mod groupless;

@@ -4,6 +4,7 @@
 //! [`Membership`] (flag and changes, after the commit), counts rebalances, and reports every broker down to its cluster's
 //! [`Reachability`].
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -41,6 +42,9 @@ pub(super) struct RebalanceCommitter {
     start_at_committed: bool,
     /// Where assigned partitions start by time (a consumer taking over from another cluster).
     start_times: Option<StartTimes>,
+    /// MirrorMaker 2's translated offsets for such a consumer's partitions, which win over
+    /// the times (`checkpoints.rs`).
+    pub(super) translated: BTreeMap<TopicPartition, i64>,
     /// Where the client gets OAUTHBEARER tokens.
     pub(super) token_provider: Option<Arc<dyn TokenProvider>>,
 }
@@ -60,6 +64,7 @@ impl RebalanceCommitter {
             rebalances: AtomicU64::new(0),
             start_at_committed: start_at_committed || start_times.is_some(),
             start_times,
+            translated: BTreeMap::new(),
             token_provider: None,
         }
     }
@@ -83,7 +88,12 @@ impl ClientContext for RebalanceCommitter {
 impl ConsumerContext for RebalanceCommitter {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let (Rebalance::Assign(partitions), true) = (rebalance, self.start_at_committed) {
-            fix_starts(consumer, partitions, self.start_times.as_ref());
+            fix_starts(
+                consumer,
+                partitions,
+                self.start_times.as_ref(),
+                &self.translated,
+            );
         }
         if let Rebalance::Revoke(partitions) = rebalance {
             match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -142,8 +152,9 @@ fn describe(partitions: &TopicPartitionList) -> String {
 
 /// Gives each partition about to be assigned an explicit start, asked of the cluster now (one
 /// request each, blocking the callback like the commit before a revoke): its committed offset,
-/// or — for a consumer taking over from another cluster — the later of that and the first
-/// offset from its start time ([`StartTimes::choose`]; the end if no record is that recent).
+/// or — for a consumer taking over from another cluster — the later of that and MirrorMaker
+/// 2's translated offset where there is one, else the later of that and the first offset from
+/// its start time ([`StartTimes::choose`]; the end if no record is that recent).
 ///
 /// librdkafka otherwise assigns them "at the stored offset" and looks it up afterwards, and
 /// its answer, if it comes after a seek the rebalance hook asked for, undoes the seek. With an
@@ -155,6 +166,7 @@ fn fix_starts(
     consumer: &BaseConsumer<RebalanceCommitter>,
     assigned: &TopicPartitionList,
     times: Option<&StartTimes>,
+    translated: &BTreeMap<TopicPartition, i64>,
 ) {
     let committed = match consumer.committed_offsets(assigned.clone(), COMMITTED_LOOKUP_TIMEOUT) {
         Ok(committed) => committed,
@@ -181,9 +193,16 @@ fn fix_starts(
                     _ => OFFSET_END,
                 })
         });
-        let start = match (committed, by_time) {
-            (_, Some(OFFSET_END)) => Some(OFFSET_END),
-            (committed, by_time) => StartTimes::choose(committed, by_time),
+        let translated = translated
+            .get(&TopicPartition::new(element.topic(), element.partition()))
+            .copied();
+        let start = match (committed, translated, by_time) {
+            // MirrorMaker 2 knows where the group was: no need to guess by time.
+            (committed, Some(translated), _) => {
+                Some(committed.map_or(translated, |c| c.max(translated)))
+            }
+            (_, None, Some(OFFSET_END)) => Some(OFFSET_END),
+            (committed, None, by_time) => StartTimes::choose(committed, by_time),
         };
         if let Some(start) = start {
             native::set_offset(assigned, element.topic(), element.partition(), start);
