@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,57 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
         print(f"handled {len(handled)} times for 200 inputs, {len(outputs)} outputs; "
               f"again: {again}")
         assert len(handled) <= 2 * 200
+
+
+def checkpoint(
+    group: str, topic: str, partition: int, upstream: int, offset: int
+) -> tuple[bytes, bytes]:
+    """A MirrorMaker 2 checkpoint record (key, value), as its checkpoint connector writes it."""
+
+    def string(text: str) -> bytes:
+        return struct.pack(">h", len(text)) + text.encode()
+
+    key = string(group) + string(topic) + struct.pack(">i", partition)
+    value = struct.pack(">hqq", 0, upstream, offset) + string("")
+    return key, value
+
+
+@pytest.mark.timeout(120)
+async def test_on_tansu_a_consumer_moving_to_the_standby_starts_at_mirror_makers_offsets() -> None:
+    with local_clusters(2) as (source, standby):
+        for cluster in (source, standby):
+            cluster.create_topic("signals")
+        standby.create_topic("source.checkpoints.internal")
+        numbers = [(None, Signal(n=n).model_dump_json().encode()) for n in range(100)]
+        await produce(source.bootstrap_servers, "signals", numbers)
+        copied = [0]
+        mirroring = asyncio.create_task(
+            mirror(source.bootstrap_servers, standby.bootstrap_servers, "signals", copied)
+        )
+        await eventually(lambda: copied[0] == 100, "the mirror caught up")
+        mirroring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mirroring
+        # MM2 translated the group's position: offset 90 on the standby. A rewind of an hour
+        # would replay all 100; the translated offset replays 10.
+        key, value = checkpoint("forwarder", "signals", 0, upstream=90, offset=90)
+        await produce(standby.bootstrap_servers, "source.checkpoints.internal", [(key, value)])
+        app = FastKafka(kafka_brokers=tansu_with_standby(source, standby),
+                        bootstrap_servers_id="production", failover_after=1,
+                        failover_rewind=3600, **FAST)
+        handled: list[int] = []
+
+        @app.consumes(topic="signals", group_id="forwarder", auto_commit_interval_ms=200)
+        async def on_signals(signal: Signal) -> None:
+            handled.append(signal.n)
+
+        async with app:
+            await eventually(lambda: len(handled) == 100, "100 handled")
+            source.kill()
+            await eventually(lambda: standby_of(app, source.bootstrap_servers)["active"],
+                             "moved to the standby")
+            await produce(standby.bootstrap_servers, "signals",
+                          [(None, Signal(n=100).model_dump_json().encode())])
+            await eventually(lambda: 100 in handled, "the next input handled on the standby")
+        assert handled[100:] == list(range(90, 101)), handled[100:]
+
