@@ -103,10 +103,14 @@ class Worker:
 
     async def until_started(self, within: float = 60.0) -> None:
         """Waits until the worker's app runs (its consumers subscribed), as its log says."""
+        await self.until_logged("app started", within)
+
+    async def until_logged(self, text: str, within: float = 60.0) -> None:
+        """Waits until the worker's log holds ``text``."""
         deadline = time.monotonic() + within
-        while "app started" not in self.log.read_text(errors="replace"):
+        while text not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"worker never logged {text!r}:\n{self.log.read_text()[-3000:]}")
             await asyncio.sleep(0.05)  # a log file has no change notification here
 
     def signal(self, signum: int) -> None:

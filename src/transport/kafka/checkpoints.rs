@@ -25,7 +25,7 @@ const CHECKPOINTS_SUFFIX: &str = ".checkpoints.internal";
 const READ_WITHIN: Duration = Duration::from_secs(10);
 
 /// The offsets MM2 translated for `group`'s partitions of `topics` on the cluster `config`
-/// reaches (its `group.id` is not used: the topics are read without a group). Empty when the
+/// reaches (read by an assigned client that never joins `config`'s group). Empty when the
 /// cluster has no checkpoints topic, or on any error (logged): the consumer then starts by
 /// time. Blocks: run it on tokio's blocking pool.
 pub(super) fn translated_offsets(
@@ -52,7 +52,8 @@ fn read(
     topics: &[String],
 ) -> Result<BTreeMap<TopicPartition, i64>, String> {
     let mut config = config.clone();
-    config.remove("group.id");
+    // librdkafka wants a group id even for a client that is assigned: one it never joins.
+    config.set("group.id", super::standalone_group_id());
     config.remove("group.instance.id");
     let reader: BaseConsumer = config.create().map_err(|e| e.to_string())?;
     let deadline = Instant::now() + READ_WITHIN;
