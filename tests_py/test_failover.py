@@ -31,8 +31,13 @@ DESTINATION, DESTINATION_STANDBY = "us-east:9092", "us-west:9092"
 def with_standby(primary: str, standby: str) -> dict[str, Any]:
     url, port = primary.split(":")
     standby_url, standby_port = standby.split(":")
-    return {"production": {"url": url, "port": int(port),
-                           "standby": {"url": standby_url, "port": int(standby_port)}}}
+    return {
+        "production": {
+            "url": url,
+            "port": int(port),
+            "standby": {"url": standby_url, "port": int(standby_port)},
+        }
+    }
 
 
 class Signal(BaseModel):
@@ -66,8 +71,10 @@ def send(tester: Tester, cluster: str, numbers: range) -> None:
 
 def forwarded(tester: Tester, cluster: str) -> list[int]:
     assert tester.broker is not None
-    return [Signal.model_validate_json(r.value or b"").n
-            for r in tester.broker.records(cluster, "predictions")]
+    return [
+        Signal.model_validate_json(r.value or b"").n
+        for r in tester.broker.records(cluster, "predictions")
+    ]
 
 
 async def until(what: str, condition: Any) -> None:
@@ -92,7 +99,11 @@ async def test_the_guides_app_fails_over_and_back_and_handles_every_input() -> N
         send(tester, SOURCE, range(0, 20))
         await until("20 forwarded", lambda: len(forwarded(tester, DESTINATION)) == 20)
         assert standby_of(app, DESTINATION) == {
-            "cluster": DESTINATION_STANDBY, "active": False, "switches": 0, "last_switch": None}
+            "cluster": DESTINATION_STANDBY,
+            "active": False,
+            "switches": 0,
+            "last_switch": None,
+        }
 
         tester.broker.take_down(DESTINATION)
         send(tester, SOURCE, range(20, 40))
@@ -103,16 +114,22 @@ async def test_the_guides_app_fails_over_and_back_and_handles_every_input() -> N
 
         tester.broker.take_down(SOURCE)
         send(tester, SOURCE_STANDBY, range(40, 60))
-        await until("inputs read on the source's standby",
-                    lambda: 59 in forwarded(tester, DESTINATION_STANDBY))
+        await until(
+            "inputs read on the source's standby",
+            lambda: 59 in forwarded(tester, DESTINATION_STANDBY),
+        )
         assert standby_of(app, SOURCE)["active"]
         active = f'fastkafka_cluster_active{{cluster="{SOURCE_STANDBY}",role="standby"}} 1'
         assert active in render()
 
         tester.broker.bring_back(SOURCE)
         tester.broker.bring_back(DESTINATION)
-        await until("back on both primaries", lambda: not standby_of(app, SOURCE)["active"]
-                    and not standby_of(app, DESTINATION)["active"])
+        await until(
+            "back on both primaries",
+            lambda: (
+                not standby_of(app, SOURCE)["active"] and not standby_of(app, DESTINATION)["active"]
+            ),
+        )
         send(tester, SOURCE, range(60, 80))
         await until("forwarded to the primary again", lambda: 79 in forwarded(tester, DESTINATION))
 
@@ -125,9 +142,11 @@ def test_failover_options_are_checked_where_they_are_given() -> None:
         FastKafka(failover_after=0)
     app = FastKafka()
     with pytest.raises(ConfigError, match=r"failover_rewind \(in produces\(\) of 'to_x'\)"):
+
         @app.produces(topic="x", failover_rewind=5)
         async def to_x(signal: Signal) -> Signal:
             return signal
+
     with pytest.raises(ConfigError, match=r"\['production'\]\['standby'\].*'url'"):
         FastKafka(kafka_brokers={"production": {"url": "a", "standby": {"port": 1}}})
 
@@ -144,12 +163,14 @@ def tansu_with_standby(primary: TansuBroker, standby: TansuBroker) -> dict[str, 
 
 async def everything(cluster: TansuBroker, topic: str) -> list[int]:
     """The numbers of every record of ``topic`` on ``cluster`` (read to its end now)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cluster.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p)
-                      for p in consumer.partitions_for_topic(topic) or {0}]
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         numbers: list[int] = []
@@ -171,13 +192,18 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
             cluster.create_topic("signals", partitions=2)
         for cluster in (destination, destination_standby):
             cluster.create_topic("predictions")
-        app = FastKafka(kafka_brokers=tansu_with_standby(source, source_standby),
-                        bootstrap_servers_id="production", failover_after=2,
-                        failover_rewind=1, **FAST)
+        app = FastKafka(
+            kafka_brokers=tansu_with_standby(source, source_standby),
+            bootstrap_servers_id="production",
+            failover_after=2,
+            failover_rewind=1,
+            **FAST,
+        )
         handled: list[int] = []
 
-        @app.produces(topic="predictions",
-                      brokers=tansu_with_standby(destination, destination_standby))
+        @app.produces(
+            topic="predictions", brokers=tansu_with_standby(destination, destination_standby)
+        )
         async def to_predictions(signal: Signal) -> Signal:
             return signal
 
@@ -199,8 +225,10 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
 
             destination.kill()
             await produce(source.bootstrap_servers, "signals", signals(range(50, 100)))
-            await eventually(lambda: standby_of(app, destination.bootstrap_servers)["active"],
-                             "outputs moved to the destination's standby")
+            await eventually(
+                lambda: standby_of(app, destination.bootstrap_servers)["active"],
+                "outputs moved to the destination's standby",
+            )
             await eventually(lambda: set(range(100)) <= set(handled), "100 handled")
 
             await eventually(lambda: copied[0] == 100, "the mirror caught up")
@@ -209,26 +237,34 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
                 await mirroring
             source.kill()
             await produce(source_standby.bootstrap_servers, "signals", signals(range(100, 150)))
-            await eventually(lambda: standby_of(app, source.bootstrap_servers)["active"],
-                             "the consumer moved to the source's standby")
+            await eventually(
+                lambda: standby_of(app, source.bootstrap_servers)["active"],
+                "the consumer moved to the source's standby",
+            )
             await eventually(lambda: set(range(150)) <= set(handled), "150 handled")
 
             destination.start()
             source.start()
-            await eventually(lambda: not standby_of(app, source.bootstrap_servers)["active"]
-                             and not standby_of(app, destination.bootstrap_servers)["active"],
-                             "back on both primaries")
+            await eventually(
+                lambda: (
+                    not standby_of(app, source.bootstrap_servers)["active"]
+                    and not standby_of(app, destination.bootstrap_servers)["active"]
+                ),
+                "back on both primaries",
+            )
             await produce(source.bootstrap_servers, "signals", signals(range(150, 200)))
             await eventually(lambda: set(range(200)) <= set(handled), "200 handled")
 
-        outputs = (await everything(destination, "predictions")
-                   + await everything(destination_standby, "predictions"))
+        outputs = await everything(destination, "predictions") + await everything(
+            destination_standby, "predictions"
+        )
         assert set(outputs) == set(range(200)), sorted(set(range(200)) - set(outputs))
         # Replays: what the 1 s rewind covered when the consumer moved; reported, not bounded
         # here beyond every input once more at most.
         again = sorted(n for n in set(handled) if handled.count(n) > 1)
-        print(f"handled {len(handled)} times for 200 inputs, {len(outputs)} outputs; "
-              f"again: {again}")
+        print(
+            f"handled {len(handled)} times for 200 inputs, {len(outputs)} outputs; again: {again}"
+        )
         assert len(handled) <= 2 * 200
 
 
@@ -265,9 +301,13 @@ async def test_on_tansu_a_consumer_moving_to_the_standby_starts_at_mirror_makers
         # would replay all 100; the translated offset replays 10.
         key, value = checkpoint("forwarder", "signals", 0, upstream=90, offset=90)
         await produce(standby.bootstrap_servers, "source.checkpoints.internal", [(key, value)])
-        app = FastKafka(kafka_brokers=tansu_with_standby(source, standby),
-                        bootstrap_servers_id="production", failover_after=1,
-                        failover_rewind=3600, **FAST)
+        app = FastKafka(
+            kafka_brokers=tansu_with_standby(source, standby),
+            bootstrap_servers_id="production",
+            failover_after=1,
+            failover_rewind=3600,
+            **FAST,
+        )
         handled: list[int] = []
 
         @app.consumes(topic="signals", group_id="forwarder", auto_commit_interval_ms=200)
@@ -277,10 +317,13 @@ async def test_on_tansu_a_consumer_moving_to_the_standby_starts_at_mirror_makers
         async with app:
             await eventually(lambda: len(handled) == 100, "100 handled")
             source.kill()
-            await eventually(lambda: standby_of(app, source.bootstrap_servers)["active"],
-                             "moved to the standby")
-            await produce(standby.bootstrap_servers, "signals",
-                          [(None, Signal(n=100).model_dump_json().encode())])
+            await eventually(
+                lambda: standby_of(app, source.bootstrap_servers)["active"], "moved to the standby"
+            )
+            await produce(
+                standby.bootstrap_servers,
+                "signals",
+                [(None, Signal(n=100).model_dump_json().encode())],
+            )
             await eventually(lambda: 100 in handled, "the next input handled on the standby")
         assert handled[100:] == list(range(90, 101)), handled[100:]
-

@@ -76,8 +76,11 @@ class FastKafka:
         self._token_provider = kwargs.pop("sasl_oauth_token_provider", None)
         # Where kafka_brokers names a standby: when to move to it and back, how far consumers
         # rewind there (docs: production). Options like the others: decorators override them.
-        failover = {"failover_after": failover_after, "failover_rewind": failover_rewind,
-                    "failback": failback}
+        failover = {
+            "failover_after": failover_after,
+            "failover_rewind": failover_rewind,
+            "failback": failback,
+        }
         kwargs.update({name: value for name, value in failover.items() if value is not None})
         if self._token_provider is not None:
             check_token_provider(self._token_provider)

@@ -41,8 +41,10 @@ def brokers(address: str, standby: str | None = None) -> dict[str, dict[str, Any
 
 SOURCE = brokers(os.environ["FAULTS_SOURCE"], os.environ.get("FAULTS_SOURCE_STANDBY"))
 DEST = brokers(os.environ["FAULTS_DEST"], os.environ.get("FAULTS_DEST_STANDBY"))
-FAILOVER = {"failover_after": float(os.environ.get("FAULTS_FAILOVER_AFTER", "1.5")),
-            "failover_rewind": 2.0}
+FAILOVER = {
+    "failover_after": float(os.environ.get("FAULTS_FAILOVER_AFTER", "1.5")),
+    "failover_rewind": 2.0,
+}
 
 
 FLAKY = os.environ.get("FAULTS_FLAKY") == "1"

@@ -130,8 +130,9 @@ class Scenario:
         """Names a standby for both clusters and starts mirroring `in` onto the source's."""
         self.source_standby, self.dest_standby = source_standby, dest_standby
         self.mirroring = asyncio.create_task(
-            mirror(self.source.bootstrap_servers, source_standby.bootstrap_servers, "in",
-                   self.mirrored)
+            mirror(
+                self.source.bootstrap_servers, source_standby.bootstrap_servers, "in", self.mirrored
+            )
         )
 
     async def until_mirrored(self, count: int, within: float = SETTLE_TIMEOUT) -> None:

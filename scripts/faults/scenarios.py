@@ -278,9 +278,11 @@ async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     assert scenario.source_standby is not None
     moved = f"reads cluster {scenario.source_standby.bootstrap_servers} now"
     carried = await standby_carries(scenario, stream, scenario.source, moved)
-    return [f"source lost; the consumer moved and the standby carried {stream.items // 5} more "
-            f"items {carried:.1f} s after the kill "
-            "(failover_after 1.5 s), then the source came back"]
+    return [
+        f"source lost; the consumer moved and the standby carried {stream.items // 5} more "
+        f"items {carried:.1f} s after the kill "
+        "(failover_after 1.5 s), then the source came back"
+    ]
 
 
 async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
@@ -291,9 +293,11 @@ async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str
     await scenario.strike_after(stream.items // 5)
     moved = f"failing over from cluster {scenario.dest.bootstrap_servers}"
     carried = await standby_carries(scenario, stream, scenario.dest, moved)
-    return [f"destination lost; the producer moved and its standby took {stream.items // 5} more "
-            f"items {carried:.1f} s after the kill (failover_after 1.5 s), then the destination "
-            "came back"]
+    return [
+        f"destination lost; the producer moved and its standby took {stream.items // 5} more "
+        f"items {carried:.1f} s after the kill (failover_after 1.5 s), then the destination "
+        "came back"
+    ]
 
 
 async def standby_carries(

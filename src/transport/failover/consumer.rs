@@ -36,7 +36,8 @@ impl Generation {
     }
 }
 
-/// A consumer of a [`FailoverCluster`]: reads the side in use; see the module docs.
+/// A consumer of a [`FailoverCluster`](super::FailoverCluster): reads the side in use; see the
+/// parent module's docs.
 pub struct FailoverConsumer {
     pair: Arc<Pair>,
     side_changes: watch::Receiver<Side>,

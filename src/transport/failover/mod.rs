@@ -10,17 +10,19 @@
 //!   (so each key's records reach the standby in order) and settle in the trackers they were
 //!   sent for, so an input still commits only once its outputs are acknowledged — by
 //!   whichever cluster took them;
-//! - back to the primary once it has answered again for [`FailoverPolicy::after`], unless
-//!   [`FailoverPolicy::failback`] is off.
+//! - back to the primary once it has answered metadata requests again for
+//!   [`FailoverPolicy::after`], unless [`FailoverPolicy::failback`] is off.
 //!
 //! Producers send to the side in use (one atomic read per send). A consumer
-//! ([`FailoverConsumer`]) notices the move at its next poll: it leaves the side it read (a
-//! clean close, or — when that side is down — letting its client go), joins the same group on the other, and starts each
-//! partition at the first record from (the timestamp of the last record it finished there −
-//! [`FailoverPolicy::rewind`]), or later where the group's committed offset on that side is
-//! later ([`StartTimes`]). With a mirror that keeps timestamps (MirrorMaker 2 does) that loses
-//! nothing and replays a bounded window. Records of the old side still in the loop's hands are
-//! handled but never stored on the new side: their offsets mean nothing there.
+//! ([`FailoverConsumer`]) notices the move at its next poll: it joins the same group on the
+//! other side, then leaves the side it read (a clean close, or — when that side is down —
+//! letting its client go). Each partition starts at MirrorMaker 2's translated offset where
+//! the other side has one (Kafka only), else at the first record from (the timestamp of the
+//! last record it finished − [`FailoverPolicy::rewind`]); the group's committed offset there
+//! wins if it is later ([`StartTimes`](crate::transport::StartTimes)). With a mirror that
+//! keeps timestamps (MirrorMaker 2 does) that loses nothing and replays a bounded window.
+//! Records of the old side still in the loop's hands are handled but never stored on the new
+//! side: their offsets mean nothing there.
 //!
 //! Every move is a WARNING naming both clusters and the reason, the `fastkafka_cluster_active`
 //! metric, and an entry of the health report ([`FailoverStatus`]).
