@@ -192,10 +192,12 @@ async def test_on_tansu_the_app_fails_over_to_both_standbys_and_back_losing_noth
             cluster.create_topic("signals", partitions=2)
         for cluster in (destination, destination_standby):
             cluster.create_topic("predictions")
+        # Longer than the consumers' session timeout (6 s), as the defaults are (60 s, 45 s):
+        # moving back, the group's member left behind on the primary has expired.
         app = FastKafka(
             kafka_brokers=tansu_with_standby(source, source_standby),
             bootstrap_servers_id="production",
-            failover_after=2,
+            failover_after=7,
             failover_rewind=1,
             **FAST,
         )
