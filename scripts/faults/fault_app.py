@@ -7,8 +7,8 @@ before it goes through (however the handler is written); FAULTS_ITEM_DELAY (seco
 destination's security options as JSON (FastKafka's names), when it requires them;
 FAULTS_ASSIGNMENT the group's partition assignment strategy, when not librdkafka's default.
 FAULTS_SOURCE_STANDBY / FAULTS_DEST_STANDBY (host:port) name each cluster's standby, which the
-app fails over to after FAULTS_FAILOVER_AFTER seconds (default 1.5: before its
-records for a lost destination time out, 3 s) with a 2 s rewind.
+app fails over to after 8 s with a 2 s rewind: as the guide advises, above the consumers'
+session timeout (6 s) and below the producer's message timeout, which is then 30 s.
 
 FAULTS_SHAPE picks how the handler is written, for the fault matrix: `guide` (the default: one
 item at a time, awaiting its send), `task` (starts a task that sends five item delays later and
@@ -41,10 +41,8 @@ def brokers(address: str, standby: str | None = None) -> dict[str, dict[str, Any
 
 SOURCE = brokers(os.environ["FAULTS_SOURCE"], os.environ.get("FAULTS_SOURCE_STANDBY"))
 DEST = brokers(os.environ["FAULTS_DEST"], os.environ.get("FAULTS_DEST_STANDBY"))
-FAILOVER = {
-    "failover_after": float(os.environ.get("FAULTS_FAILOVER_AFTER", "1.5")),
-    "failover_rewind": 2.0,
-}
+STANDBYS = "FAULTS_DEST_STANDBY" in os.environ
+FAILOVER = {"failover_after": 8.0, "failover_rewind": 2.0}
 
 
 FLAKY = os.environ.get("FAULTS_FLAKY") == "1"
@@ -63,13 +61,12 @@ failed_attempts: dict[int, int] = {}
 
 
 # A destination that is down fails deliveries after 3 s (librdkafka's default: 300 s), so a
-# fault scenario sees failed deliveries — and redeliveries — within its run.
-@app.produces(
-    topic="out",
-    brokers=DEST,
-    **{"message.timeout.ms": 3000},
-    **DEST_SECURITY,
-)
+# fault scenario sees failed deliveries — and redeliveries — within its run; with a standby,
+# records are moved to it before they time out.
+MESSAGE_TIMEOUT = {"message.timeout.ms": 30_000 if STANDBYS else 3000}
+
+
+@app.produces(topic="out", brokers=DEST, **MESSAGE_TIMEOUT, **DEST_SECURITY)
 async def to_out(item: Item) -> KafkaEvent[Item]:
     return KafkaEvent(item, key=key_of(item.id))
 
@@ -148,7 +145,7 @@ elif SHAPE == "batch":
     @app.produces(
         topic="out",
         brokers=DEST,
-        **{"message.timeout.ms": 3000},
+        **MESSAGE_TIMEOUT,
         **DEST_SECURITY,
     )
     async def to_out_many(items: list[Item]) -> KafkaEvent[list[Item]]:

@@ -269,7 +269,7 @@ async def held_once(hosts: list[Worker], strict: bool, within: float = 120.0) ->
 
 async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     """14. The source is lost (kill -9) mid-stream, its standby kept in step by a mirror that
-    keeps timestamps: the consumer moves there after `failover_after` (1.5 s) and goes on,
+    keeps timestamps: the consumer moves there after `failover_after` (8 s) and goes on,
     rewinding 2 s; once the standby has carried a share of the stream the source comes back
     and the app moves back to it."""
     scenario.start_worker()
@@ -281,13 +281,13 @@ async def source_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     return [
         f"source lost; the consumer moved and the standby carried {stream.items // 5} more "
         f"items {carried:.1f} s after the kill "
-        "(failover_after 1.5 s), then the source came back"
+        "(failover_after 8 s), then the source came back"
     ]
 
 
 async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str]:
     """15. The destination is lost (kill -9) mid-stream: outputs — those queued for it too —
-    move to its standby after `failover_after` (1.5 s); once the standby has taken a share of
+    move to its standby after `failover_after` (8 s); once the standby has taken a share of
     the stream the destination comes back and the app moves back to it."""
     scenario.start_worker()
     await scenario.strike_after(stream.items // 5)
@@ -295,7 +295,7 @@ async def destination_fails_over(scenario: Scenario, stream: Stream) -> list[str
     carried = await standby_carries(scenario, stream, scenario.dest, moved)
     return [
         f"destination lost; the producer moved and its standby took {stream.items // 5} more "
-        f"items {carried:.1f} s after the kill (failover_after 1.5 s), then the destination "
+        f"items {carried:.1f} s after the kill (failover_after 8 s), then the destination "
         "came back"
     ]
 
