@@ -304,13 +304,14 @@ async def standby_carries(
     scenario: Scenario, stream: Stream, lost: TansuBroker, moved: str
 ) -> float:
     """Kills ``lost``, waits until the worker logs ``moved`` (records it had read ahead may
-    flow on for a while without a move) and a fifth of the stream more is on `out`, then
-    starts ``lost`` again; returns how long that took from the kill."""
+    flow on for a while without a move) and `out` holds a fifth of the stream more than before
+    the kill — counted without the lost cluster, so the standby's share — then starts ``lost``
+    again; returns how long that took from the kill."""
+    before = await scenario.count_out()
     lost.kill()
     killed = time.monotonic()
     await scenario.workers[-1].until_logged(moved)
-    delivered = await scenario.count_out()
-    await scenario.until_out_has(delivered + stream.items // 5)
+    await scenario.until_out_has(before + stream.items // 5)
     carried = time.monotonic() - killed
     lost.start()
     return carried
