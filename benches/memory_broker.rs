@@ -110,7 +110,7 @@ fn broker_round_trip(c: &mut Criterion) {
                     let running = app.start(harness.transport()).await.unwrap();
                     let cluster = harness
                         .transport()
-                        .cluster(&app.cluster_of(None).unwrap())
+                        .cluster(&app.cluster_id(None).unwrap())
                         .unwrap();
                     cluster.produce("in", records).unwrap();
                     for _ in 0..RECORDS {

@@ -183,10 +183,7 @@ impl KafkaBrokers {
     /// The cluster `environment`'s consumers and producers fail over to, if it names one.
     pub fn standby(&self, environment: &str) -> Result<Option<ClusterId>> {
         self.brokers(environment)?;
-        Ok(self
-            .standbys
-            .get(environment)
-            .map(|brokers| cluster_of(brokers)))
+        Ok(self.standbys.get(environment).map(|brokers| id_of(brokers)))
     }
 
     /// The standby brokers of `environment` as written, if it names one (for documentation).
@@ -214,7 +211,7 @@ impl KafkaBrokers {
 
     /// The cluster that `environment` names.
     pub fn resolve(&self, environment: &str) -> Result<ClusterId> {
-        Ok(cluster_of(self.brokers(environment)?))
+        Ok(id_of(self.brokers(environment)?))
     }
 
     /// Checks that `self`, used as a `brokers=` override, defines exactly the environments of
@@ -267,7 +264,7 @@ fn parse_entry(
         let standby_path = format!("{item_path}['standby']");
         let named = parse_standby(&standby_path, named)?;
         match &standby {
-            Some((first_path, first)) if cluster_of(first) != cluster_of(&named) => {
+            Some((first_path, first)) if id_of(first) != id_of(&named) => {
                 return Err(Error::Config(format!(
                     "{standby_path} names another standby than {first_path}; the brokers of one \
                      environment are one cluster with one standby"
@@ -292,7 +289,7 @@ fn items_of<'a>(path: &str, value: &'a Value) -> Vec<(String, &'a Value)> {
     }
 }
 
-fn cluster_of(brokers: &[BrokerAddress]) -> ClusterId {
+fn id_of(brokers: &[BrokerAddress]) -> ClusterId {
     ClusterId::from_addresses(brokers.iter().map(BrokerAddress::address))
 }
 

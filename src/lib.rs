@@ -21,14 +21,16 @@
 //! ```
 //!
 //! # Layout
-//! - [`runtime`]: the one app runtime under both APIs — registrations, start with rollback,
-//!   supervision, ordered stop — and [`runtime::options`], client options in FastKafka's
-//!   names, checked and mapped once.
+//! - [`runtime`]: the one app runtime under both APIs and an app's one registry —
+//!   registrations (with what their docs say), start with rollback, supervision, ordered
+//!   stop — [`runtime::options`], client options in FastKafka's names, checked and mapped
+//!   once, and [`runtime::mirrors`], the test mirrors both harnesses derive from the
+//!   registrations.
 //! - [`app`]: the Rust-native app, a typed facade over [`runtime`] — typed consumers and producers per (topic, cluster),
 //!   [`App::start`](app::App::start), and [`TestHarness`](app::TestHarness) for in-memory tests
 //!   (one file per concern under `src/app/`).
 //! - [`docs`]: AsyncAPI documentation (2.6 and 3.0 specs, YAML, an offline HTML page) for both
-//!   APIs.
+//!   APIs, read from the runtime's registrations.
 //! - [`config`]: `kafka_brokers` environments → [`ClusterId`] (the resolved bootstrap servers).
 //! - [`record`]: [`Record`] (what a consumer gets) and [`OutgoingRecord`] (what a producer sends).
 //! - [`transport`]: the seam — [`Transport`] → [`Cluster`] → [`ClusterConsumer`] — and its

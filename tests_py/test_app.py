@@ -56,7 +56,7 @@ def test_an_unknown_environment_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"'staging'.*\['development', 'production'\]"):
         app.set_kafka_broker("staging")
     app.set_kafka_broker("production")
-    assert app.cluster_of(None) == "prod.one:9092,prod.two:9093"
+    assert app.cluster_id(None) == "prod.one:9092,prod.two:9093"
 
 
 async def test_starting_with_an_environment_the_brokers_lack_fails_at_start() -> None:

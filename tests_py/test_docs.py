@@ -14,7 +14,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
@@ -259,3 +259,55 @@ def test_an_unknown_version_is_refused_by_name(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "asyncapi_version must be '2.6' or '3.0'" in done.stderr
+
+
+class Counted(BaseModel):
+    """A model that counts how often its JSON Schema is made."""
+
+    text: str
+    schemas_made: ClassVar[int] = 0
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        Counted.schemas_made += 1
+        return super().model_json_schema(*args, **kwargs)
+
+
+def test_schemas_are_made_when_docs_are_written_not_when_an_app_is_imported(
+    tmp_path: Path,
+) -> None:
+    app = FastKafka(root_path=str(tmp_path))
+
+    @app.consumes()
+    async def on_counted(msg: Counted) -> None:
+        """Reads them."""
+
+    @app.produces()
+    async def to_counted(msg: Counted) -> Counted:
+        return msg
+
+    assert Counted.schemas_made == 0, "decorating made no schema"
+    app.create_docs()
+    spec = yaml.safe_load((tmp_path / "asyncapi" / "spec" / "asyncapi.yml").read_text())
+    assert Counted.schemas_made == 2
+    assert spec["channels"]["counted"]["subscribe"]["description"] == "Reads them."
+
+
+class Unschematic(BaseModel):
+    """A model whose JSON Schema cannot be made."""
+
+    text: str
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise TypeError("no schema for you")
+
+
+def test_a_schema_that_cannot_be_made_fails_the_docs_naming_its_function(tmp_path: Path) -> None:
+    app = FastKafka(root_path=str(tmp_path))
+
+    @app.consumes(topic="things")
+    async def on_thing(msg: Unschematic) -> None: ...
+
+    with pytest.raises(ValueError, match=r"message of 'on_thing'.*no schema for you"):
+        app.create_docs()

@@ -13,15 +13,17 @@ Rust core that owns Kafka I/O, batching and offsets. Where to find things:
   :class:`PartitionsChanged`, what rebalance hooks are told;
 - ``fastkafka.executors``: how a consumer's handler calls run (one at a time, or concurrently);
 - ``fastkafka.encoder``: FastKafka's Avro helpers (``_avro``: the optional fastavro import);
-- ``fastkafka.testing``: ``Tester`` runs apps on the in-memory broker, with mirrors
-  (``_mirrors``) and mocks;
+- ``fastkafka.testing``: ``Tester`` runs apps on the in-memory broker, with mirrors (which the
+  engine derives from the apps' registrations; ``_mirrors`` encodes, decodes and records) and
+  mocks;
 - ``fastkafka.exceptions``: every error fastkafka raises;
 - ``fastkafka.failures``: :class:`RetryPolicy` and dead letters — what a consumer does with
   messages it cannot process (decided by the engine, ``src/consumer_loop/failures.rs``);
 - ``fastkafka.metrics`` (Prometheus text of the engine's figures), ``fastkafka.health``
   (liveness and readiness, computed by the engine: ``app.health()``) and ``fastkafka.tracing``
   (OpenTelemetry spans and ``traceparent`` headers, optional);
-- ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine;
+- ``_docs``: AsyncAPI docs (``app.create_docs()``, ``fastkafka docs``), written by the engine
+  from the registrations (the runtime is an app's one registry); here, a model's schema;
 - ``_handlers`` (what a decorator records), ``_codecs`` (bytes <-> messages), ``_mocks``
   (real mocks, recorded lazily, and waiting assertions) with ``_snapshots`` (what a recorded
   call keeps until a test looks), ``_threads`` (the thread pools for blocking work);

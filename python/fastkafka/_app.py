@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._benchmark import counted
+from ._docs import message_doc
 from ._handlers import ConsumerSpec, ProducerSpec, hand_over, topic_from_name
 from ._lifecycle import AppRun, Transport, check_token_provider, default_transport
 from ._mocks import AwaitedMock, CallRecorder, MockNamespace
@@ -149,9 +150,9 @@ class FastKafka:
             raise RuntimeError("set_kafka_broker() cannot be called while the app is running")
         self._runtime.set_environment(kafka_broker_name)
 
-    def cluster_of(self, brokers: _core.KafkaBrokers | None) -> str:
+    def cluster_id(self, brokers: _core.KafkaBrokers | None) -> str:
         """The bootstrap servers a handler with ``brokers`` uses in the chosen environment."""
-        return self._runtime.cluster_of(brokers)
+        return self._runtime.cluster_id(brokers)
 
     def get_topics(self) -> set[str]:
         """Every topic the app consumes from or produces to."""
@@ -178,12 +179,10 @@ class FastKafka:
         """The transport set with :meth:`use_transport`, or ``None`` for real Kafka."""
         return self._transport
 
-    def _override(self, brokers: Mapping[str, Any] | None) -> _core.KafkaBrokers | None:
-        if brokers is None:
-            return None
-        override = _core.KafkaBrokers(brokers)
-        override.check_override_of(self._kafka_brokers)
-        return override
+    @staticmethod
+    def _brokers(brokers: Mapping[str, Any] | None) -> _core.KafkaBrokers | None:
+        """A decorator's ``brokers=`` as the engine reads it (it checks them at registration)."""
+        return None if brokers is None else _core.KafkaBrokers(brokers)
 
     # -- decorators --------------------------------------------------------------------------
 
@@ -213,22 +212,18 @@ class FastKafka:
         ``on_partitions_revoked`` are called (awaited if async) with a
         :class:`PartitionsChanged` between batches (see ``docs/handlers.md``)."""
         chosen_executor = executor_from(executor)
-        override = self._override(brokers)
+        override = self._brokers(brokers)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"retry must be a fastkafka.RetryPolicy, got {type(retry).__name__}")
-        dead_letter_override = self._override(dead_letter_brokers)
+        dead_letter_override = self._brokers(dead_letter_brokers)
 
         def decorator(function: F) -> F:
             spec = ConsumerSpec.build(
                 function,
                 topic=topic_from_name(function, topic, prefix),
-                brokers=override,
                 decoder=decoder,
-                description=description,
                 executor=chosen_executor,
                 retry=retry,
-                dead_letter_topic=dead_letter_topic,
-                dead_letter_brokers=dead_letter_override,
             )
             runner = ConsumerRunner(
                 spec,
@@ -250,6 +245,8 @@ class FastKafka:
                 dead_letter_topic=dead_letter_topic,
                 dead_letter_brokers=dead_letter_override,
                 on_partitions_changed=runner.partitions_changed if runner.has_hooks else None,
+                description=description or inspect.getdoc(function),
+                message=functools.partial(message_doc, spec),
             )
             self._consumers.append(spec)
             setattr(self, function.__name__, function)
@@ -269,18 +266,19 @@ class FastKafka:
     ) -> Callable[[F], F]:
         """Register an ``async def`` whose return value is sent to ``topic`` (default: the
         function's name without ``prefix``); a returned list is sent as one batch."""
-        override = self._override(brokers)
+        override = self._brokers(brokers)
 
         def decorator(function: F) -> F:
             spec = ProducerSpec.build(
-                function,
-                topic=topic_from_name(function, topic, prefix),
-                brokers=override,
-                encoder=encoder,
-                description=description,
+                function, topic=topic_from_name(function, topic, prefix), encoder=encoder
             )
             producer = self._runtime.add_producer(
-                spec.name, spec.topic, brokers=override, options=kwargs
+                spec.name,
+                spec.topic,
+                brokers=override,
+                options=kwargs,
+                description=description or inspect.getdoc(function),
+                message=functools.partial(message_doc, spec),
             )
             spec.producer = producer
             self._producers.append(spec)

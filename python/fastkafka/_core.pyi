@@ -5,11 +5,14 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, final
 
 __all__ = [
+    "DEAD_LETTER_HEADERS",
     "Cluster",
+    "DeadLetter",
     "DeliveryTracker",
     "KafkaBrokers",
     "KafkaTransport",
     "MemoryBroker",
+    "Mirror",
     "Producer",
     "Record",
     "RecordBatch",
@@ -17,11 +20,12 @@ __all__ = [
     "Runtime",
     "Seeker",
     "__version__",
-    "asyncapi_docs",
     "close_python_entries",
     "consumer_offsets",
+    "dead_letters",
     "health_when_not_running",
     "librdkafka_version",
+    "mirror_runtime",
     "render_metrics",
     "reset_offsets",
 ]
@@ -68,12 +72,6 @@ class KafkaTransport:
     ) -> Cluster: ...
 
 def librdkafka_version() -> str: ...
-def asyncapi_docs(
-    kafka_brokers: KafkaBrokers,
-    info: Mapping[str, Any],
-    functions: Sequence[tuple[str, str, str, KafkaBrokers | None, str | None, Mapping[str, Any]]],
-    asyncapi_version: str = "2.6",
-) -> tuple[str, str]: ...
 def close_python_entries() -> None: ...
 
 @final
@@ -111,7 +109,7 @@ class Runtime:
     @property
     def health_limits(self) -> tuple[float | None, float | None]: ...
     def set_default_group_prefix(self, prefix: str | None) -> None: ...
-    def cluster_of(self, brokers: KafkaBrokers | None = None) -> str: ...
+    def cluster_id(self, brokers: KafkaBrokers | None = None) -> str: ...
     def topics(self) -> list[str]: ...
     def add_consumer(
         self,
@@ -139,6 +137,8 @@ class Runtime:
         dead_letter_brokers: KafkaBrokers | None = None,
         on_partitions_changed: Callable[[str, str, list[tuple[str, int]], Seeker], Awaitable[None]]
         | None = None,
+        description: str | None = None,
+        message: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None: ...
     def add_producer(
         self,
@@ -148,7 +148,12 @@ class Runtime:
         brokers: KafkaBrokers | None = None,
         bootstrap_servers: str | None = None,
         options: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        message: Callable[[], Mapping[str, Any]] | None = None,
     ) -> Producer: ...
+    def asyncapi_docs(
+        self, info: Mapping[str, Any], asyncapi_version: str = "2.6"
+    ) -> tuple[str, str]: ...
     def start(
         self,
         transport: MemoryBroker | KafkaTransport,
@@ -239,3 +244,53 @@ class RecordBatch:
     def __iter__(self) -> Iterator[Record]: ...
 
 def render_metrics() -> str: ...
+
+@final
+class Mirror:
+    @property
+    def role(self) -> Literal["feeds", "reads"]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def serves(self) -> list[tuple[int, str]]: ...
+    @property
+    def producer(self) -> Producer | None: ...
+
+def mirror_runtime(
+    apps: Sequence[Runtime],
+    in_memory: bool,
+    reader: Callable[[Mirror], Callable[[RecordBatch, DeliveryTracker], Awaitable[None]]],
+) -> tuple[Runtime, list[Mirror]]: ...
+
+@final
+class DeadLetter:
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> dict[str, bytes | None]: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def consumer(self) -> str: ...
+    @property
+    def error_type(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+
+def dead_letters(
+    apps: Sequence[Runtime], broker: MemoryBroker, consumer: str
+) -> list[DeadLetter]: ...
+
+DEAD_LETTER_HEADERS: dict[str, str]

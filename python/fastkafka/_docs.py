@@ -1,29 +1,25 @@
 """AsyncAPI documentation of a FastKafka app: ``app.create_docs()`` and ``fastkafka docs``.
 
-Python contributes what only it knows — each function's message model as a JSON Schema
-(pydantic, with ``Field`` descriptions and examples), its docstring or ``description=``, its
-codec — and the engine (``_core.asyncapi_docs``, the same code that documents Rust apps)
-resolves clusters into servers and channels and writes the spec and the page. Files go where
-FastKafka put them: ``<root>/asyncapi/spec/asyncapi.yml`` and ``<root>/asyncapi/docs/``.
+The app's runtime is its one registry: each decorator registers there its topic, cluster,
+description and a way to make its message's schema (:func:`message_doc`, called only when docs
+are written). The engine (``Runtime.asyncapi_docs``, the same code that documents Rust apps)
+resolves clusters into servers and channels and writes the spec and the page; this module
+contributes what only Python knows — a model's JSON Schema (pydantic, with ``Field``
+descriptions and examples) or Avro schema — and puts the files where FastKafka put them:
+``<root>/asyncapi/spec/asyncapi.yml`` and ``<root>/asyncapi/docs/``.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from . import _core
-from ._avro import avro_schema_of
-from ._handlers import ConsumerSpec, ProducerSpec
-
 if TYPE_CHECKING:
     from ._app import FastKafka
+    from ._handlers import ConsumerSpec, ProducerSpec
 
-__all__ = ["docs_paths", "write_docs"]
+__all__ = ["docs_paths", "message_doc", "write_docs"]
 
 logger = logging.getLogger("fastkafka.docs")
 
@@ -37,57 +33,28 @@ def docs_paths(root_path: str | Path | None) -> tuple[Path, Path]:
     return asyncapi / "spec" / "asyncapi.yml", asyncapi / "docs"
 
 
-def _message(model: type[BaseModel], codec: Any, *, batch: bool, keyed: bool) -> dict[str, Any]:
-    if codec == "avro":
+def message_doc(spec: ConsumerSpec | ProducerSpec) -> dict[str, Any]:
+    """What the docs say of a function's messages: its model's name and schema, whether it
+    takes or returns a batch and whether it sets keys (the engine's ``MessageDoc``)."""
+    model = spec.message_type
+    keyed = getattr(spec, "keyed", False)
+    if spec.codec == "avro":
+        from ._avro import avro_schema_of  # only apps that speak Avro need it
+
         return {
             "name": model.__name__,
             "payload": avro_schema_of(model),
             "content_type": "application/octet-stream",
             "schema_format": AVRO_SCHEMA_FORMAT,
-            "batch": batch,
+            "batch": spec.batch,
             "keyed": keyed,
         }
     return {
         "name": model.__name__,
         "payload": model.model_json_schema(),
-        "batch": batch,
+        "batch": spec.batch,
         "keyed": keyed,
     }
-
-
-def _description(spec: ConsumerSpec | ProducerSpec) -> str | None:
-    return spec.description or inspect.getdoc(spec.function)
-
-
-def _functions(app: FastKafka) -> list[tuple[Any, ...]]:
-    functions: list[tuple[Any, ...]] = []
-    for consumed in app.consumer_specs:
-        message = _message(consumed.message_type, consumed.codec, batch=consumed.batch, keyed=False)
-        functions.append(
-            (
-                consumed.name,
-                "consumes",
-                consumed.topic,
-                consumed.brokers,
-                _description(consumed),
-                message,
-            )
-        )
-    for produced in app.producer_specs:
-        message = _message(
-            produced.message_type, produced.codec, batch=produced.batch, keyed=produced.keyed
-        )
-        functions.append(
-            (
-                produced.name,
-                "produces",
-                produced.topic,
-                produced.brokers,
-                _description(produced),
-                message,
-            )
-        )
-    return functions
 
 
 def write_docs(
@@ -101,7 +68,7 @@ def write_docs(
         "description": app.description,
         "contact": app.contact,
     }
-    spec, page = _core.asyncapi_docs(app.kafka_brokers, info, _functions(app), asyncapi_version)
+    spec, page = app._runtime.asyncapi_docs(info, asyncapi_version)
     spec_file, docs_dir = docs_paths(root_path)
     spec_file.parent.mkdir(parents=True, exist_ok=True)
     docs_dir.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,11 @@
 """What the decorators register: one spec per consumer and per producer function.
 
-A spec is everything Python needs to know about a function at decoration time — its topic,
-its cluster override, its message type and codec — so that handling a message does no
-inspection at all. Client options and clusters are the runtime's (``_core.Runtime``): a
-consumer's are registered there, and a producer spec holds the runtime's ``_core.Producer``,
-which sends while the app runs.
+A spec is what only Python knows about a function — its message type and codec, the parameters
+it takes — found once at decoration time so that handling a message does no inspection at all.
+Everything else a decorator declares (cluster, client options, retry attempts, dead-letter
+topic, description) is registered with the runtime (``_core.Runtime``), the app's one
+registry; a producer spec holds the runtime's ``_core.Producer``, which sends while the app
+runs.
 """
 
 from __future__ import annotations
@@ -97,20 +98,17 @@ class ConsumerSpec:
 
     function: Callable[..., Any]
     topic: str
-    brokers: _core.KafkaBrokers | None
     message_type: type[BaseModel]
     decode: Decode
     codec: str | Callable[..., Any]
-    description: str | None
     # The handler's parameters we fill, in signature order: "message" and maybe "metadata".
     parameters: tuple[str, ...] = ("message",)
     # Whether the handler takes a list of messages (one call per polled batch and partition).
     batch: bool = False
     executor: Executor = field(default_factory=SequentialExecutor)
-    # What happens to failures: retried in place, then dead-lettered (see fastkafka.failures).
+    # Which failures are retried in place (the engine keeps the rest of the policy and the
+    # dead-letter topic; see fastkafka.failures).
     retry: RetryPolicy | None = None
-    dead_letter_topic: str | None = None
-    dead_letter_brokers: _core.KafkaBrokers | None = None
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -132,13 +130,9 @@ class ConsumerSpec:
         function: Callable[..., Any],
         *,
         topic: str,
-        brokers: _core.KafkaBrokers | None,
         decoder: str | Callable[..., Any],
-        description: str | None,
         executor: Executor,
         retry: RetryPolicy | None = None,
-        dead_letter_topic: str | None = None,
-        dead_letter_brokers: _core.KafkaBrokers | None = None,
     ) -> ConsumerSpec:
         hints = _type_hints(function)
         message_param = metadata_param = None
@@ -172,17 +166,13 @@ class ConsumerSpec:
         return cls(
             function=function,
             topic=topic,
-            brokers=brokers,
             message_type=message_type,
             decode=make_decoder(decoder, message_type, tombstone_is_none=nullable),
             codec=decoder,
-            description=description,
             parameters=parameters,
             batch=batch,
             executor=executor,
             retry=retry,
-            dead_letter_topic=dead_letter_topic,
-            dead_letter_brokers=dead_letter_brokers,
         )
 
 
@@ -192,13 +182,11 @@ class ProducerSpec:
 
     function: Callable[..., Any]
     topic: str
-    brokers: _core.KafkaBrokers | None
     message_type: type[BaseModel]
     encode: Encode
     # encode, for a message_type instance (the common case).
     encode_instance: Encode
     codec: str | Callable[..., Any]
-    description: str | None
     # Whether it returns a list (one batch per call) and a KafkaEvent (with a key), as
     # declared: what the AsyncAPI docs say of its messages.
     batch: bool = False
@@ -216,9 +204,7 @@ class ProducerSpec:
         function: Callable[..., Any],
         *,
         topic: str,
-        brokers: _core.KafkaBrokers | None,
         encoder: str | Callable[..., Any],
-        description: str | None,
     ) -> ProducerSpec:
         if not inspect.iscoroutinefunction(function):
             raise ConfigError(
@@ -242,12 +228,10 @@ class ProducerSpec:
         return cls(
             function=function,
             topic=topic,
-            brokers=brokers,
             message_type=model,
             encode=make_encoder(encoder, model),
             encode_instance=make_instance_encoder(encoder, model),
             codec=encoder,
-            description=description,
             batch=batch,
             keyed=keyed,
         )

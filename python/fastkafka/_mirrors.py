@@ -1,7 +1,8 @@
-"""The Tester's mirrors: for each (topic, cluster) the apps consume, a producer that feeds
-them; for each one they produce to, a consumer that reads it back. Each records its calls in a
-:class:`~fastkafka._mocks.CallRecorder` for ``tester.mocks``; the Tester registers them on an
-app runtime of their own (``testing.Tester``).
+"""The Tester's mirrors, Python's side: the engine decides which mirrors the apps need
+(``_core.mirror_runtime``: for each (topic, cluster) the apps consume, a producer that feeds
+them; for each one they produce to, a consumer that reads it back) and runs them; here each
+encodes or decodes with the codec of the functions it serves and records its calls in a
+:class:`~fastkafka._mocks.CallRecorder` for ``tester.mocks``.
 """
 
 from __future__ import annotations
@@ -33,19 +34,20 @@ class MirrorProducer:
     """Sends messages to the (topic, cluster) that app consumers read, and records each call
     in ``tester.mocks.to_<topic>``."""
 
-    def __init__(self, producer: _core.Producer, spec: ConsumerSpec, name: str) -> None:
+    def __init__(self, mirror: _core.Mirror, producer: _core.Producer, spec: ConsumerSpec) -> None:
+        self.mirror = mirror
         self._producer = producer
-        self.topic = spec.topic
+        self.topic = mirror.topic
         # The app functions this mirror serves (several apps may consume one topic).
-        self.functions: list[str] = []
+        self.functions = [function for _, function in mirror.serves]
         self._model = spec.message_type
         # Only a named codec has a known encoder for the consumer's decoder.
         self._encode = make_encoder(spec.codec, spec.message_type) if spec.codec == "avro" else None
         # Decodes what this mirror encodes: a sent message that is not a flat model is
         # recorded as its bytes, decoded again when a test looks (cheaper than a deep copy).
         decode = make_decoder(mirror_codec(spec.codec), spec.message_type)
-        self.recorder = CallRecorder(name, decode=decode)
-        self.__name__ = name
+        self.recorder = CallRecorder(mirror.name, decode=decode)
+        self.__name__ = mirror.name
 
     @property
     def bootstrap_servers(self) -> str | None:
@@ -92,12 +94,13 @@ class MirrorConsumer:
     """Reads the (topic, cluster) app producers write to and records each message in
     ``tester.mocks.on_<topic>``."""
 
-    def __init__(self, topic: str, decode: Decode, name: str) -> None:
-        self.topic = topic
+    def __init__(self, mirror: _core.Mirror, decode: Decode) -> None:
+        self.mirror = mirror
+        self.topic = mirror.topic
         # The app functions this mirror serves (several apps may produce to one topic).
-        self.functions: list[str] = []
+        self.functions = [function for _, function in mirror.serves]
         self._decode = decode
-        self.recorder = CallRecorder(name, decode=decode)
+        self.recorder = CallRecorder(mirror.name, decode=decode)
         self.awaited = AwaitedMock(self.recorder)
 
     async def handle_batch(

@@ -11,23 +11,20 @@ offset is committed only once the dead-letter topic acknowledged it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import _core
 
 __all__ = ["DEAD_LETTER_HEADERS", "DeadLetter", "RetryPolicy"]
 
-# The headers a dead letter carries besides the message's own, by meaning.
-DEAD_LETTER_HEADERS = {
-    "topic": "fastkafka.dlt.topic",
-    "partition": "fastkafka.dlt.partition",
-    "offset": "fastkafka.dlt.offset",
-    "timestamp": "fastkafka.dlt.timestamp",
-    "consumer": "fastkafka.dlt.consumer",
-    "error_type": "fastkafka.dlt.error.type",
-    "error_message": "fastkafka.dlt.error.message",
-    "attempts": "fastkafka.dlt.attempts",
-}
+# The headers a dead letter carries besides the message's own, by meaning: the engine's list
+# (src/consumer_loop/failures.rs), the one both APIs write and read.
+DEAD_LETTER_HEADERS: dict[str, str] = _core.DEAD_LETTER_HEADERS
+
+# A message as the dead-letter topic received it: the original key, value (None for a
+# tombstone, or a record too large to carry: see its headers) and headers, and where it came
+# from and why it failed — read from the headers by the engine, as Rust's harness reads them.
+DeadLetter = _core.DeadLetter
 
 
 @dataclass(frozen=True)
@@ -51,40 +48,3 @@ class RetryPolicy:
 
     def covers(self, error: BaseException) -> bool:
         return isinstance(error, self.retry_on)
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message as the dead-letter topic received it: the original key, value and headers,
-    and where it came from and why it failed (from fastkafka's headers)."""
-
-    key: bytes | None
-    value: bytes | None  # None: the record was a tombstone, or too large to carry (see headers)
-    headers: dict[str, bytes | None] = field(repr=False)
-    topic: str
-    partition: int
-    offset: int
-    consumer: str
-    error_type: str
-    error_message: str
-    attempts: int
-
-    @classmethod
-    def from_record(cls, record: _core.Record) -> DeadLetter:
-        headers = {name: value for name, value in record.headers}
-
-        def text(meaning: str) -> str:
-            return (headers.get(DEAD_LETTER_HEADERS[meaning]) or b"").decode("utf-8", "replace")
-
-        return cls(
-            key=record.key,
-            value=record.value,
-            headers=headers,
-            topic=text("topic"),
-            partition=int(text("partition") or -1),
-            offset=int(text("offset") or -1),
-            consumer=text("consumer"),
-            error_type=text("error_type"),
-            error_message=text("error_message"),
-            attempts=int(text("attempts") or 0),
-        )

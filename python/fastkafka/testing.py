@@ -45,7 +45,7 @@ from typing import Any
 from . import _core
 from ._app import FastKafka
 from ._codecs import make_decoder
-from ._handlers import ConsumerSpec
+from ._handlers import ConsumerSpec, ProducerSpec
 from ._lifecycle import InMemoryBroker, Transport, default_transport
 from ._mirrors import MirrorConsumer, MirrorProducer, mirror_codec
 from ._mocks import AwaitedMock, MockNamespace
@@ -56,10 +56,6 @@ from .failures import DeadLetter
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
 
 logger = logging.getLogger("fastkafka.testing")
-
-
-def _sugar_name(topic: str) -> str:
-    return topic.replace(".", "_").replace("-", "_")
 
 
 # FastKafka's Tester is itself an app; these parts of an app's API have no meaning on ours.
@@ -109,8 +105,8 @@ class Tester:
         self.broker: _core.MemoryBroker | None = None
         self._transport: Transport | None = None
         self._previous_environments: list[str] = []
-        self._mirror_consumers: dict[tuple[str, str], MirrorConsumer] = {}
-        self._mirror_producers: dict[tuple[str, str], MirrorProducer] = {}
+        self._mirror_consumers: list[MirrorConsumer] = []
+        self._mirror_producers: list[MirrorProducer] = []
         self._mirrors_running: _core.RunningRuntime | None = None
         self._previous_transports: list[Transport | None] = []
         self._started: list[FastKafka] = []
@@ -170,12 +166,8 @@ class Tester:
         topic so far, oldest first per partition."""
         if self.broker is None:
             raise RuntimeError("dead_letters() reads the in-memory broker: enter the Tester first")
-        app, spec = self._consumer_spec(consumer)
-        if spec.dead_letter_topic is None:
-            raise ConfigError(f"consumer '{spec.name}' has no dead_letter_topic")
-        cluster = app.cluster_of(spec.dead_letter_brokers or spec.brokers)
-        records = self.broker.records(cluster, spec.dead_letter_topic)
-        return [DeadLetter.from_record(record) for record in records]
+        name = consumer if isinstance(consumer, str) else consumer.__name__
+        return _core.dead_letters([app._runtime for app in self.apps], self.broker, name)
 
     async def wait_for_dead_letters(
         self,
@@ -196,15 +188,6 @@ class Tester:
                     f"expected {count}: {letters}"
                 )
             await asyncio.sleep(0.005)  # the broker is in this process: look again soon
-
-    def _consumer_spec(self, consumer: Callable[..., Any] | str) -> tuple[FastKafka, ConsumerSpec]:
-        name = consumer if isinstance(consumer, str) else consumer.__name__
-        found = [(app, s) for app in self.apps for s in app.consumer_specs if s.name == name]
-        if len(found) != 1:
-            raise ConfigError(
-                f"{len(found)} consumers named '{name}' in the apps under test; expected one"
-            )
-        return found[0]
 
     # -- entering and leaving ----------------------------------------------------------------
 
@@ -284,42 +267,49 @@ class Tester:
         await self._teardown(exc_type, exc, traceback)
 
     def _mirror_runtime(self) -> _core.Runtime:
-        """The mirrors, registered on a runtime of their own, each bound to the cluster of the
-        functions it mirrors in the apps' current environment."""
-        first = self.apps[0]
-        runtime = _core.Runtime(first.kafka_brokers, first.bootstrap_servers_id)
-        self._mirror_consumers, self._mirror_producers = {}, {}
-        # On a real cluster, earlier runs' records are not this test's.
-        start = "earliest" if self.use_in_memory_broker else "latest"
-        for app in self.apps:
-            for produced in app.producer_specs:
-                servers = app.cluster_of(produced.brokers)
-                consumer = self._mirror_consumers.get((servers, produced.topic))
-                if consumer is None:
-                    decode = make_decoder(mirror_codec(produced.codec), produced.message_type)
-                    name = f"on_{_sugar_name(produced.topic)}"
-                    consumer = MirrorConsumer(produced.topic, decode, name)
-                    runtime.add_consumer(
-                        name,
-                        produced.topic,
-                        consumer.handle_batch,
-                        bootstrap_servers=servers,
-                        options={"auto_offset_reset": start},
-                    )
-                    self._mirror_consumers[(servers, produced.topic)] = consumer
-                consumer.functions.append(produced.name)
-                self.mirrors[produced.function] = consumer.awaited
-            for consumed in app.consumer_specs:
-                servers = app.cluster_of(consumed.brokers)
-                producer = self._mirror_producers.get((servers, consumed.topic))
-                if producer is None:
-                    name = f"to_{_sugar_name(consumed.topic)}"
-                    handle = runtime.add_producer(name, consumed.topic, bootstrap_servers=servers)
-                    producer = MirrorProducer(handle, consumed, name)
-                    self._mirror_producers[(servers, consumed.topic)] = producer
-                producer.functions.append(consumed.name)
-                self.mirrors[consumed.function] = producer
+        """The mirrors the engine derives from the apps' registrations (one per role, cluster
+        and topic, bound to the cluster of the functions it mirrors in the apps' current
+        environment), on a runtime of their own; here each gets its recorder."""
+        self._mirror_consumers, self._mirror_producers = [], []
+        runtime, mirrors = _core.mirror_runtime(
+            [app._runtime for app in self.apps], self.use_in_memory_broker, self._reader
+        )
+        for mirror in mirrors:
+            if mirror.producer is not None:
+                spec = self._consumer_specs[mirror.serves[0]]
+                producer = MirrorProducer(mirror, mirror.producer, spec)
+                self._mirror_producers.append(producer)
+                for served in mirror.serves:
+                    self.mirrors[self._consumer_specs[served].function] = producer
+        for consumer in self._mirror_consumers:
+            for served in consumer.mirror.serves:
+                self.mirrors[self._producer_specs[served].function] = consumer.awaited
         return runtime
+
+    def _reader(self, mirror: _core.Mirror) -> Any:
+        """A read mirror's batch handler: records what the first producer it serves would
+        decode."""
+        spec = self._producer_specs[mirror.serves[0]]
+        decode = make_decoder(mirror_codec(spec.codec), spec.message_type)
+        consumer = MirrorConsumer(mirror, decode)
+        self._mirror_consumers.append(consumer)
+        return consumer.handle_batch
+
+    @property
+    def _consumer_specs(self) -> dict[tuple[int, str], ConsumerSpec]:
+        return {
+            (index, spec.name): spec
+            for index, app in enumerate(self.apps)
+            for spec in app.consumer_specs
+        }
+
+    @property
+    def _producer_specs(self) -> dict[tuple[int, str], ProducerSpec]:
+        return {
+            (index, spec.name): spec
+            for index, app in enumerate(self.apps)
+            for spec in app.producer_specs
+        }
 
     def _mirror_ended(self, name: str, message: str) -> None:
         """A mirror consumer stopped (a mock's side effect raised): the test sees no more of
@@ -332,8 +322,8 @@ class Tester:
         ambiguous."""
         self._by_name = {}
         mirrors: list[MirrorProducer | MirrorConsumer] = [
-            *self._mirror_producers.values(),
-            *self._mirror_consumers.values(),
+            *self._mirror_producers,
+            *self._mirror_consumers,
         ]
         for mirror in mirrors:
             self._by_name.setdefault(mirror.recorder.name, []).append(mirror)

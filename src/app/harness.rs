@@ -1,5 +1,6 @@
-//! [`TestHarness`]: the Rust counterpart of Python's `Tester`, on the same in-memory broker; its
-//! watches are consumers on the app runtime, as the Tester's mirrors are.
+//! [`TestHarness`]: the Rust counterpart of Python's `Tester`, on the same in-memory broker and
+//! the same mirrors ([`crate::runtime::mirrors`]): what a test may feed and watch follows from
+//! the app's registrations, as the Tester's `to_<topic>` and `on_<topic>` do.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,32 +11,38 @@ use tokio::sync::mpsc;
 
 use super::{App, Codec};
 use crate::config::KafkaBrokers;
-use crate::consumer_loop::failures::Handled;
+use crate::consumer_loop::failures::{DeadLetter, Handled};
 use crate::consumer_loop::BatchHandler;
 use crate::error::{Error, Result};
 use crate::record::{OutgoingRecord, Record};
-use crate::runtime::{
-    ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, RunningRuntime, Runtime,
-};
+use crate::runtime::mirrors::{self, DeadLetterTarget, Mirror, MirrorRole};
+use crate::runtime::{HandlerFactory, RunningRuntime};
 use crate::transport::memory::MemoryBroker;
-use crate::transport::{Cluster, Transport};
+use crate::transport::{OffsetReset, Transport};
 
-/// The Rust counterpart of Python's `Tester`: runs an app on an in-memory broker, sends to a
-/// (topic, cluster) and watches what arrives on another.
+/// The Rust counterpart of Python's `Tester`: runs an app on an in-memory broker, feeds the
+/// (topic, cluster)s it consumes and watches those it produces to.
 #[derive(Debug)]
 pub struct TestHarness {
     broker: MemoryBroker,
     brokers: KafkaBrokers,
     environment: String,
+    /// The app's mirrors, or why there are none (an environment its brokers lack).
+    mirrors: Result<Vec<Mirror>>,
+    dead_letters: Result<Vec<DeadLetterTarget>>,
 }
 
 impl TestHarness {
-    /// A harness for `app` on `broker`; start the app with [`TestHarness::transport`].
+    /// A harness for `app` on `broker`; start the app with [`TestHarness::transport`]. The
+    /// mirrors follow the app's registrations and environment as they are now.
     pub fn new(app: &App, broker: MemoryBroker) -> Self {
+        let runtime = app.runtime();
         Self {
             broker,
-            brokers: app.runtime().brokers().clone(),
-            environment: app.runtime().environment().to_owned(),
+            brokers: runtime.brokers().clone(),
+            environment: runtime.environment().to_owned(),
+            mirrors: mirrors::mirrors_of(&[runtime]),
+            dead_letters: mirrors::dead_letter_targets(&[runtime]),
         }
     }
 
@@ -45,8 +52,7 @@ impl TestHarness {
     }
 
     /// Every record `topic` on the app's cluster (or `brokers`') holds now, partition by
-    /// partition, with its headers: what a consumer dead-lettered, for instance (see
-    /// [`crate::consumer_loop::failures::headers`]).
+    /// partition, with its headers.
     pub fn records(&self, topic: &str, brokers: Option<&KafkaBrokers>) -> Result<Vec<Record>> {
         let id = brokers
             .unwrap_or(&self.brokers)
@@ -54,14 +60,44 @@ impl TestHarness {
         Ok(self.broker.memory_cluster(&id).records(topic))
     }
 
-    fn cluster(&self, brokers: Option<&KafkaBrokers>) -> Result<Arc<dyn Cluster>> {
-        let id = brokers
-            .unwrap_or(&self.brokers)
-            .resolve(&self.environment)?;
-        self.broker.cluster(&id)
+    /// What consumer `consumer` (its name, e.g. `consumer of 'jobs'`) sent to its dead-letter
+    /// topic so far, oldest first per partition: where each came from and why it failed.
+    pub fn dead_letters(&self, consumer: &str) -> Result<Vec<DeadLetter>> {
+        mirrors::dead_letters(
+            self.dead_letters.as_ref().map_err(Clone::clone)?,
+            &self.broker,
+            consumer,
+        )
     }
 
-    /// Sends `value` to `topic` on the app's cluster (or `brokers`), as a producer would.
+    /// The mirror of `role` for `topic` on the app's cluster (or `brokers`'). A test may
+    /// watch any (topic, cluster) — that nothing arrives where nothing should is worth
+    /// asserting — but feed only what the app consumes.
+    fn mirror(
+        &self,
+        role: MirrorRole,
+        topic: &str,
+        brokers: Option<&KafkaBrokers>,
+    ) -> Result<Mirror> {
+        let cluster = brokers
+            .unwrap_or(&self.brokers)
+            .resolve(&self.environment)?;
+        let mirrors = self.mirrors.as_ref().map_err(Clone::clone)?;
+        let found = mirrors
+            .iter()
+            .find(|m| m.role == role && m.topic == topic && m.cluster == cluster);
+        match (found, role) {
+            (Some(mirror), _) => Ok(mirror.clone()),
+            (None, MirrorRole::Reads) => Ok(Mirror::unserved(role, topic, cluster)),
+            (None, MirrorRole::Feeds) => Err(Error::Config(format!(
+                "no consumer of the app reads '{topic}' on cluster {cluster}, so the harness \
+                 has nothing to feed there"
+            ))),
+        }
+    }
+
+    /// Sends `value` to `topic` on the app's cluster (or `brokers`), as a producer would; the
+    /// app must consume it there.
     pub fn send<T, C: Codec<T>>(
         &self,
         topic: &str,
@@ -69,38 +105,35 @@ impl TestHarness {
         codec: &C,
         value: &T,
     ) -> Result<()> {
+        let mirror = self.mirror(MirrorRole::Feeds, topic, brokers)?;
         let payload = codec
             .encode(value)
             .map_err(|e| Error::Handler(format!("cannot encode: {e}")))?;
-        self.cluster(brokers)?
+        self.broker
+            .cluster(&mirror.cluster)?
             .produce(topic, vec![OutgoingRecord::new(payload)])
     }
 
-    /// Starts reading `topic` on the app's cluster (or `brokers`) from its beginning. Call it
-    /// before starting the app so nothing the app produces is missed.
+    /// Starts reading `topic` on the app's cluster (or `brokers`) from its beginning; the app
+    /// must produce to it there. Call it before starting the app so nothing the app produces
+    /// is missed.
     ///
-    /// A watch is a consumer on the app runtime, like the Python Tester's mirrors: it runs
-    /// until the watch is dropped.
+    /// A watch is the topic's read mirror on a runtime of its own, as the Python Tester's
+    /// are: it runs until the watch is dropped.
     pub async fn watch<T, C: Codec<T>>(
         &self,
         topic: &str,
         brokers: Option<&KafkaBrokers>,
         codec: C,
     ) -> Result<Watch<T>> {
-        let cluster = self.cluster(brokers)?.id().clone();
+        let mirror = self.mirror(MirrorRole::Reads, topic, brokers)?;
         let (sender, arrived) = mpsc::unbounded_channel();
-        let mut runtime = Runtime::new(self.brokers.clone());
-        runtime.add_consumer(ConsumerRegistration {
-            name: format!("watch of '{topic}'"),
-            topic: topic.to_owned(),
-            cluster: ClusterChoice::Fixed(cluster),
-            settings: ConsumerSettings::default(),
-            handler: Arc::new(move || {
-                Ok(Box::new(Forward(sender.clone())) as Box<dyn BatchHandler>)
-            }),
-            on_abandon: None,
-            hand_over: HandOver::UpToMaxPollRecords,
-        })?;
+        let forward: HandlerFactory =
+            Arc::new(move || Ok(Box::new(Forward(sender.clone())) as Box<dyn BatchHandler>));
+        let (runtime, _) =
+            mirrors::mirror_runtime(std::slice::from_ref(&mirror), OffsetReset::Earliest, |_| {
+                Ok(forward.clone())
+            })?;
         let running = runtime.start(self.transport()).await?;
         Ok(Watch {
             topic: topic.to_owned(),

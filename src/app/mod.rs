@@ -78,12 +78,13 @@ pub use running::RunningApp;
 
 use crate::config::{ClusterId, KafkaBrokers};
 use crate::consumer_loop::BatchHandler;
-use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
+use crate::docs::{AppInfo, Docs, MessageDoc};
 use crate::error::Result;
 use crate::health::HealthLimits;
 use crate::record::Record;
 use crate::runtime::{
-    ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, ProducerSettings, Runtime,
+    ClusterChoice, ConsumerRegistration, ConsumerSettings, Described, HandOver, ProducerSettings,
+    Runtime,
 };
 use crate::transport::failover::FailoverPolicy;
 use crate::transport::{ClientProperties, Transport};
@@ -94,8 +95,6 @@ type BackgroundTask = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> +
 pub struct App {
     runtime: Runtime,
     background: Vec<BackgroundTask>,
-    /// What [`App::docs`] documents: one entry per registration.
-    channels: Vec<ChannelDoc>,
     /// The failover policy of consumers and producers registered from now on.
     failover: FailoverPolicy,
 }
@@ -115,7 +114,6 @@ impl App {
         Self {
             runtime: Runtime::new(brokers),
             background: Vec::new(),
-            channels: Vec::new(),
             failover: FailoverPolicy::default(),
         }
     }
@@ -168,8 +166,8 @@ impl App {
     }
 
     /// The cluster a handler with `brokers` uses.
-    pub fn cluster_of(&self, brokers: Option<&KafkaBrokers>) -> Result<ClusterId> {
-        self.runtime.cluster_of(&choice(brokers))
+    pub fn cluster_id(&self, brokers: Option<&KafkaBrokers>) -> Result<ClusterId> {
+        self.runtime.cluster_id(&choice(brokers))
     }
 
     /// The runtime under this app.
@@ -182,18 +180,12 @@ impl App {
     /// from the codecs ([`DocumentedJson`] gives JSON Schemas). Write it with
     /// [`Docs::asyncapi`] and [`crate::docs::to_yaml`], or [`Docs::html`].
     pub fn docs(&self, info: AppInfo) -> Result<Docs> {
-        Docs::new(info, self.runtime.brokers(), &self.channels)
+        Docs::of(info, &self.runtime)
     }
 
-    fn document<T>(
-        &mut self,
-        function: String,
-        direction: Direction,
-        topic: &str,
-        brokers: Option<&KafkaBrokers>,
-        message: Option<MessageDoc>,
-        batch: bool,
-    ) {
+    /// What the docs say of a function of `T`: the codec's message, else an empty schema
+    /// named after the type.
+    fn described<T>(message: Option<MessageDoc>, batch: bool) -> Described {
         let type_name = std::any::type_name::<T>();
         let mut message = message.unwrap_or_else(|| MessageDoc {
             name: type_name
@@ -208,14 +200,7 @@ impl App {
             keyed: false,
         });
         message.batch = batch;
-        self.channels.push(ChannelDoc {
-            function,
-            direction,
-            topic: topic.to_owned(),
-            cluster: choice(brokers),
-            description: None,
-            message,
-        });
+        Described::of(None, message)
     }
 
     /// A producer of `T` to `topic` on the app's cluster, or on `brokers`.
@@ -235,9 +220,8 @@ impl App {
                 properties: ClientProperties::new(),
                 failover: self.failover,
             },
+            Self::described::<T>(codec.message_doc(), false),
         )?;
-        let message = codec.message_doc();
-        self.document::<T>(name, Direction::Produces, &topic, brokers, message, false);
         Ok(Producer {
             handle,
             codec: Arc::new(codec),
@@ -366,14 +350,6 @@ impl App {
         make: impl Fn(Arc<AtomicUsize>) -> H + Send + Sync + 'static,
     ) -> Result<ConsumerOptions<'_>> {
         let name = format!("{kind} of '{topic}'");
-        self.document::<T>(
-            name.clone(),
-            Direction::Consumes,
-            &topic,
-            brokers,
-            message,
-            batch,
-        );
         let concurrency = Arc::new(AtomicUsize::new(1));
         let handler_concurrency = concurrency.clone();
         let added = self.runtime.add_consumer(ConsumerRegistration {
@@ -394,10 +370,8 @@ impl App {
             } else {
                 HandOver::UpToMaxPollRecords
             },
+            described: Self::described::<T>(message, batch),
         });
-        if added.is_err() {
-            self.channels.pop(); // not registered, so not documented either
-        }
         let settings = added?;
         Ok(ConsumerOptions {
             settings,

@@ -5,7 +5,8 @@
 //! default).
 //!
 //! This module holds the vocabulary: the policies ([`RetryPolicy`], [`FailurePolicy`]), what a
-//! handler reports ([`Handled`], [`Failure`]) and the dead-letter [`headers`]; `handling.rs`
+//! handler reports ([`Handled`], [`Failure`]), the dead-letter [`headers`] and a letter read
+//! back ([`DeadLetter`]); `handling.rs`
 //! applies them to each batch and `dead_letters.rs` writes the letters. Handlers only *report*
 //! failures; the facades say which are worth retrying (a Python `RetryPolicy(retry_on=...)`,
 //! every Rust handler error). A sequential handler stops at the first retryable failure, so
@@ -41,6 +42,75 @@ pub mod headers {
     /// Present when the letter could not carry the record (its key, value and own headers
     /// are left out): why the client refused it.
     pub const VALUE_DROPPED: &str = "fastkafka.dlt.value.dropped";
+
+    /// Every header above by what it means (`topic`, `error_type`, …): Python's
+    /// `fastkafka.failures.DEAD_LETTER_HEADERS`.
+    pub const BY_MEANING: [(&str, &str); 9] = [
+        ("topic", TOPIC),
+        ("partition", PARTITION),
+        ("offset", OFFSET),
+        ("timestamp", TIMESTAMP),
+        ("consumer", CONSUMER),
+        ("error_type", ERROR_TYPE),
+        ("error_message", ERROR_MESSAGE),
+        ("attempts", ATTEMPTS),
+        ("value_dropped", VALUE_DROPPED),
+    ];
+}
+
+/// A record as a dead-letter topic received it, read back: the original key, value and
+/// headers, and where it came from and why it failed (from [`headers`]). What both test
+/// harnesses return for a consumer's dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The original key.
+    pub key: Option<bytes::Bytes>,
+    /// The original value; `None` for a tombstone, or a record too large to carry (then
+    /// [`headers::VALUE_DROPPED`] says why).
+    pub value: Option<bytes::Bytes>,
+    /// Every header, the record's own and [`headers`]'.
+    pub headers: Vec<crate::record::Header>,
+    /// The topic it was read from.
+    pub topic: String,
+    /// Its partition there (-1 if the header is missing).
+    pub partition: i32,
+    /// Its offset there (-1 if the header is missing).
+    pub offset: i64,
+    /// The consumer that gave up on it.
+    pub consumer: String,
+    /// The error's type.
+    pub error_type: String,
+    /// The error's message.
+    pub error_message: String,
+    /// How many times it was handled.
+    pub attempts: u32,
+}
+
+impl DeadLetter {
+    /// Reads a dead-letter topic's record.
+    pub fn from_record(record: &Record) -> Self {
+        let text = |name: &str| -> String {
+            record
+                .headers
+                .iter()
+                .find(|(header, _)| header == name)
+                .and_then(|(_, value)| value.as_deref())
+                .map(|value| String::from_utf8_lossy(value).into_owned())
+                .unwrap_or_default()
+        };
+        Self {
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record.headers.clone(),
+            topic: text(headers::TOPIC),
+            partition: text(headers::PARTITION).parse().unwrap_or(-1),
+            offset: text(headers::OFFSET).parse().unwrap_or(-1),
+            consumer: text(headers::CONSUMER),
+            error_type: text(headers::ERROR_TYPE),
+            error_message: text(headers::ERROR_MESSAGE),
+            attempts: text(headers::ATTEMPTS).parse().unwrap_or(0),
+        }
+    }
 }
 
 /// How a consumer retries a record whose handler failed: in place, with exponential backoff.

@@ -33,7 +33,8 @@ pub use yaml::to_yaml;
 
 use crate::config::KafkaBrokers;
 use crate::error::{Error, Result};
-use crate::runtime::ClusterChoice;
+use crate::runtime::{ClusterChoice, Runtime};
+pub use crate::runtime::{Direction, MessageDoc};
 
 /// Which AsyncAPI version to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,58 +76,6 @@ pub struct AppInfo {
     /// AsyncAPI's contact object: `name`, `url`, `email`.
     #[serde(default)]
     pub contact: Option<Value>,
-}
-
-/// Whether a function reads or writes its channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// A consumer.
-    Consumes,
-    /// A producer.
-    Produces,
-}
-
-/// What one consumer's or producer's messages look like.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MessageDoc {
-    /// The message's name: its type's (`TestMsg`).
-    pub name: String,
-    /// Its schema: a JSON Schema (definitions under `$defs`, referred to as `#/$defs/X`), or —
-    /// with `schema_format` — a schema in that format (an Avro schema).
-    pub payload: Value,
-    /// The payload's content type (`application/json`).
-    #[serde(default = "json_content")]
-    pub content_type: String,
-    /// AsyncAPI's schema format when the payload is not a JSON Schema
-    /// (`application/vnd.apache.avro;version=1.9.0`).
-    #[serde(default)]
-    pub schema_format: Option<String>,
-    /// Whether the function takes or returns a list of them (a batch).
-    #[serde(default)]
-    pub batch: bool,
-    /// Whether records carry a key the function sets (a `KafkaEvent`).
-    #[serde(default)]
-    pub keyed: bool,
-}
-
-fn json_content() -> String {
-    "application/json".to_owned()
-}
-
-impl MessageDoc {
-    /// A JSON message of `T`, its schema from schemars.
-    pub fn json<T: schemars::JsonSchema>() -> Self {
-        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
-        Self {
-            name: T::schema_name().into_owned(),
-            payload: schema.to_value(),
-            content_type: json_content(),
-            schema_format: None,
-            batch: false,
-            keyed: false,
-        }
-    }
 }
 
 /// One consumer or producer, as documented.
@@ -224,6 +173,27 @@ pub struct Docs {
 }
 
 impl Docs {
+    /// The documentation of what `runtime` registered — the one registry of an app, for both
+    /// APIs. Registrations bound to a fixed cluster (a test harness's mirrors) are not part of
+    /// an app's interface and are left out.
+    pub fn of(info: AppInfo, runtime: &Runtime) -> Result<Self> {
+        let channels = runtime
+            .registered()
+            .filter(|registered| !matches!(registered.cluster, ClusterChoice::Fixed(_)))
+            .map(|registered| {
+                Ok(ChannelDoc {
+                    function: registered.name.to_owned(),
+                    direction: registered.direction,
+                    topic: registered.topic.to_owned(),
+                    cluster: registered.cluster.clone(),
+                    description: registered.described.description.clone(),
+                    message: registered.described.message()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(info, runtime.brokers(), &channels)
+    }
+
     /// Resolves `channels` of an app whose default clusters are `brokers`.
     pub fn new(info: AppInfo, brokers: &KafkaBrokers, channels: &[ChannelDoc]) -> Result<Self> {
         let mut clusters: Vec<&KafkaBrokers> = vec![brokers];

@@ -1,74 +1,56 @@
-//! `asyncapi_docs`: a Python app's AsyncAPI spec (YAML) and HTML page, written by the same
-//! code as a Rust app's ([`crate::docs`]). Python hands over what only it knows — message
-//! models as JSON Schemas (pydantic), docstrings, codecs — one tuple per function.
+//! A Python app's AsyncAPI docs, written by the same code as a Rust app's ([`crate::docs`]) from
+//! the same registry (the runtime's registrations). Python contributes what only it knows, at
+//! registration: a docstring or `description=`, and a function that makes the message's schema
+//! (pydantic's JSON Schema, or an Avro schema) — called only when docs are written.
+
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::to_py_err;
-use super::transport::PyKafkaBrokers;
-use crate::docs::{AppInfo, ChannelDoc, Direction, Docs, MessageDoc};
-use crate::error::Error;
-use crate::runtime::ClusterChoice;
+use super::{attach_if_open, to_py_err};
+use crate::docs::{AppInfo, Docs, MessageDoc};
+use crate::error::{Error, Result};
+use crate::runtime::{DescribeMessage, Described, Runtime};
 
-/// One function as Python describes it: `(function, "consumes" | "produces", topic,
-/// brokers override or None, description or None, message)`.
-type FunctionTuple<'py> = (
-    String,
-    String,
-    String,
-    Option<Bound<'py, PyKafkaBrokers>>,
-    Option<String>,
-    Bound<'py, PyDict>,
-);
-
-fn depythonize<T: serde::de::DeserializeOwned>(
-    what: &str,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<T> {
-    pythonize::depythonize(value).map_err(|e| to_py_err(Error::Config(format!("{what}: {e}"))))
+fn depythonize<T: serde::de::DeserializeOwned>(what: &str, value: &Bound<'_, PyAny>) -> Result<T> {
+    pythonize::depythonize(value).map_err(|e| Error::Config(format!("{what}: {e}")))
 }
 
-/// The AsyncAPI spec (YAML, in `asyncapi_version` "2.6" or "3.0") and the HTML page of an app
-/// whose default clusters are `kafka_brokers`.
-#[pyfunction]
-#[pyo3(signature = (kafka_brokers, info, functions, asyncapi_version = "2.6"))]
+/// What the docs say of function `name`: `description`, and the message `message()` returns
+/// (a dict in [`MessageDoc`]'s fields) when the docs are written.
+pub(super) fn described(
+    name: &str,
+    description: Option<String>,
+    message: Option<Py<PyAny>>,
+) -> Described {
+    let message = message.map(|make| {
+        let (make, what) = (Arc::new(make), format!("message of '{name}'"));
+        Arc::new(move || {
+            attach_if_open(|py| {
+                let made = make.bind(py).call0().map_err(|error| {
+                    Error::Config(format!("{what}: its schema could not be made: {error}"))
+                })?;
+                depythonize::<MessageDoc>(&what, &made)
+            })
+            .unwrap_or(Err(Error::Closed("the Python interpreter")))
+        }) as DescribeMessage
+    });
+    Described {
+        description,
+        message,
+    }
+}
+
+/// The AsyncAPI spec (YAML, in `asyncapi_version` "2.6" or "3.0") and the HTML page of what
+/// `runtime` registered.
 pub(super) fn asyncapi_docs(
-    kafka_brokers: &Bound<'_, PyKafkaBrokers>,
+    runtime: &Runtime,
     info: &Bound<'_, PyDict>,
-    functions: Vec<FunctionTuple<'_>>,
     asyncapi_version: &str,
 ) -> PyResult<(String, String)> {
     let version = asyncapi_version.parse().map_err(to_py_err)?;
-    let info: AppInfo = depythonize("app info", info.as_any())?;
-    let channels = functions
-        .into_iter()
-        .map(
-            |(function, direction, topic, brokers, description, message)| {
-                let direction = match direction.as_str() {
-                    "consumes" => Direction::Consumes,
-                    "produces" => Direction::Produces,
-                    other => {
-                        return Err(to_py_err(Error::Config(format!(
-                            "direction must be 'consumes' or 'produces', got '{other}'"
-                        ))))
-                    }
-                };
-                let message: MessageDoc =
-                    depythonize(&format!("message of '{function}'"), message.as_any())?;
-                Ok(ChannelDoc {
-                    function,
-                    direction,
-                    topic,
-                    cluster: brokers.map_or(ClusterChoice::App, |brokers| {
-                        ClusterChoice::Brokers(brokers.get().0.clone())
-                    }),
-                    description,
-                    message,
-                })
-            },
-        )
-        .collect::<PyResult<Vec<_>>>()?;
-    let docs = Docs::new(info, &kafka_brokers.get().0, &channels).map_err(to_py_err)?;
+    let info: AppInfo = depythonize("app info", info.as_any()).map_err(to_py_err)?;
+    let docs = Docs::of(info, runtime).map_err(to_py_err)?;
     Ok((crate::docs::to_yaml(&docs.asyncapi(version)), docs.html()))
 }

@@ -24,12 +24,14 @@
 //!   (stop, health, seeks); `batches.rs`: a batch handed to Python and its report back, and
 //!   rebalance hooks called on Python; `producer.rs`: `Producer`, `DeliveryTracker`;
 //! - `record.rs`: `Record`, `RecordBatch`; `logging.rs`: `tracing` → Python `logging`;
-//! - `docs.rs`: `asyncapi_docs`, the app's AsyncAPI spec and page; `offsets.rs` (feature
+//! - `mirrors.rs`: the Tester's mirrors (`mirror_runtime`, `Mirror`) and `dead_letters`;
+//! - `docs.rs`: what a registration's docs say, and `Runtime.asyncapi_docs`; `offsets.rs` (feature
 //!   `kafka`): `consumer_offsets`, `reset_offsets`, the offset tools.
 
 mod batches;
 mod docs;
 mod logging;
+mod mirrors;
 #[cfg(feature = "kafka")]
 mod offsets;
 mod producer;
@@ -195,8 +197,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::PyDeliveryTracker>()?;
     m.add_class::<record::PyRecord>()?;
     m.add_class::<record::PyRecordBatch>()?;
-    m.add_function(wrap_pyfunction!(docs::asyncapi_docs, m)?)?;
     m.add_function(wrap_pyfunction!(render_metrics, m)?)?;
+    m.add_class::<mirrors::PyMirror>()?;
+    m.add_class::<mirrors::PyDeadLetter>()?;
+    m.add_function(wrap_pyfunction!(mirrors::mirror_runtime, m)?)?;
+    m.add_function(wrap_pyfunction!(mirrors::dead_letters, m)?)?;
+    m.add("DEAD_LETTER_HEADERS", mirrors::dead_letter_headers(m.py())?)?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use super::batches::{python_rebalance_hook, PyBatchHandler};
 use super::producer::PyProducer;
 use super::running::PyRunningRuntime;
 use super::transport::{transport_of, PyKafkaBrokers};
-use super::{attach_if_open, block_on, cluster_id, to_py_err};
+use super::{attach_if_open, block_on, cluster_id, docs, to_py_err};
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::BatchHandler;
 use crate::error::Error;
@@ -57,10 +57,18 @@ pub(super) struct PyRuntime {
 }
 
 impl PyRuntime {
-    /// The app's registrations (for the offset tools).
-    #[cfg(feature = "kafka")]
+    /// The app's registrations (for the offset tools and the test mirrors).
     pub(super) fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// A runtime built elsewhere (the test mirrors) whose Python handlers run on the event
+    /// loop `event_loop` will hold once it starts.
+    pub(super) fn wrapping(runtime: Runtime, event_loop: LoopCell) -> Self {
+        Self {
+            runtime: DropOffThread::new(runtime),
+            event_loop,
+        }
     }
 }
 
@@ -159,11 +167,22 @@ impl PyRuntime {
 
     /// The bootstrap servers a function with `brokers` uses in the current environment.
     #[pyo3(signature = (brokers = None))]
-    fn cluster_of(&self, brokers: Option<&Bound<'_, PyKafkaBrokers>>) -> PyResult<String> {
+    fn cluster_id(&self, brokers: Option<&Bound<'_, PyKafkaBrokers>>) -> PyResult<String> {
         self.runtime
-            .cluster_of(&choice(brokers, None))
+            .cluster_id(&choice(brokers, None))
             .map(|id| id.bootstrap_servers().to_owned())
             .map_err(to_py_err)
+    }
+
+    /// The AsyncAPI spec (YAML, `asyncapi_version` "2.6" or "3.0") and HTML page of what is
+    /// registered; `info` holds the app's title, version, description and contact.
+    #[pyo3(signature = (info, asyncapi_version = "2.6"))]
+    fn asyncapi_docs(
+        &self,
+        info: &Bound<'_, PyDict>,
+        asyncapi_version: &str,
+    ) -> PyResult<(String, String)> {
+        docs::asyncapi_docs(&self.runtime, info, asyncapi_version)
     }
 
     /// Every topic registered, sorted.
@@ -186,7 +205,9 @@ impl PyRuntime {
     /// `retry` is (attempts, backoff s, max backoff s); `dead_letter_topic` is on the
     /// consumer's cluster, or on `dead_letter_brokers`'. `on_partitions_changed(kind, cluster,
     /// partitions)` is awaited between batches when partitions are assigned or revoked.
-    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, hand_over = "up_to_max_poll_records", retry = None, dead_letter_topic = None, dead_letter_brokers = None, on_partitions_changed = None))]
+    /// `description` and `message()` (a dict of the message's name, schema and codec, made
+    /// only when docs are written) are what its AsyncAPI docs say.
+    #[pyo3(signature = (name, topic, on_batch, *, brokers = None, bootstrap_servers = None, options = None, on_abandon = None, max_poll_records_cap = None, hand_over = "up_to_max_poll_records", retry = None, dead_letter_topic = None, dead_letter_brokers = None, on_partitions_changed = None, description = None, message = None))]
     #[allow(clippy::too_many_arguments)]
     fn add_consumer(
         &mut self,
@@ -203,6 +224,8 @@ impl PyRuntime {
         dead_letter_topic: Option<String>,
         dead_letter_brokers: Option<&Bound<'_, PyKafkaBrokers>>,
         on_partitions_changed: Option<Py<PyAny>>,
+        description: Option<String>,
+        message: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let place = format!("consumes() of '{name}'");
         let mut settings = self
@@ -214,15 +237,11 @@ impl PyRuntime {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         if let Some((attempts, backoff, max_backoff)) = retry {
-            let policy = RetryPolicy {
+            settings.retry = Some(RetryPolicy {
                 attempts,
                 backoff: seconds("retry backoff", backoff)?,
                 max_backoff: seconds("retry max_backoff", max_backoff)?,
-            };
-            policy
-                .check()
-                .map_err(|error| to_py_err(Error::Config(format!("{place}: {error}"))))?;
-            settings.retry = Some(policy);
+            });
         }
         settings.dead_letter = match (dead_letter_topic, dead_letter_brokers) {
             (Some(topic), brokers) => Some(DeadLetterTopic {
@@ -239,22 +258,9 @@ impl PyRuntime {
         settings.on_partitions_changed =
             on_partitions_changed.map(|hook| python_rebalance_hook(hook, self.event_loop.clone()));
         if let Some(cap) = max_poll_records_cap {
-            settings.max_poll_records = settings.max_poll_records.min(cap.max(1));
-            settings.hand_over_cap = Some(cap.max(1));
+            settings.cap_hand_over(cap);
         }
-        let on_batch = Arc::new(on_batch);
-        let event_loop = self.event_loop.clone();
-        let handler: HandlerFactory = Arc::new(move || {
-            let locals = event_loop
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .ok_or(Error::Closed("the app's event loop"))?;
-            Ok(Box::new(PyBatchHandler {
-                on_batch: on_batch.clone(),
-                locals,
-            }) as Box<dyn BatchHandler>)
-        });
+        let handler = python_handler(on_batch, self.event_loop.clone());
         let on_abandon = on_abandon.map(|callback| {
             let (callback, event_loop) = (Arc::new(callback), self.event_loop.clone());
             Arc::new(move |waited: Duration| {
@@ -265,6 +271,7 @@ impl PyRuntime {
                 });
             }) as AbandonHook
         });
+        let described = docs::described(&name, description, message);
         self.runtime
             .add_consumer(ConsumerRegistration {
                 name,
@@ -274,14 +281,17 @@ impl PyRuntime {
                 handler,
                 on_abandon,
                 hand_over: hand_over_of(hand_over, &place)?,
+                described,
             })
             .map_err(to_py_err)?;
         Ok(())
     }
 
     /// Registers producer `name` to `topic` (cluster as for `add_consumer`) with `options`
-    /// over the app's; returns its handle, which sends while the app runs.
-    #[pyo3(signature = (name, topic, *, brokers = None, bootstrap_servers = None, options = None))]
+    /// over the app's; returns its handle, which sends while the app runs. `description` and
+    /// `message` as for `add_consumer`.
+    #[pyo3(signature = (name, topic, *, brokers = None, bootstrap_servers = None, options = None, description = None, message = None))]
+    #[allow(clippy::too_many_arguments)]
     fn add_producer(
         &mut self,
         name: String,
@@ -289,14 +299,23 @@ impl PyRuntime {
         brokers: Option<&Bound<'_, PyKafkaBrokers>>,
         bootstrap_servers: Option<&str>,
         options: Option<&Bound<'_, PyDict>>,
+        description: Option<String>,
+        message: Option<Py<PyAny>>,
     ) -> PyResult<PyProducer> {
         let place = format!("produces() of '{name}'");
         let settings = self
             .runtime
             .producer_settings(&options_of(options)?, &place)
             .map_err(to_py_err)?;
+        let described = docs::described(&name, description, message);
         self.runtime
-            .add_producer(name, topic, choice(brokers, bootstrap_servers), settings)
+            .add_producer(
+                name,
+                topic,
+                choice(brokers, bootstrap_servers),
+                settings,
+                described,
+            )
             .map(PyProducer)
             .map_err(to_py_err)
     }
@@ -332,6 +351,23 @@ impl PyRuntime {
         });
         Ok(PyRunningRuntime::new(running, watcher))
     }
+}
+
+/// A batch handler factory for the coroutine function `on_batch`, run on the event loop of
+/// the runtime's current start.
+pub(super) fn python_handler(on_batch: Py<PyAny>, event_loop: LoopCell) -> HandlerFactory {
+    let on_batch = Arc::new(on_batch);
+    Arc::new(move || {
+        let locals = event_loop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed("the app's event loop"))?;
+        Ok(Box::new(PyBatchHandler {
+            on_batch: on_batch.clone(),
+            locals,
+        }) as Box<dyn BatchHandler>)
+    })
 }
 
 /// Schedules `callback(*arguments)` on the app's event loop from any thread; does nothing

@@ -72,6 +72,13 @@ impl PyKafkaBrokers {
 #[pyclass(name = "MemoryBroker", module = "fastkafka._core", frozen)]
 pub(super) struct PyMemoryBroker(MemoryBroker);
 
+impl PyMemoryBroker {
+    /// The broker itself.
+    pub(super) fn broker(&self) -> &MemoryBroker {
+        &self.0
+    }
+}
+
 #[pymethods]
 impl PyMemoryBroker {
     /// A broker whose topics get `default_partitions` partitions when first used.

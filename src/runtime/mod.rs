@@ -16,6 +16,8 @@
 //! tasks). A capability added here serves both (DESIGN.md §11). Client options cross into it
 //! once, in FastKafka's names ([`options`]).
 
+mod described;
+pub mod mirrors;
 pub mod options;
 mod producer;
 mod running;
@@ -26,6 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use described::{DescribeMessage, Described, Direction, MessageDoc};
 pub use options::{Client, Options};
 pub use producer::ProducerHandle;
 pub use running::RunningRuntime;
@@ -74,6 +77,8 @@ pub struct ConsumerRegistration {
     pub on_abandon: Option<AbandonHook>,
     /// How many records each call of its handler gets.
     pub hand_over: HandOver,
+    /// What the docs say of it.
+    pub described: Described,
 }
 
 /// How many records each call of a consumer's handler gets, which follows from what the
@@ -110,6 +115,22 @@ struct ProducerRegistration {
     cluster: ClusterChoice,
     properties: ClientProperties,
     failover: FailoverPolicy,
+    described: Described,
+}
+
+/// A registered consumer or producer, as the docs and the test mirrors read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Registered<'a> {
+    /// Its name (its function's, in Python).
+    pub name: &'a str,
+    /// Whether it reads or writes `topic`.
+    pub direction: Direction,
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its cluster.
+    pub cluster: &'a ClusterChoice,
+    /// What the docs say of it.
+    pub described: &'a Described,
 }
 
 /// An app's registrations and lifecycle settings; see the module docs.
@@ -218,7 +239,7 @@ impl Runtime {
     }
 
     /// The cluster `choice` names in the current environment.
-    pub fn cluster_of(&self, choice: &ClusterChoice) -> Result<ClusterId> {
+    pub fn cluster_id(&self, choice: &ClusterChoice) -> Result<ClusterId> {
         match choice {
             ClusterChoice::App => self.brokers.resolve(&self.environment),
             ClusterChoice::Brokers(brokers) => brokers.resolve(&self.environment),
@@ -242,13 +263,36 @@ impl Runtime {
         }
     }
 
+    /// A consumer's cluster choices (its own and its dead-letter topic's) and retry policy,
+    /// checked where it is registered and again at the start (the Rust API adjusts settings
+    /// after registering).
+    fn check_consumer(&self, consumer: &ConsumerRegistration) -> Result<()> {
+        let place = format!("consumer '{}'", consumer.name);
+        self.check_choice(&consumer.cluster)?;
+        if let Some(cluster) = consumer
+            .settings
+            .dead_letter
+            .as_ref()
+            .and_then(|dead_letter| dead_letter.cluster.as_ref())
+        {
+            self.check_choice(cluster)
+                .map_err(|error| Error::Config(format!("{place}: dead-letter brokers: {error}")))?;
+        }
+        if let Some(retry) = &consumer.settings.retry {
+            retry
+                .check()
+                .map_err(|error| Error::Config(format!("{place}: {error}")))?;
+        }
+        Ok(())
+    }
+
     /// Registers a consumer (its cluster override must define the app's environments) and
     /// returns its settings, to adjust before the start.
     pub fn add_consumer(
         &mut self,
         consumer: ConsumerRegistration,
     ) -> Result<&mut ConsumerSettings> {
-        self.check_choice(&consumer.cluster)?;
+        self.check_consumer(&consumer)?;
         self.consumers.push(consumer);
         Ok(&mut self.consumers.last_mut().expect("just pushed").settings)
     }
@@ -287,6 +331,7 @@ impl Runtime {
         topic: impl Into<String>,
         cluster: ClusterChoice,
         settings: ProducerSettings,
+        described: Described,
     ) -> Result<ProducerHandle> {
         self.check_choice(&cluster)?;
         let handle = ProducerHandle::new(name.into(), topic.into());
@@ -295,8 +340,28 @@ impl Runtime {
             cluster,
             properties: settings.properties,
             failover: settings.failover,
+            described,
         });
         Ok(handle)
+    }
+
+    /// Every consumer, then every producer, in the order they were registered.
+    pub fn registered(&self) -> impl Iterator<Item = Registered<'_>> {
+        let consumers = self.consumers.iter().map(|consumer| Registered {
+            name: &consumer.name,
+            direction: Direction::Consumes,
+            topic: &consumer.topic,
+            cluster: &consumer.cluster,
+            described: &consumer.described,
+        });
+        let producers = self.producers.iter().map(|producer| Registered {
+            name: producer.handle.name(),
+            direction: Direction::Produces,
+            topic: producer.handle.topic(),
+            cluster: &producer.cluster,
+            described: &producer.described,
+        });
+        consumers.chain(producers)
     }
 
     /// Every topic the app consumes from or produces to.
@@ -323,7 +388,7 @@ impl Runtime {
             .filter_map(|consumer| {
                 let group = self.group_of(consumer)?;
                 Some(
-                    self.cluster_of(&consumer.cluster)
+                    self.cluster_id(&consumer.cluster)
                         .map(|cluster| ConsumerGroupTarget {
                             consumer: consumer.name.clone(),
                             topic: consumer.topic.clone(),
@@ -348,7 +413,7 @@ impl Runtime {
     fn producer_properties_by_cluster(&self) -> Result<Vec<(ClusterId, ClientProperties)>> {
         let mut by_cluster: Vec<(ClusterId, &ProducerRegistration)> = Vec::new();
         for producer in &self.producers {
-            let id = self.cluster_of(&producer.cluster)?;
+            let id = self.cluster_id(&producer.cluster)?;
             let Some((_, first)) = by_cluster.iter().find(|(known, _)| *known == id) else {
                 by_cluster.push((id, producer));
                 continue;

@@ -137,6 +137,14 @@ impl Default for ConsumerSettings {
 const MAX_HAND_OVER: usize = 2000;
 
 impl ConsumerSettings {
+    /// Hands over at most `cap` records at once (Python's executors' `max_buffer_size`),
+    /// polling no more than that either.
+    pub fn cap_hand_over(&mut self, cap: usize) {
+        let cap = cap.max(1);
+        self.max_poll_records = self.max_poll_records.min(cap);
+        self.hand_over_cap = Some(cap);
+    }
+
     /// How far the loop may grow a hand-over beyond `max_poll_records` for a fast handler
     /// ([`crate::ConsumerLoopConfig::max_poll_records_when_fast`]): up to `MAX_HAND_OVER`
     /// records, only for a handler to whom the batch size is invisible

@@ -35,8 +35,8 @@ impl Runtime {
                 .as_ref()
                 .and_then(|target| target.cluster.as_ref())
                 .unwrap_or(&consumer.cluster);
-            if self.cluster_of(&consumer.cluster)? == *id
-                || self.cluster_of(dead_letters_to)? == *id
+            if self.cluster_id(&consumer.cluster)? == *id
+                || self.cluster_id(dead_letters_to)? == *id
             {
                 return Ok(consumer
                     .settings
@@ -60,6 +60,9 @@ impl Runtime {
     /// unfinished then (a group that never settles) fails the start like an error.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningRuntime> {
         let deadline = tokio::time::Instant::now() + self.start_timeout;
+        for consumer in &self.consumers {
+            self.check_consumer(consumer)?;
+        }
         let properties = self.producer_properties_by_cluster()?;
         let users = self
             .producers
@@ -72,7 +75,7 @@ impl Runtime {
             }));
         let mut clusters = UsedClusters::default();
         for (choice, name) in users {
-            let id = self.cluster_of(choice)?;
+            let id = self.cluster_id(choice)?;
             let standby = self.standby_of(choice)?;
             if clusters.add_user(&id, standby.as_ref(), name)? {
                 continue;
@@ -147,7 +150,7 @@ impl Runtime {
         }
         let mut running = RunningRuntime::new(self.stop_timeout);
         for producer in &self.producers {
-            let id = self.cluster_of(&producer.cluster)?;
+            let id = self.cluster_id(&producer.cluster)?;
             producer
                 .handle
                 .bind(Some(clusters.for_use(&id, producer.failover)));
@@ -163,7 +166,7 @@ impl Runtime {
                         target.topic.clone(),
                     );
                     let choice = target.cluster.as_ref().unwrap_or(&consumer.cluster);
-                    let id = self.cluster_of(choice)?;
+                    let id = self.cluster_id(choice)?;
                     handle.bind(Some(clusters.for_use(&id, consumer.settings.failover)));
                     running.producers.0.push(handle.clone());
                     Some(handle)
@@ -174,7 +177,7 @@ impl Runtime {
         }
         let mut consumer_clusters = Vec::with_capacity(self.consumers.len());
         for consumer in &self.consumers {
-            let id = self.cluster_of(&consumer.cluster)?;
+            let id = self.cluster_id(&consumer.cluster)?;
             consumer_clusters.push(clusters.for_use(&id, consumer.settings.failover));
         }
         let subscriptions = self

@@ -167,7 +167,7 @@ async fn bad_records_are_skipped_keys_reach_metadata_and_offsets_are_committed()
     assert_eq!(seen[0].1.key.as_deref(), Some(&b"k1"[..]));
     assert_eq!(seen[0].1.offset, 2);
     let committed = broker
-        .memory_cluster(&app.cluster_of(None).unwrap())
+        .memory_cluster(&app.cluster_id(None).unwrap())
         .committed_offset("g", &TopicPartition::new("signals", 0));
     assert_eq!(
         committed,
@@ -249,7 +249,7 @@ async fn a_batch_consumer_gets_one_partition_per_call_as_in_python() {
     )
     .unwrap();
     let broker = MemoryBroker::new();
-    let id = app.cluster_of(None).unwrap();
+    let id = app.cluster_id(None).unwrap();
     broker.create_topic(&id, "signals", 2).unwrap();
     // Keys spread the records over both partitions; all are there before the first poll, so
     // the consumer polls them as one batch.

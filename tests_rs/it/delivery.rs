@@ -65,7 +65,7 @@ async fn an_input_commits_only_once_its_output_to_another_cluster_is_delivered()
     // A stored offset would be committed at once: nothing committed means nothing stored.
     .commit_interval(Some(Duration::from_millis(1)));
     let (broker, harness, mut predictions) = watching_predictions(&app, &two).await;
-    let cluster_two = app.cluster_of(Some(&two)).unwrap();
+    let cluster_two = app.cluster_id(Some(&two)).unwrap();
     broker.refuse_deliveries(&cluster_two, Some("cluster 2 is down"));
     let running = app.start(harness.transport()).await.unwrap();
     harness
@@ -74,7 +74,7 @@ async fn an_input_commits_only_once_its_output_to_another_cluster_is_delivered()
 
     // Handled, not delivered, handled again: and meanwhile nothing is committed.
     until(&changed, || handled.load(Ordering::SeqCst) >= 2).await;
-    let signals = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    let signals = broker.memory_cluster(&app.cluster_id(None).unwrap());
     let committed = || signals.committed_offset("g", &TopicPartition::new("signals", 0));
     assert_eq!(
         committed(),
@@ -133,7 +133,7 @@ async fn a_task_a_handler_spawns_holds_its_input_until_what_it_sends_is_delivere
         .unwrap();
     until(&changed, || handled.load(Ordering::SeqCst) == 1).await;
 
-    let signals = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    let signals = broker.memory_cluster(&app.cluster_id(None).unwrap());
     let committed = || signals.committed_offset("g", &TopicPartition::new("signals", 0));
     // The loop commits every millisecond: a stored offset would show at once.
     assert!(

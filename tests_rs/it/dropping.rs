@@ -40,7 +40,7 @@ async fn dropping_a_running_app_commits_what_it_handled_and_stops_its_consumers(
     .group_id("g")
     .commit_interval(None); // commits only when partitions go and at stop
     let broker = MemoryBroker::new();
-    let cluster = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    let cluster = broker.memory_cluster(&app.cluster_id(None).unwrap());
     let harness = TestHarness::new(&app, broker.clone());
     let running = app.start(harness.transport()).await.unwrap();
     let json = |text: &str| OutgoingRecord::new(serde_json::to_vec(&TestMsg::new(text)).unwrap());

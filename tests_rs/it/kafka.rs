@@ -275,14 +275,14 @@ async fn the_forwarding_example_crosses_two_real_clusters() {
     let transport: std::sync::Arc<dyn Transport> =
         std::sync::Arc::new(KafkaTransport::new(fast_properties()).unwrap());
     let cluster_2 = transport
-        .cluster(&app.cluster_of(Some(&brokers_2)).unwrap())
+        .cluster(&app.cluster_id(Some(&brokers_2)).unwrap())
         .unwrap();
     let mut on_two = cluster_2
         .subscribe(Subscription::new(["preprocessed_signals"]))
         .await
         .unwrap();
     let running = app.start(transport.clone()).await.unwrap();
-    let cluster_1 = transport.cluster(&app.cluster_of(None).unwrap()).unwrap();
+    let cluster_1 = transport.cluster(&app.cluster_id(None).unwrap()).unwrap();
     cluster_1
         .produce(
             "preprocessed_signals",
@@ -397,6 +397,7 @@ async fn a_full_producer_queue_is_awaited_without_blocking_the_runtime() {
                 properties,
                 ..Default::default()
             },
+            fastkafka::runtime::Described::default(),
         )
         .unwrap();
     let running = runtime.start(Arc::new(transport)).await.unwrap();

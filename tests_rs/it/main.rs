@@ -25,6 +25,7 @@ mod tansu;
 mod app_examples;
 mod memory_broker;
 mod read_ahead;
+mod registry;
 mod runtime;
 mod spans;
 

@@ -45,7 +45,7 @@ async fn a_retry_in_place_keeps_order_when_the_next_batch_was_already_read_ahead
         max_backoff: Duration::from_millis(20),
     });
     let broker = MemoryBroker::new();
-    let cluster = broker.memory_cluster(&app.cluster_of(None).unwrap());
+    let cluster = broker.memory_cluster(&app.cluster_id(None).unwrap());
     cluster.create_topic("signals", 1).unwrap();
     let texts: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
     cluster

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fastkafka::runtime::{
-    AbandonHook, ClusterChoice, ConsumerRegistration, ConsumerSettings, HandOver, Options, Runtime,
+    AbandonHook, ClusterChoice, ConsumerRegistration, ConsumerSettings, Described, HandOver,
+    Options, Runtime,
 };
 use fastkafka::{BatchHandler, Error, KafkaBrokers, MemoryBroker, Record, Transport};
 use serde_json::json;
@@ -63,12 +64,13 @@ async fn a_batch_stuck_at_stop_is_abandoned_at_half_the_stop_timeout() {
                 hook_abandoned.notify_one();
             }) as AbandonHook),
             hand_over: HandOver::UpToMaxPollRecords,
+            described: Described::default(),
         })
         .unwrap();
     let broker = MemoryBroker::new();
     let running = runtime.start(Arc::new(broker.clone())).await.unwrap();
     broker
-        .cluster(&runtime.cluster_of(&ClusterChoice::App).unwrap())
+        .cluster(&runtime.cluster_id(&ClusterChoice::App).unwrap())
         .unwrap()
         .produce("jobs", vec![fastkafka::OutgoingRecord::new(&b"{}"[..])])
         .unwrap();
@@ -94,7 +96,13 @@ async fn producers_sharing_a_cluster_must_agree_on_its_options_and_values_stay_s
             .producer_settings(&options(json!({"sasl_plain_password": password})), name)
             .unwrap();
         runtime
-            .add_producer(name, "t", ClusterChoice::App, settings)
+            .add_producer(
+                name,
+                "t",
+                ClusterChoice::App,
+                settings,
+                Described::default(),
+            )
             .unwrap();
     }
     let error = runtime
@@ -170,6 +178,7 @@ async fn a_fixed_cluster_ignores_the_environment_as_a_test_mirror_must() {
             }),
             on_abandon: None,
             hand_over: HandOver::UpToMaxPollRecords,
+            described: Described::default(),
         })
         .unwrap();
     let broker = MemoryBroker::new();
@@ -258,6 +267,7 @@ async fn the_start_timeout_bounds_the_whole_start_and_names_the_consumer_it_wait
                 }),
                 on_abandon: None,
                 hand_over: HandOver::UpToMaxPollRecords,
+                described: Described::default(),
             })
             .unwrap();
     }
