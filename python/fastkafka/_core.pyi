@@ -6,9 +6,11 @@ from typing import Any, Literal, final
 
 __all__ = [
     "DEAD_LETTER_HEADERS",
+    "BatchReport",
     "Cluster",
     "DeadLetter",
     "DeliveryTracker",
+    "Failure",
     "KafkaBrokers",
     "KafkaTransport",
     "MemoryBroker",
@@ -115,16 +117,7 @@ class Runtime:
         self,
         name: str,
         topic: str,
-        on_batch: Callable[
-            [RecordBatch, DeliveryTracker],
-            Awaitable[
-                tuple[
-                    int | None,
-                    list[tuple[list[int], str | None, bool, str, str, str | None, bool]],
-                ]
-                | None
-            ],
-        ],
+        on_batch: Callable[[RecordBatch, DeliveryTracker], Awaitable[BatchReport | None]],
         *,
         brokers: KafkaBrokers | None = None,
         bootstrap_servers: str | None = None,
@@ -294,3 +287,31 @@ def dead_letters(
 ) -> list[DeadLetter]: ...
 
 DEAD_LETTER_HEADERS: dict[str, str]
+
+@final
+class Failure:
+    @staticmethod
+    def handler(
+        indices: list[int],
+        error_type: str,
+        message: str,
+        details: str | None,
+        *,
+        retryable: bool,
+    ) -> Failure: ...
+    @staticmethod
+    def undecodable(index: int, into: str, error_type: str, message: str) -> Failure: ...
+    @staticmethod
+    def undelivered(indices: list[int], message: str) -> Failure: ...
+    @property
+    def error_type(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def details(self) -> str | None: ...
+    @property
+    def retryable(self) -> bool: ...
+
+@final
+class BatchReport:
+    def __new__(cls, stopped_after: int | None, failures: Sequence[Failure]) -> BatchReport: ...

@@ -33,13 +33,10 @@ RebalanceHook = Callable[[PartitionsChanged], Awaitable[None] | None]
 
 consumer_logger = logging.getLogger("fastkafka.consumer")
 
-# A failure as the engine reads it: (indices in the batch handed over, the model an undecodable
-# record should have been or None, retryable, error type, message, traceback or None, whether
-# it is an output the client refused).
-Failure = tuple[list[int], str | None, bool, str, str, str | None, bool]
-# What handle_batch returns: None when all went well, else (the index the handler stopped
-# after, at a retryable failure, or None; the failures).
-Report = tuple[int | None, list[Failure]] | None
+# What the handler could not process, one failure per reason (the engine's types); handle_batch
+# returns None when all went well.
+Failure = _core.Failure
+Report = _core.BatchReport | None
 
 
 class ConsumerRunner:
@@ -118,7 +115,7 @@ class ConsumerRunner:
         failures: list[Failure] = []
         try:
             stopped_after = await self._handle_batch(records, failures)
-            return (stopped_after, failures) if failures else None
+            return _core.BatchReport(stopped_after, failures) if failures else None
         except Exception:
             raise  # throw_exceptions=True: already reported by _handler_failed
         except BaseException as error:
@@ -308,7 +305,7 @@ class ConsumerRunner:
                 # The producer call this handler made was refused: a delivery failure of this
                 # record, retried in place until it goes (dead-lettered only by policy), never
                 # a handler error to skip.
-                failures.append((indices, None, True, "DeliveryFailed", refusal, None, True))
+                failures.append(_core.Failure.undelivered(indices, refusal))
                 return False
             if deliveries.failed:
                 # A send for this batch failed and no record is to blame for it (its error was
@@ -321,14 +318,12 @@ class ConsumerRunner:
         retry = self._spec.retry
         retryable = retry is not None and retry.covers(error)
         failures.append(
-            (
+            _core.Failure.handler(
                 indices,
-                None,
-                retryable,
                 type(error).__name__,
                 describe_error(error),
                 describe_traceback(error),
-                False,
+                retryable=retryable,
             )
         )
         return not retryable
@@ -336,7 +331,7 @@ class ConsumerRunner:
     def _undecodable(self, index: int, record: _core.Record, error: Exception) -> Failure:
         described = describe_decode_error(error, record.value)
         model = self._spec.message_type.__name__
-        return ([index], model, False, type(error).__name__, described, None, False)
+        return _core.Failure.undecodable(index, model, type(error).__name__, described)
 
 
 def _is_refusal(error: BaseException) -> bool:
@@ -353,5 +348,5 @@ def _is_refusal(error: BaseException) -> bool:
 
 
 def _mark_failed(tracing: Tracing, span: Any, failures: list[Failure]) -> None:
-    for _, _, _, error_type, message, details, _ in failures:
-        tracing.failed(span, error_type, message, details)
+    for failure in failures:
+        tracing.failed(span, failure.error_type, failure.message, failure.details)

@@ -1,6 +1,7 @@
 //! [`PyBatchHandler`]: how a consumer loop hands a batch to Python — one attach to build the
 //! records and schedule the app's batch coroutine on its asyncio loop, one to read the report
-//! back — and the report's shape ([`handled_of`]): what the handler could not process. And
+//! back — and the report's types (`Failure`, `BatchReport`): what the handler could not
+//! process. And
 //! [`python_rebalance_hook`]: a consumer's rebalance hooks, called the same way.
 
 use std::sync::{Arc, PoisonError};
@@ -58,47 +59,112 @@ impl BatchHandler for PyBatchHandler {
     }
 }
 
-/// A failure as `ConsumerRunner` reports it: (indices, the model an undecodable record should
-/// have been, retryable, error type, message, traceback, whether it is a refused output).
-type PyFailure = (
-    Vec<usize>,
-    Option<String>,
-    bool,
-    String,
-    String,
-    Option<String>,
-    bool,
-);
+/// Records of one handler call that could not be processed, for one reason: what
+/// `ConsumerRunner` reports, built by one constructor per reason.
+#[pyclass(name = "Failure", module = "fastkafka._core", frozen)]
+pub(super) struct PyFailure(Failure);
 
-/// What `on_batch` returned: `None` when everything was handled, else (the index it stopped
-/// after, the failures).
+#[pymethods]
+impl PyFailure {
+    /// The handler raised `error_type` with `message` (`details`: its traceback, for the log
+    /// only) for the records at `indices`; `retryable` if the consumer's policy covers it.
+    #[staticmethod]
+    #[pyo3(signature = (indices, error_type, message, details, *, retryable))]
+    fn handler(
+        indices: Vec<usize>,
+        error_type: String,
+        message: String,
+        details: Option<String>,
+        retryable: bool,
+    ) -> Self {
+        Self(Failure {
+            indices,
+            kind: FailureKind::Handler,
+            retryable,
+            error_type,
+            message,
+            details,
+        })
+    }
+
+    /// The record at `index` cannot be decoded into `into` (never retried).
+    #[staticmethod]
+    fn undecodable(index: usize, into: String, error_type: String, message: String) -> Self {
+        Self(Failure {
+            indices: vec![index],
+            kind: FailureKind::Undecodable { into },
+            retryable: false,
+            error_type,
+            message,
+            details: None,
+        })
+    }
+
+    /// What the handler sent for the records at `indices` was refused by the client: retried
+    /// in place until it goes, never skipped.
+    #[staticmethod]
+    fn undelivered(indices: Vec<usize>, message: String) -> Self {
+        Self(Failure {
+            indices,
+            kind: FailureKind::Undelivered,
+            retryable: true,
+            error_type: "DeliveryFailed".to_owned(),
+            message,
+            details: None,
+        })
+    }
+
+    /// The error's type name.
+    #[getter]
+    fn error_type(&self) -> &str {
+        &self.0.error_type
+    }
+
+    /// The error's message.
+    #[getter]
+    fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// Its traceback, if any.
+    #[getter]
+    fn details(&self) -> Option<&str> {
+        self.0.details.as_deref()
+    }
+
+    /// Whether the consumer's retry policy covers it.
+    #[getter]
+    fn retryable(&self) -> bool {
+        self.0.retryable
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+/// What a batch handler could not process: `failures`, and the index it stopped after (at a
+/// retryable failure: the records after it were not handled) or None.
+#[pyclass(name = "BatchReport", module = "fastkafka._core", frozen)]
+pub(super) struct PyBatchReport(Handled);
+
+#[pymethods]
+impl PyBatchReport {
+    #[new]
+    fn new(stopped_after: Option<usize>, failures: Vec<PyRef<'_, PyFailure>>) -> Self {
+        Self(Handled {
+            stopped_after,
+            failures: failures.iter().map(|failure| failure.0.clone()).collect(),
+        })
+    }
+}
+
+/// What `on_batch` returned: `None` when everything was handled, else a `BatchReport`.
 fn handled_of(report: &Bound<'_, PyAny>) -> PyResult<Handled> {
     if report.is_none() {
         return Ok(Handled::all());
     }
-    let (stopped_after, failures): (Option<usize>, Vec<PyFailure>) = report.extract()?;
-    Ok(Handled {
-        stopped_after,
-        failures: failures
-            .into_iter()
-            .map(
-                |(indices, undecodable_as, retryable, error_type, message, details, refused)| {
-                    Failure {
-                        indices,
-                        kind: match (undecodable_as, refused) {
-                            (Some(into), _) => FailureKind::Undecodable { into },
-                            (None, true) => FailureKind::Undelivered,
-                            (None, false) => FailureKind::Handler,
-                        },
-                        retryable,
-                        error_type,
-                        message,
-                        details,
-                    }
-                },
-            )
-            .collect(),
-    })
+    Ok(report.cast::<PyBatchReport>()?.get().0.clone())
 }
 
 /// A rebalance hook that calls `hook(kind, cluster, partitions, seeker)` — `kind` "assigned"

@@ -198,6 +198,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<record::PyRecord>()?;
     m.add_class::<record::PyRecordBatch>()?;
     m.add_function(wrap_pyfunction!(render_metrics, m)?)?;
+    m.add_class::<batches::PyFailure>()?;
+    m.add_class::<batches::PyBatchReport>()?;
     m.add_class::<mirrors::PyMirror>()?;
     m.add_class::<mirrors::PyDeadLetter>()?;
     m.add_function(wrap_pyfunction!(mirrors::mirror_runtime, m)?)?;
