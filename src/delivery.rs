@@ -240,7 +240,7 @@ mod tests {
         });
         tracker.failed(Error::Handler("second".into()));
         waiting.await.unwrap();
-        assert_eq!(tracker.outcome(), Err(Error::Handler("first".into())));
+        assert!(matches!(tracker.outcome(), Err(Error::Handler(m)) if m == "first"));
     }
 
     #[tokio::test]
@@ -282,7 +282,7 @@ mod tests {
         pending.abort();
         let _ = pending.await;
         assert!(tracker.is_settled());
-        assert_eq!(tracker.outcome(), Ok(()));
+        assert!(tracker.outcome().is_ok());
     }
 
     #[tokio::test]
@@ -290,13 +290,10 @@ mod tests {
         let tracker = DeliveryTracker::new();
         tracker.refused(Error::Handler("queue full".into()));
         assert!(tracker.is_settled() && tracker.has_failed());
-        assert_eq!(tracker.outcome(), Err(Error::Handler("queue full".into())));
-        assert_eq!(
-            tracker.take_refusal(),
-            Some(Error::Handler("queue full".into()))
-        );
+        assert!(matches!(tracker.outcome(), Err(Error::Handler(m)) if m == "queue full"));
+        assert!(matches!(tracker.take_refusal(), Some(Error::Handler(m)) if m == "queue full"));
         assert!(!tracker.has_failed());
-        assert_eq!(tracker.outcome(), Ok(()));
+        assert!(tracker.outcome().is_ok());
 
         // Two refusals, one blamed: the other (a handler swallowed it) still fails the batch.
         tracker.refused(Error::Handler("too large".into()));

@@ -42,6 +42,8 @@
 //!   are delivered → commit, and [`LoopFailure`] when a loop ends other than by `stop`;
 //!   [`consumer_loop::failures`]: what happens to records a handler could not process
 //!   ([`RetryPolicy`], dead-letter topics).
+//! - [`producer`]: [`producer::ProducerHandle`], where a registered producer sends (bound by
+//!   the runtime while it runs; the consumer loop's dead letters go through one too).
 //! - [`delivery`]: [`delivery::DeliveryTracker`], the acknowledgements of what a batch produced,
 //!   and [`delivery::spawn`], a task tied to the input its handler was handling.
 //! - [`metrics`]: the consumers' and producers' figures in Prometheus' text format.
@@ -65,6 +67,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod offsets;
+pub mod producer;
 pub mod record;
 pub mod runtime;
 mod spans;

@@ -14,7 +14,7 @@ from kafka_helpers import TIMEOUT
 from pydantic import BaseModel
 
 from fastkafka import FastKafka, _core
-from fastkafka.exceptions import ConfigError
+from fastkafka.exceptions import ConfigError, ConsumerEndedError, HandlerError
 from fastkafka.testing import InMemoryBroker, Tester
 
 
@@ -48,7 +48,7 @@ async def test_a_handler_raising_a_base_exception_fails_the_app(raised: BaseExce
 async def test_a_consumer_loop_that_ends_on_its_own_is_reported() -> None:
     broker = _core.MemoryBroker()
     runtime = _core.Runtime(_core.KafkaBrokers.localhost(), "localhost")
-    reported: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+    reported: asyncio.Future[tuple[str, BaseException]] = asyncio.get_running_loop().create_future()
 
     async def failing_batch(records: list[_core.Record], deliveries: _core.DeliveryTracker) -> None:
         raise RuntimeError("the batch handler broke")
@@ -58,13 +58,15 @@ async def test_a_consumer_loop_that_ends_on_its_own_is_reported() -> None:
         runtime.start,
         broker,
         asyncio.get_running_loop(),
-        lambda name, message: reported.set_result((name, message)),
+        lambda name, error: reported.set_result((name, error)),
     )
     try:
         broker.cluster("localhost:9092").send("jobs", b"{}")
-        name, message = await asyncio.wait_for(reported, TIMEOUT)
+        name, error = await asyncio.wait_for(reported, TIMEOUT)
         assert name == "on_jobs"
-        assert "the batch handler broke" in message
+        assert isinstance(error, ConsumerEndedError), "one class per engine error"
+        assert isinstance(error.__cause__, HandlerError), "why it ended is kept as its cause"
+        assert "the batch handler broke" in str(error.__cause__)
     finally:
         with pytest.raises(Exception, match="the batch handler broke"):
             await asyncio.to_thread(running.stop)

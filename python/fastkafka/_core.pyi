@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, final
 
+from .exceptions import ConsumerEndedError
+
 __all__ = [
     "DEAD_LETTER_HEADERS",
     "BatchReport",
@@ -151,7 +153,7 @@ class Runtime:
         self,
         transport: MemoryBroker | KafkaTransport,
         event_loop: asyncio.AbstractEventLoop,
-        on_failure: Callable[[str, str], object],
+        on_failure: Callable[[str, ConsumerEndedError], object],
     ) -> RunningRuntime: ...
 
 @final

@@ -23,7 +23,13 @@ from typing import Any
 from . import _core
 from ._tasks import tie_tasks_to_inputs, untied_context
 from ._threads import run_lifecycle
-from .exceptions import AppNotStartedError, ConfigError, HandlerError, TransportError
+from .exceptions import (
+    AppNotStartedError,
+    ConfigError,
+    ConsumerEndedError,
+    HandlerError,
+    TransportError,
+)
 
 __all__ = [
     "AppRun",
@@ -220,11 +226,12 @@ class AppRun:
         consumer_logger.error("%s: stopping this consumer: %r", name, error)
         self._record(error)
 
-    def consumer_ended(self, name: str, message: str) -> None:
+    def consumer_ended(self, name: str, error: ConsumerEndedError) -> None:
         """Called on the event loop when the runtime saw a consumer end without being
-        stopped (its batch failed, its loop panicked, its cluster refused it for good)."""
+        stopped (its batch failed, its loop panicked, its cluster refused it for good);
+        ``error.__cause__`` says why."""
         if self._failure is None:
-            self.fail(name, HandlerError(f"consumer '{name}' ended: {message}"))
+            self.fail(name, error)
 
     def _record(self, error: BaseException) -> None:
         if self._failure is None:

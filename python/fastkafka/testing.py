@@ -50,7 +50,7 @@ from ._lifecycle import InMemoryBroker, Transport, default_transport
 from ._mirrors import MirrorConsumer, MirrorProducer, mirror_codec
 from ._mocks import AwaitedMock, MockNamespace
 from ._threads import run_lifecycle
-from .exceptions import ConfigError, HandlerError
+from .exceptions import ConfigError, ConsumerEndedError, HandlerError
 from .failures import DeadLetter
 
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
@@ -311,10 +311,10 @@ class Tester:
             for spec in app.producer_specs
         }
 
-    def _mirror_ended(self, name: str, message: str) -> None:
+    def _mirror_ended(self, name: str, error: ConsumerEndedError) -> None:
         """A mirror consumer stopped (a mock's side effect raised): the test sees no more of
         its topic, so say why."""
-        logger.error("mirror %s stopped: %s", name, message)
+        logger.error("mirror %s stopped: %s", name, error.__cause__ or error)
 
     def _name_mirrors(self) -> None:
         """``tester.mocks`` / ``tester.awaited_mocks`` and the ``to_<topic>`` / ``on_<topic>``

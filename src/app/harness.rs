@@ -106,9 +106,10 @@ impl TestHarness {
         value: &T,
     ) -> Result<()> {
         let mirror = self.mirror(MirrorRole::Feeds, topic, brokers)?;
-        let payload = codec
-            .encode(value)
-            .map_err(|e| Error::Handler(format!("cannot encode: {e}")))?;
+        let payload = codec.encode(value).map_err(|message| Error::Encode {
+            topic: topic.to_owned(),
+            message,
+        })?;
         self.broker
             .cluster(&mirror.cluster)?
             .produce(topic, vec![OutgoingRecord::new(payload)])
@@ -196,13 +197,16 @@ impl<T: 'static> Watch<T> {
     pub async fn next_within(&mut self, timeout: Duration) -> Result<T> {
         let received = tokio::time::timeout(timeout, self.arrived.recv()).await;
         let record = received
-            .map_err(|_| Error::Transport {
-                cluster: String::new(),
-                message: format!("nothing arrived on '{}' within {timeout:?}", self.topic),
+            .map_err(|_| Error::TimedOut {
+                what: format!("nothing arrived on '{}'", self.topic),
+                after: timeout,
             })?
             .ok_or(Error::Closed("the watch's consumer"))?;
         self.codec
             .decode_value(record.value.as_deref())
-            .map_err(|e| Error::Handler(format!("cannot decode a record of '{}': {e}", self.topic)))
+            .map_err(|message| Error::Decode {
+                topic: self.topic.clone(),
+                message,
+            })
     }
 }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::Codec;
 use crate::error::{Error, Result};
+use crate::producer::ProducerHandle;
 use crate::record::{Header, OutgoingRecord};
-use crate::runtime::ProducerHandle;
 
 /// A typed producer bound to one (topic, cluster); clone it into handlers freely.
 pub struct Producer<T> {
@@ -73,8 +73,9 @@ impl<T: 'static> Producer<T> {
     }
 
     fn encode(&self, value: &T) -> Result<Bytes> {
-        let payload = self.codec.encode(value).map_err(|e| {
-            Error::Handler(format!("cannot encode for '{}': {e}", self.handle.topic()))
+        let payload = self.codec.encode(value).map_err(|message| Error::Encode {
+            topic: self.handle.topic().to_owned(),
+            message,
         })?;
         Ok(payload.into())
     }

@@ -72,10 +72,10 @@ pub(super) async fn give_up(
                 failure.message,
             ),
             FailureKind::Undelivered => {
-                return Err(Error::Handler(format!(
-                    "{}: outputs not delivered and no dead-letter topic: {}",
-                    config.name, failure.message
-                )))
+                return Err(Error::Undelivered {
+                    consumer: config.name.to_string(),
+                    message: failure.message.clone(),
+                })
             }
         }
         return Ok(());

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::producer::ProducerHandle;
 use crate::record::{Record, TopicPartition};
-use crate::runtime::ProducerHandle;
 
 /// Headers a dead-lettered record carries besides its own: where it was read and why it failed.
 pub mod headers {

@@ -8,7 +8,7 @@
 //! (`read_ahead.rs`), so the handler's thread does not wait for the poll between batches.
 //!
 //! A loop that ends other than by [`ConsumerLoop::stop`] — its handler asked it to stop, its
-//! cluster closed it, or it panicked (a panic is caught and becomes an [`Error::Handler`]) —
+//! cluster closed it, or it panicked (a panic is caught and becomes an [`Error::Panicked`]) —
 //! reports why through [`ConsumerLoop::failure`], so the app above it can fail instead of
 //! running on with a dead consumer.
 //!
@@ -121,10 +121,10 @@ impl ConsumerLoop {
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| {
-                    Err(Error::Handler(format!(
-                        "consumer loop panicked: {}",
-                        panic_message(panic.as_ref())
-                    )))
+                    Err(Error::Panicked {
+                        what: "consumer loop".to_owned(),
+                        message: panic_message(panic.as_ref()).to_owned(),
+                    })
                 });
             if let Err(error) = &outcome {
                 if !*stop_requested.borrow() {
@@ -176,9 +176,10 @@ impl ConsumerLoop {
         let _ = self.shutdown.send(true);
         match self.task.await {
             Ok(result) => result,
-            Err(join_error) => Err(Error::Handler(format!(
-                "consumer loop panicked: {join_error}"
-            ))),
+            Err(join_error) => Err(Error::Panicked {
+                what: "consumer loop".to_owned(),
+                message: join_error.to_string(),
+            }),
         }
     }
 }

@@ -111,32 +111,48 @@ pub(crate) fn keep_thread_state() {
     KEPT.set(kept.is_some());
 }
 
-/// Raises `error` as the matching class of `fastkafka.exceptions`. Called on engine threads too
-/// (an awaitable's failure), so it enters Python through the gate: once the interpreter is
-/// exiting, the error becomes a plain `RuntimeError` built without entering Python (nobody is
-/// left to catch it).
+/// The class of `fastkafka.exceptions` each variant is raised as: one per variant, so that
+/// Python code can tell them apart as Rust code does.
+fn exception_class(error: &Error) -> &'static str {
+    match error {
+        Error::Config(_) => "ConfigError",
+        Error::Transport { .. } => "TransportError",
+        Error::RecordTooLarge { .. } => "RecordTooLargeError",
+        Error::Fatal { .. } => "FatalClusterError",
+        Error::Undelivered { .. } => "DeliveryError",
+        Error::Closed(_) => "ClosedError",
+        Error::Thread { .. } => "ThreadStartError",
+        Error::Encode { .. } => "EncodeError",
+        Error::Decode { .. } => "DecodeError",
+        Error::TimedOut { .. } => "WaitTimeoutError",
+        Error::Handler(_) => "HandlerError",
+        Error::Panicked { .. } => "PanicError",
+        Error::ConsumerEnded { .. } => "ConsumerEndedError",
+    }
+}
+
+/// Raises `error` as its class of `fastkafka.exceptions` ([`exception_class`]); a consumer's
+/// end keeps why as the exception's `__cause__`. Called on engine threads too (an awaitable's
+/// failure), so it enters Python through the gate: once the interpreter is exiting, the error
+/// becomes a plain `RuntimeError` built without entering Python (nobody is left to catch it).
 pub(crate) fn to_py_err(error: Error) -> PyErr {
     static EXCEPTIONS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
     let message = error.to_string();
     let raised = attach_if_open(|py| {
-        let class_name = match &error {
-            Error::Config(_) => "ConfigError",
-            Error::Transport { .. } | Error::RecordTooLarge { .. } | Error::Fatal { .. } => {
-                "TransportError"
-            }
-            Error::Closed(_) => "ClosedError",
-            Error::Handler(_) | Error::ConsumerEnded { .. } => "HandlerError",
-        };
         let module = EXCEPTIONS.get_or_try_init(py, || {
             PyModule::import(py, "fastkafka.exceptions").map(Bound::unbind)
         });
-        match module.and_then(|m| m.bind(py).getattr(class_name)) {
+        let raised = match module.and_then(|m| m.bind(py).getattr(exception_class(&error))) {
             Ok(class) => match class.call1((error.to_string(),)) {
                 Ok(instance) => PyErr::from_value(instance),
                 Err(e) => e,
             },
             Err(import_error) => import_error,
+        };
+        if let Error::ConsumerEnded { source, .. } = error {
+            raised.set_cause(py, Some(to_py_err(*source)));
         }
+        raised
     });
     raised.unwrap_or_else(|| pyo3::exceptions::PyRuntimeError::new_err(message))
 }

@@ -10,7 +10,7 @@ use super::transport::{
     hand_over, hand_over_one, one_record, refused_err, to_outgoing, RecordTuple,
 };
 use crate::delivery::DeliveryTracker;
-use crate::runtime::ProducerHandle;
+use crate::producer::ProducerHandle;
 
 /// A registered producer: sends to its topic while its app runs.
 #[pyclass(name = "Producer", module = "fastkafka._core", frozen)]

@@ -323,7 +323,8 @@ impl PyRuntime {
     /// Starts the app on `transport` (a `MemoryBroker` or `KafkaTransport`) with its batch
     /// handlers on `event_loop`; blocks (run it on a lifecycle thread) until every consumer
     /// is subscribed. If a consumer later ends other than by `stop`,
-    /// `on_failure(name, message)` is called on `event_loop`.
+    /// `on_failure(name, error)` is called on `event_loop` with a `ConsumerEndedError` whose
+    /// `__cause__` says why.
     fn start(
         &self,
         py: Python<'_>,
@@ -342,12 +343,15 @@ impl PyRuntime {
         let failure = running.wait_for_failure();
         let (event_loop, on_failure) = (self.event_loop.clone(), Arc::new(on_failure));
         let watcher = pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
-            if let Error::ConsumerEnded { consumer, source } = failure.await {
-                let message = source.to_string();
-                call_soon(&event_loop, &on_failure, move |py| {
-                    (consumer, message).into_pyobject(py).map(Bound::into_any)
-                });
-            }
+            let ended = failure.await;
+            let consumer = match &ended {
+                Error::ConsumerEnded { consumer, .. } => consumer.clone(),
+                _ => String::new(),
+            };
+            call_soon(&event_loop, &on_failure, move |py| {
+                let error = to_py_err(ended).into_value(py);
+                (consumer, error).into_pyobject(py).map(Bound::into_any)
+            });
         });
         Ok(PyRunningRuntime::new(running, watcher))
     }

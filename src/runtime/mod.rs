@@ -19,7 +19,6 @@
 mod described;
 pub mod mirrors;
 pub mod options;
-mod producer;
 mod running;
 mod settings;
 mod start;
@@ -28,9 +27,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::producer::ProducerHandle;
 pub use described::{DescribeMessage, Described, Direction, MessageDoc};
 pub use options::{Client, Options};
-pub use producer::ProducerHandle;
 pub use running::RunningRuntime;
 pub use settings::{ConsumerSettings, DeadLetterTopic, ProducerSettings};
 

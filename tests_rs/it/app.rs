@@ -427,9 +427,17 @@ async fn a_handler_that_panics_fails_the_app_instead_of_leaving_a_dead_consumer(
     let failure = tokio::time::timeout(Duration::from_secs(5), running.wait_for_failure())
         .await
         .expect("the app reports the dead consumer");
+    assert!(
+        matches!(&failure, Error::ConsumerEnded { source, .. } if matches!(**source, Error::Panicked { .. })),
+        "a panic, as the source of the consumer's end: {failure:?}"
+    );
+    assert_eq!(
+        std::error::Error::source(&failure).map(ToString::to_string),
+        Some("consumer loop panicked: cannot handle poison".to_owned())
+    );
     assert_eq!(
         failure.to_string(),
-        "consumer of 'signals' ended: handler failed: consumer loop panicked: cannot handle poison"
+        "consumer of 'signals' ended: consumer loop panicked: cannot handle poison"
     );
     assert!(running.stop().await.is_err(), "stop reports it too");
 }

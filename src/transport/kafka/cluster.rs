@@ -89,9 +89,9 @@ impl KafkaCluster {
         let client: BaseProducer<DeliveryReporter> = config
             .create_with_context(reporter)
             .map_err(|e| config_error(id, "producer", &config, e))?;
-        let producer = ReportedProducer::start(client).map_err(|error| Error::Transport {
-            cluster: id.to_string(),
-            message: format!("cannot start the thread that serves its delivery reports: {error}"),
+        let producer = ReportedProducer::start(client).map_err(|error| Error::Thread {
+            what: format!("the thread that serves its delivery reports of cluster {id}'s producer"),
+            source: Arc::new(error),
         })?;
         let lane = if with_lane {
             let client = LaneClient {
@@ -111,9 +111,9 @@ impl KafkaCluster {
                 setting("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES),
                 setting("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES),
             )
-            .map_err(|error| Error::Transport {
-                cluster: id.to_string(),
-                message: format!("cannot start the thread that sends its records: {error}"),
+            .map_err(|error| Error::Thread {
+                what: format!("the thread that sends its records of cluster {id}'s producer"),
+                source: Arc::new(error),
             })?;
             Some(Arc::new(lane))
         } else {

@@ -1,6 +1,8 @@
 //! [`ProducerHandle`]: where one registered producer sends, bound to its cluster's client
 //! while the runtime runs. Handles exist before the app starts, so handlers can capture them
-//! (the typed `app::Producer` wraps one; Python's `_core.Producer` is one).
+//! (the typed `app::Producer` wraps one; Python's `_core.Producer` is one). A module of its own
+//! below the runtime: the runtime binds handles at start and unbinds them at stop, the consumer
+//! loop sends dead letters through one, and neither reaches into the other for it.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -32,7 +34,7 @@ impl fmt::Debug for ProducerHandle {
 }
 
 impl ProducerHandle {
-    pub(super) fn new(name: String, topic: String) -> Self {
+    pub(crate) fn new(name: String, topic: String) -> Self {
         Self(Arc::new(Slot {
             name,
             topic,
@@ -159,7 +161,7 @@ impl ProducerHandle {
         .await
     }
 
-    pub(super) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {
+    pub(crate) fn bind(&self, cluster: Option<Arc<dyn Cluster>>) -> Option<Arc<dyn Cluster>> {
         std::mem::replace(
             &mut *self
                 .0
