@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::dead_letters::dead_letter_undelivered;
 use super::failures::{redelivery_backoff, Attempts, Rewind, LAST_REDELIVERY};
 use super::handling::is_rewound;
+use super::state::LoopState;
 use super::ConsumerLoopConfig;
 use crate::delivery::DeliveryTracker;
 use crate::error::{Error, Result};
@@ -42,13 +43,17 @@ pub(super) enum Progress {
 /// A batch whose delivery failed is rewound (see the module docs): neither its offsets nor
 /// any later batch's of the same partitions are stored.
 pub(super) async fn store_delivered(
-    awaiting: &mut VecDeque<AwaitingDelivery>,
+    state: &mut LoopState,
     keep: usize,
-    consumer: &mut dyn ClusterConsumer,
     config: &ConsumerLoopConfig,
-    undelivered: &mut Attempts,
     stop_requested: &mut watch::Receiver<bool>,
 ) -> Result<Progress> {
+    let LoopState {
+        awaiting,
+        consumer,
+        undelivered,
+        ..
+    } = state;
     let mut stored = false;
     let mut rewinds = Vec::new();
     loop {

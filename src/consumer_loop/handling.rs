@@ -5,7 +5,6 @@
 //! the records it did not reach, minus those of partitions rewound for a retry, which are
 //! paused until their backoff is over.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,14 +13,13 @@ use tracing::Instrument;
 use super::awaiting::AwaitingDelivery;
 use super::dead_letters::give_up;
 use super::failures::{redelivery_backoff, Attempts, Failure, FailureKind, Handled, Rewind};
-use super::poll_size::PollSize;
-use super::read_ahead::ReadAhead;
+use super::state::LoopState;
 use super::{BatchHandler, ConsumerLoopConfig};
 use crate::delivery::DeliveryTracker;
 use crate::error::Result;
 use crate::metrics::BatchCounts;
-use crate::record::{Record, TopicPartition};
-use crate::transport::{ClientProperties, ClusterConsumer};
+use crate::record::Record;
+use crate::transport::ClientProperties;
 
 /// When to report a slow batch for a consumer with these client properties: at 80% of its
 /// `max.poll.interval.ms` (librdkafka's default: 300 000 ms), so the log says which consumer
@@ -30,46 +28,43 @@ pub fn slow_batch_warning(properties: &ClientProperties) -> Option<Duration> {
     Some(crate::health::max_poll_interval(properties) * 4 / 5)
 }
 
-/// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is to
-/// be retried, and queues what was done to be stored once its outputs are delivered.
-#[allow(clippy::too_many_arguments)] // the loop's state, borrowed piece by piece
-pub(super) async fn handle_calls<H: BatchHandler>(
-    handler: &mut H,
-    calls: Vec<Vec<Record>>,
-    config: &ConsumerLoopConfig,
-    attempts: &mut Attempts,
-    consumer: &mut dyn ClusterConsumer,
-    paused: &mut Vec<(TopicPartition, Instant)>,
-    awaiting: &mut VecDeque<AwaitingDelivery>,
-    poll_size: &mut PollSize,
-    read_ahead: &mut ReadAhead,
-) -> Result<()> {
-    for records in calls {
-        let tracker = DeliveryTracker::new();
-        let started = Instant::now();
-        let count = records.len();
-        let handling = crate::delivery::tracking(
-            tracker.clone(),
-            handle_polled(handler, records, config, attempts),
-        );
-        let outcome = read_ahead
-            .while_handling(consumer, poll_size.next(), handling)
-            .await?;
-        let elapsed = started.elapsed();
-        poll_size.observe(count, elapsed);
-        if let Some(metrics) = &config.metrics {
-            metrics.record_batch(outcome.counts, elapsed);
+impl LoopState {
+    /// Hands each of `calls` to the handler with a delivery tracker of its own, pauses what is
+    /// to be retried, and queues what was done to be stored once its outputs are delivered.
+    pub(super) async fn handle_calls<H: BatchHandler>(
+        &mut self,
+        handler: &mut H,
+        calls: Vec<Vec<Record>>,
+        config: &ConsumerLoopConfig,
+    ) -> Result<()> {
+        for records in calls {
+            let tracker = DeliveryTracker::new();
+            let started = Instant::now();
+            let count = records.len();
+            let handling = crate::delivery::tracking(
+                tracker.clone(),
+                handle_polled(handler, records, config, &mut self.attempts),
+            );
+            let outcome = self
+                .read_ahead
+                .while_handling(self.consumer.as_mut(), self.poll_size.next(), handling)
+                .await?;
+            let elapsed = started.elapsed();
+            self.poll_size.observe(count, elapsed);
+            if let Some(metrics) = &config.metrics {
+                metrics.record_batch(outcome.counts, elapsed);
+            }
+            self.pause_for_retry(outcome.rewinds)?;
+            if !outcome.done.is_empty() {
+                self.awaiting.push_back(AwaitingDelivery {
+                    batch: outcome.done,
+                    tracker,
+                    dead_lettered: false,
+                });
+            }
         }
-        pause_for_retry(consumer, paused, read_ahead, outcome.rewinds)?;
-        if !outcome.done.is_empty() {
-            awaiting.push_back(AwaitingDelivery {
-                batch: outcome.done,
-                tracker,
-                dead_lettered: false,
-            });
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// What handling a polled batch came to: the records whose offsets may be stored once what
@@ -351,34 +346,4 @@ pub(super) fn by_partition(records: &[Record]) -> Vec<Vec<Record>> {
         }
     }
     partitions
-}
-
-/// Pauses each partition to retry at its failed record, which is read again once the backoff
-/// is over ([`resume_due`]); what was read ahead of it is dropped, to be read again too.
-pub(super) fn pause_for_retry(
-    consumer: &mut dyn ClusterConsumer,
-    paused: &mut Vec<(TopicPartition, Instant)>,
-    read_ahead: &mut ReadAhead,
-    rewinds: Vec<Rewind>,
-) -> Result<()> {
-    for rewind in rewinds {
-        consumer.pause_at(&rewind.partition, rewind.offset)?;
-        read_ahead.forget(&rewind.partition);
-        paused.retain(|(partition, _)| *partition != rewind.partition);
-        paused.push((rewind.partition, Instant::now() + rewind.backoff));
-    }
-    Ok(())
-}
-
-/// Resumes the paused partitions whose backoff is over.
-pub(super) fn resume_due(
-    consumer: &mut dyn ClusterConsumer,
-    paused: &mut Vec<(TopicPartition, Instant)>,
-) -> Result<()> {
-    let now = Instant::now();
-    for (partition, _) in paused.iter().filter(|(_, at)| *at <= now) {
-        consumer.resume(partition)?;
-    }
-    paused.retain(|(_, at)| *at > now);
-    Ok(())
 }

@@ -30,9 +30,9 @@ mod handling;
 mod partitions;
 mod poll_size;
 mod read_ahead;
+mod state;
 mod stopping;
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -43,25 +43,21 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use awaiting::{commit_stored, store_delivered, AwaitingDelivery, Progress};
+use awaiting::{store_delivered, Progress};
 pub use config::ConsumerLoopConfig;
-use failures::{Attempts, Handled};
+use failures::Handled;
+use handling::by_partition;
 pub use handling::slow_batch_warning;
-use handling::{by_partition, handle_calls, pause_for_retry, resume_due};
 use partitions::Partitions;
 pub use partitions::{PartitionsChanged, RebalanceHook, Seeker};
-use poll_size::PollSize;
 pub use poll_size::HAND_OVER_TARGET;
-use read_ahead::ReadAhead;
+use state::{LoopState, FIRST_RETRY, LAST_RETRY};
 pub use stopping::LoopFailure;
 
 use crate::error::{Error, Result};
-use crate::record::{Record, TopicPartition};
+use crate::record::Record;
 use crate::transport::ClusterConsumer;
 
-/// The wait after a failed poll, doubling up to [`LAST_RETRY`] while failures go on.
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(2);
 /// How often the loop reads its consumer's lag and rebalances into its metrics.
 const METRICS_REFRESH: Duration = Duration::from_millis(500);
 
@@ -204,47 +200,31 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 }
 
 async fn run<H: BatchHandler>(
-    mut consumer: Box<dyn ClusterConsumer>,
+    consumer: Box<dyn ClusterConsumer>,
     mut handler: H,
     config: ConsumerLoopConfig,
     (mut stop_requested, stop_deadline): (watch::Receiver<bool>, Arc<OnceLock<Option<Instant>>>),
     mut partitions: Partitions,
 ) -> Result<()> {
-    let mut last_commit = Instant::now();
-    // Whether offsets were stored since the last commit: an idle consumer commits them when
-    // the interval is up, not only after its next batch.
-    let mut uncommitted = false;
-    // While polls fail: the next backoff, since when they fail and how many did.
-    let (mut retry_after, mut failing) = (FIRST_RETRY, None::<(Instant, u64)>);
-    // Handled batches whose outputs are not all acknowledged yet, oldest first.
-    let mut awaiting: VecDeque<AwaitingDelivery> = VecDeque::new();
-    // Failed attempts per partition's failing record, and the partitions paused for a retry
-    // with when they resume.
-    let mut attempts = Attempts::default();
-    // The same for records whose outputs were not delivered.
-    let mut undelivered = Attempts::default();
-    let mut paused: Vec<(TopicPartition, Instant)> = Vec::new();
-    let mut next_metrics_refresh = Instant::now();
-    let mut poll_size = PollSize::new(&config);
-    let mut read_ahead = ReadAhead::default();
+    let mut state = LoopState::new(consumer, &config);
     let outcome = loop {
         let commit_due = async {
             match config.commit_interval {
-                Some(interval) if uncommitted => {
-                    tokio::time::sleep_until(last_commit + interval).await
+                Some(interval) if state.uncommitted => {
+                    tokio::time::sleep_until(state.last_commit + interval).await
                 }
                 _ => std::future::pending().await,
             }
         };
         // An idle consumer must still store (or redeliver) a batch once its outputs settle.
-        let oldest = awaiting.front().map(|batch| batch.tracker.clone());
+        let oldest = state.awaiting.front().map(|batch| batch.tracker.clone());
         let oldest_settled = async move {
             match oldest {
                 Some(tracker) => tracker.settled().await,
                 None => std::future::pending().await,
             }
         };
-        let next_resume = paused.iter().map(|(_, at)| *at).min();
+        let next_resume = state.next_resume();
         let backoff_over = async move {
             match next_resume {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -253,6 +233,7 @@ async fn run<H: BatchHandler>(
         };
         // Lag and rebalances are read on a clock, not per batch: asking librdkafka for the
         // positions takes a round trip to its main thread (measured: ~20% more CPU per record).
+        let next_metrics_refresh = state.next_metrics_refresh;
         let refresh_due = async {
             match &config.metrics {
                 Some(_) => tokio::time::sleep_until(next_metrics_refresh).await,
@@ -270,9 +251,9 @@ async fn run<H: BatchHandler>(
             () = refresh_due => Wake::RefreshMetrics,
             () = partitions.wait() => Wake::Partitions,
             polled = async {
-                match read_ahead.take() {
+                match state.read_ahead.take() {
                     Some(polled) => polled,
-                    None => consumer.poll(poll_size.next()).await,
+                    None => state.consumer.poll(state.poll_size.next()).await,
                 }
             } => Wake::Polled(polled),
         };
@@ -281,32 +262,24 @@ async fn run<H: BatchHandler>(
             Wake::Polled(polled) => Some(polled),
             Wake::RefreshMetrics => {
                 if let Some(metrics) = &config.metrics {
-                    metrics.set_lag(&consumer.lag());
-                    metrics.set_rebalances(consumer.rebalances());
+                    metrics.set_lag(&state.consumer.lag());
+                    metrics.set_rebalances(state.consumer.rebalances());
                 }
-                next_metrics_refresh = Instant::now() + METRICS_REFRESH;
+                state.next_metrics_refresh = Instant::now() + METRICS_REFRESH;
                 continue;
             }
             Wake::Commit => {
-                uncommitted = !commit_stored(consumer.as_mut(), &config).await;
-                last_commit = Instant::now();
+                state.commit(&config).await;
                 continue;
             }
             Wake::Resume => {
-                if let Err(error) = resume_due(consumer.as_mut(), &mut paused) {
+                if let Err(error) = state.resume_due() {
                     break Err(error);
                 }
                 continue;
             }
             Wake::Partitions => {
-                let settled = partitions.settle(
-                    consumer.as_mut(),
-                    &config,
-                    &mut read_ahead,
-                    &mut paused,
-                    None,
-                );
-                if let Err(error) = settled.await {
+                if let Err(error) = partitions.settle(&mut state, &config, None).await {
                     break Err(error);
                 }
                 continue;
@@ -317,7 +290,7 @@ async fn run<H: BatchHandler>(
         if let Some(polled) = polled {
             let mut batch = match polled {
                 Ok(batch) => {
-                    if let Some((since, failed)) = failing.take() {
+                    if let Some((since, failed)) = state.failing.take() {
                         tracing::info!(
                             "{}: polling works again after {:.1?} of failing ({failed} failed \
                              attempt(s))",
@@ -325,7 +298,7 @@ async fn run<H: BatchHandler>(
                             since.elapsed(),
                         );
                     }
-                    retry_after = FIRST_RETRY;
+                    state.retry_after = FIRST_RETRY;
                     batch
                 }
                 // Retrying cannot help: the loop ends and the app fails, naming the cause.
@@ -333,7 +306,8 @@ async fn run<H: BatchHandler>(
                 Err(error) => {
                     // No busy loop, no wall of retries: a warning when polling starts failing,
                     // a line when it works again, the attempts between at debug level.
-                    if failing.is_none() {
+                    let retry_after = state.retry_after;
+                    if state.failing.is_none() {
                         tracing::warn!(
                             %error,
                             "{}: poll failed; retrying with backoff ({retry_after:?} doubling to \
@@ -343,26 +317,22 @@ async fn run<H: BatchHandler>(
                     } else {
                         tracing::debug!(%error, "{}: poll failed again", config.name);
                     }
-                    failing.get_or_insert((Instant::now(), 0)).1 += 1;
+                    state.failing.get_or_insert((Instant::now(), 0)).1 += 1;
                     tokio::select! {
                         biased;
                         _ = stop_requested.wait_for(|stop| *stop) => break Ok(()),
                         _ = tokio::time::sleep(retry_after) => {}
                     }
-                    retry_after = (retry_after * 2).min(LAST_RETRY);
+                    state.retry_after = (retry_after * 2).min(LAST_RETRY);
                     continue;
                 }
             };
             // Hooks first: the handler's first record of a partition assigned (and sought)
             // meanwhile comes after them.
-            let settled = partitions.settle(
-                consumer.as_mut(),
-                &config,
-                &mut read_ahead,
-                &mut paused,
-                Some(&mut batch),
-            );
-            if let Err(error) = settled.await {
+            if let Err(error) = partitions
+                .settle(&mut state, &config, Some(&mut batch))
+                .await
+            {
                 break Err(error);
             }
             // Outputs are tracked per handler call. While some partition's outputs are not
@@ -370,44 +340,23 @@ async fn run<H: BatchHandler>(
             // outputs (and commits) do not wait on it.
             let calls = if batch.is_empty() {
                 Vec::new()
-            } else if config.one_partition_per_call || !undelivered.is_empty() {
+            } else if config.one_partition_per_call || !state.undelivered.is_empty() {
                 by_partition(&batch)
             } else {
                 vec![batch]
             };
             config.pulse.handling();
-            let handled = handle_calls(
-                &mut handler,
-                calls,
-                &config,
-                &mut attempts,
-                consumer.as_mut(),
-                &mut paused,
-                &mut awaiting,
-                &mut poll_size,
-                &mut read_ahead,
-            )
-            .await;
+            let handled = state.handle_calls(&mut handler, calls, &config).await;
             config.pulse.handled();
             if let Err(error) = handled {
                 break Err(error);
             }
         }
-        match store_delivered(
-            &mut awaiting,
-            config.max_batches_awaiting_delivery,
-            consumer.as_mut(),
-            &config,
-            &mut undelivered,
-            &mut stop_requested,
-        )
-        .await
-        {
+        let keep = config.max_batches_awaiting_delivery;
+        match store_delivered(&mut state, keep, &config, &mut stop_requested).await {
             Ok(Progress::GoOn { stored, rewinds }) => {
-                uncommitted |= stored;
-                if let Err(error) =
-                    pause_for_retry(consumer.as_mut(), &mut paused, &mut read_ahead, rewinds)
-                {
+                state.uncommitted |= stored;
+                if let Err(error) = state.pause_for_retry(rewinds) {
                     break Err(error);
                 }
             }
@@ -416,19 +365,16 @@ async fn run<H: BatchHandler>(
         }
         if config
             .commit_interval
-            .is_some_and(|interval| last_commit.elapsed() >= interval)
+            .is_some_and(|interval| state.last_commit.elapsed() >= interval)
         {
-            uncommitted = !commit_stored(consumer.as_mut(), &config).await;
-            last_commit = Instant::now();
+            state.commit(&config).await;
         }
     };
     // Asked to stop: what handled batches produced is waited for and stored first.
     let deadline = stop_deadline.get().copied().flatten();
     let closed = stopping::finish(
-        consumer,
-        &mut awaiting,
+        state,
         &config,
-        &mut undelivered,
         &mut stop_requested,
         deadline,
         outcome.is_ok(),

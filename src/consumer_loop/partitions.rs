@@ -18,11 +18,11 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::read_ahead::ReadAhead;
+use super::state::LoopState;
 use super::ConsumerLoopConfig;
 use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
-use crate::transport::{ClusterConsumer, Membership, PartitionsChange};
+use crate::transport::{Membership, PartitionsChange};
 
 /// What a rebalance hook is told.
 #[derive(Debug, Clone)]
@@ -186,10 +186,8 @@ impl Partitions {
     /// sought.
     pub(super) async fn settle(
         &mut self,
-        consumer: &mut dyn ClusterConsumer,
+        state: &mut LoopState,
         config: &ConsumerLoopConfig,
-        read_ahead: &mut ReadAhead,
-        paused: &mut Vec<(TopicPartition, Instant)>,
         batch: Option<&mut Vec<Record>>,
     ) -> Result<()> {
         self.call_hook(config).await;
@@ -199,6 +197,12 @@ impl Partitions {
         if self.asked.is_empty() {
             return Ok(());
         }
+        let LoopState {
+            consumer,
+            read_ahead,
+            paused,
+            ..
+        } = state;
         let held = consumer.assignment();
         let mut batch = batch;
         for Seek { partition, offset } in std::mem::take(&mut self.asked) {

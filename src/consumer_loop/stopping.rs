@@ -11,21 +11,18 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::awaiting::{store_delivered, AwaitingDelivery};
-use super::failures::Attempts;
+use super::state::LoopState;
 use super::ConsumerLoopConfig;
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
-use crate::transport::ClusterConsumer;
 
 /// Stores what is delivered within the grace period (a delivery that failed is not retried any
 /// more, one still on its way is not waited for longer: their batches are consumed again by
 /// the next run) — unless the loop failed (`settle_first` false) — then commits and closes the
 /// consumer.
 pub(super) async fn finish(
-    mut consumer: Box<dyn ClusterConsumer>,
-    awaiting: &mut VecDeque<AwaitingDelivery>,
+    mut state: LoopState,
     config: &ConsumerLoopConfig,
-    undelivered: &mut Attempts,
     stop_requested: &mut watch::Receiver<bool>,
     deadline: Option<Instant>,
     settle_first: bool,
@@ -36,14 +33,7 @@ pub(super) async fn finish(
         if let Some(deadline) = deadline {
             settle_until = settle_until.min(deadline - closing_share(stopping_at, deadline));
         }
-        let settling = store_delivered(
-            awaiting,
-            0,
-            consumer.as_mut(),
-            config,
-            undelivered,
-            stop_requested,
-        );
+        let settling = store_delivered(&mut state, 0, config, stop_requested);
         if tokio::time::timeout_at(settle_until, settling)
             .await
             .is_err()
@@ -52,13 +42,13 @@ pub(super) async fn finish(
                 "{}: {} handled batch(es) still waited for their outputs to be acknowledged \
                  {:.1?} after stop; not committed, consumed again by the next run: {}",
                 config.name,
-                awaiting.len(),
+                state.awaiting.len(),
                 stopping_at.elapsed(),
-                uncommitted_from(awaiting),
+                uncommitted_from(&state.awaiting),
             );
         }
     }
-    let closing = consumer.close();
+    let closing = state.consumer.close();
     let Some(deadline) = deadline else {
         return closing.await;
     };
