@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::transport::{
-    hand_over, hand_over_one, one_record, refused_err, to_outgoing, RecordTuple,
-};
+use super::transport::{enqueue, enqueue_one, one_record, refused_err, to_outgoing, RecordTuple};
 use crate::delivery::DeliveryTracker;
 use crate::producer::ProducerHandle;
 
@@ -60,7 +58,7 @@ impl PyProducer {
             .0
             .bound_for(tracker.as_ref())
             .map_err(|error| refused_err(error, tracker.is_some()))?;
-        hand_over(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
+        enqueue(py, &cluster, self.0.topic(), to_outgoing(records), tracker)
     }
 
     /// One record: the per-message fast path of `produce`, returning the same.
@@ -77,7 +75,7 @@ impl PyProducer {
             .0
             .bound_for(tracker.as_ref())
             .map_err(|error| refused_err(error, tracker.is_some()))?;
-        hand_over_one(
+        enqueue_one(
             py,
             &cluster,
             self.0.topic(),

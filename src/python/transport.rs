@@ -293,7 +293,7 @@ impl PyCluster {
         topic: &str,
         records: Vec<RecordTuple>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        hand_over(py, &self.0, topic, to_outgoing(records), None)
+        enqueue(py, &self.0, topic, to_outgoing(records), None)
     }
 
     /// Hands one record to the cluster without waiting for delivery (the per-message fast
@@ -306,7 +306,7 @@ impl PyCluster {
         value: Option<&[u8]>,
         key: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        hand_over_one(py, &self.0, topic, one_record(value, key), None)
+        enqueue_one(py, &self.0, topic, one_record(value, key), None)
     }
 
     fn __repr__(&self) -> String {
@@ -318,7 +318,7 @@ impl PyCluster {
 /// producing batch's). What a full queue did not take is sent by the awaitable returned (None
 /// when everything was taken): the caller awaits backpressure instead of blocking the event
 /// loop's thread.
-pub(super) fn hand_over<'py>(
+pub(super) fn enqueue<'py>(
     py: Python<'py>,
     cluster: &Arc<dyn Cluster>,
     topic: &str,
@@ -330,9 +330,9 @@ pub(super) fn hand_over<'py>(
     when_room(py, cluster, topic, rest, tracker)
 }
 
-/// [`hand_over`] for one record (`send`, the per-message path): no `Vec` unless the queue is
+/// [`enqueue`] for one record (`send`, the per-message path): no `Vec` unless the queue is
 /// full.
-pub(super) fn hand_over_one<'py>(
+pub(super) fn enqueue_one<'py>(
     py: Python<'py>,
     cluster: &Arc<dyn Cluster>,
     topic: &str,

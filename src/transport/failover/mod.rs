@@ -97,7 +97,7 @@ pub struct FailoverStatus {
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 /// How long failing over may hold new sends back while the primary's records move first.
-const HAND_OVER_WITHIN: Duration = Duration::from_secs(2);
+const MOVE_WITHIN: Duration = Duration::from_secs(2);
 
 /// How long the primary has to answer a probe while the traffic is on the standby.
 const PROBE_WITHIN: Duration = Duration::from_secs(1);
@@ -231,7 +231,7 @@ impl Pair {
                 if self.primary.unreachable_for().is_some() {
                     *lock(&self.primary_back_since) = None;
                     // Anything the primary still holds (left at the move's deadline) follows.
-                    self.hand_over_from_primary().await;
+                    self.move_from_primary().await;
                     return;
                 }
                 if !self.policy.failback {
@@ -275,7 +275,7 @@ impl Pair {
         tracing::warn!(target: "fastkafka::failover", "{reason}");
         if to == Side::Standby {
             self.holding.store(true, Ordering::Release);
-            self.hand_over_from_primary().await;
+            self.move_from_primary().await;
         }
         *lock(&self.primary_back_since) = None;
         *lock(&self.last_switch) = Some(reason);
@@ -289,10 +289,10 @@ impl Pair {
         }
     }
 
-    /// Hands what the primary holds to the standby, until it holds nothing (or
-    /// [`HAND_OVER_WITHIN`] has passed: what is left follows at the next looks).
-    async fn hand_over_from_primary(&self) {
-        let deadline = Instant::now() + HAND_OVER_WITHIN;
+    /// Moves what the primary holds to the standby, until it holds nothing (or
+    /// [`MOVE_WITHIN`] has passed: what is left follows at the next looks).
+    async fn move_from_primary(&self) {
+        let deadline = Instant::now() + MOVE_WITHIN;
         loop {
             let (primary, standby) = (self.primary.clone(), self.standby.clone());
             let left = tokio::task::spawn_blocking(move || primary.redirect_undelivered(standby))

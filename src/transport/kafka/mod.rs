@@ -116,7 +116,7 @@ impl KafkaTransport {
     /// Makes each cluster hand records to its producer client from a thread of its own: a
     /// send then costs its caller a lock and a push instead of librdkafka's ~0.8 µs, for apps
     /// whose sending thread is their bottleneck (Python's event loop). Order, delivery
-    /// tracking and backpressure are those of a direct hand-over; the client's refusals other
+    /// tracking and backpressure are those of a direct enqueue; the client's refusals other
     /// than a record too large for `message.max.bytes` fail the record's delivery instead of
     /// the send.
     pub fn with_send_lanes(mut self) -> Self {

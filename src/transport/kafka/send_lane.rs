@@ -9,7 +9,7 @@
 //! ([`super::KafkaTransport::with_send_lanes`]); the Rust API, whose handlers run on many
 //! threads, hands records over itself.
 //!
-//! What a lane keeps of a direct hand-over:
+//! What a lane keeps of a direct enqueue:
 //! - **order**: one queue, one thread, records handed over in the order taken, waiting (not
 //!   skipping) while the client's queue is full;
 //! - **delivery tracking**: a record counts in its tracker from the moment the lane takes it,
@@ -108,7 +108,7 @@ impl SendLane {
         let thread_shared = shared.clone();
         std::thread::Builder::new()
             .name("fastkafka-send".to_owned())
-            .spawn(move || hand_over_in_turns(&thread_shared, &client))?;
+            .spawn(move || send_in_turns(&thread_shared, &client))?;
         Ok(Self {
             shared,
             max_message_bytes,
@@ -235,7 +235,7 @@ impl Shared {
 
 /// The lane's thread: takes everything queued, hands it over in order, and again, until the
 /// lane is dropped.
-fn hand_over_in_turns(shared: &Shared, client: &LaneClient) {
+fn send_in_turns(shared: &Shared, client: &LaneClient) {
     let mut empty_since: Option<Instant> = None;
     // Swapped with the lane's queue each turn, so that neither side allocates anew.
     let mut turn = Vec::new();
@@ -267,7 +267,7 @@ fn hand_over_in_turns(shared: &Shared, client: &LaneClient) {
         state.in_hand = turn.len();
         drop(state);
         for laned in turn.drain(..) {
-            hand_over_waiting_for_room(client, laned);
+            enqueue_waiting_for_room(client, laned);
             shared.lock().in_hand -= 1;
         }
     }
@@ -275,7 +275,7 @@ fn hand_over_in_turns(shared: &Shared, client: &LaneClient) {
 
 /// Hands one record to the client, waiting while its queue is full (for at most
 /// [`QUEUE_FULL_TIMEOUT`], as a blocking send would); a refused record fails its delivery.
-fn hand_over_waiting_for_room(client: &LaneClient, laned: Laned) {
+fn enqueue_waiting_for_room(client: &LaneClient, laned: Laned) {
     let Laned {
         topic,
         record,
@@ -317,7 +317,7 @@ fn hand_over_waiting_for_room(client: &LaneClient, laned: Laned) {
 
 /// librdkafka's refusal of a record larger than `message.max.bytes`, computed as librdkafka
 /// does (`rd_kafka_msg_new0`: the record's largest v2 encoding), or None. Checked when the
-/// lane takes a record, so that the caller still gets the error a direct hand-over gives.
+/// lane takes a record, so that the caller still gets the error a direct enqueue gives.
 pub(super) fn too_large(record: &OutgoingRecord, max_message_bytes: usize) -> Option<KafkaError> {
     // RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: five 32-bit varints, a 64-bit one, the attributes.
     const MAX_OVERHEAD: usize = 5 * 5 + 10 + 1;
