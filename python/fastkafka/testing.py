@@ -40,7 +40,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _core
 from ._app import FastKafka
@@ -56,6 +56,17 @@ from .failures import DeadLetter
 __all__ = ["InMemoryBroker", "Tester", "tester_fixture"]
 
 logger = logging.getLogger("fastkafka.testing")
+
+
+S = TypeVar("S", ConsumerSpec, ProducerSpec)
+
+
+def _consumers(app: FastKafka) -> Sequence[ConsumerSpec]:
+    return app.consumer_specs
+
+
+def _producers(app: FastKafka) -> Sequence[ProducerSpec]:
+    return app.producer_specs
 
 
 # FastKafka's Tester is itself an app; these parts of an app's API have no meaning on ours.
@@ -276,40 +287,30 @@ class Tester:
         )
         for mirror in mirrors:
             if mirror.producer is not None:
-                spec = self._consumer_specs[mirror.serves[0]]
+                spec = self._served(mirror.serves[0], _consumers)
                 producer = MirrorProducer(mirror, mirror.producer, spec)
                 self._mirror_producers.append(producer)
                 for served in mirror.serves:
-                    self.mirrors[self._consumer_specs[served].function] = producer
+                    self.mirrors[self._served(served, _consumers).function] = producer
         for consumer in self._mirror_consumers:
             for served in consumer.mirror.serves:
-                self.mirrors[self._producer_specs[served].function] = consumer.awaited
+                self.mirrors[self._served(served, _producers).function] = consumer.awaited
         return runtime
 
     def _reader(self, mirror: _core.Mirror) -> Any:
         """A read mirror's batch handler: records what the first producer it serves would
         decode."""
-        spec = self._producer_specs[mirror.serves[0]]
+        spec = self._served(mirror.serves[0], _producers)
         decode = make_decoder(mirror_codec(spec.codec), spec.message_type)
         consumer = MirrorConsumer(mirror, decode)
         self._mirror_consumers.append(consumer)
         return consumer.handle_batch
 
-    @property
-    def _consumer_specs(self) -> dict[tuple[int, str], ConsumerSpec]:
-        return {
-            (index, spec.name): spec
-            for index, app in enumerate(self.apps)
-            for spec in app.consumer_specs
-        }
-
-    @property
-    def _producer_specs(self) -> dict[tuple[int, str], ProducerSpec]:
-        return {
-            (index, spec.name): spec
-            for index, app in enumerate(self.apps)
-            for spec in app.producer_specs
-        }
+    def _served(self, served: tuple[int, str], specs: Callable[[FastKafka], Sequence[S]]) -> S:
+        """The spec, among ``specs(app)``, of an app function a mirror serves: (the index of
+        its app, its name)."""
+        index, name = served
+        return next(spec for spec in specs(self.apps[index]) if spec.name == name)
 
     def _mirror_ended(self, name: str, error: ConsumerEndedError) -> None:
         """A mirror consumer stopped (a mock's side effect raised): the test sees no more of

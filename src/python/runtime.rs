@@ -243,18 +243,12 @@ impl PyRuntime {
                 max_backoff: seconds("retry max_backoff", max_backoff)?,
             });
         }
-        settings.dead_letter = match (dead_letter_topic, dead_letter_brokers) {
-            (Some(topic), brokers) => Some(DeadLetterTopic {
-                topic,
-                cluster: brokers.map(|b| ClusterChoice::Brokers(b.get().0.clone())),
-            }),
-            (None, Some(_)) => {
-                return Err(to_py_err(Error::Config(format!(
-                    "{place}: dead_letter_brokers without dead_letter_topic; name the topic"
-                ))))
-            }
-            (None, None) => None,
-        };
+        settings.dead_letter = DeadLetterTopic::from_arguments(
+            dead_letter_topic,
+            dead_letter_brokers.map(|brokers| brokers.get().0.clone()),
+            &place,
+        )
+        .map_err(to_py_err)?;
         settings.on_partitions_changed =
             on_partitions_changed.map(|hook| python_rebalance_hook(hook, self.event_loop.clone()));
         if let Some(cap) = max_poll_records_cap {

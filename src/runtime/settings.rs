@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::options::{check, kind_of, translate, Client, Options};
 use super::{ClusterChoice, HandOver};
+use crate::config::KafkaBrokers;
 use crate::consumer_loop::failures::RetryPolicy;
 use crate::consumer_loop::RebalanceHook;
 use crate::error::{Error, Result};
@@ -112,6 +113,27 @@ pub struct DeadLetterTopic {
     pub topic: String,
     /// Its cluster; `None`: the consumer's.
     pub cluster: Option<ClusterChoice>,
+}
+
+impl DeadLetterTopic {
+    /// FastKafka-style arguments (`dead_letter_topic=`, `dead_letter_brokers=`) of the consumer
+    /// declared in `place`: brokers need a topic.
+    pub fn from_arguments(
+        topic: Option<String>,
+        brokers: Option<KafkaBrokers>,
+        place: &str,
+    ) -> Result<Option<Self>> {
+        match (topic, brokers) {
+            (Some(topic), brokers) => Ok(Some(Self {
+                topic,
+                cluster: brokers.map(ClusterChoice::Brokers),
+            })),
+            (None, Some(_)) => Err(Error::Config(format!(
+                "{place}: dead_letter_brokers without dead_letter_topic; name the topic"
+            ))),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 impl Default for ConsumerSettings {

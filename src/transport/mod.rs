@@ -18,11 +18,13 @@ pub mod failover;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+mod resend;
 pub mod status;
 pub mod undelivered;
 
 #[cfg(any(feature = "kafka", feature = "python"))]
 pub(crate) use drop_off::DropOffThread;
+pub(crate) use resend::resend;
 pub use status::{Membership, PartitionsChange, Reachability};
 
 use std::collections::BTreeMap;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 
 use super::consumer::KafkaConsumer;
+use super::enqueue::{enqueue_record, is_queue_full};
 use super::native;
 use super::oauth::TokenProvider;
 use super::redirect::Redirect;
@@ -147,7 +147,7 @@ impl KafkaCluster {
     ) -> std::result::Result<(), KafkaError> {
         // Counted before the client has it: its delivery report may come at once.
         tracker.sent(1);
-        hand_to_client(&self.producer, topic, record, tracker.clone()).inspect_err(|_| {
+        enqueue_record(&self.producer, topic, record, tracker.clone()).inspect_err(|_| {
             tracker.unsent();
         })
     }
@@ -387,67 +387,6 @@ impl Cluster for KafkaCluster {
             }
         }
     }
-}
-
-/// Hands one record to `producer`, whose delivery report settles it in `tracker` (where the
-/// caller counted it).
-pub(super) fn hand_to_client(
-    producer: &BaseProducer<DeliveryReporter>,
-    topic: &str,
-    record: &OutgoingRecord,
-    tracker: Arc<DeliveryTracker>,
-) -> std::result::Result<(), KafkaError> {
-    let headers = (!record.headers.is_empty()).then(|| {
-        record
-            .headers
-            .iter()
-            .fold(OwnedHeaders::new(), |headers, (name, value)| {
-                headers.insert(rdkafka::message::Header {
-                    key: name,
-                    value: value.as_deref(),
-                })
-            })
-    });
-    let mut pending =
-        BaseRecord::<[u8], [u8], Arc<DeliveryTracker>>::with_opaque_to(topic, tracker);
-    if let Some(value) = &record.value {
-        pending = pending.payload(&value[..]);
-    }
-    if let Some(key) = &record.key {
-        pending = pending.key(&key[..]);
-    }
-    if let Some(headers) = headers {
-        pending = pending.headers(headers);
-    }
-    producer.send(pending).map_err(|(error, _)| error)
-}
-
-/// A record that will not reach `cluster`, sent `sent_ago` before now: logged with its topic,
-/// counted, and failed in its tracker (so the batch that produced it is handled again).
-pub(super) fn report_undelivered(
-    cluster: &ClusterId,
-    undelivered: &Undelivered,
-    metrics: Option<&ClusterProducerMetrics>,
-    topic: &str,
-    error: &dyn fmt::Display,
-    sent_ago: Duration,
-    tracker: &DeliveryTracker,
-) {
-    if let Some(metrics) = metrics {
-        metrics.failed(topic, 1);
-    }
-    undelivered.failed(topic, 1, error, sent_ago);
-    tracker.failed(Error::Transport {
-        cluster: cluster.to_string(),
-        message: format!("record to '{topic}' not delivered: {error}"),
-    });
-}
-
-pub(super) fn is_queue_full(error: &KafkaError) -> bool {
-    matches!(
-        error,
-        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-    )
 }
 
 /// How long a redirect waits for the lane to hand its records to the client.

@@ -36,6 +36,7 @@
 mod checkpoints;
 mod cluster;
 mod consumer;
+mod enqueue;
 mod groupless;
 mod native;
 pub mod oauth;

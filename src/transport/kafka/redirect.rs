@@ -16,7 +16,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use super::native;
 use crate::delivery::DeliveryTracker;
 use crate::record::OutgoingRecord;
-use crate::transport::failover::resend;
+use crate::transport::resend;
 use crate::transport::Cluster;
 
 /// Where a client's purged records go, and those kept until they can go in order.

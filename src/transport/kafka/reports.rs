@@ -29,7 +29,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext, PurgeConfig};
 use rdkafka::ClientContext;
 
-use super::cluster::report_undelivered;
+use super::enqueue::report_undelivered;
 use super::oauth::{token_for_client, TokenProvider};
 use super::redirect::Redirect;
 use super::{client_error, native};
@@ -315,7 +315,7 @@ mod tests {
             value: Some(bytes::Bytes::from_static(b"{}")),
             ..Default::default()
         };
-        super::super::cluster::hand_to_client(&producer, "t", &record, tracker.clone()).unwrap();
+        super::super::enqueue::enqueue_record(&producer, "t", &record, tracker.clone()).unwrap();
         // No broker: purging the record reports it as failed, through the thread.
         producer.purge(PurgeConfig::default().queue());
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

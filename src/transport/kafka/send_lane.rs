@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::cluster::{hand_to_client, is_queue_full, report_undelivered};
+use super::enqueue::{enqueue_record, is_queue_full, report_undelivered};
 use super::reports::ReportedProducer;
 use crate::config::ClusterId;
 use crate::delivery::DeliveryTracker;
@@ -283,7 +283,7 @@ fn enqueue_waiting_for_room(client: &LaneClient, laned: Laned) {
     } = laned;
     let mut full_since: Option<Instant> = None;
     let refused = loop {
-        match hand_to_client(&client.producer, &topic, &record, tracker.clone()) {
+        match enqueue_record(&client.producer, &topic, &record, tracker.clone()) {
             Ok(()) => break None,
             Err(error) if is_queue_full(&error) => {
                 let since = *full_since.get_or_insert_with(Instant::now);

@@ -114,7 +114,7 @@ impl MemoryCluster {
     pub(super) fn redirect_held(&self, to: &Arc<dyn Cluster>) {
         let held = std::mem::take(&mut *lock(&self.shared.outage.held));
         for send in held {
-            crate::transport::failover::resend(
+            crate::transport::resend(
                 to.as_ref(),
                 &send.topic,
                 send.records,
