@@ -31,6 +31,8 @@ import time
 from pydantic import BaseModel
 
 RECORDS = int(os.environ.get("BENCH_RECORDS", 100_000))
+# The input topic: `bench_in`, filled before the run, or a paced run's own (`bench_paced.py`).
+IN_TOPIC = os.environ.get("BENCH_IN", "bench_in")
 FETCH_WAIT_MS = int(os.environ.get("BENCH_FETCH_WAIT_MS", 10))
 STEADY_FROM = RECORDS // 10
 
@@ -39,8 +41,24 @@ class TestMsg(BaseModel):
     msg: str
 
 
+def context_switches() -> int:
+    """Context switches of every thread of this process so far: how often its threads slept
+    and were woken (or were preempted), which is what small batches cost."""
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/status") as status:
+                for line in status:
+                    if "ctxt_switches" in line:  # voluntary and nonvoluntary
+                        total += int(line.split()[-1])
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+    return total
+
+
 class Clock:
-    """Wall and CPU time from start, from the STEADY_FROM-th record, to the RECORDS-th."""
+    """Wall and CPU time from start, from the STEADY_FROM-th record, to the RECORDS-th; and
+    the context switches of the steady part."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -48,13 +66,18 @@ class Clock:
         self.start = (time.perf_counter(), time.process_time())
         self.steady = self.start
         self.end = self.start
+        self.switches = (0, 0)
+        # fastkafka-rs only: how many batches its consumer handed to Python.
+        self.handovers = 0.0
 
     def tick(self) -> None:
         self.count += 1
         if self.count == STEADY_FROM:
             self.steady = (time.perf_counter(), time.process_time())
+            self.switches = (context_switches(), 0)
         elif self.count == RECORDS:
             self.end = (time.perf_counter(), time.process_time())
+            self.switches = (self.switches[0], context_switches())
             self.done.set()
 
     def report(self) -> dict[str, float]:
@@ -65,6 +88,8 @@ class Clock:
             "cpu_us_per_msg": (self.end[1] - self.start[1]) / RECORDS * 1e6,
             "steady_cpu_us_per_msg": (self.end[1] - self.steady[1]) / steady_records * 1e6,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "steady_switches_per_msg": (self.switches[1] - self.switches[0]) / steady_records,
+            "records_per_handover": RECORDS / self.handovers if self.handovers else 0.0,
         }
 
 
@@ -96,7 +121,7 @@ async def fastkafka_app(
         options["group_id"] = group
     options["fetch_max_wait_ms"] = FETCH_WAIT_MS
 
-    @app.consumes(topic="bench_in", auto_offset_reset="earliest", **options)
+    @app.consumes(topic=IN_TOPIC, auto_offset_reset="earliest", **options)
     async def on_bench_in(msg: TestMsg) -> None:
         await to_bench_out(await handle(msg))
         clock.tick()
@@ -104,7 +129,22 @@ async def fastkafka_app(
     clock = Clock()
     async with app:
         await asyncio.wait_for(clock.done.wait(), 600)
+        clock.handovers = handovers()  # a stopped consumer's figures are gone
     return clock
+
+
+def handovers() -> float:
+    """The batches fastkafka-rs's consumers handed to Python so far, from its metrics (0 on
+    FastKafka 0.8.0, or with metrics off)."""
+    try:
+        from fastkafka import _core  # type: ignore[attr-defined]
+    except ImportError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in _core.render_metrics().splitlines()
+        if line.startswith("fastkafka_consumer_batches_total")
+    )
 
 
 async def fastkafka_produce(servers: str, group: str, out_servers: str) -> Clock:
@@ -144,7 +184,7 @@ async def confluent_loop(servers: str, group: str, out_servers: str) -> Clock:
     )
     producer = Producer({"bootstrap.servers": out_servers})
     topic = f"out_{group.split('-')[0]}"
-    consumer.subscribe(["bench_in"])
+    consumer.subscribe([IN_TOPIC])
     while clock.count < RECORDS:
         for message in consumer.consume(num_messages=500, timeout=1.0):
             if message.error():

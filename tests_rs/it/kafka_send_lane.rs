@@ -85,6 +85,34 @@ async fn a_lane_hands_records_over_in_the_order_taken_and_a_flush_waits_for_them
     consumer.close().await.unwrap();
 }
 
+/// Records come in bursts (one per batch a handler is handed) and the lane's thread parks
+/// between them: each burst must wake it, and be delivered without waiting for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_burst_wakes_a_lane_parked_since_the_last() {
+    let (_mock, id, _) = setup(1);
+    let cluster = laned(&id, properties(&[("fetch.wait.max.ms", "10")]));
+    let mut consumer = cluster.subscribe(Subscription::new(["t"])).await.unwrap();
+    for burst in 0..5 {
+        let tracker = DeliveryTracker::new();
+        for i in 0..20 {
+            let record = OutgoingRecord::new(format!("{burst}-{i}"));
+            send_waiting_for_room(&*cluster, record, &tracker).await;
+        }
+        // Acknowledged without a flush or another send: the lane woke for the burst (each
+        // acknowledgement takes longer than the lane's one empty turn before it parks).
+        tokio::time::timeout(WAIT, tracker.settled())
+            .await
+            .unwrap_or_else(|_| panic!("burst {burst} was not delivered"));
+        assert!(tracker.outcome().is_ok());
+    }
+    let got = poll_exactly(consumer.as_mut(), 100).await;
+    let expected: Vec<String> = (0..5)
+        .flat_map(|burst| (0..20).map(move |i| format!("{burst}-{i}")))
+        .collect();
+    assert_eq!(values(&got), expected);
+    consumer.close().await.unwrap();
+}
+
 /// Gives a record of some value its key and headers.
 type Shape = fn(OutgoingRecord) -> OutgoingRecord;
 

@@ -22,7 +22,7 @@
 //!   refuses fails the record's delivery, logged and counted like a failed delivery report.
 //!
 //! The thread drains the lane in turns while records come (a short sleep between turns, so a
-//! busy caller never pays a wake-up) and parks once the lane has been empty for a while.
+//! busy caller never pays a wake-up) and parks once a turn finds the lane empty.
 
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -45,8 +45,12 @@ pub(super) const MAX_RECORDS: usize = 10_000;
 pub(super) const MAX_BYTES: usize = 64 << 20;
 /// The thread's pause between turns while records come.
 const TURN: Duration = Duration::from_micros(200);
-/// How long the lane stays empty before its thread parks (and the next record wakes it).
-const PARK_AFTER: Duration = Duration::from_millis(5);
+/// How long the lane stays empty before its thread parks (and the next record wakes it): one
+/// turn. A caller's records come in bursts (one per batch its handler is handed), and a thread
+/// that kept turning between bursts paid a wake-up every turn — more than one per record at a
+/// few thousand records a second (`benches/bench_paced.py`) — where parking costs one wake-up
+/// per burst.
+const PARK_AFTER: Duration = TURN;
 /// The pause before handing a record over again to a client whose queue was full.
 const ROOM_POLL: Duration = Duration::from_millis(1);
 
