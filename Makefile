@@ -106,6 +106,7 @@ bench: build-release ## Benchmarks: Tester vs FastKafka 0.8.0, a real broker vs 
 	$(BIN)/python benches/bench_tester.py
 	$(BIN)/python benches/bench_kafka.py
 	$(BIN)/python benches/bench_paced.py
+	BENCH_DELAY_MS=25 $(BIN)/python benches/bench_paced.py
 	$(BIN)/python benches/soak.py
 	cargo bench --no-default-features --bench memory_broker
 

@@ -21,11 +21,14 @@ contenders alternate for BENCH_ROUNDS rounds (default 3); the table shows median
   sleep and are woken, which is what small batches cost.
 
 Every consumer asks the broker to hold a fetch at most 10 ms (Tansu 0.6.0 holds each fetch for
-its whole wait; see `kafka_workloads.py`). Writes `docs/benchmarks/paced.md`.
+its whole wait; see `kafka_workloads.py`). Writes `docs/benchmarks/paced.md`, or with
+BENCH_DELAY_MS=25 (the broker behind a proxy that delays every byte 25 ms each way)
+`docs/benchmarks/paced_25ms.md`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -40,13 +43,16 @@ from bench_kafka import machine
 from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from local_kafka import local_clusters
+from local_kafka import delay_proxy, local_clusters
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ROOT / "benches" / "kafka_workloads.py"
 RATES = [int(rate) for rate in os.environ.get("BENCH_PACED_RATES", "5000,20000").split(",")]
 SECONDS = float(os.environ.get("BENCH_PACED_SECONDS", 10))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+# BENCH_DELAY_MS: the broker that far away each way, behind `scripts/delay_proxy.py` (every
+# client of the run, the pacer and the reader included, goes through it).
+DELAY_MS = float(os.environ.get("BENCH_DELAY_MS", 0))
 PARTITIONS = 4
 WARM_EVERY = 0.05
 
@@ -206,19 +212,23 @@ def table(cells: list[Cell]) -> str:
 
 def main() -> None:
     cells = [Cell(contender, rate) for rate in RATES for contender in CONTENDERS]
-    with local_clusters(1, storage="memory://tansu/") as (broker,):
+    with local_clusters(1, storage="memory://tansu/") as (broker,), contextlib.ExitStack() as far:
         servers = broker.bootstrap_servers
+        if DELAY_MS:
+            servers = far.enter_context(delay_proxy(broker, DELAY_MS))
         for round_ in range(ROUNDS):
             for cell in cells:
                 cell.runs.append(run(cell.contender, cell.rate, servers, broker, round_))
                 print(f"round {round_ + 1}: {cell.contender} at {cell.rate}: {cell.runs[-1]}")
+    distance = f"the broker {DELAY_MS:g} ms away each way" if DELAY_MS else "a local broker"
     report = (
-        f"Paced: {SECONDS:g} s at each rate, {ROUNDS} alternating rounds, medians; "
+        f"Paced: {SECONDS:g} s at each rate, {distance}, {ROUNDS} alternating rounds, medians; "
         f"{machine()}\n\n{table(cells)}\n"
     )
     print(report)
     if os.environ.get("BENCH_PACED_RATES") is None and ROUNDS >= 3:
-        (ROOT / "docs" / "benchmarks" / "paced.md").write_text(report)
+        name = f"paced_{DELAY_MS:g}ms.md" if DELAY_MS else "paced.md"
+        (ROOT / "docs" / "benchmarks" / name).write_text(report)
 
 
 if __name__ == "__main__":

@@ -198,17 +198,15 @@ def certificate_authority(directory: Path, name: str) -> Path:
 
 
 @contextlib.contextmanager
-def tls_proxy(broker: TansuBroker, ca: Path) -> Iterator[str]:
-    """A TLS-terminating proxy (``scripts/tls_proxy.py``) in front of ``broker`` with the
-    certificate ``ca`` signed (:func:`certificate_authority`), which the broker is restarted
-    to advertise, so that every connection goes through TLS; yields its host:port and
-    restores the broker's own address on exit."""
+def behind_proxy(broker: TansuBroker, script: str, *arguments: str) -> Iterator[str]:
+    """The proxy ``scripts/<script>`` (``--listen PORT --target HOST:PORT *arguments``) in front
+    of ``broker``, which is restarted to advertise it, so that every connection goes through
+    it; yields its host:port and restores the broker's own address on exit. A restart of a
+    ``memory://`` broker loses its topics: create them after."""
     port = free_port()
-    server = ca.with_name(f"{ca.stem}_server")
     proxy = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("tls_proxy.py")), "--listen", str(port),
-         "--target", broker.bootstrap_servers, "--cert", f"{server}.pem",
-         "--key", f"{server}.key"],
+        [sys.executable, str(Path(__file__).with_name(script)), "--listen", str(port),
+         "--target", broker.bootstrap_servers, *arguments],
         stdout=subprocess.PIPE,
     )  # fmt: skip
     assert proxy.stdout is not None and proxy.stdout.readline() == b"listening\n"
@@ -224,6 +222,20 @@ def tls_proxy(broker: TansuBroker, ca: Path) -> Iterator[str]:
         broker.stop()
         broker.advertised_url = broker.url
         broker.start()
+
+
+def tls_proxy(broker: TansuBroker, ca: Path) -> contextlib.AbstractContextManager[str]:
+    """A TLS-terminating proxy (``scripts/tls_proxy.py``) in front of ``broker`` with the
+    certificate ``ca`` signed (:func:`certificate_authority`): every connection goes through
+    TLS (see :func:`behind_proxy`)."""
+    server = ca.with_name(f"{ca.stem}_server")
+    return behind_proxy(broker, "tls_proxy.py", "--cert", f"{server}.pem", "--key", f"{server}.key")
+
+
+def delay_proxy(broker: TansuBroker, delay_ms: float) -> contextlib.AbstractContextManager[str]:
+    """A proxy (``scripts/delay_proxy.py``) in front of ``broker`` that delays every byte by
+    ``delay_ms`` each way: a cluster that far away (see :func:`behind_proxy`)."""
+    return behind_proxy(broker, "delay_proxy.py", "--delay-ms", str(delay_ms))
 
 
 @contextlib.contextmanager

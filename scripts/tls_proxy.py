@@ -1,7 +1,8 @@
 """A TLS-terminating TCP proxy for tests: Tansu 0.6.0 accepts `--cert/--key` but does not use
 them (its listener stays plain TCP), so the TLS tests put this in front of it, as a
 TLS-terminating load balancer would be. Clients speak TLS to the proxy; the proxy speaks plain
-TCP to the broker, which advertises the proxy's address.
+TCP to the broker, which advertises the proxy's address. `serve` is the proxy itself, shared
+with `delay_proxy.py`.
 
     python scripts/tls_proxy.py --listen PORT --target HOST:PORT --cert CERT --key KEY
 """
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Awaitable, Callable
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -23,7 +25,14 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def serve(listen: int, target: str, context: ssl.SSLContext) -> None:
+Pipe = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(
+    listen: int, target: str, context: ssl.SSLContext | None, copy: Pipe = pipe
+) -> None:
+    """Listens on 127.0.0.1:``listen`` (TLS with ``context``), connects each client to
+    ``target`` and copies both ways with ``copy`` (the delay proxy's delays every chunk)."""
     host, port = target.rsplit(":", 1)
 
     async def connect(
@@ -34,7 +43,7 @@ async def serve(listen: int, target: str, context: ssl.SSLContext) -> None:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(pipe(client_reader, broker_writer), pipe(broker_reader, client_writer))
+        await asyncio.gather(copy(client_reader, broker_writer), copy(broker_reader, client_writer))
 
     server = await asyncio.start_server(connect, "127.0.0.1", listen, ssl=context)
     print("listening", flush=True)
