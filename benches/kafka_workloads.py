@@ -18,7 +18,9 @@ bench's `*_500` rows).
 
 Measured inside the process: wall and CPU time (all threads) from before the app or client
 starts to the last record handled; the same from the STEADY_FROM-th record (a tenth in) on
-(steady state, after start-up and group join); peak RSS.
+(steady state, after start-up and group join); peak RSS; and the wall-clock time of the last
+record, from which `bench_kafka.py` measures from the process's start (interpreter, imports
+and all: a user's clock).
 """
 
 import asyncio
@@ -67,6 +69,8 @@ class Clock:
         self.steady = self.start
         self.end = self.start
         self.switches = (0, 0)
+        # When the last record was handled, on the clock the parent reads at spawning us.
+        self.end_unix = 0.0
         # fastkafka-rs only: how many batches its consumer handed to Python.
         self.handovers = 0.0
 
@@ -77,6 +81,7 @@ class Clock:
             self.switches = (context_switches(), 0)
         elif self.count == RECORDS:
             self.end = (time.perf_counter(), time.process_time())
+            self.end_unix = time.time()
             self.switches = (self.switches[0], context_switches())
             self.done.set()
 
@@ -90,6 +95,7 @@ class Clock:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "steady_switches_per_msg": (self.switches[1] - self.switches[0]) / steady_records,
             "records_per_handover": RECORDS / self.handovers if self.handovers else 0.0,
+            "end_unix": self.end_unix,
         }
 
 
