@@ -53,7 +53,7 @@ def context_switches() -> int:
                 for line in status:
                     if "ctxt_switches" in line:  # voluntary and nonvoluntary
                         total += int(line.split()[-1])
-        except FileNotFoundError:
+        except OSError:  # FileNotFoundError, ProcessLookupError
             continue  # a thread that ended meanwhile
     return total
 
