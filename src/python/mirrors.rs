@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use super::producer::PyProducer;
+use super::record::optional_bytes;
 use super::runtime::{python_handler, PyRuntime};
 use super::to_py_err;
 use super::transport::PyMemoryBroker;
@@ -127,14 +128,14 @@ impl PyDeadLetter {
     /// The original key.
     #[getter]
     fn key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.0.key.as_ref().map(|key| PyBytes::new(py, key))
+        optional_bytes(py, &self.0.key)
     }
 
     /// The original value; None for a tombstone, or a record too large to carry (its
     /// `value_dropped` header says why).
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.0.value.as_ref().map(|value| PyBytes::new(py, value))
+        optional_bytes(py, &self.0.value)
     }
 
     /// Every header, the record's own and fastkafka's, by name.
@@ -142,7 +143,7 @@ impl PyDeadLetter {
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (name, value) in &self.0.headers {
-            dict.set_item(name, value.as_ref().map(|value| PyBytes::new(py, value)))?;
+            dict.set_item(name, optional_bytes(py, value))?;
         }
         Ok(dict)
     }

@@ -12,7 +12,17 @@ use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
+use bytes::Bytes;
+
 use crate::record::Record;
+
+/// A key, value or header value as Python sees it: `bytes`, or None where Kafka has null.
+pub(super) fn optional_bytes<'py>(
+    py: Python<'py>,
+    bytes: &Option<Bytes>,
+) -> Option<Bound<'py, PyBytes>> {
+    bytes.as_deref().map(|bytes| PyBytes::new(py, bytes))
+}
 
 /// A record read from a topic.
 #[pyclass(name = "Record", module = "fastkafka._core", frozen)]
@@ -57,13 +67,13 @@ impl PyRecord {
     /// Its key, or None.
     #[getter]
     fn key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.0.key.as_ref().map(|key| PyBytes::new(py, key))
+        optional_bytes(py, &self.0.key)
     }
 
     /// Its payload, or None for a tombstone.
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.0.value.as_ref().map(|value| PyBytes::new(py, value))
+        optional_bytes(py, &self.0.value)
     }
 
     /// Its headers as `(name, value)` pairs (a value may be None: a null header value).
@@ -74,11 +84,7 @@ impl PyRecord {
                 py,
                 [
                     name.into_pyobject(py)?.into_any(),
-                    value
-                        .as_ref()
-                        .map(|value| PyBytes::new(py, value))
-                        .into_pyobject(py)?
-                        .into_any(),
+                    optional_bytes(py, value).into_pyobject(py)?.into_any(),
                 ],
             )
         });
@@ -115,7 +121,7 @@ impl PyRecordBatch {
     pub(super) fn new(py: Python<'_>, records: Vec<Record>) -> PyResult<Self> {
         let values = records
             .iter()
-            .map(|record| record.value.as_ref().map(|value| PyBytes::new(py, value)));
+            .map(|record| optional_bytes(py, &record.value));
         let values = PyList::new(py, values)?;
         Ok(Self {
             records,
