@@ -12,8 +12,6 @@ use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
-use bytes::Bytes;
-
 use crate::record::Record;
 
 /// A key, value or header value as Python sees it: `bytes`, or None where Kafka has null.
