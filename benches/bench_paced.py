@@ -18,7 +18,9 @@ contenders alternate for BENCH_ROUNDS rounds (default 3); the table shows median
 - CPU per message is the contender's whole process (all threads) over the paced part (its
   steady figure: from the tenth record on), as `kafka_workloads.py` measures it; so are its
   context switches per message (every thread's, voluntary and not): how often its threads
-  sleep and are woken, which is what small batches cost.
+  sleep and are woken, which is what small batches cost. A second table splits the CPU by
+  kind of thread (the Python thread, tokio's workers, the send lane, delivery reports,
+  librdkafka's), to show where a contender spends what the other does not.
 
 Every consumer asks the broker to hold a fetch at most 10 ms (Tansu 0.6.0 holds each fetch for
 its whole wait; see `kafka_workloads.py`). Writes `docs/benchmarks/paced.md`, or with
@@ -70,6 +72,8 @@ class Run:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    # CPU µs per message by kind of thread (kafka_workloads.THREAD_KINDS).
+    threads: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +188,7 @@ def run(contender: str, rate: int, servers: str, broker: object, round_: int) ->
         p50_ms=latencies[len(latencies) // 2],
         p99_ms=latencies[int(len(latencies) * 0.99)],
         max_ms=latencies[-1],
+        threads=figures["steady_thread_cpu_us_per_msg"],
     )
 
 
@@ -210,6 +215,34 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
+# The kinds of thread in the order the breakdown shows them.
+THREAD_COLUMNS = [
+    "Python thread",
+    "tokio workers",
+    "send lane",
+    "delivery reports",
+    "librdkafka",
+    "other",
+]
+
+
+def threads_table(cells: list[Cell]) -> str:
+    """Where each contender's CPU per message goes, by kind of thread (medians)."""
+    lines = [
+        "| rate (msg/s) | contender | " + " | ".join(THREAD_COLUMNS) + " |",
+        "|---|---|" + "---|" * len(THREAD_COLUMNS),
+    ]
+    for cell in cells:
+        shares = []
+        for kind in THREAD_COLUMNS:
+            spent = [run.threads[kind] for run in cell.runs if kind in run.threads]
+            shares.append(f"{statistics.median(spent):.1f}" if spent else "—")
+        lines.append(
+            f"| {cell.rate:,} | {CONTENDERS[cell.contender]} | " + " | ".join(shares) + " |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     cells = [Cell(contender, rate) for rate in RATES for contender in CONTENDERS]
     with local_clusters(1, storage="memory://tansu/") as (broker,), contextlib.ExitStack() as far:
@@ -223,7 +256,10 @@ def main() -> None:
     distance = f"the broker {DELAY_MS:g} ms away each way" if DELAY_MS else "a local broker"
     report = (
         f"Paced: {SECONDS:g} s at each rate, {distance}, {ROUNDS} alternating rounds, medians; "
-        f"{machine()}\n\n{table(cells)}\n"
+        f"{machine()}\n\n{table(cells)}\n\n"
+        "Where the CPU goes: µs per message by kind of thread (the Python thread runs the event "
+        "loop and every handler; librdkafka's are its broker threads)\n\n"
+        f"{threads_table(cells)}\n"
     )
     print(report)
     if os.environ.get("BENCH_PACED_RATES") is None and ROUNDS >= 3:

@@ -35,11 +35,13 @@ async fn handle(message: TestMsg) -> TestMsg {
     message
 }
 
-/// Wall and CPU time at the start, at the tenth record and at the last.
+/// Wall and CPU time at the start, at the tenth record and at the last; and the Unix times of
+/// the first and the last record, from which `bench_kafka.py` measures from the process's start.
 struct Clock {
     records: usize,
     count: AtomicUsize,
     marks: std::sync::Mutex<Vec<(Instant, Duration)>>,
+    unix: std::sync::Mutex<Vec<f64>>,
     done: Notify,
 }
 
@@ -49,12 +51,16 @@ impl Clock {
             records,
             count: AtomicUsize::new(0),
             marks: std::sync::Mutex::new(vec![(Instant::now(), cpu_time())]),
+            unix: std::sync::Mutex::new(Vec::with_capacity(2)),
             done: Notify::new(),
         })
     }
 
     fn tick(&self) {
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if count == 1 || count == self.records {
+            self.unix.lock().unwrap().push(unix_now());
+        }
         if count == self.records / 10 || count == self.records {
             self.marks
                 .lock()
@@ -71,18 +77,29 @@ impl Clock {
         let [(start, start_cpu), (steady, steady_cpu), (end, end_cpu)] = marks[..] else {
             panic!("not every mark was reached: {}", marks.len());
         };
+        let unix = self.unix.lock().unwrap();
         let records = self.records as f64;
         let steady_records = records - (self.records / 10) as f64;
         format!(
             "{{\"msgs_per_s\": {}, \"steady_msgs_per_s\": {}, \"cpu_us_per_msg\": {}, \
-             \"steady_cpu_us_per_msg\": {}, \"rss_mb\": {}}}",
+             \"steady_cpu_us_per_msg\": {}, \"rss_mb\": {}, \"first_unix\": {}, \
+             \"end_unix\": {}}}",
             records / (end - start).as_secs_f64(),
             steady_records / (end - steady).as_secs_f64(),
             (end_cpu - start_cpu).as_secs_f64() / records * 1e6,
             (end_cpu - steady_cpu).as_secs_f64() / steady_records * 1e6,
             peak_rss_mb(),
+            unix[0],
+            unix[unix.len() - 1],
         )
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// This process's CPU time, all threads (Linux: `/proc/self/stat`, in clock ticks of 10 ms).

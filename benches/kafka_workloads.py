@@ -18,9 +18,9 @@ bench's `*_500` rows).
 
 Measured inside the process: wall and CPU time (all threads) from before the app or client
 starts to the last record handled; the same from the STEADY_FROM-th record (a tenth in) on
-(steady state, after start-up and group join); peak RSS; and the wall-clock time of the last
-record, from which `bench_kafka.py` measures from the process's start (interpreter, imports
-and all: a user's clock).
+(steady state, after start-up and group join); peak RSS; and the wall-clock times of the first
+and the last record, from which `bench_kafka.py` measures from the process's start (interpreter,
+imports and all: a user's clock).
 """
 
 import asyncio
@@ -43,19 +43,36 @@ class TestMsg(BaseModel):
     msg: str
 
 
-def context_switches() -> int:
-    """Context switches of every thread of this process so far: how often its threads slept
-    and were woken (or were preempted), which is what small batches cost."""
-    total = 0
+# What kind of work each thread of a contender does, by its name (threads of one kind summed).
+THREAD_KINDS = {
+    "python": "Python thread",
+    "tokio-rt-worker": "tokio workers",
+    "fastkafka-send": "send lane",
+    "fastkafka-repor": "delivery reports",
+    "rdk:": "librdkafka",
+}
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def threads() -> dict[str, tuple[float, int]]:
+    """CPU seconds and context switches (voluntary and not: how often a thread slept and was
+    woken, or was preempted, which is what small batches cost) of every thread of this process
+    so far, summed by kind of thread (THREAD_KINDS)."""
+    kinds: dict[str, tuple[float, int]] = {}
     for task in os.listdir("/proc/self/task"):
         try:
+            with open(f"/proc/self/task/{task}/stat") as stat:
+                name, fields = stat.read().split(" (", 1)[1].rsplit(") ", 1)
             with open(f"/proc/self/task/{task}/status") as status:
-                for line in status:
-                    if "ctxt_switches" in line:  # voluntary and nonvoluntary
-                        total += int(line.split()[-1])
+                switches = sum(int(line.split()[-1]) for line in status if "ctxt_switches" in line)
         except OSError:  # FileNotFoundError, ProcessLookupError
             continue  # a thread that ended meanwhile
-    return total
+        ticks = fields.split()
+        cpu = (int(ticks[11]) + int(ticks[12])) / TICKS_PER_S  # utime, stime
+        kind = next((k for prefix, k in THREAD_KINDS.items() if name.startswith(prefix)), "other")
+        seconds, count = kinds.get(kind, (0.0, 0))
+        kinds[kind] = (seconds + cpu, count + switches)
+    return kinds
 
 
 class Clock:
@@ -68,21 +85,26 @@ class Clock:
         self.start = (time.perf_counter(), time.process_time())
         self.steady = self.start
         self.end = self.start
-        self.switches = (0, 0)
-        # When the last record was handled, on the clock the parent reads at spawning us.
+        # Each kind of thread's CPU time and context switches, from STEADY_FROM to the end.
+        self.threads: tuple[dict[str, tuple[float, int]], ...] = ({}, {})
+        # When the first and the last record were handled, on the clock the parent reads at
+        # spawning us.
+        self.first_unix = 0.0
         self.end_unix = 0.0
         # fastkafka-rs only: how many batches its consumer handed to Python.
         self.handovers = 0.0
 
     def tick(self) -> None:
         self.count += 1
+        if self.count == 1:
+            self.first_unix = time.time()
         if self.count == STEADY_FROM:
             self.steady = (time.perf_counter(), time.process_time())
-            self.switches = (context_switches(), 0)
+            self.threads = (threads(), {})
         elif self.count == RECORDS:
             self.end = (time.perf_counter(), time.process_time())
             self.end_unix = time.time()
-            self.switches = (self.switches[0], context_switches())
+            self.threads = (self.threads[0], threads())
             self.done.set()
 
     def report(self) -> dict[str, float]:
@@ -93,8 +115,18 @@ class Clock:
             "cpu_us_per_msg": (self.end[1] - self.start[1]) / RECORDS * 1e6,
             "steady_cpu_us_per_msg": (self.end[1] - self.steady[1]) / steady_records * 1e6,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "steady_switches_per_msg": (self.switches[1] - self.switches[0]) / steady_records,
+            "steady_switches_per_msg": sum(
+                count - self.threads[0].get(kind, (0.0, 0))[1]
+                for kind, (_, count) in self.threads[1].items()
+            )
+            / steady_records,
+            # Where the steady CPU went, by kind of thread (bench_paced.py shows it).
+            "steady_thread_cpu_us_per_msg": {
+                kind: (seconds - self.threads[0].get(kind, (0.0, 0))[0]) / steady_records * 1e6
+                for kind, (seconds, _) in self.threads[1].items()
+            },
             "records_per_handover": RECORDS / self.handovers if self.handovers else 0.0,
+            "first_unix": self.first_unix,
             "end_unix": self.end_unix,
         }
 
