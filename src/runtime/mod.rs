@@ -5,7 +5,7 @@
 //! their [`BatchHandler`]) and producers (topic, cluster, client options) — and
 //! [`Runtime::start`] brings them up on a [`Transport`](crate::transport::Transport): one producer client per cluster
 //! (producers to one cluster must agree on its options), every cluster checked within the
-//! start timeout, consumers subscribed concurrently, a failed start rolled back.
+//! start timeout while the consumers subscribe, a failed start rolled back.
 //! [`RunningRuntime`] supervises the consumer loops ([`RunningRuntime::wait_for_failure`]) and
 //! stops them in order: each finishes its batch in flight and commits (a batch stuck past the
 //! stop timeout is abandoned), then producers flush and the undelivered are reported.
@@ -16,6 +16,7 @@
 //! tasks). A capability added here serves both (DESIGN.md §11). Client options cross into it
 //! once, in FastKafka's names ([`options`]).
 
+mod clusters;
 mod described;
 pub mod mirrors;
 pub mod options;

@@ -1,252 +1,195 @@
-//! [`Runtime::start`]: bringing an app's registrations up on a transport — clusters checked,
-//! producers bound (dead-letter producers too), consumers subscribed concurrently with their
-//! loops configured, a failed start rolled back.
+//! [`Runtime::start`]: bringing an app's registrations up on a transport — clusters checked
+//! while the consumers subscribe, producers bound (dead-letter producers too), each consumer's
+//! loop configured and started, a failed start rolled back.
 
 use std::sync::Arc;
+
+use futures_util::future::Either;
 
 use super::running::{RunningConsumer, RunningRuntime};
 use super::{ConsumerRegistration, HandOver, ProducerHandle, Runtime};
 use crate::config::ClusterId;
 use crate::consumer_loop::failures::FailurePolicy;
-use crate::consumer_loop::{slow_batch_warning, ConsumerLoop, ConsumerLoopConfig};
+use crate::consumer_loop::{slow_batch_warning, BatchHandler, ConsumerLoop, ConsumerLoopConfig};
 use crate::error::{Error, Result};
-use crate::health::{WatchedCluster, WatchedConsumer};
+use crate::health::WatchedConsumer;
 use crate::metrics::{ConsumerLabels, ConsumerMetrics};
-use crate::transport::failover::{FailoverCluster, FailoverPolicy, Side};
-use crate::transport::{ClientProperties, Cluster, Subscription, Transport};
+use crate::transport::{Cluster, ClusterConsumer, Subscription, Transport};
 
-/// Whether a client property is about how to connect securely (TLS, SASL).
-fn is_security_property(name: &str) -> bool {
-    ["security.", "sasl.", "ssl.", "enable.ssl."]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
+/// What a consumer's start needs that can fail without I/O, found before any client connects.
+struct ConsumerPlan {
+    cluster: ClusterId,
+    dead_letters_to: Option<ClusterId>,
+    handler: Box<dyn BatchHandler>,
 }
 
 impl Runtime {
-    /// For a cluster no producer sends to: the security properties of the first consumer that
-    /// reads from it or dead-letters to it, so that the client that checks it at start (and
-    /// sends dead letters to it) connects as the consumers do. Without them a consume-only
-    /// TLS or SASL cluster could not start.
-    fn consumers_security_on(&self, id: &ClusterId) -> Result<ClientProperties> {
-        for consumer in &self.consumers {
-            let dead_letters_to = consumer
-                .settings
-                .dead_letter
-                .as_ref()
-                .and_then(|target| target.cluster.as_ref())
-                .unwrap_or(&consumer.cluster);
-            if self.cluster_id(&consumer.cluster)? == *id
-                || self.cluster_id(dead_letters_to)? == *id
-            {
-                return Ok(consumer
-                    .settings
-                    .properties
-                    .iter()
-                    .filter(|(name, _)| is_security_property(name))
-                    .map(|(name, value)| (name.clone(), value.clone()))
-                    .collect());
-            }
-        }
-        Ok(ClientProperties::new())
-    }
-
     /// Brings the app up on `transport`; returns once every consumer is subscribed.
     ///
     /// Every cluster must answer first: an unreachable one fails the start with an error naming
     /// it, the environment and the functions that use it — unless it names a standby that
-    /// answers, on which its consumers and producers then start. Then the producers are bound and the
-    /// consumers subscribe concurrently; if one fails, those that started are stopped again and
-    /// the first error is returned. The start timeout bounds all of it: a subscription still
-    /// unfinished then (a group that never settles) fails the start like an error.
+    /// answers, on which its consumers and producers then start. The consumers of clusters
+    /// without a standby subscribe *while* the clusters are checked: the check's round trips
+    /// overlap the consumers' connection, group join and first fetch, which an app on a distant
+    /// cluster would otherwise pay one after the other at every start. A consumer whose cluster
+    /// has a standby subscribes after the check, on the side it chose. The loops start only
+    /// once every check and every subscription succeeded; if one fails, the clients subscribed
+    /// so far are closed, the producers stopped, and the first error is returned (a cluster's
+    /// failed check first). The start timeout bounds all of it: a subscription still unfinished
+    /// then (a group that never settles) fails the start like an error.
     pub async fn start(&self, transport: Arc<dyn Transport>) -> Result<RunningRuntime> {
         let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let mut plans = Vec::with_capacity(self.consumers.len());
         for consumer in &self.consumers {
             self.check_consumer(consumer)?;
-        }
-        let properties = self.producer_properties_by_cluster()?;
-        let users = self
-            .producers
-            .iter()
-            .map(|p| (&p.cluster, p.handle.name()))
-            .chain(self.consumers.iter().map(|c| (&c.cluster, c.name.as_str())))
-            .chain(self.consumers.iter().filter_map(|c| {
-                let dead_letter = c.settings.dead_letter.as_ref()?;
-                Some((dead_letter.cluster.as_ref()?, c.name.as_str()))
-            }));
-        let mut clusters = UsedClusters::default();
-        for (choice, name) in users {
-            let id = self.cluster_id(choice)?;
-            let standby = self.standby_of(choice)?;
-            if clusters.add_user(&id, standby.as_ref(), name)? {
-                continue;
-            }
-            let producer = match properties.iter().find(|(known, _)| *known == id) {
-                Some((_, properties)) => properties.clone(),
-                None => self.consumers_security_on(&id)?,
-            };
-            // A standby is reached as its primary is: same client properties.
-            let standby = standby
-                .map(|standby| transport.cluster_with(&standby, &producer))
-                .transpose()?;
-            clusters.0.push(UsedCluster {
-                cluster: transport.cluster_with(&id, &producer)?,
-                standby,
-                used_by: vec![name.to_owned()],
-                pairs: Vec::new(),
-                starts_on: Side::Primary,
+            let dead_letters_to = consumer.settings.dead_letter.as_ref().map(|target| {
+                self.cluster_id(target.cluster.as_ref().unwrap_or(&consumer.cluster))
+            });
+            plans.push(ConsumerPlan {
+                cluster: self.cluster_id(&consumer.cluster)?,
+                dead_letters_to: dead_letters_to.transpose()?,
+                handler: (consumer.handler)()?,
             });
         }
-        let checks = clusters.0.iter().map(|used| async move {
-            let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(standby) = &used.standby else {
-                let primary = &*used.cluster;
-                crate::transport::check_at_start(
-                    primary,
-                    &self.environment,
-                    &used.used_by,
-                    timeout,
-                )
-                .await?;
-                return Ok(Side::Primary);
-            };
-            // Half the time for the primary: an app restarted while its primary is lost still
-            // starts, on the standby, within the start timeout.
-            let primary = crate::transport::check_at_start(
-                &*used.cluster,
-                &self.environment,
-                &used.used_by,
-                timeout / 2,
-            );
-            let (primary, standby_answers) =
-                futures_util::future::join(primary, standby.check_reachable(timeout / 2)).await;
-            match (primary, standby_answers) {
-                (Ok(()), Ok(())) => Ok(Side::Primary),
-                (Ok(()), Err(error)) => {
-                    // Needed only once the primary is lost: the app starts without it.
-                    tracing::warn!(
-                        target: "fastkafka::failover",
-                        "standby {} of cluster {} does not answer at start (the app starts; it \
-                         cannot fail over until the standby answers): {error}",
-                        standby.id(),
-                        used.cluster.id()
-                    );
-                    Ok(Side::Primary)
-                }
-                (Err(error), Ok(())) => {
-                    tracing::warn!(
-                        target: "fastkafka::failover",
-                        "starting on standby {} of cluster {}: {error}",
-                        standby.id(),
-                        used.cluster.id()
-                    );
-                    Ok(Side::Standby)
-                }
-                (Err(error), Err(_)) => Err(error),
+        let producer_clusters = (self.producers.iter())
+            .map(|producer| self.cluster_id(&producer.cluster))
+            .collect::<Result<Vec<_>>>()?;
+        let mut clusters = self.used_clusters(&*transport)?;
+        let subscribing = futures_util::future::join_all(self.consumers.iter().zip(&plans).map(
+            |(consumer, plan)| {
+                let cluster = clusters.without_standby(&plan.cluster);
+                async move { Some(self.subscribe(cluster?, consumer, deadline).await) }
+            },
+        ));
+        let (sides, early) = {
+            let checking = std::pin::pin!(self.check_clusters(&clusters, deadline));
+            match futures_util::future::select(checking, std::pin::pin!(subscribing)).await {
+                // A failed check drops the subscriptions under way (their clients close).
+                Either::Left((sides, subscribing)) => (sides?, subscribing.await),
+                Either::Right((subscribed, checking)) => match checking.await {
+                    Ok(sides) => (sides, subscribed),
+                    Err(error) => {
+                        close_unstarted(subscribed.into_iter().flatten().flatten()).await;
+                        return Err(error);
+                    }
+                },
             }
-        });
-        let sides = futures_util::future::join_all(checks).await;
-        for (used, side) in clusters.0.iter_mut().zip(sides) {
-            used.starts_on = side?;
-        }
+        };
+        clusters.start_on(sides);
         let mut running = RunningRuntime::new(self.stop_timeout);
-        for producer in &self.producers {
-            let id = self.cluster_id(&producer.cluster)?;
-            producer
-                .handle
-                .bind(Some(clusters.for_use(&id, producer.failover)));
+        for (producer, id) in self.producers.iter().zip(&producer_clusters) {
+            let cluster = clusters.for_use(id, producer.failover);
+            producer.handle.bind(Some(cluster));
             running.producers.0.push(producer.handle.clone());
         }
-        // A consumer's dead letters go through a producer of their own, bound like the others.
-        let mut dead_letters = Vec::new();
-        for consumer in &self.consumers {
-            let handle = match &consumer.settings.dead_letter {
-                Some(target) => {
-                    let handle = ProducerHandle::new(
-                        format!("dead letters of '{}'", consumer.name),
-                        target.topic.clone(),
-                    );
-                    let choice = target.cluster.as_ref().unwrap_or(&consumer.cluster);
-                    let id = self.cluster_id(choice)?;
-                    handle.bind(Some(clusters.for_use(&id, consumer.settings.failover)));
-                    running.producers.0.push(handle.clone());
-                    Some(handle)
-                }
-                None => None,
-            };
-            dead_letters.push(handle);
+        let mut consumer_clusters = Vec::with_capacity(plans.len());
+        let mut dead_letters = Vec::with_capacity(plans.len());
+        for (consumer, plan) in self.consumers.iter().zip(&plans) {
+            let failover = consumer.settings.failover;
+            consumer_clusters.push(clusters.for_use(&plan.cluster, failover));
+            // A consumer's dead letters go through a producer of their own, bound like the
+            // others.
+            let dead_letter = consumer
+                .settings
+                .dead_letter
+                .as_ref()
+                .zip(plan.dead_letters_to.as_ref());
+            dead_letters.push(dead_letter.map(|(target, id)| {
+                let name = format!("dead letters of '{}'", consumer.name);
+                let handle = ProducerHandle::new(name, target.topic.clone());
+                handle.bind(Some(clusters.for_use(id, failover)));
+                running.producers.0.push(handle.clone());
+                handle
+            }));
         }
-        let mut consumer_clusters = Vec::with_capacity(self.consumers.len());
-        for consumer in &self.consumers {
-            let id = self.cluster_id(&consumer.cluster)?;
-            consumer_clusters.push(clusters.for_use(&id, consumer.settings.failover));
-        }
-        let subscriptions = self
-            .consumers
+        // The consumers left: those whose cluster has a standby (none if one already failed).
+        let early_failed = early.iter().any(|early| matches!(early, Some(Err(_))));
+        let left: Vec<bool> = early
             .iter()
-            .zip(dead_letters)
-            .zip(consumer_clusters)
-            .map(|((consumer, dead_letter), cluster)| async move {
-                let id = cluster.id().to_string();
-                let subscribing = self.subscribe(cluster, consumer, dead_letter);
-                match tokio::time::timeout_at(deadline, subscribing).await {
-                    Ok(subscribed) => subscribed,
-                    Err(_) => Err(Error::Transport {
-                        cluster: id,
-                        message: format!(
-                            "consumer '{}' was not subscribed within the start timeout \
-                                     ({:?})",
-                            consumer.name, self.start_timeout
-                        ),
-                    }),
-                }
-            });
-        let subscribed = futures_util::future::join_all(subscriptions).await;
+            .map(|early| early.is_none() && !early_failed)
+            .collect();
+        let late = futures_util::future::join_all(
+            (self.consumers.iter().zip(left).zip(&consumer_clusters)).map(
+                |((consumer, left), cluster)| async move {
+                    let cluster = left.then(|| cluster.clone())?;
+                    Some(self.subscribe(cluster, consumer, deadline).await)
+                },
+            ),
+        )
+        .await;
+        let mut subscribed = Vec::with_capacity(plans.len());
         let mut first_error = None;
-        let mut watched = Vec::new();
-        for result in subscribed {
+        for result in early
+            .into_iter()
+            .zip(late)
+            .filter_map(|(early, late)| early.or(late))
+        {
             match result {
-                Ok((consumer, health)) => {
-                    running.consumers.push(consumer);
-                    watched.push(health);
-                }
+                Ok(consumer) => subscribed.push(consumer),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
         }
         if let Some(error) = first_error {
+            close_unstarted(subscribed).await;
             running.stop().await.ok();
             return Err(error);
+        }
+        let mut watched = Vec::with_capacity(plans.len());
+        let starts = (self.consumers.iter().zip(plans).zip(consumer_clusters))
+            .zip(subscribed.into_iter().zip(dead_letters));
+        for (((consumer, plan), cluster), (subscribed, dead_letter)) in starts {
+            let (running_consumer, health) =
+                self.start_loop(cluster, consumer, plan.handler, subscribed, dead_letter);
+            running.consumers.push(running_consumer);
+            watched.push(health);
         }
         running.watch_health(watched, clusters.watched());
         Ok(running)
     }
 
+    /// Subscribes `consumer` on `cluster` (the client connects, joins its group or is given
+    /// every partition) within the start timeout; its loop starts later ([`Self::start_loop`]).
     async fn subscribe(
         &self,
         cluster: Arc<dyn Cluster>,
         consumer: &ConsumerRegistration,
-        dead_letter: Option<ProducerHandle>,
-    ) -> Result<(RunningConsumer, WatchedConsumer)> {
-        if let Some(retry) = &consumer.settings.retry {
-            retry
-                .check()
-                .map_err(|error| Error::Config(format!("consumer '{}': {error}", consumer.name)))?;
+        deadline: tokio::time::Instant,
+    ) -> Result<Box<dyn ClusterConsumer>> {
+        let settings = &consumer.settings;
+        let subscribing = cluster.subscribe(Subscription {
+            topics: vec![consumer.topic.clone()],
+            group_id: self.group_of(consumer),
+            auto_offset_reset: settings.auto_offset_reset,
+            properties: settings.properties.clone(),
+            default_properties: settings.default_properties.clone(),
+            seeks_on_assign: settings.on_partitions_changed.is_some(),
+            start_times: None,
+        });
+        match tokio::time::timeout_at(deadline, subscribing).await {
+            Ok(subscribed) => subscribed,
+            Err(_) => Err(Error::Transport {
+                cluster: cluster.id().to_string(),
+                message: format!(
+                    "consumer '{}' was not subscribed within the start timeout ({:?})",
+                    consumer.name, self.start_timeout
+                ),
+            }),
         }
+    }
+
+    /// Starts the loop of `consumer`, subscribed on `cluster`.
+    fn start_loop(
+        &self,
+        cluster: Arc<dyn Cluster>,
+        consumer: &ConsumerRegistration,
+        handler: Box<dyn BatchHandler>,
+        subscribed: Box<dyn ClusterConsumer>,
+        dead_letter: Option<ProducerHandle>,
+    ) -> (RunningConsumer, WatchedConsumer) {
         let settings = &consumer.settings;
         let group_id = self.group_of(consumer);
-        let handler = (consumer.handler)()?;
-        let subscribed = cluster
-            .subscribe(Subscription {
-                topics: vec![consumer.topic.clone()],
-                group_id: group_id.clone(),
-                auto_offset_reset: settings.auto_offset_reset,
-                properties: settings.properties.clone(),
-                default_properties: settings.default_properties.clone(),
-                seeks_on_assign: settings.on_partitions_changed.is_some(),
-                start_times: None,
-            })
-            .await?;
         tracing::info!(
             target: "fastkafka::consumer",
             "{}: consuming topic '{}' from {} (group_id={}, auto_offset_reset={}, \
@@ -301,88 +244,16 @@ impl Runtime {
             running,
             on_abandon: consumer.on_abandon.clone(),
         };
-        Ok((running, health))
+        (running, health)
     }
 }
 
-/// Each cluster an app uses, created once at its start, with its standby's client and the
-/// pairs made of them ([`FailoverCluster`], one per failover policy in use).
-#[derive(Default)]
-struct UsedClusters(Vec<UsedCluster>);
-
-struct UsedCluster {
-    cluster: Arc<dyn Cluster>,
-    standby: Option<Arc<dyn Cluster>>,
-    used_by: Vec<String>,
-    pairs: Vec<(FailoverPolicy, FailoverCluster)>,
-    /// Where its pairs start: the standby when the primary did not answer at start.
-    starts_on: Side,
-}
-
-impl UsedClusters {
-    /// Counts `name` as a user of cluster `id` if it is known (`true`); a second user must not
-    /// name another standby for it.
-    fn add_user(
-        &mut self,
-        id: &ClusterId,
-        standby: Option<&ClusterId>,
-        name: &str,
-    ) -> Result<bool> {
-        let Some(used) = self.0.iter_mut().find(|used| used.cluster.id() == id) else {
-            return Ok(false);
-        };
-        let known = used.standby.as_ref().map(|standby| standby.id());
-        if known != standby {
-            let describe = |standby: Option<&ClusterId>| {
-                standby.map_or("none".to_owned(), ClusterId::to_string)
-            };
-            return Err(Error::Config(format!(
-                "cluster {id} is given two standbys: {} (for {}) and {} (for {name}); name one \
-                 standby per cluster in every kafka_brokers that lists it",
-                describe(known),
-                used.used_by.join(", "),
-                describe(standby)
-            )));
+/// Closes consumers subscribed during a start that failed, before their loops started.
+async fn close_unstarted(consumers: impl IntoIterator<Item = Box<dyn ClusterConsumer>>) {
+    let closing = consumers.into_iter().map(|consumer| consumer.close());
+    for closed in futures_util::future::join_all(closing).await {
+        if let Err(error) = closed {
+            tracing::warn!("closing a consumer of a start that failed: {error}");
         }
-        used.used_by.push(name.to_owned());
-        Ok(true)
-    }
-
-    /// The cluster a registration on `id` with `policy` uses: `id` itself, or `id` paired with
-    /// its standby under `policy`.
-    fn for_use(&mut self, id: &ClusterId, policy: FailoverPolicy) -> Arc<dyn Cluster> {
-        let used = self
-            .0
-            .iter_mut()
-            .find(|used| used.cluster.id() == id)
-            .expect("every registration's cluster was created at the start");
-        let Some(standby) = &used.standby else {
-            return used.cluster.clone();
-        };
-        if let Some((_, pair)) = used.pairs.iter().find(|(known, _)| *known == policy) {
-            return Arc::new(pair.clone());
-        }
-        let pair = FailoverCluster::starting_on(
-            used.cluster.clone(),
-            standby.clone(),
-            policy,
-            used.starts_on,
-        );
-        used.pairs.push((policy, pair.clone()));
-        Arc::new(pair)
-    }
-
-    /// What the health report watches: each cluster, as a pair where it has a standby.
-    fn watched(self) -> Vec<WatchedCluster> {
-        self.0
-            .into_iter()
-            .map(|used| WatchedCluster {
-                cluster: match used.pairs.into_iter().next() {
-                    Some((_, pair)) => Arc::new(pair),
-                    None => used.cluster,
-                },
-                used_by: used.used_by,
-            })
-            .collect()
     }
 }

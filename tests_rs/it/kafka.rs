@@ -360,7 +360,7 @@ async fn a_cluster_that_stops_answering_fails_the_next_check() {
 }
 
 /// `kafka_brokers` whose `localhost` environment is the mock cluster `id`.
-fn localhost_brokers(id: &ClusterId) -> fastkafka::KafkaBrokers {
+pub(super) fn localhost_brokers(id: &ClusterId) -> fastkafka::KafkaBrokers {
     serde_json::from_value(serde_json::json!({
         "localhost": id.bootstrap_servers().split(',').map(|address| {
             let (url, port) = address.rsplit_once(':').unwrap();

@@ -18,6 +18,8 @@ mod kafka_groupless;
 mod kafka_oauth;
 #[cfg(feature = "kafka")]
 mod kafka_send_lane;
+#[cfg(feature = "kafka")]
+mod kafka_start;
 mod partitions;
 #[cfg(feature = "kafka")]
 mod tansu;
