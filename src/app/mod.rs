@@ -368,7 +368,7 @@ impl App {
             hand_over: if batch {
                 HandOver::OnePartition
             } else {
-                HandOver::UpToMaxPollRecords
+                HandOver::SizedToHandler
             },
             described: Self::described::<T>(message, batch),
         });

@@ -62,3 +62,54 @@ async fn without_a_cap_every_hand_over_is_at_most_max_poll_records() {
     let sizes = hand_over_sizes(None).await;
     assert!(sizes.iter().all(|size| *size <= 10), "{sizes:?}");
 }
+
+/// A Rust app's per-message handler does not see its calls' size either: with records
+/// waiting, its calls grow past `max_poll_records` (fewer handled batches awaiting their
+/// outputs at once, which let a distant cluster cap the app's rate).
+#[tokio::test]
+async fn a_rust_per_message_consumer_is_sized_to_its_handler() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use fastkafka::app::{App, Json};
+
+    let brokers: fastkafka::KafkaBrokers =
+        serde_json::from_value(serde_json::json!({"localhost": {"url": "sized", "port": 9092}}))
+            .unwrap();
+    let mut app = App::new(brokers);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counted = handled.clone();
+    app.consumer("sized_by_handler", None, Json, move |_: u32| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async { Ok::<(), String>(()) }
+    })
+    .unwrap()
+    .max_poll_records(10);
+    let broker = MemoryBroker::new();
+    let waiting = (0..RECORDS).map(|i| OutgoingRecord::new(i.to_string()));
+    (broker.cluster(&app.cluster_id(None).unwrap()).unwrap())
+        .produce("sized_by_handler", waiting.collect())
+        .unwrap();
+    let running = app.start(Arc::new(broker)).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        while handled.load(Ordering::Relaxed) < RECORDS {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every waiting record handled");
+    let metrics = fastkafka::metrics::render();
+    let batches: f64 = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("fastkafka_consumer_batches_total")
+                && line.contains("topic=\"sized_by_handler\"")
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .expect("the consumer's batches are counted");
+    running.stop().await.unwrap();
+    assert!(
+        batches < (RECORDS / 10) as f64,
+        "{batches} calls for {RECORDS} records: none larger than max_poll_records"
+    );
+}
