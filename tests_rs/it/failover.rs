@@ -107,11 +107,17 @@ async fn the_forwarding_app_fails_over_and_back_on_both_sides_and_loses_nothing(
     // The destination is lost: what is produced meanwhile waits, then moves to its standby.
     broker.take_down(&id(DESTINATION));
     send(&source, 50..80);
-    until(WAIT, "outputs on the destination's standby", || {
-        numbers(&destination_standby).len() >= 30
-    })
+    // The queued outputs move to the standby before the pair reports it active (the move
+    // comes first so that each key keeps its order), so both are waited for.
+    until(
+        WAIT,
+        "outputs on the destination's standby, reported active",
+        || {
+            numbers(&destination_standby).len() >= 30
+                && standby_active(&running, DESTINATION) == Some(true)
+        },
+    )
     .await;
-    assert_eq!(standby_active(&running, DESTINATION), Some(true));
     until(
         WAIT,
         "inputs committed once their outputs are acknowledged",

@@ -280,13 +280,15 @@ impl Pair {
         *lock(&self.primary_back_since) = None;
         *lock(&self.last_switch) = Some(reason);
         self.switches.fetch_add(1, Ordering::Relaxed);
+        // The metric first, then the side producers and consumers read: whoever sees traffic on
+        // the new side also sees it in the metric and the health report.
+        if let Some(metrics) = &self.metrics {
+            metrics.set_on_standby(to == Side::Standby);
+        }
         self.on_standby
             .store(to == Side::Standby, Ordering::Release);
         self.holding.store(false, Ordering::Release);
         self.side.send_replace(to);
-        if let Some(metrics) = &self.metrics {
-            metrics.set_on_standby(to == Side::Standby);
-        }
     }
 
     /// Moves what the primary holds to the standby, until it holds nothing (or
