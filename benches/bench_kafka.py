@@ -58,7 +58,7 @@ ONLY = [label for label in os.environ.get("BENCH_ONLY", "").split(",") if label]
 # run (without BENCH_ONLY) runs the DISTANT rows and writes `docs/benchmarks/kafka_<N>ms.md`.
 DELAY_MS = float(os.environ.get("BENCH_DELAY_MS", 0))
 # The rows of a run on a distant cluster: each API beside its baseline.
-DISTANT = ["confluent", "fastkafka", "fastkafka_two", "rdkafka", "rust_app"]
+DISTANT = ["confluent", "fastkafka", "fastkafka_two", "fastkafka_dynamic", "rdkafka", "rust_app"]
 PARTITIONS = 4
 
 
@@ -99,6 +99,12 @@ def rows() -> list[Row]:
         Row("fastkafka", "fastkafka-rs, max_poll_records=100 (default)", "fastkafka", ours),
         Row("fastkafka_1000", "fastkafka-rs, max_poll_records=1000", "fastkafka_1000", ours),
         Row("fastkafka_group", "fastkafka-rs, in a group (commits)", "fastkafka_group", ours),
+        Row(
+            "fastkafka_dynamic",
+            "fastkafka-rs, executor=DynamicTaskExecutor",
+            "fastkafka_dynamic",
+            ours,
+        ),
         Row(
             "fastkafka_no_metrics",
             "fastkafka-rs, FASTKAFKA_METRICS=off",

@@ -315,6 +315,7 @@ CONTENDERS = {
     "fastkafka": lambda s, g, o: fastkafka_app(s, g, o),
     "fastkafka_1000": lambda s, g, o: fastkafka_app(s, g, o, max_poll_records=1000),
     "fastkafka_group": lambda s, g, o: fastkafka_app(s, g, o, in_group=True),
+    "fastkafka_dynamic": lambda s, g, o: fastkafka_app(s, g, o, executor="DynamicTaskExecutor"),
     "fastkafka_produce": fastkafka_produce,
     "confluent": confluent_loop,
     "confluent_produce": confluent_produce,

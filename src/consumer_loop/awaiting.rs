@@ -21,6 +21,60 @@ use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
 use crate::transport::ClusterConsumer;
 
+/// The handled batches whose outputs may still be on their way, oldest first, with how many
+/// records they hold: the window is bounded in records
+/// ([`ConsumerLoopConfig::max_records_awaiting_delivery`]), whatever the size of the calls.
+#[derive(Default)]
+pub(super) struct Awaiting {
+    batches: VecDeque<AwaitingDelivery>,
+    records: usize,
+}
+
+impl Awaiting {
+    pub(super) fn push_back(&mut self, batch: AwaitingDelivery) {
+        self.records += batch.batch.len();
+        self.batches.push_back(batch);
+    }
+
+    fn push_front(&mut self, batch: AwaitingDelivery) {
+        self.records += batch.batch.len();
+        self.batches.push_front(batch);
+    }
+
+    fn pop_front(&mut self) -> Option<AwaitingDelivery> {
+        let oldest = self.batches.pop_front()?;
+        self.records -= oldest.batch.len();
+        Some(oldest)
+    }
+
+    pub(super) fn front(&self) -> Option<&AwaitingDelivery> {
+        self.batches.front()
+    }
+
+    /// How many batches await (for log lines).
+    pub(super) fn batches(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// How many records they hold.
+    pub(super) fn records(&self) -> usize {
+        self.records
+    }
+
+    pub(super) fn iter_records(&self) -> impl Iterator<Item = &Record> {
+        self.batches.iter().flat_map(|awaiting| &awaiting.batch)
+    }
+
+    /// Drops from every batch the records `forget` picks.
+    fn forget(&mut self, forget: impl Fn(&Record) -> bool) {
+        for awaiting in &mut self.batches {
+            let before = awaiting.batch.len();
+            awaiting.batch.retain(|record| !forget(record));
+            self.records -= before - awaiting.batch.len();
+        }
+    }
+}
+
 /// A handled batch whose outputs may still be on their way to their clusters.
 pub(super) struct AwaitingDelivery {
     pub(super) batch: Vec<Record>,
@@ -39,7 +93,8 @@ pub(super) enum Progress {
 }
 
 /// Stores, oldest first, the offsets of the awaiting batches whose outputs are all delivered,
-/// and stops at the first one still waiting — after waiting for it if more than `keep` are.
+/// and stops at the first one still waiting — after waiting for it while they hold more than
+/// `keep` records.
 /// A batch whose delivery failed is rewound (see the module docs): neither its offsets nor
 /// any later batch's of the same partitions are stored.
 pub(super) async fn store_delivered(
@@ -57,7 +112,7 @@ pub(super) async fn store_delivered(
     let mut stored = false;
     let mut rewinds = Vec::new();
     loop {
-        let waiting = awaiting.len();
+        let waiting = awaiting.records();
         let Some(oldest) = awaiting.front() else {
             break;
         };
@@ -131,11 +186,7 @@ pub(super) async fn store_delivered(
 
 /// Rewinds each partition of `failed` to its first offset there, and drops those partitions'
 /// records from the later awaiting batches: they are read and handled again after `backoff`.
-fn rewind(
-    awaiting: &mut VecDeque<AwaitingDelivery>,
-    failed: &[Record],
-    backoff: Duration,
-) -> Vec<Rewind> {
+fn rewind(awaiting: &mut Awaiting, failed: &[Record], backoff: Duration) -> Vec<Rewind> {
     let mut rewinds: Vec<Rewind> = Vec::new();
     for record in failed {
         let partition = record.topic_partition();
@@ -149,9 +200,7 @@ fn rewind(
         }
     }
     // Later batches hold only later offsets of these partitions: all of them go.
-    for later in awaiting.iter_mut() {
-        later.batch.retain(|record| !is_rewound(&rewinds, record));
-    }
+    awaiting.forget(|record| is_rewound(&rewinds, record));
     rewinds
 }
 

@@ -36,12 +36,14 @@ pub struct ConsumerLoopConfig {
     /// partition's records in order, never two partitions interleaved). Offsets are stored
     /// once every partition of the polled batch was handled.
     pub one_partition_per_call: bool,
-    /// How many handled batches may wait for their outputs' acknowledgements while the loop
-    /// polls on; one more and it waits for the oldest. Offsets are stored in batch order
-    /// once a batch's outputs are all delivered. The window must cover the producers'
-    /// acknowledgement time (`linger.ms` and a round trip), or it caps the loop's rate (the
-    /// default, 64, and why: docs/performance.md).
-    pub max_batches_awaiting_delivery: usize,
+    /// How many handled records may wait for their outputs' acknowledgements while the loop
+    /// polls on; past it, the loop waits for the oldest batch. Offsets are stored in batch
+    /// order once a batch's outputs are all delivered. Counted in records, not batches, so
+    /// that the window is the same whatever the size of the handler's calls: it must cover
+    /// the producers' acknowledgement time (`linger.ms` and a round trip) at the loop's rate,
+    /// or it caps that rate (the default, 100,000 — what one producer's queue holds at
+    /// librdkafka's defaults — and why: docs/performance.md).
+    pub max_records_awaiting_delivery: usize,
     /// At stop, how long at most the loop waits for the outputs of handled batches still on
     /// their way (less if [`ConsumerLoop::stop_by`](super::ConsumerLoop::stop_by)'s deadline comes first).
     pub delivery_grace_at_stop: Duration,
@@ -65,7 +67,7 @@ impl Default for ConsumerLoopConfig {
             commit_interval: Some(Duration::from_secs(5)),
             slow_batch_warning: slow_batch_warning(&ClientProperties::new()),
             one_partition_per_call: false,
-            max_batches_awaiting_delivery: 64,
+            max_records_awaiting_delivery: 100_000,
             delivery_grace_at_stop: Duration::from_secs(10),
             failures: FailurePolicy::default(),
             metrics: None,

@@ -352,7 +352,7 @@ async fn run<H: BatchHandler>(
                 break Err(error);
             }
         }
-        let keep = config.max_batches_awaiting_delivery;
+        let keep = config.max_records_awaiting_delivery;
         match store_delivered(&mut state, keep, &config, &mut stop_requested).await {
             Ok(Progress::GoOn { stored, rewinds }) => {
                 state.uncommitted |= stored;

@@ -4,12 +4,11 @@
 //! step (`handling.rs`, `awaiting.rs`, `partitions.rs`, `stopping.rs`) takes `&mut LoopState`
 //! and the loop's fixed [`ConsumerLoopConfig`] instead of a parameter per piece.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::awaiting::{commit_stored, AwaitingDelivery};
+use super::awaiting::{commit_stored, Awaiting};
 use super::failures::{Attempts, Rewind};
 use super::poll_size::PollSize;
 use super::read_ahead::ReadAhead;
@@ -26,7 +25,7 @@ pub(super) const LAST_RETRY: Duration = Duration::from_secs(2);
 pub(super) struct LoopState {
     pub(super) consumer: Box<dyn ClusterConsumer>,
     /// Handled batches whose outputs are not all acknowledged yet, oldest first.
-    pub(super) awaiting: VecDeque<AwaitingDelivery>,
+    pub(super) awaiting: Awaiting,
     /// Failed attempts per partition's failing record (handler failures).
     pub(super) attempts: Attempts,
     /// The same for records whose outputs were not delivered.
@@ -49,7 +48,7 @@ impl LoopState {
     pub(super) fn new(consumer: Box<dyn ClusterConsumer>, config: &ConsumerLoopConfig) -> Self {
         Self {
             consumer,
-            awaiting: VecDeque::new(),
+            awaiting: Awaiting::default(),
             attempts: Attempts::default(),
             undelivered: Attempts::default(),
             paused: Vec::new(),

@@ -4,13 +4,12 @@
 //! ([`super::ConsumerLoop::stop_by`]), so that a cluster that is down cannot hold the stop. What
 //! is not committed is consumed again by the next run, and the log says from where.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::awaiting::{store_delivered, AwaitingDelivery};
+use super::awaiting::{store_delivered, Awaiting};
 use super::state::LoopState;
 use super::ConsumerLoopConfig;
 use crate::error::{Error, Result};
@@ -39,10 +38,12 @@ pub(super) async fn finish(
             .is_err()
         {
             tracing::warn!(
-                "{}: {} handled batch(es) still waited for their outputs to be acknowledged \
-                 {:.1?} after stop; not committed, consumed again by the next run: {}",
+                "{}: {} handled record(s) in {} batch(es) still waited for their outputs to be \
+                 acknowledged {:.1?} after stop; not committed, consumed again by the next run: \
+                 {}",
                 config.name,
-                state.awaiting.len(),
+                state.awaiting.records(),
+                state.awaiting.batches(),
                 stopping_at.elapsed(),
                 uncommitted_from(&state.awaiting),
             );
@@ -74,9 +75,9 @@ fn closing_share(now: Instant, deadline: Instant) -> Duration {
 
 /// Where each partition of the batches still awaiting delivery starts: what the next run reads
 /// again (`topic/partition@offset, ...`).
-fn uncommitted_from(awaiting: &VecDeque<AwaitingDelivery>) -> String {
+fn uncommitted_from(awaiting: &Awaiting) -> String {
     let mut firsts: Vec<(TopicPartition, i64)> = Vec::new();
-    for record in awaiting.iter().flat_map(|batch| &batch.batch) {
+    for record in awaiting.iter_records() {
         let partition = record.topic_partition();
         match firsts.iter_mut().find(|(known, _)| *known == partition) {
             Some((_, offset)) => *offset = (*offset).min(record.offset),

@@ -30,6 +30,7 @@ mod read_ahead;
 mod registry;
 mod runtime;
 mod spans;
+mod window;
 
 use std::time::Duration;
 
