@@ -101,13 +101,14 @@ lint: $(BUILD_STAMP) ## cargo fmt/clippy for each feature set, ruff, mypy --stri
 	$(BIN)/python -m mypy.stubtest fastkafka._core
 
 .PHONY: bench
-bench: build-release ## Benchmarks: Tester vs FastKafka 0.8.0, a real broker vs confluent-kafka (flat out, paced), a 5M-record soak, criterion
+bench: build-release ## Benchmarks: Tester vs FastKafka 0.8.0, a real broker vs confluent-kafka (flat out, paced), a 5M-record soak, each executor on every CPython, criterion
 	$(BIN)/pip install --quiet "confluent-kafka>=2.5" "matplotlib>=3.8"
 	$(BIN)/python benches/bench_tester.py
 	$(BIN)/python benches/bench_kafka.py
 	BENCH_DELAY_MS=25 $(BIN)/python benches/bench_kafka.py
 	$(BIN)/python benches/bench_paced.py
 	BENCH_DELAY_MS=25 $(BIN)/python benches/bench_paced.py
+	$(BIN)/python benches/bench_executors.py
 	$(BIN)/python benches/soak.py
 	cargo bench --no-default-features --bench memory_broker
 

@@ -4,6 +4,7 @@ throw_exceptions stopping a consumer and surfacing where the app runs."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 from kafka_helpers import TIMEOUT, committed_offsets, produce
@@ -47,6 +48,42 @@ async def test_the_dynamic_executor_runs_a_batch_concurrently_within_its_size() 
         await app.awaited_mocks.on_jobs.assert_called_with(Job(n=99), timeout=5)
     assert peak == 4, "at most `size` handlers run at once, and they do run concurrently"
     assert sorted(finished) == [*range(10), 99]
+
+
+async def test_each_concurrent_call_is_a_task_of_its_own() -> None:
+    """What a handler may rely on from a task: ``asyncio.timeout`` cancels only its own call,
+    and a context variable it sets is not seen by the other calls."""
+    app = FastKafka()
+    tasks: set[asyncio.Task[object] | None] = set()
+    timed_out: list[int] = []
+    leaked: list[int] = []
+    handled: list[int] = []
+    all_handled = asyncio.Event()
+    marker: contextvars.ContextVar[int | None] = contextvars.ContextVar("marker", default=None)
+
+    @app.consumes(executor=DynamicTaskExecutor(), max_poll_records=10)
+    async def on_jobs(msg: Job) -> None:
+        tasks.add(asyncio.current_task())
+        if marker.get() is not None:
+            leaked.append(msg.n)
+        marker.set(msg.n)
+        if msg.n % 2 == 0:
+            try:
+                async with asyncio.timeout(0.01):
+                    await asyncio.Event().wait()
+            except TimeoutError:
+                timed_out.append(msg.n)
+        handled.append(msg.n)
+        if len(handled) == 11:
+            all_handled.set()
+
+    async with Tester(app) as tester:
+        await tester.to_jobs([Job(n=i) for i in range(10)])
+        await tester.to_jobs(Job(n=10))
+        await asyncio.wait_for(all_handled.wait(), TIMEOUT)
+    assert len(tasks) == 11, "one task per call"
+    assert sorted(timed_out) == [0, 2, 4, 6, 8, 10], "each timeout cancelled its own call only"
+    assert leaked == []
 
 
 async def test_executor_names_are_accepted_and_unknown_ones_refused() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -18,7 +18,7 @@ from ._codecs import describe_decode_error, describe_error, describe_traceback
 from ._events import EventMetadata, PartitionsChanged
 from ._handlers import ConsumerSpec, current_deliveries
 from ._mocks import CallRecorder
-from ._tasks import gather_untied
+from ._tasks import run_concurrently
 from ._threads import call_handler
 from .exceptions import HandlerError
 from .executors import DynamicTaskExecutor
@@ -68,6 +68,7 @@ class ConsumerRunner:
         self._slots = (
             asyncio.Semaphore(executor.size) if isinstance(executor, DynamicTaskExecutor) else None
         )
+        self._slots_size = executor.size if isinstance(executor, DynamicTaskExecutor) else 0
         # The batch being handled and the task handling it, for a stop that times out.
         self._in_flight: tuple[asyncio.Task[Any] | None, _core.RecordBatch] | None = None
         # The task abandon() cancelled: its CancelledError is the stop's, not a failure.
@@ -164,8 +165,11 @@ class ConsumerRunner:
             await self._handle_partition_batch(records, failures)
             return None
         if self._slots is not None:  # concurrent: nothing waits for a failed record
-            calls = [c for c in (self._prepare(item, failures) for item in enumerate(records)) if c]
-            await gather_untied(self._call_in_slot(a, i, failures) for a, i in calls)
+            # A batch no larger than the executor's size never waits for a slot.
+            concurrent = self._call_in_slot if len(records) > self._slots_size else self._call
+            await run_concurrently(
+                concurrent(a, [i], failures) for a, i in self._decoded(records, failures)
+            )
             return None
         if self._with_metadata:
             for index, record in enumerate(records):
@@ -217,7 +221,7 @@ class ConsumerRunner:
                 async with slots:
                     await self._traced_one(tracing, index, record, failures)
 
-            await gather_untied(in_slot(i, r) for i, r in enumerate(records))
+            await run_concurrently(in_slot(i, r) for i, r in enumerate(records))
             return None
         for index, record in enumerate(records):
             if not await self._traced_one(tracing, index, record, failures):
@@ -251,10 +255,34 @@ class ConsumerRunner:
         metadata = EventMetadata.create_event_metadata(record) if self._with_metadata else None
         return self._arguments(message, metadata), index
 
-    async def _call_in_slot(self, args: list[Any], index: int, failures: list[Failure]) -> None:
+    async def _call_in_slot(
+        self, args: list[Any], indices: list[int], failures: list[Failure]
+    ) -> bool:
+        """:meth:`_call` in one of the executor's slots."""
         assert self._slots is not None
         async with self._slots:
-            await self._call(args, [index], failures)
+            return await self._call(args, indices, failures)
+
+    def _decoded(
+        self, records: _core.RecordBatch, failures: list[Failure]
+    ) -> Iterator[tuple[list[Any], int]]:
+        """Each decodable record's handler arguments and index, in order; the others are
+        reported in ``failures``. Without metadata, from the batch's values alone (no record
+        object per record)."""
+        if self._with_metadata:
+            for item in enumerate(records):
+                call = self._prepare(item, failures)
+                if call is not None:
+                    yield call
+            return
+        decode = self._spec.decode
+        for index, value in enumerate(records.values):
+            try:
+                message = decode(value)
+            except Exception as error:
+                failures.append(self._undecodable(index, records[index], error))
+                continue
+            yield self._arguments(message, None), index
 
     async def _call(self, args: list[Any], indices: list[int], failures: list[Failure]) -> bool:
         """Record and run one handler call for the records at ``indices``; False if it failed
