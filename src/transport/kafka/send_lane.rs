@@ -43,14 +43,12 @@ use crate::transport::QUEUE_FULL_TIMEOUT;
 pub(super) const MAX_RECORDS: usize = 10_000;
 /// The most payload bytes a lane holds (one record larger than this is still taken alone).
 pub(super) const MAX_BYTES: usize = 64 << 20;
-/// The thread's pause between turns while records come.
+/// The thread's pause between turns while records come. Once a turn found the lane empty, the
+/// thread parks (and the next record wakes it): a caller's records come in bursts (one per
+/// batch its handler is handed), and a thread that kept turning between bursts paid a wake-up
+/// every turn — more than one per record at a few thousand records a second
+/// (`benches/bench_paced.py`) — where parking costs one wake-up per burst.
 const TURN: Duration = Duration::from_micros(200);
-/// How long the lane stays empty before its thread parks (and the next record wakes it): one
-/// turn. A caller's records come in bursts (one per batch its handler is handed), and a thread
-/// that kept turning between bursts paid a wake-up every turn — more than one per record at a
-/// few thousand records a second (`benches/bench_paced.py`) — where parking costs one wake-up
-/// per burst.
-const PARK_AFTER: Duration = TURN;
 /// The pause before handing a record over again to a client whose queue was full.
 const ROOM_POLL: Duration = Duration::from_millis(1);
 
@@ -240,7 +238,8 @@ impl Shared {
 /// The lane's thread: takes everything queued, hands it over in order, and again, until the
 /// lane is dropped.
 fn send_in_turns(shared: &Shared, client: &LaneClient) {
-    let mut empty_since: Option<Instant> = None;
+    // Whether the last turn found the lane empty: the next empty one parks.
+    let mut idle_turn = false;
     // Swapped with the lane's queue each turn, so that neither side allocates anew.
     let mut turn = Vec::new();
     loop {
@@ -250,22 +249,22 @@ fn send_in_turns(shared: &Shared, client: &LaneClient) {
             if state.closed {
                 return;
             }
-            let since = *empty_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= PARK_AFTER {
+            if idle_turn {
                 state.parked = true;
                 let state = shared
                     .wake
                     .wait_while(state, |state| state.queued.is_empty() && !state.closed)
                     .unwrap_or_else(PoisonError::into_inner);
                 drop(state);
-                empty_since = None;
+                idle_turn = false;
             } else {
                 drop(state);
                 std::thread::sleep(TURN);
+                idle_turn = true;
             }
             continue;
         }
-        empty_since = None;
+        idle_turn = false;
         mem::swap(&mut state.queued, &mut turn);
         state.queued_bytes = 0;
         state.in_hand = turn.len();
