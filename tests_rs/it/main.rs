@@ -13,6 +13,8 @@ mod health;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]
+mod kafka_clusters;
+#[cfg(feature = "kafka")]
 mod kafka_groupless;
 #[cfg(feature = "kafka")]
 mod kafka_oauth;
