@@ -11,7 +11,7 @@ from kafka_helpers import TIMEOUT, committed_offsets, produce
 from local_kafka import TansuBroker
 from pydantic import BaseModel
 
-from fastkafka import FastKafka
+from fastkafka import EventMetadata, FastKafka
 from fastkafka._core import MemoryBroker
 from fastkafka.executors import DynamicTaskExecutor, SequentialExecutor
 from fastkafka.testing import Tester
@@ -84,6 +84,41 @@ async def test_each_concurrent_call_is_a_task_of_its_own() -> None:
     assert len(tasks) == 11, "one task per call"
     assert sorted(timed_out) == [0, 2, 4, 6, 8, 10], "each timeout cancelled its own call only"
     assert leaked == []
+
+
+@pytest.mark.parametrize("with_metadata", [False, True])
+async def test_the_dynamic_executor_skips_what_cannot_be_decoded_and_handles_the_rest(
+    with_metadata: bool,
+) -> None:
+    app = FastKafka()
+    handled: dict[int, int | None] = {}
+    all_handled = asyncio.Event()
+
+    async def record(msg: Job, offset: int | None) -> None:
+        handled[msg.n] = offset
+        if len(handled) == 3:
+            all_handled.set()
+
+    if with_metadata:
+
+        @app.consumes(topic="jobs", executor=DynamicTaskExecutor())
+        async def on_jobs(msg: Job, meta: EventMetadata) -> None:
+            await record(msg, meta.offset)
+
+    else:
+
+        @app.consumes(topic="jobs", executor=DynamicTaskExecutor())
+        async def on_jobs(msg: Job) -> None:
+            await record(msg, None)
+
+    app.use_transport(broker := MemoryBroker())
+    async with app:
+        cluster = broker.cluster("localhost:9092")
+        for payload in [b'{"n": 0}', b"not json", b'{"n": 2}', b'{"n": 3}']:
+            cluster.send("jobs", payload)
+        await asyncio.wait_for(all_handled.wait(), TIMEOUT)
+    expected = {0: 0, 2: 2, 3: 3} if with_metadata else dict.fromkeys((0, 2, 3))
+    assert handled == expected, "each decodable record handled, with its own metadata"
 
 
 async def test_executor_names_are_accepted_and_unknown_ones_refused() -> None:

@@ -167,9 +167,13 @@ class ConsumerRunner:
         if self._slots is not None:  # concurrent: nothing waits for a failed record
             # A batch no larger than the executor's size never waits for a slot.
             concurrent = self._call_in_slot if len(records) > self._slots_size else self._call
-            await run_concurrently(
-                concurrent(a, [i], failures) for a, i in self._decoded(records, failures)
-            )
+            if self._with_metadata:
+                prepared = (self._prepare(item, failures) for item in enumerate(records))
+                calls = (call for call in prepared if call is not None)
+            else:
+                messages = self._messages(records, failures)
+                calls = ((self._arguments(m, None), i) for i, _, m in messages)
+            await run_concurrently(concurrent(a, [i], failures) for a, i in calls)
             return None
         if self._with_metadata:
             for index, record in enumerate(records):
@@ -179,14 +183,9 @@ class ConsumerRunner:
             return None
         # The common case, kept tight: one message at a time, no metadata.
         recorder = self._recorder()
-        decode, function, is_async = spec.decode, spec.function, spec.is_async
+        function, is_async = spec.function, spec.is_async
         redecode = self._redecode
-        for index, value in enumerate(records.values):
-            try:
-                message = decode(value)
-            except Exception as error:
-                failures.append(self._undecodable(index, records[index], error))
-                continue
+        for index, value, message in self._messages(records, failures):
             try:
                 if recorder is not None:
                     side_effect = (
@@ -263,18 +262,12 @@ class ConsumerRunner:
         async with self._slots:
             return await self._call(args, indices, failures)
 
-    def _decoded(
+    def _messages(
         self, records: _core.RecordBatch, failures: list[Failure]
-    ) -> Iterator[tuple[list[Any], int]]:
-        """Each decodable record's handler arguments and index, in order; the others are
-        reported in ``failures``. Without metadata, from the batch's values alone (no record
-        object per record)."""
-        if self._with_metadata:
-            for item in enumerate(records):
-                call = self._prepare(item, failures)
-                if call is not None:
-                    yield call
-            return
+    ) -> Iterator[tuple[int, bytes | None, Any]]:
+        """Each decodable record's index, payload and message, in order, read from the batch's
+        payloads alone (no record object per record); the others are reported in
+        ``failures``."""
         decode = self._spec.decode
         for index, value in enumerate(records.values):
             try:
@@ -282,7 +275,7 @@ class ConsumerRunner:
             except Exception as error:
                 failures.append(self._undecodable(index, records[index], error))
                 continue
-            yield self._arguments(message, None), index
+            yield index, value, message
 
     async def _call(self, args: list[Any], indices: list[int], failures: list[Failure]) -> bool:
         """Record and run one handler call for the records at ``indices``; False if it failed
