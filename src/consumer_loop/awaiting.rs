@@ -21,30 +21,75 @@ use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
 use crate::transport::ClusterConsumer;
 
+/// How much handled input may await its outputs' acknowledgements while the loop polls on:
+/// records, whatever the size of the handler's calls, and the bytes of their payloads, which
+/// the loop keeps until they are stored
+/// ([`ConsumerLoopConfig::max_records_awaiting_delivery`] and `max_bytes_awaiting_delivery`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    pub(super) records: usize,
+    pub(super) bytes: usize,
+}
+
+impl Window {
+    /// No room: at stop, every batch is waited for.
+    pub(super) const CLOSED: Window = Window {
+        records: 0,
+        bytes: 0,
+    };
+
+    pub(super) fn of(config: &ConsumerLoopConfig) -> Self {
+        Self {
+            records: config.max_records_awaiting_delivery,
+            bytes: config.max_bytes_awaiting_delivery,
+        }
+    }
+}
+
 /// The handled batches whose outputs may still be on their way, oldest first, with how many
-/// records they hold: the window is bounded in records
-/// ([`ConsumerLoopConfig::max_records_awaiting_delivery`]), whatever the size of the calls.
+/// records and payload bytes they hold.
 #[derive(Default)]
 pub(super) struct Awaiting {
     batches: VecDeque<AwaitingDelivery>,
     records: usize,
+    bytes: usize,
+}
+
+/// The bytes of `records`' keys and values.
+fn payload_bytes<'a>(records: impl IntoIterator<Item = &'a Record>) -> usize {
+    let len = |bytes: &Option<bytes::Bytes>| bytes.as_ref().map_or(0, bytes::Bytes::len);
+    records
+        .into_iter()
+        .map(|record| len(&record.key) + len(&record.value))
+        .sum()
 }
 
 impl Awaiting {
     pub(super) fn push_back(&mut self, batch: AwaitingDelivery) {
-        self.records += batch.batch.len();
+        self.count_in(&batch);
         self.batches.push_back(batch);
     }
 
     fn push_front(&mut self, batch: AwaitingDelivery) {
-        self.records += batch.batch.len();
+        self.count_in(&batch);
         self.batches.push_front(batch);
+    }
+
+    fn count_in(&mut self, batch: &AwaitingDelivery) {
+        self.records += batch.batch.len();
+        self.bytes += payload_bytes(&batch.batch);
     }
 
     fn pop_front(&mut self) -> Option<AwaitingDelivery> {
         let oldest = self.batches.pop_front()?;
         self.records -= oldest.batch.len();
+        self.bytes -= payload_bytes(&oldest.batch);
         Some(oldest)
+    }
+
+    /// Whether they hold more than `window` allows.
+    fn exceed(&self, window: Window) -> bool {
+        self.records > window.records || self.bytes > window.bytes
     }
 
     pub(super) fn front(&self) -> Option<&AwaitingDelivery> {
@@ -68,9 +113,11 @@ impl Awaiting {
     /// Drops from every batch the records `forget` picks.
     fn forget(&mut self, forget: impl Fn(&Record) -> bool) {
         for awaiting in &mut self.batches {
-            let before = awaiting.batch.len();
+            self.records -= awaiting.batch.len();
+            self.bytes -= payload_bytes(&awaiting.batch);
             awaiting.batch.retain(|record| !forget(record));
-            self.records -= before - awaiting.batch.len();
+            self.records += awaiting.batch.len();
+            self.bytes += payload_bytes(&awaiting.batch);
         }
     }
 }
@@ -94,12 +141,12 @@ pub(super) enum Progress {
 
 /// Stores, oldest first, the offsets of the awaiting batches whose outputs are all delivered,
 /// and stops at the first one still waiting — after waiting for it while they hold more than
-/// `keep` records.
+/// `window` allows.
 /// A batch whose delivery failed is rewound (see the module docs): neither its offsets nor
 /// any later batch's of the same partitions are stored.
 pub(super) async fn store_delivered(
     state: &mut LoopState,
-    keep: usize,
+    window: Window,
     config: &ConsumerLoopConfig,
     stop_requested: &mut watch::Receiver<bool>,
 ) -> Result<Progress> {
@@ -111,18 +158,19 @@ pub(super) async fn store_delivered(
     } = state;
     let mut stored = false;
     let mut rewinds = Vec::new();
+    let stopping = window.records == 0;
     loop {
-        let waiting = awaiting.records();
+        let over = awaiting.exceed(window);
         let Some(oldest) = awaiting.front() else {
             break;
         };
         if !oldest.tracker.is_settled() {
-            if waiting <= keep {
+            if !over {
                 break;
             }
             tokio::select! {
                 biased;
-                _ = stop_requested.wait_for(|stop| *stop), if keep > 0 => {
+                _ = stop_requested.wait_for(|stop| *stop), if !stopping => {
                     return Ok(Progress::Stopped)
                 }
                 () = oldest.tracker.settled() => {}
@@ -141,7 +189,7 @@ pub(super) async fn store_delivered(
                 }
             }
             // Stopping: nothing more is tried; the next run reads the batch again.
-            Err(_) if keep == 0 && *stop_requested.borrow() => break,
+            Err(_) if stopping && *stop_requested.borrow() => break,
             Err(error) => {
                 let Some(first) = delivered.batch.first() else {
                     continue;

@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use awaiting::{store_delivered, Progress};
+use awaiting::{store_delivered, Progress, Window};
 pub use config::ConsumerLoopConfig;
 use failures::Handled;
 use handling::by_partition;
@@ -352,8 +352,14 @@ async fn run<H: BatchHandler>(
                 break Err(error);
             }
         }
-        let keep = config.max_records_awaiting_delivery;
-        match store_delivered(&mut state, keep, &config, &mut stop_requested).await {
+        match store_delivered(
+            &mut state,
+            Window::of(&config),
+            &config,
+            &mut stop_requested,
+        )
+        .await
+        {
             Ok(Progress::GoOn { stored, rewinds }) => {
                 state.uncommitted |= stored;
                 if let Err(error) = state.pause_for_retry(rewinds) {

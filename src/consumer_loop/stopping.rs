@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::awaiting::{store_delivered, Awaiting};
+use super::awaiting::{store_delivered, Awaiting, Window};
 use super::state::LoopState;
 use super::ConsumerLoopConfig;
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ pub(super) async fn finish(
         if let Some(deadline) = deadline {
             settle_until = settle_until.min(deadline - closing_share(stopping_at, deadline));
         }
-        let settling = store_delivered(&mut state, 0, config, stop_requested);
+        let settling = store_delivered(&mut state, Window::CLOSED, config, stop_requested);
         if tokio::time::timeout_at(settle_until, settling)
             .await
             .is_err()
