@@ -158,6 +158,8 @@ pub(super) async fn store_delivered(
     } = state;
     let mut stored = false;
     let mut rewinds = Vec::new();
+    // No room ([`Window::CLOSED`]) is the stop's final wait: a stop asked meanwhile is the one
+    // under way, not a reason to leave.
     let stopping = window.records == 0;
     loop {
         let over = awaiting.exceed(window);
