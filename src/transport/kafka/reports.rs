@@ -245,9 +245,11 @@ impl ProducerContext for DeliveryReporter {
         match result {
             Ok(message) => {
                 tracker.delivered();
-                self.undelivered.delivered(message.topic());
+                // librdkafka measures the name (and Rust checks it is UTF-8) at every call.
+                let topic = message.topic();
+                self.undelivered.delivered(topic);
                 if let Some(metrics) = &self.metrics {
-                    metrics.delivered(message.topic(), 1, native::latency(message));
+                    metrics.delivered(topic, 1, native::latency(message));
                 }
             }
             Err((
